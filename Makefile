@@ -1,0 +1,54 @@
+# Cardless withdrawal for ATMs. `make sim` runs the whole system on a laptop,
+# `make test` runs every gate CI runs.
+
+GO       ?= go
+BIN      := bin
+CMDS     := $(notdir $(wildcard cmd/*))
+# Debian packages: C libraries Gio needs, software rendering, CJK font, and the
+# independent tools the tests use (zbarimg, Xvfb).
+DEB_PKGS := pkg-config libwayland-dev libx11-dev libx11-xcb-dev libxkbcommon-x11-dev \
+            libgles2-mesa-dev libegl1-mesa-dev libffi-dev libxcursor-dev libvulkan-dev \
+            libgl1-mesa-dri fonts-noto-cjk zbar-tools xvfb
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Headless GPU rendering through Mesa, no display needed.
+export EGL_PLATFORM ?= surfaceless
+
+.PHONY: all deps build test gates unit fuzz-seeds bench sim clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: deps gates unit
+
+gates:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/go.mod.tidycheck; cp go.sum /tmp/go.sum.tidycheck; \
+	$(GO) mod tidy; \
+	if ! cmp -s go.mod /tmp/go.mod.tidycheck || ! cmp -s go.sum /tmp/go.sum.tidycheck; then \
+		echo "go mod tidy changed go.mod/go.sum; run it and commit"; \
+		cp /tmp/go.mod.tidycheck go.mod; cp /tmp/go.sum.tidycheck go.sum; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,289 @@
+package atm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// Limits bound what a customer may take out at this terminal.
+type Limits struct {
+	Min      int64 // smallest amount, minor units
+	Max      int64 // largest amount per transaction
+	Multiple int64 // amounts must be a multiple of this (0: any)
+	Daily    int64 // most cash this terminal pays out per day (0: no limit)
+}
+
+// Config is what the core needs; every dependency is injected.
+type Config struct {
+	TerminalID    string
+	Location      string
+	Currency      string // ISO 4217 numeric, e.g. "156"
+	CurrencyAlpha string // e.g. "CNY"
+	Exponent      int    // minor unit digits, e.g. 2
+	SessionTTL    time.Duration
+	TakeTimeout   time.Duration
+	Limits        Limits
+	Presets       []int64
+
+	Store     *store.DB
+	HSM       hsm.Module // holds hsm.QRMAC
+	Dispenser Dispenser
+	Host      Host
+	Links     Links // optional
+
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	// SAFRetryMin and SAFRetryMax bound the store-and-forward backoff.
+	SAFRetryMin, SAFRetryMax time.Duration
+	// HostTimeout bounds one host request.
+	HostTimeout time.Duration
+}
+
+func (c *Config) defaults() error {
+	if c.TerminalID == "" || c.Currency == "" || c.CurrencyAlpha == "" {
+		return errors.New("atm: TerminalID, Currency and CurrencyAlpha are required")
+	}
+	if c.Store == nil || c.HSM == nil || c.Dispenser == nil || c.Host == nil {
+		return errors.New("atm: Store, HSM, Dispenser and Host are required")
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 120 * time.Second
+	}
+	if c.TakeTimeout <= 0 {
+		c.TakeTimeout = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.SAFRetryMin <= 0 {
+		c.SAFRetryMin = time.Second
+	}
+	if c.SAFRetryMax <= 0 {
+		c.SAFRetryMax = 5 * time.Minute
+	}
+	if c.HostTimeout <= 0 {
+		c.HostTimeout = 30 * time.Second
+	}
+	if c.Limits.Max <= 0 {
+		return errors.New("atm: Limits.Max must be positive")
+	}
+	return nil
+}
+
+// ErrBusy is returned when a withdrawal is requested while another session
+// is still in progress.
+var ErrBusy = errors.New("atm: a session is already in progress")
+
+// ErrOutOfService is returned when the appliance cannot serve customers.
+var ErrOutOfService = errors.New("atm: out of service")
+
+// CannotPayError says why an amount cannot be paid and which amounts can.
+type CannotPayError struct {
+	Reason  string  // "limit", "multiple", "daily_limit", "notes", "dispenser", "link"
+	Nearest []int64 // payable amounts near the one asked for, ascending
+}
+
+func (e *CannotPayError) Error() string {
+	return fmt.Sprintf("atm: amount cannot be paid (%s); nearest payable: %v", e.Reason, e.Nearest)
+}
+
+// View is what the core shows: the current (or last finished) session and
+// whether the terminal is in service. The UI renders it.
+type View struct {
+	Session   *Session // nil when idle
+	InService bool
+	Reason    string // why out of service
+}
+
+// ATM is the appliance core. One goroutine (Run) owns the session state;
+// everything else talks to it through events.
+type ATM struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *store.DB
+	events chan func(ctx context.Context)
+
+	mu      sync.Mutex
+	view    View
+	changed chan struct{}
+
+	// owned by the Run goroutine
+	cur     *Session
+	waiters map[string][]chan Result
+	safWake chan struct{}
+	runCtx  context.Context
+}
+
+// New validates cfg and returns a core ready for Recover and Run.
+func New(cfg Config) (*ATM, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	a := &ATM{
+		cfg:     cfg,
+		log:     cfg.Logger.With("terminal", cfg.TerminalID),
+		db:      cfg.Store,
+		events:  make(chan func(ctx context.Context), 64),
+		changed: make(chan struct{}, 1),
+		waiters: map[string][]chan Result{},
+		safWake: make(chan struct{}, 1),
+	}
+	a.view.InService = true
+	return a, nil
+}
+
+// Config returns the core's configuration (after defaults).
+func (a *ATM) Config() Config { return a.cfg }
+
+// Run owns the session state until ctx is done. It first recovers sessions
+// left in flight by a crash, then serves customers, dispense commands and
+// the store-and-forward queue.
+func (a *ATM) Run(ctx context.Context) error {
+	if err := a.Recover(ctx); err != nil {
+		return err
+	}
+	a.runCtx = ctx
+	go a.safLoop(ctx)
+	a.refreshService(ctx)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case fn := <-a.events:
+			fn(ctx)
+		case <-tick.C:
+			a.checkExpiry(ctx)
+			a.refreshService(ctx)
+		}
+	}
+}
+
+// do runs fn on the owner goroutine and waits for it.
+func (a *ATM) do(ctx context.Context, fn func(ctx context.Context)) error {
+	done := make(chan struct{})
+	select {
+	case a.events <- func(c context.Context) { fn(c); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// post queues fn for the owner goroutine without waiting.
+func (a *ATM) post(fn func(ctx context.Context)) {
+	go func() { a.events <- fn }()
+}
+
+// View returns a copy of what the screen should show.
+func (a *ATM) View() View {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v := a.view
+	if v.Session != nil {
+		s := *v.Session
+		v.Session = &s
+	}
+	return v
+}
+
+// Changed receives a value whenever View changes.
+func (a *ATM) Changed() <-chan struct{} { return a.changed }
+
+func (a *ATM) publish() {
+	a.mu.Lock()
+	if a.cur != nil {
+		s := *a.cur
+		a.view.Session = &s
+	}
+	a.mu.Unlock()
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (a *ATM) setService(in bool, reason string) {
+	a.mu.Lock()
+	diff := a.view.InService != in || a.view.Reason != reason
+	a.view.InService, a.view.Reason = in, reason
+	a.mu.Unlock()
+	if diff {
+		if in {
+			a.log.Info("in service")
+		} else {
+			a.log.Warn("out of service", "reason", reason)
+		}
+		a.publish()
+	}
+}
+
+// refreshService puts the terminal out of service while the dispenser is not
+// ready or a link is down, and back in service when all is well. It never
+// interrupts a session in flight.
+func (a *ATM) refreshService(ctx context.Context) {
+	if a.cur != nil && !a.cur.State.Terminal() {
+		return
+	}
+	reason := a.serviceProblem(ctx)
+	a.setService(reason == "", reason)
+}
+
+func (a *ATM) serviceProblem(ctx context.Context) string {
+	if l := a.cfg.Links; l != nil {
+		if !l.ProxyUp() {
+			return "link"
+		}
+		if !l.HostUp() {
+			return "link"
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := a.cfg.Dispenser.Status(sctx)
+	if err != nil || !st.Ready() {
+		return "dispenser"
+	}
+	for _, u := range st.Units {
+		if u.Usable() {
+			return ""
+		}
+	}
+	return "dispenser"
+}
+
+// Supervisor returns what the supervisor screen shows: counters, cassette
+// counters and the last journal lines.
+func (a *ATM) Supervisor(n int) (units []store.UnitCounters, journal []store.Entry, queued int, err error) {
+	err = a.db.View(func(tx *store.Tx) error {
+		var e error
+		if units, e = tx.UnitCounters(); e != nil {
+			return e
+		}
+		if journal, e = tx.JournalTail(n); e != nil {
+			return e
+		}
+		items, e := tx.QueueItems()
+		queued = len(items)
+		return e
+	})
+	return
+}

@@ -1,0 +1,228 @@
+package atm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/atm/qr"
+	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// RequestWithdrawal is step A and the fault check: the customer asked for
+// amount. It checks the dispenser, the notes and the limits; if the amount
+// can be paid it creates the session, commits it to bbolt and only then
+// makes the QR (step B). A *CannotPayError says why not and which amounts can.
+func (a *ATM) RequestWithdrawal(ctx context.Context, amount int64) (*Session, error) {
+	var (
+		out *Session
+		err error
+	)
+	if e := a.do(ctx, func(ctx context.Context) { out, err = a.startSession(ctx, amount) }); e != nil {
+		return nil, e
+	}
+	return out, err
+}
+
+// Cancel ends the session waiting for the phone. Once a dispense command has
+// been accepted, the customer can no longer cancel.
+func (a *ATM) Cancel(ctx context.Context) error {
+	return a.do(ctx, func(ctx context.Context) { a.endWaiting(EvCancel, "CUSTOMER CANCELLED") })
+}
+
+// MoreTime gives the customer a fresh session lifetime on the QR screen: a
+// new expiry written to bbolt and a new QR (same nonce, new MAC).
+func (a *ATM) MoreTime(ctx context.Context) error {
+	var err error
+	if e := a.do(ctx, func(ctx context.Context) { err = a.extend() }); e != nil {
+		return e
+	}
+	return err
+}
+
+// Dismiss clears a finished session from the screen.
+func (a *ATM) Dismiss(ctx context.Context) error {
+	return a.do(ctx, func(ctx context.Context) {
+		if a.cur != nil && a.cur.State.Terminal() {
+			a.cur = nil
+			a.mu.Lock()
+			a.view.Session = nil
+			a.mu.Unlock()
+			a.publish()
+		}
+	})
+}
+
+func (a *ATM) startSession(ctx context.Context, amount int64) (*Session, error) {
+	if a.cur != nil && !a.cur.State.Terminal() {
+		return nil, ErrBusy
+	}
+	if reason := a.serviceProblem(ctx); reason != "" {
+		a.setService(false, reason)
+		return nil, &CannotPayError{Reason: reason}
+	}
+	st, err := a.cfg.Dispenser.Status(ctx)
+	if err != nil {
+		return nil, &CannotPayError{Reason: "dispenser"}
+	}
+	if cerr := a.checkAmount(amount, st); cerr != nil {
+		a.log.Info("amount refused", "amount", amount, "reason", cerr.Reason, "nearest", cerr.Nearest)
+		return nil, cerr
+	}
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("atm: nonce: %w", err)
+	}
+	now := a.cfg.Now().UTC()
+	s := &Session{
+		ID:         strings.ToUpper(hex.EncodeToString(nonce)),
+		TerminalID: a.cfg.TerminalID,
+		Amount:     amount,
+		Currency:   a.cfg.Currency,
+		Created:    now,
+		Expires:    now.Add(a.cfg.SessionTTL).Truncate(time.Second),
+	}
+	if s.QR, err = a.signQR(s); err != nil {
+		return nil, err
+	}
+	next, _ := Next(StateNone, EvSessionCreated)
+	s.State, s.Updated = next, now
+	mix, _ := dispenser.Denominate(amount, st.Units, st.MaxNotes)
+	s.Mix = mix
+	// The nonce is registered as used and the session written in the same
+	// transaction, before the QR reaches the screen.
+	err = a.write(s, change{
+		kind:  "SESSION CREATED",
+		text:  fmt.Sprintf("QR session for %d, expires %s", amount, s.Expires.Format(time.RFC3339)),
+		extra: func(tx *store.Tx, s *Session) error { return tx.UseNonce(s.ID) },
+	})
+	if err != nil {
+		a.setService(false, "storage")
+		return nil, fmt.Errorf("atm: cannot store session: %w", err)
+	}
+	a.cur = s
+	a.publish()
+	a.log.Info("session created", "session", short(s.ID), "amount", amount, "expires", s.Expires)
+	cp := *s
+	return &cp, nil
+}
+
+// signQR makes the QR payload of s with the terminal's QR MAC key.
+func (a *ATM) signQR(s *Session) (string, error) {
+	p := qr.Payload{TerminalID: s.TerminalID, Amount: s.Amount, Currency: s.Currency, Nonce: s.ID, Expiry: s.Expires}
+	return qr.Sign(&p, a.qrMAC)
+}
+
+func (a *ATM) qrMAC(data []byte) ([]byte, error) {
+	return a.cfg.HSM.GenerateMAC(hsm.QRMAC, data, hsm.PaddingMethod2)
+}
+
+// checkAmount is the fault check: limits, then whether the notes in the
+// cassettes can make the amount within the dispenser's note limit.
+func (a *ATM) checkAmount(amount int64, st dispenser.Status) *CannotPayError {
+	l := a.cfg.Limits
+	nearest := func() []int64 { return dispenser.Nearest(clamp(amount, l), st.Units, st.MaxNotes, 2) }
+	switch {
+	case amount <= 0 || amount < l.Min || amount > l.Max:
+		return &CannotPayError{Reason: "limit", Nearest: a.payable(nearest())}
+	case l.Multiple > 0 && amount%l.Multiple != 0:
+		return &CannotPayError{Reason: "multiple", Nearest: a.payable(nearest())}
+	}
+	if l.Daily > 0 {
+		var total int64
+		_ = a.db.View(func(tx *store.Tx) error {
+			var err error
+			total, err = tx.DailyTotal(a.cfg.Now().UTC().Format(time.DateOnly))
+			return err
+		})
+		if total+amount > l.Daily {
+			return &CannotPayError{Reason: "daily_limit"}
+		}
+	}
+	if _, err := dispenser.Denominate(amount, st.Units, st.MaxNotes); err != nil {
+		return &CannotPayError{Reason: "notes", Nearest: a.payable(nearest())}
+	}
+	return nil
+}
+
+func clamp(amount int64, l Limits) int64 {
+	if amount > l.Max {
+		return l.Max
+	}
+	if amount < l.Min {
+		return l.Min
+	}
+	return amount
+}
+
+// payable keeps the suggestions that also pass the limits.
+func (a *ATM) payable(in []int64) []int64 {
+	l := a.cfg.Limits
+	var out []int64
+	for _, v := range in {
+		if v >= l.Min && v <= l.Max && (l.Multiple == 0 || v%l.Multiple == 0) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// endWaiting ends a session still waiting for the phone (cancel or expiry).
+func (a *ATM) endWaiting(ev Event, kind string) {
+	s := a.cur
+	if s == nil || s.State != StateAwaitingPhone {
+		return
+	}
+	if err := a.commit(s, change{ev: ev, kind: kind}); err != nil {
+		a.log.Error("cannot end session", "err", err)
+		return
+	}
+	a.log.Info("session ended", "session", short(s.ID), "state", s.State)
+	a.finish(s)
+}
+
+func (a *ATM) checkExpiry(context.Context) {
+	if s := a.cur; s != nil && s.State == StateAwaitingPhone && !a.cfg.Now().Before(s.Expires) {
+		a.endWaiting(EvExpire, "SESSION EXPIRED")
+	}
+}
+
+func (a *ATM) extend() error {
+	s := a.cur
+	if s == nil || s.State != StateAwaitingPhone {
+		return errors.New("atm: no session waiting for the phone")
+	}
+	ns := *s
+	ns.Expires = a.cfg.Now().UTC().Add(a.cfg.SessionTTL).Truncate(time.Second)
+	q, err := a.signQR(&ns)
+	if err != nil {
+		return err
+	}
+	ns.QR = q
+	if err := a.write(&ns, change{kind: "MORE TIME", text: "customer asked for more time; new expiry " + ns.Expires.Format(time.RFC3339)}); err != nil {
+		return err
+	}
+	*s = ns
+	a.publish()
+	return nil
+}
+
+// finish publishes a session that reached a terminal state and answers
+// every dispense command waiting for it.
+func (a *ATM) finish(s *Session) {
+	a.publish()
+	r := s.result()
+	for _, ch := range a.waiters[s.ID] {
+		ch <- r
+	}
+	delete(a.waiters, s.ID)
+	if s.State == StateCompleted || s.State == StateRetracted || s.State == StateFailed {
+		a.wakeSAF()
+	}
+}

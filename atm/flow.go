@@ -1,0 +1,201 @@
+package atm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/atm/hostlink"
+)
+
+// The actions below run in their own goroutine, each after the state that
+// protects it has been committed, and post their outcome back to the owner
+// goroutine as the next event.
+
+// step runs act in a goroutine and hands its outcome to on, on the owner
+// goroutine, for the session id if it is still current and in state want.
+func (a *ATM) step(id string, want State, act func(ctx context.Context) func(s *Session)) {
+	ctx := a.runCtx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	go func() {
+		on := act(ctx)
+		a.post(func(context.Context) {
+			s := a.cur
+			if s == nil || s.ID != id || s.State != want {
+				a.log.Error("stale action result ignored", "session", short(id), "want", want)
+				return
+			}
+			on(s)
+		})
+	}()
+}
+
+// advance commits ch and then starts what the new state stands for. A commit
+// error stops the session where it is (nothing done unrecorded) and takes
+// the terminal out of service; recovery settles it at the next start.
+func (a *ATM) advance(s *Session, ch change) {
+	if err := a.commit(s, ch); err != nil {
+		a.log.Error("cannot commit state change; out of service", "session", short(s.ID), "event", ch.ev, "err", err)
+		a.setService(false, "storage")
+		return
+	}
+	a.log.Info("session", "session", short(s.ID), "state", s.State, "event", ch.ev)
+	a.publish()
+	switch s.State {
+	case StateDispensing:
+		a.dispense(*s)
+	case StatePresenting:
+		a.present(*s)
+	case StateAwaitingTake:
+		a.waitTaken(*s)
+	case StateRetracting:
+		a.retract(*s)
+	}
+	if s.State.Terminal() {
+		a.finish(s)
+	}
+}
+
+func (a *ATM) authorize(s Session, cmd Command) {
+	a.step(s.ID, StateAuthorizing, func(ctx context.Context) func(*Session) {
+		ctx, cancel := context.WithTimeout(ctx, a.cfg.HostTimeout)
+		defer cancel()
+		resp, err := a.cfg.Host.Authorize(ctx, hostlink.AuthRequest{
+			STAN: s.HostSTAN, TerminalID: s.TerminalID, Amount: s.Amount, Currency: s.Currency,
+			CustomerID: cmd.CustomerID, PINBlock: cmd.PINBlock, DispenseNonce: s.DispenseNonce, Time: s.HostTime,
+		})
+		return func(s *Session) { a.onAuthorized(s, resp, err) }
+	})
+}
+
+func (a *ATM) onAuthorized(s *Session, resp hostlink.AuthResponse, err error) {
+	switch {
+	case err == nil && resp.ResponseCode == "00":
+		a.advance(s, change{ev: EvApproved, kind: "APPROVED", text: "host approved; dispensing",
+			data: map[string]string{"auth": resp.AuthCode, "rrn": resp.RRN},
+			mutate: func(ns *Session) {
+				ns.ResponseCode, ns.AuthCode, ns.RRN, ns.Token = resp.ResponseCode, resp.AuthCode, resp.RRN, resp.Token
+			}})
+	case err == nil:
+		a.advance(s, change{ev: EvDeclined, kind: "DECLINED", text: "host declined",
+			data:   map[string]string{"rc": resp.ResponseCode},
+			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = resp.ResponseCode, "declined" }})
+	case errors.Is(err, hostlink.ErrUnavailable):
+		a.advance(s, change{ev: EvHostUnavailable, kind: "HOST UNAVAILABLE", text: "host link down; nothing sent",
+			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = "91", "host_unavailable" }})
+	default:
+		// Outcome unknown: the host may have debited. Reverse, never retry.
+		a.advance(s, change{ev: EvHostUnknown, kind: "HOST NO ANSWER", text: "authorization outcome unknown: " + err.Error(),
+			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = "91", "host_unknown" },
+			queue:  []string{KindReversal}})
+	}
+}
+
+func (a *ATM) dispense(s Session) {
+	a.step(s.ID, StateDispensing, func(ctx context.Context) func(*Session) {
+		st, _ := a.cfg.Dispenser.Status(ctx)
+		res, err := a.cfg.Dispenser.Dispense(ctx, s.Mix, s.Token)
+		return func(s *Session) { a.onDispensed(s, st.Units, res, err) }
+	})
+}
+
+func (a *ATM) onDispensed(s *Session, units []dispenser.CashUnit, res dispenser.Result, err error) {
+	var de *dispenser.DispenseError
+	switch {
+	case err == nil:
+		a.advance(s, change{ev: EvDispensed, kind: "CASH DISPENSED", text: "notes counted: " + res.Mix.String(),
+			dispensed: res.Mix, units: units,
+			mutate: func(ns *Session) { ns.Dispensed, ns.DispensedMix = res.Amount, res.Mix }})
+	case errors.As(err, &de) && de.CountKnown && de.Dispensed.Notes() > 0:
+		amt, _ := de.Dispensed.Amount(units)
+		a.advance(s, change{ev: EvPartialDispense, kind: "PARTIAL DISPENSE", text: fmt.Sprintf("%v; notes counted: %s", err, de.Dispensed),
+			dispensed: de.Dispensed, units: units,
+			mutate: func(ns *Session) { ns.Dispensed, ns.DispensedMix, ns.Reason = amt, de.Dispensed, dispenser.Code(err) }})
+	case errors.As(err, &de) && !de.CountKnown, errors.Is(err, dispenser.ErrCountUnknown):
+		a.advance(s, change{ev: EvCountUnknown, kind: "IN DOUBT", text: "dispensed count unknown; operator must count: " + err.Error(),
+			mutate: func(ns *Session) { ns.Reason, ns.Operator = "count_unknown", true }})
+	case err != nil && (de != nil || isNoMove(err)):
+		// Nothing left the cassettes: the whole amount goes back.
+		a.advance(s, change{ev: EvDispenseFailed, kind: "DISPENSE FAILED", text: "no notes dispensed: " + err.Error(),
+			data:   map[string]string{"xfs": dispenser.Code(err)},
+			mutate: func(ns *Session) { ns.Reason = "dispense_failed:" + dispenser.Code(err) },
+			queue:  []string{KindReversal}})
+	default:
+		// Unknown failure (e.g. device link lost mid-command): as in doubt.
+		a.advance(s, change{ev: EvCountUnknown, kind: "IN DOUBT", text: "dispense outcome unknown; operator must count: " + err.Error(),
+			mutate: func(ns *Session) { ns.Reason, ns.Operator = "count_unknown", true }})
+	}
+}
+
+// isNoMove reports refusals that happen before any note moves.
+func isNoMove(err error) bool {
+	return dispenser.IsTokenError(err) || errors.Is(err, dispenser.ErrNotDispensable) ||
+		errors.Is(err, dispenser.ErrTooManyItems) || errors.Is(err, dispenser.ErrDeviceNotReady) ||
+		errors.Is(err, dispenser.ErrSequence)
+}
+
+func (a *ATM) present(s Session) {
+	a.step(s.ID, StatePresenting, func(ctx context.Context) func(*Session) {
+		err := a.cfg.Dispenser.Present(ctx)
+		return func(s *Session) {
+			if err != nil {
+				a.advance(s, change{ev: EvPresentFailed, kind: "PRESENT FAILED", text: err.Error()})
+				return
+			}
+			a.advance(s, change{ev: EvPresented, kind: "CASH PRESENTED", text: "notes presented: " + s.DispensedMix.String()})
+		}
+	})
+}
+
+func (a *ATM) waitTaken(s Session) {
+	a.step(s.ID, StateAwaitingTake, func(ctx context.Context) func(*Session) {
+		taken, err := a.cfg.Dispenser.WaitTaken(ctx, a.cfg.TakeTimeout)
+		return func(s *Session) {
+			if err == nil && taken {
+				a.taken(s)
+				return
+			}
+			text := "notes not taken in time"
+			if err != nil {
+				text = "take-cash wait failed: " + err.Error()
+			}
+			a.advance(s, change{ev: EvTakeTimeout, kind: "CASH NOT TAKEN", text: text})
+		}
+	})
+}
+
+// taken completes the session: the customer has the notes. A full payment
+// is confirmed by a completion advice, a partial one by a partial reversal.
+func (a *ATM) taken(s *Session) {
+	queue := KindAdvice
+	if s.Dispensed < s.Amount {
+		queue = KindReversal
+	}
+	a.advance(s, change{ev: EvTaken, kind: "CASH TAKEN", text: fmt.Sprintf("customer took %d of %d", s.Dispensed, s.Amount),
+		mutate: func(ns *Session) { ns.Paid = ns.Dispensed },
+		queue:  []string{queue}, daily: s.Dispensed})
+}
+
+func (a *ATM) retract(s Session) {
+	a.step(s.ID, StateRetracting, func(ctx context.Context) func(*Session) {
+		st, _ := a.cfg.Dispenser.Status(ctx)
+		res, err := a.cfg.Dispenser.Retract(ctx)
+		return func(s *Session) {
+			switch {
+			case errors.Is(err, dispenser.ErrNoItems):
+				a.taken(s)
+			case err != nil:
+				a.advance(s, change{ev: EvRetractFailed, kind: "IN DOUBT", text: "retract failed; operator must count: " + err.Error(),
+					mutate: func(ns *Session) { ns.Reason, ns.Operator = "retract_failed", true }})
+			default:
+				a.advance(s, change{ev: EvRetracted, kind: "CASH RETRACTED", text: "notes retracted: " + res.Mix.String(),
+					retracted: res.Mix, units: st.Units,
+					mutate: func(ns *Session) { ns.Paid, ns.Reason = 0, "not_taken" },
+					queue:  []string{KindReversal}})
+			}
+		}
+	})
+}

@@ -1,0 +1,199 @@
+package atm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/atm/store"
+)
+
+// Recover settles every session a crash or power cut left unfinished, before
+// any customer is served. It is the one place a session leaves an in-flight
+// state without Next: what the dispenser reports replaces the events that
+// were lost. A session that was dispensing is "in doubt": the core asks the
+// dispenser what was really paid (PresentStatuser), retracts notes still at
+// the exit, reverses what was not paid, marks the session for the operator
+// and journals it. It never dispenses for it again.
+func (a *ATM) Recover(ctx context.Context) error {
+	if err := a.initUnitCounters(ctx); err != nil {
+		return err
+	}
+	var open []Session
+	err := a.db.View(func(tx *store.Tx) error {
+		return tx.ForEachSession(func(id string, v []byte) error {
+			var s Session
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("atm: session %s: %w", short(id), err)
+			}
+			if !s.State.Terminal() {
+				open = append(open, s)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("atm: recovery: %w", err)
+	}
+	for i := range open {
+		if err := a.recoverOne(ctx, &open[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Resolution is how recovery settles a session.
+type Resolution struct {
+	State    State
+	Paid     int64  // in the customer's hands
+	Queue    string // KindAdvice, KindReversal or ""
+	Retract  bool   // notes are at the exit: retract them first
+	Purge    bool   // notes are in the stacker: reset the device (to the reject bin)
+	Operator bool
+	Text     string
+}
+
+// Resolve is recovery's pure decision for a session found in state s.State,
+// given what the dispenser reports about its last dispense (ps nil: the
+// dispenser cannot say).
+func Resolve(s Session, ps *dispenser.PresentStatus) Resolution {
+	switch s.State {
+	case StateAwaitingPhone:
+		return Resolution{State: StateExpired, Text: "session ended by restart"}
+	case StateAuthorizing:
+		return Resolution{State: StateFailed, Queue: KindReversal, Operator: true,
+			Text: "authorization interrupted by restart: outcome unknown, reversing"}
+	}
+	if ps == nil {
+		return Resolution{State: StateInDoubt, Operator: true, Text: "dispenser cannot report the last dispense; operator must count"}
+	}
+	if ps.Seq == 0 || ps.Nonce != s.DispenseNonce {
+		return Resolution{State: StateFailed, Queue: KindReversal, Operator: true,
+			Text: "the dispenser has no dispense for this session: nothing paid, reversing"}
+	}
+	if !ps.CountKnown {
+		return Resolution{State: StateInDoubt, Operator: true, Text: "dispensed count unknown; operator must count"}
+	}
+	paidQueue := func(paid int64) string {
+		if paid >= s.Amount {
+			return KindAdvice
+		}
+		return KindReversal
+	}
+	switch ps.State {
+	case dispenser.PresentTaken:
+		paid := ps.PresentedAmount - ps.RetractedAmount
+		return Resolution{State: StateCompleted, Paid: paid, Queue: paidQueue(paid), Operator: true,
+			Text: fmt.Sprintf("recovered: customer took %d", paid)}
+	case dispenser.PresentPresented:
+		return Resolution{State: StateRetracted, Retract: true, Queue: KindReversal, Operator: true,
+			Text: "recovered: notes at the exit retracted, reversing"}
+	case dispenser.PresentStacked:
+		return Resolution{State: StateFailed, Purge: true, Queue: KindReversal, Operator: true,
+			Text: "recovered: notes never presented, purged to the reject bin, reversing"}
+	default: // retracted, rejected, failed, none: nothing in the customer's hands
+		st := StateFailed
+		if ps.State == dispenser.PresentRetracted {
+			st = StateRetracted
+		}
+		return Resolution{State: st, Queue: KindReversal, Operator: true,
+			Text: fmt.Sprintf("recovered: last dispense %s, nothing paid, reversing", ps.State)}
+	}
+}
+
+func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
+	var ps *dispenser.PresentStatus
+	if s.State.InFlight() && s.State != StateAuthorizing {
+		if p, ok := a.cfg.Dispenser.(PresentStatuser); ok {
+			if got, err := p.PresentStatus(ctx); err == nil {
+				ps = &got
+			} else {
+				a.log.Error("recovery: present status", "err", err)
+			}
+		}
+	}
+	r := Resolve(*s, ps)
+	st, _ := a.cfg.Dispenser.Status(ctx)
+	ch := change{kind: "RECOVERY", text: r.Text, units: st.Units}
+	if ps != nil && ps.Nonce == s.DispenseNonce && s.State == StateDispensing {
+		// The crash came before the dispense was recorded: count it now.
+		ch.dispensed = ps.Dispensed
+	}
+	if r.Retract {
+		res, err := a.cfg.Dispenser.Retract(ctx)
+		switch {
+		case errors.Is(err, dispenser.ErrNoItems):
+			r = Resolution{State: StateCompleted, Paid: ps.PresentedAmount, Operator: true,
+				Text: "recovered: notes were taken before the retract"}
+			if r.Paid >= s.Amount {
+				r.Queue = KindAdvice
+			} else {
+				r.Queue = KindReversal
+			}
+			ch.text = r.Text
+		case err != nil:
+			r = Resolution{State: StateInDoubt, Operator: true, Text: "recovery retract failed; operator must count: " + err.Error()}
+			ch.text = r.Text
+		default:
+			ch.retracted = res.Mix
+		}
+	}
+	if r.Purge {
+		if rs, ok := a.cfg.Dispenser.(Resetter); ok {
+			if err := rs.Reset(ctx); err != nil {
+				a.log.Error("recovery: reset", "err", err)
+			}
+		}
+	}
+	ns := *s
+	ns.State, ns.Paid, ns.Operator = r.State, r.Paid, r.Operator
+	ns.Reason = "recovered"
+	if s.State == StateAuthorizing {
+		ns.Reason = "host_unknown"
+	}
+	ns.Updated = a.cfg.Now().UTC()
+	if r.Queue != "" {
+		ch.queue = []string{r.Queue}
+	}
+	if r.Paid > 0 {
+		ch.daily = r.Paid
+	}
+	ch.data = map[string]string{"from": s.State.String()}
+	if err := a.write(&ns, ch); err != nil {
+		return fmt.Errorf("atm: recovery of session %s: %w", short(s.ID), err)
+	}
+	a.log.Warn("recovered session", "session", short(s.ID), "from", s.State, "to", ns.State, "paid", r.Paid, "queued", r.Queue, "operator", r.Operator)
+	return nil
+}
+
+// initUnitCounters records the cassettes' loaded counts the first time the
+// appliance sees them.
+func (a *ATM) initUnitCounters(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := a.cfg.Dispenser.Status(sctx)
+	if err != nil {
+		a.log.Warn("dispenser status at start", "err", err)
+		return nil
+	}
+	return a.db.UpdateLabeled("units", func(tx *store.Tx) error {
+		have, err := tx.UnitCounters()
+		if err != nil {
+			return err
+		}
+		if len(have) > 0 {
+			return nil
+		}
+		for _, u := range st.Units {
+			if err := tx.PutUnitCounters(store.UnitCounters{UnitID: u.ID, Denomination: u.Denomination, Currency: u.Currency,
+				Loaded: int64(u.Count), Remaining: int64(u.Count)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

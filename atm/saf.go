@@ -1,0 +1,141 @@
+package atm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/hostlink"
+	"github.com/cardless-atm/cardless/atm/store"
+)
+
+// The store-and-forward queue holds completion advices (0220) and reversals
+// (0420) until the host acknowledges them. Each item keeps the STAN it got
+// when queued, and is resent unchanged after a failure, with exponential
+// backoff and jitter, across restarts: the host applies each one exactly
+// once per terminal and original STAN.
+
+func (a *ATM) wakeSAF() {
+	select {
+	case a.safWake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *ATM) safLoop(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-a.safWake:
+		}
+		wait := a.drainSAF(ctx)
+		timer.Reset(wait)
+	}
+}
+
+// drainSAF sends every due item once and returns how long to wait before
+// the next due one.
+func (a *ATM) drainSAF(ctx context.Context) time.Duration {
+	var items []store.QueueItem
+	if err := a.db.View(func(tx *store.Tx) (err error) { items, err = tx.QueueItems(); return }); err != nil {
+		a.log.Error("store-and-forward: read queue", "err", err)
+		return a.cfg.SAFRetryMax
+	}
+	next := a.cfg.SAFRetryMax
+	for _, it := range items {
+		if ctx.Err() != nil {
+			return next
+		}
+		now := a.cfg.Now()
+		if it.NextAttempt.After(now) {
+			next = min(next, it.NextAttempt.Sub(now))
+			continue
+		}
+		if err := a.sendSAF(ctx, it); err != nil {
+			it.Attempts++
+			backoff := a.backoff(it.Attempts)
+			it.NextAttempt = now.Add(backoff)
+			next = min(next, backoff)
+			a.log.Warn("store-and-forward: host did not acknowledge; will resend", "kind", it.Kind, "id", it.ID, "attempts", it.Attempts, "retry_in", backoff.Round(time.Millisecond), "err", err)
+			if uerr := a.db.UpdateLabeled("saf-retry", func(tx *store.Tx) error { return tx.UpdateQueueItem(it) }); uerr != nil {
+				a.log.Error("store-and-forward: update item", "err", uerr)
+			}
+			continue
+		}
+		var m SAFMessage
+		_ = json.Unmarshal(it.Payload, &m)
+		err := a.db.UpdateLabeled("saf-ack", func(tx *store.Tx) error {
+			if err := tx.Ack(it.ID); err != nil {
+				return err
+			}
+			_, err := tx.AppendJournal(store.Entry{Kind: "HOST ACK " + upperKind(it.Kind), SessionID: m.SessionID,
+				Text: fmt.Sprintf("host acknowledged %s (stan %s)", it.Kind, m.STAN),
+				Data: map[string]string{"queue_id": fmt.Sprint(it.ID), "attempts": fmt.Sprint(it.Attempts + 1)}})
+			return err
+		})
+		if err != nil {
+			a.log.Error("store-and-forward: ack", "err", err)
+			continue
+		}
+		a.log.Info("store-and-forward: acknowledged", "kind", it.Kind, "session", short(m.SessionID), "stan", m.STAN)
+	}
+	return next
+}
+
+func upperKind(k string) string {
+	switch k {
+	case KindAdvice:
+		return "ADVICE"
+	case KindReversal:
+		return "REVERSAL"
+	}
+	return k
+}
+
+func (a *ATM) backoff(attempts int) time.Duration {
+	d := a.cfg.SAFRetryMin
+	for i := 1; i < attempts && d < a.cfg.SAFRetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, a.cfg.SAFRetryMax)
+	// full jitter over the upper half, so many ATMs do not resend in step
+	return d/2 + rand.N(d/2+1)
+}
+
+func (a *ATM) sendSAF(ctx context.Context, it store.QueueItem) error {
+	var m SAFMessage
+	if err := json.Unmarshal(it.Payload, &m); err != nil {
+		return fmt.Errorf("corrupt queue item %d: %w", it.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.HostTimeout)
+	defer cancel()
+	orig := hostlink.OriginalData{MTI: "0200", STAN: m.OrigSTAN, Time: m.OrigTime}
+	switch m.Kind {
+	case KindAdvice:
+		return a.cfg.Host.Advise(ctx, hostlink.Advice{STAN: m.STAN, Original: orig, Amount: m.Dispensed,
+			Currency: m.Currency, TerminalID: a.cfg.TerminalID})
+	case KindReversal:
+		return a.cfg.Host.Reverse(ctx, hostlink.Reversal{STAN: m.STAN, Original: orig, Amount: m.Amount,
+			Dispensed: m.Dispensed, Currency: m.Currency, TerminalID: a.cfg.TerminalID, Reason: m.Reason})
+	}
+	return errors.New("unknown queue item kind " + m.Kind)
+}
+
+// PendingSAF returns the number of advices and reversals not yet
+// acknowledged by the host.
+func (a *ATM) PendingSAF() (int, error) {
+	var n int
+	err := a.db.View(func(tx *store.Tx) error {
+		items, err := tx.QueueItems()
+		n = len(items)
+		return err
+	})
+	return n, err
+}

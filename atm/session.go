@@ -1,0 +1,74 @@
+package atm
+
+import (
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/dispenser"
+)
+
+// Session is one cardless withdrawal, from the amount the customer chose to
+// the cash taken (or not). It is stored as JSON in the sessions bucket,
+// keyed by its nonce, and rewritten in one bbolt transaction at every state
+// change. It never holds the customer's credential: the PIN block travels
+// through memory only, from the dispense command to the host.
+type Session struct {
+	ID         string    `json:"id"` // the 128-bit nonce, 32 upper-case hex digits
+	TerminalID string    `json:"terminal"`
+	Amount     int64     `json:"amount"`   // minor units
+	Currency   string    `json:"currency"` // ISO 4217 numeric
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
+	State      State     `json:"state"`
+	QR         string    `json:"qr"` // the payload shown on screen
+	Updated    time.Time `json:"updated"`
+
+	// Filled when the dispense command is accepted.
+	CommandSTAN string `json:"commandStan,omitempty"` // STAN on the proxy link
+	Customer    string `json:"customer,omitempty"`    // masked customer ID, for the journal and supervisor
+
+	// Host authorization (0200/0210).
+	HostSTAN     string    `json:"hostStan,omitempty"`
+	HostTime     time.Time `json:"hostTime,omitempty"`
+	ResponseCode string    `json:"rc,omitempty"`
+	AuthCode     string    `json:"authCode,omitempty"`
+	RRN          string    `json:"rrn,omitempty"`
+
+	// Dispense.
+	DispenseNonce string        `json:"dispenseNonce,omitempty"`
+	Token         string        `json:"token,omitempty"`
+	Mix           dispenser.Mix `json:"mix,omitempty"` // planned
+	Dispensed     int64         `json:"dispensed"`     // counted out of the cassettes
+	DispensedMix  dispenser.Mix `json:"dispensedMix,omitempty"`
+	Paid          int64         `json:"paid"`               // in the customer's hands
+	Reason        string        `json:"reason,omitempty"`   // why it failed, declined or is in doubt
+	Operator      bool          `json:"operator,omitempty"` // needs an operator (in doubt)
+}
+
+// Result is the outcome a dispense command is answered with. A repeated
+// command for a session gets the same Result again.
+type Result struct {
+	ResponseCode string
+	AuthCode     string
+	RRN          string
+	Dispensed    int64 // amount in the customer's hands
+}
+
+// result derives the answer for the proxy from a finished session.
+func (s *Session) result() Result {
+	r := Result{ResponseCode: s.ResponseCode, AuthCode: s.AuthCode, RRN: s.RRN, Dispensed: s.Paid}
+	switch s.State {
+	case StateCompleted:
+		r.ResponseCode = "00"
+	case StateDeclined:
+		// the host's code stands
+	case StateExpired:
+		r.ResponseCode = "54"
+	case StateCancelled:
+		r.ResponseCode = "12"
+	default:
+		if r.ResponseCode == "" || r.ResponseCode == "00" {
+			r.ResponseCode = "96"
+		}
+	}
+	return r
+}

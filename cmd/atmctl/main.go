@@ -1,0 +1,15 @@
+// Command atmctl is the operator and vendor tool for the appliance's keys:
+// key ceremony (load-tmk), key listing, storage key creation, and crypto
+// debug commands. Run "atmctl help" for usage; the logic lives in package
+// github.com/cardless-atm/cardless/hsm/ceremony.
+package main
+
+import (
+	"os"
+
+	"github.com/cardless-atm/cardless/hsm/ceremony"
+)
+
+func main() {
+	os.Exit(ceremony.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

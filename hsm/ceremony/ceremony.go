@@ -1,0 +1,363 @@
+package ceremony
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// Exit statuses of Run.
+const (
+	ExitOK    = 0
+	ExitError = 1 // the operation failed (store, storage key, KCV check)
+	ExitUsage = 2 // bad command line or bad input
+)
+
+const usage = `usage: atmctl <command> [flags]
+
+Key management (keys held in an encrypted key store):
+  atmctl key init-storage-key FILE
+      Write a new random 32-byte storage key (hex, mode 0600) to FILE.
+      Refuses to overwrite an existing file.
+  atmctl key load-tmk --store FILE --storage-key FILE [--components 2|3]
+                      [--expect-kcv KCV] [--replace]
+      Key ceremony: each custodian types one component (32 or 48 hex
+      digits, odd parity; not echoed on a terminal). Each component's KCV
+      and the final KCV are shown, and the TMK is stored as "tmk".
+      With --expect-kcv nothing is stored unless the final KCV matches.
+      An existing TMK is replaced only with --replace.
+      When standard input is not a terminal, one component is read per line.
+  atmctl key list --store FILE --storage-key FILE
+      Key names, types and KCVs (never key values).
+
+Vendor debug commands (clear keys on the command line; test keys only).
+These do NOT check key parity, so arbitrary published vectors can be used:
+  atmctl crypto kcv --key HEX
+      KCV: six upper-case hex digits.
+  atmctl crypto mac --key HEX --data HEX --padding 1|2
+      ISO 9797-1 MAC algorithm 3 (ANSI X9.19 retail MAC), padding method 1
+      (zeros) or 2 (0x80 then zeros): 16 upper-case hex digits.
+  atmctl crypto encrypt --key HEX --data HEX
+  atmctl crypto decrypt --key HEX --data HEX
+      3DES-CBC with a zero IV; data is a multiple of 8 bytes.
+Keys are 16 or 24 bytes (32 or 48 hex digits). Exit status: 0 success,
+1 operation failed, 2 usage error or bad input.
+`
+
+// usageError marks errors that exit with ExitUsage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, a...)}
+}
+
+// Run executes atmctl with args (without the program name) and returns the
+// exit status. Results go to stdout; prompts and errors (one line,
+// prefixed "atmctl: ") go to stderr.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitUsage
+	}
+	var err error
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	case "key":
+		err = runKey(args[1:], stdin, stdout, stderr)
+	case "crypto":
+		err = runCrypto(args[1:], stdout)
+	default:
+		err = usagef("unknown command %q (run 'atmctl help')", args[0])
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "atmctl: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return ExitUsage
+		}
+		return ExitError
+	}
+	return ExitOK
+}
+
+// newFlags returns a flag set that reports errors through Run's one-line
+// message instead of printing the default usage.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func runKey(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("key: missing subcommand (init-storage-key, load-tmk, list)")
+	}
+	switch args[0] {
+	case "init-storage-key":
+		if len(args) != 2 || strings.HasPrefix(args[1], "-") {
+			return usagef("usage: atmctl key init-storage-key FILE")
+		}
+		if err := hsm.NewStorageKeyFile(args[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "storage key written to %s (mode 0600); keep it apart from the key store\n", args[1])
+		return nil
+	case "load-tmk":
+		return loadTMK(args[1:], stdin, stdout, stderr)
+	case "list":
+		return listKeys(args[1:], stdout)
+	default:
+		return usagef("key: unknown subcommand %q (init-storage-key, load-tmk, list)", args[0])
+	}
+}
+
+// openStore reads the storage key file and opens the key store.
+func openStore(store, storageKey string) (*hsm.Soft, error) {
+	if store == "" || storageKey == "" {
+		return nil, usagef("--store and --storage-key are required")
+	}
+	sk, err := hsm.ReadStorageKeyFile(storageKey)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(sk)
+	return hsm.OpenStore(store, sk)
+}
+
+func listKeys(args []string, stdout io.Writer) error {
+	fs := newFlags("key list")
+	store := fs.String("store", "", "key store file")
+	storageKey := fs.String("storage-key", "", "storage key file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	s, err := openStore(*store, *storageKey)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	keys, err := s.Keys()
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(stdout, "(no keys)")
+		return nil
+	}
+	fmt.Fprintf(stdout, "%-16s %-12s %s\n", "NAME", "TYPE", "KCV")
+	for _, k := range keys {
+		kcv := k.KCV
+		if kcv == "" {
+			kcv = "-"
+		}
+		fmt.Fprintf(stdout, "%-16s %-12s %s\n", k.Name, k.Type, kcv)
+	}
+	return nil
+}
+
+// secretReader reads one component: without echo from a terminal, else one
+// line from a pipe.
+type secretReader interface {
+	read(prompt string) ([]byte, error)
+	interactive() bool
+}
+
+type termReader struct {
+	fd     int
+	stderr io.Writer
+}
+
+func (r termReader) read(prompt string) ([]byte, error) {
+	fmt.Fprint(r.stderr, prompt)
+	b, err := term.ReadPassword(r.fd)
+	fmt.Fprintln(r.stderr)
+	return b, err
+}
+
+func (termReader) interactive() bool { return true }
+
+type lineReader struct {
+	r      *bufio.Reader
+	stderr io.Writer
+}
+
+func (r lineReader) read(prompt string) ([]byte, error) {
+	fmt.Fprint(r.stderr, prompt)
+	var line []byte
+	for {
+		chunk, isPrefix, err := r.r.ReadLine()
+		line = append(line, chunk...)
+		clear(chunk)
+		if err != nil {
+			clear(line)
+			fmt.Fprintln(r.stderr)
+			if errors.Is(err, io.EOF) {
+				return nil, errors.New("unexpected end of input")
+			}
+			return nil, err
+		}
+		if !isPrefix {
+			fmt.Fprintln(r.stderr)
+			return line, nil
+		}
+	}
+}
+
+func (lineReader) interactive() bool { return false }
+
+func newSecretReader(stdin io.Reader, stderr io.Writer) secretReader {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return termReader{fd: int(f.Fd()), stderr: stderr}
+	}
+	return lineReader{r: bufio.NewReader(stdin), stderr: stderr}
+}
+
+// parseComponent turns typed hex (spaces allowed) into a component and
+// checks length and parity. Messages never quote the input.
+func parseComponent(typed []byte, wantLen int) ([]byte, error) {
+	h := make([]byte, 0, len(typed))
+	for _, c := range typed {
+		if c != ' ' && c != '\t' && c != '\r' {
+			h = append(h, c)
+		}
+	}
+	defer clear(h)
+	if len(h) != 32 && len(h) != 48 {
+		return nil, usagef("a component is 32 or 48 hex digits, got %d characters", len(h))
+	}
+	k, err := decodeHex(h)
+	if err != nil {
+		return nil, usagef("the component is not valid hex")
+	}
+	if wantLen != 0 && len(k) != wantLen {
+		clear(k)
+		return nil, usagef("all components must have the same length (%d hex digits)", 2*wantLen)
+	}
+	if !hsm.HasOddParity(k) {
+		clear(k)
+		return nil, usagef("the component does not have odd parity in every byte (check for a typing error)")
+	}
+	return k, nil
+}
+
+const maxAttempts = 3
+
+func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("key load-tmk")
+	store := fs.String("store", "", "key store file")
+	storageKey := fs.String("storage-key", "", "storage key file")
+	n := fs.Int("components", 2, "number of components (2 or 3)")
+	expect := fs.String("expect-kcv", "", "expected final KCV (6 hex digits)")
+	replace := fs.Bool("replace", false, "replace an existing TMK")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *n != 2 && *n != 3 {
+		return usagef("--components must be 2 or 3, got %d", *n)
+	}
+	if *expect != "" {
+		if len(*expect) != 6 {
+			return usagef("--expect-kcv must be 6 hex digits")
+		}
+		if _, err := decodeHex([]byte(*expect)); err != nil {
+			return usagef("--expect-kcv must be 6 hex digits")
+		}
+	}
+	// Open the store first: nobody types a component into a ceremony that
+	// cannot complete.
+	s, err := openStore(*store, *storageKey)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if old, err := s.KCV(hsm.TMK); err == nil && !*replace {
+		return fmt.Errorf("the store already holds a TMK (KCV %s); use --replace to replace it", old)
+	}
+
+	in := newSecretReader(stdin, stderr)
+	comps := make([][]byte, 0, *n)
+	defer func() {
+		for _, c := range comps {
+			clear(c)
+		}
+	}()
+	for i := 1; i <= *n; i++ {
+		wantLen := 0
+		if i > 1 {
+			wantLen = len(comps[0])
+		}
+		var comp []byte
+		for attempt := 1; ; attempt++ {
+			typed, err := in.read(fmt.Sprintf("Component %d of %d (32 or 48 hex digits): ", i, *n))
+			if err != nil {
+				return usagef("component %d: %v", i, err)
+			}
+			comp, err = parseComponent(typed, wantLen)
+			clear(typed)
+			if err == nil {
+				break
+			}
+			if !in.interactive() || attempt == maxAttempts {
+				return usagef("component %d: %v", i, err)
+			}
+			fmt.Fprintf(stderr, "atmctl: component %d: %v; try again\n", i, err)
+		}
+		comps = append(comps, comp)
+		kcv, err := hsm.KCVOf(comp)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Component %d KCV: %s\n", i, kcv)
+	}
+
+	// Form the key in a scratch module first so that a wrong expected KCV
+	// leaves the store untouched.
+	scratch := hsm.NewSoft()
+	_, kcv, err := scratch.FormKey(hsm.TMK, comps...)
+	scratch.Close()
+	if err != nil {
+		return err
+	}
+	if *expect != "" && !strings.EqualFold(*expect, kcv) {
+		return fmt.Errorf("final KCV %s does not match the expected %s; nothing stored", kcv, strings.ToUpper(*expect))
+	}
+	_, stored, err := s.FormKey(hsm.TMK, comps...)
+	if err != nil {
+		return err
+	}
+	if stored != kcv {
+		return fmt.Errorf("internal error: KCV %s after storing, %s before", stored, kcv)
+	}
+	fmt.Fprintf(stdout, "TMK KCV: %s\n", kcv)
+	fmt.Fprintf(stdout, "TMK stored as %q in %s\n", string(hsm.TMK), *store)
+	return nil
+}

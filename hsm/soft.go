@@ -1,0 +1,481 @@
+package hsm
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+)
+
+// keyKind says what a stored key may be used for.
+type keyKind byte
+
+const (
+	kindTDES keyKind = 1 // double- or triple-length 3DES key
+	kindHMAC keyKind = 2 // HMAC-SHA256 key
+)
+
+// MinHMACKeyLen is the shortest HMAC-SHA256 key ImportClearHMACKey accepts.
+const MinHMACKeyLen = 16
+
+// maxKeyNameLen bounds a key name (it is stored with a one-byte length).
+const maxKeyNameLen = 255
+
+type entry struct {
+	kind keyKind
+	key  []byte
+}
+
+// KeyInfo describes a stored key without revealing it.
+type KeyInfo struct {
+	Name KeyName
+	// Type is "3DES-2" (double length), "3DES-3" (triple length) or
+	// "HMAC-SHA256".
+	Type string
+	// KCV is the key check value of a 3DES key; empty for HMAC keys, which
+	// have no standard check value.
+	KCV string
+}
+
+// Soft is a software security module: keys live in process memory and,
+// when opened with OpenStore, in a file encrypted with AES-256-GCM under a
+// storage key. It implements Module, ClearKeyImporter and HMACer and is
+// safe for concurrent use.
+type Soft struct {
+	mu         sync.RWMutex
+	keys       map[KeyName]*entry
+	closed     bool
+	path       string // "" for an in-memory module
+	storageKey []byte
+}
+
+var (
+	_ Module           = (*Soft)(nil)
+	_ ClearKeyImporter = (*Soft)(nil)
+	_ HMACer           = (*Soft)(nil)
+)
+
+// NewSoft returns an empty in-memory module. Nothing is written to disk.
+func NewSoft() *Soft {
+	return &Soft{keys: make(map[KeyName]*entry)}
+}
+
+// Close zeroes every key held in memory (and the storage key). Every call
+// after Close, including a second Close, returns ErrClosed.
+func (s *Soft) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	for _, e := range s.keys {
+		zero(e.key)
+	}
+	clear(s.keys)
+	zero(s.storageKey)
+	s.closed = true
+	return nil
+}
+
+// Keys lists the stored keys sorted by name, with their types and KCVs.
+func (s *Soft) Keys() ([]KeyInfo, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	names := slices.Sorted(maps.Keys(s.keys))
+	out := make([]KeyInfo, 0, len(names))
+	for _, n := range names {
+		e := s.keys[n]
+		info := KeyInfo{Name: n}
+		switch e.kind {
+		case kindHMAC:
+			info.Type = "HMAC-SHA256"
+		default:
+			info.Type = fmt.Sprintf("3DES-%d", len(e.key)/8)
+			kcv, err := KCVOf(e.key)
+			if err != nil {
+				return nil, err
+			}
+			info.KCV = kcv
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+func checkName(name KeyName) error {
+	if name == "" || len(name) > maxKeyNameLen {
+		return fmt.Errorf("%w: must be 1 to %d bytes", ErrKeyName, maxKeyNameLen)
+	}
+	for _, r := range string(name) {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == unicode.ReplacementChar {
+			return fmt.Errorf("%w: %q contains a space, control or invalid character", ErrKeyName, string(name))
+		}
+	}
+	return nil
+}
+
+// lookup returns the named key of the wanted kind. The caller holds s.mu.
+func (s *Soft) lookup(name KeyName, kind keyKind) (*entry, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	e, ok := s.keys[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, string(name))
+	}
+	if e.kind != kind {
+		want := "3DES"
+		if kind == kindHMAC {
+			want = "HMAC-SHA256"
+		}
+		return nil, fmt.Errorf("%w: %q is not a %s key", ErrKeyType, string(name), want)
+	}
+	return e, nil
+}
+
+// store puts e under name and persists the new key set. On failure nothing
+// changes and e's bytes are zeroed. The caller holds s.mu for writing.
+func (s *Soft) store(name KeyName, e *entry) error {
+	next := maps.Clone(s.keys)
+	next[name] = e
+	if err := s.commit(next); err != nil {
+		zero(e.key)
+		return err
+	}
+	return nil
+}
+
+// commit persists next (for a file-backed module) and then makes it the
+// current key set, zeroing keys that were replaced or removed.
+func (s *Soft) commit(next map[KeyName]*entry) error {
+	if s.path != "" {
+		if err := s.persist(next); err != nil {
+			return err
+		}
+	}
+	for n, old := range s.keys {
+		if cur, ok := next[n]; !ok || cur != old {
+			zero(old.key)
+		}
+	}
+	s.keys = next
+	return nil
+}
+
+// KCV implements Module.
+func (s *Soft) KCV(name KeyName) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, err := s.lookup(name, kindTDES)
+	if err != nil {
+		return "", err
+	}
+	return KCVOf(e.key)
+}
+
+// ImportClearKey implements ClearKeyImporter. The key must be 16 or 24
+// bytes (ErrKeyLength) with odd parity in every byte (ErrKeyParity).
+func (s *Soft) ImportClearKey(name KeyName, key []byte) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	if err := checkClearTDES(key); err != nil {
+		return "", err
+	}
+	k := append([]byte(nil), key...)
+	kcv, err := KCVOf(k)
+	if err != nil {
+		zero(k)
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		zero(k)
+		return "", ErrClosed
+	}
+	if err := s.store(name, &entry{kind: kindTDES, key: k}); err != nil {
+		return "", err
+	}
+	return kcv, nil
+}
+
+func checkClearTDES(key []byte) error {
+	if len(key) != 16 && len(key) != 24 {
+		return fmt.Errorf("%w: 3DES keys are 16 or 24 bytes, got %d", ErrKeyLength, len(key))
+	}
+	if !HasOddParity(key) {
+		return ErrKeyParity
+	}
+	return nil
+}
+
+// FormKey implements ClearKeyImporter. Two or three components of the same
+// length (16 or 24 bytes), each with odd parity, are XORed together. The
+// XOR of an even number of odd-parity bytes has even parity, so the result
+// is then adjusted to odd parity (the low bit of each byte is set as
+// needed; the 56 key bits are exactly the XOR of the components'). The
+// reported KCVs are those of each component and of the adjusted key.
+func (s *Soft) FormKey(name KeyName, components ...[]byte) ([]string, string, error) {
+	if err := checkName(name); err != nil {
+		return nil, "", err
+	}
+	if len(components) < 2 || len(components) > 3 {
+		return nil, "", fmt.Errorf("hsm: a key is formed from 2 or 3 components, got %d", len(components))
+	}
+	n := len(components[0])
+	kcvs := make([]string, len(components))
+	for i, c := range components {
+		if len(c) != n {
+			return nil, "", fmt.Errorf("%w: component %d is %d bytes, component 1 is %d", ErrKeyLength, i+1, len(c), n)
+		}
+		if err := checkClearTDES(c); err != nil {
+			return nil, "", fmt.Errorf("component %d: %w", i+1, err)
+		}
+		kcv, err := KCVOf(c)
+		if err != nil {
+			return nil, "", err
+		}
+		kcvs[i] = kcv
+	}
+	k := make([]byte, n)
+	for _, c := range components {
+		subtle.XORBytes(k, k, c)
+	}
+	AdjustParity(k)
+	kcv, err := KCVOf(k)
+	if err != nil {
+		zero(k)
+		return nil, "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		zero(k)
+		return nil, "", ErrClosed
+	}
+	if err := s.store(name, &entry{kind: kindTDES, key: k}); err != nil {
+		return nil, "", err
+	}
+	return kcvs, kcv, nil
+}
+
+// ImportKey implements Module. encrypted is 16 or 24 bytes, 3DES-ECB under
+// kek. The recovered key's parity is not checked (DES ignores parity bits
+// and some hosts do not set them); its KCV is, and kcv must be six hex
+// digits (either case).
+func (s *Soft) ImportKey(kek, name KeyName, encrypted []byte, kcv string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if len(encrypted) != 16 && len(encrypted) != 24 {
+		return fmt.Errorf("%w: encrypted 3DES keys are 16 or 24 bytes, got %d", ErrKeyLength, len(encrypted))
+	}
+	if len(kcv) != 6 {
+		return fmt.Errorf("%w: expected KCV must be 6 hex digits, got %d characters", ErrKCVMismatch, len(kcv))
+	}
+	if _, err := hex.DecodeString(kcv); err != nil {
+		return fmt.Errorf("%w: expected KCV is not hex", ErrKCVMismatch)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ke, err := s.lookup(kek, kindTDES)
+	if err != nil {
+		return fmt.Errorf("key-encryption key: %w", err)
+	}
+	c, err := tdesCipher(ke.key)
+	if err != nil {
+		return err
+	}
+	k, err := ecbWith(c, encrypted, false)
+	if err != nil {
+		return err
+	}
+	got, err := KCVOf(k)
+	if err != nil {
+		zero(k)
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(strings.ToUpper(kcv))) != 1 {
+		zero(k)
+		return fmt.Errorf("%w: key %q: computed KCV %s, expected %s", ErrKCVMismatch, string(name), got, strings.ToUpper(kcv))
+	}
+	return s.store(name, &entry{kind: kindTDES, key: k})
+}
+
+// GenerateKey implements Module: a random double-length key with odd
+// parity from crypto/rand, stored under name and returned 3DES-ECB
+// encrypted under kek with its KCV.
+func (s *Soft) GenerateKey(kek, name KeyName) ([]byte, string, error) {
+	if err := checkName(name); err != nil {
+		return nil, "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ke, err := s.lookup(kek, kindTDES)
+	if err != nil {
+		return nil, "", fmt.Errorf("key-encryption key: %w", err)
+	}
+	c, err := tdesCipher(ke.key)
+	if err != nil {
+		return nil, "", err
+	}
+	k := make([]byte, 16)
+	if _, err := rand.Read(k); err != nil {
+		return nil, "", fmt.Errorf("hsm: random source: %w", err)
+	}
+	AdjustParity(k)
+	kcv, err := KCVOf(k)
+	if err != nil {
+		zero(k)
+		return nil, "", err
+	}
+	enc, err := ecbWith(c, k, true)
+	if err != nil {
+		zero(k)
+		return nil, "", err
+	}
+	if err := s.store(name, &entry{kind: kindTDES, key: k}); err != nil {
+		return nil, "", err
+	}
+	return enc, kcv, nil
+}
+
+// GenerateMAC implements Module.
+func (s *Soft) GenerateMAC(name KeyName, data []byte, p Padding) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, err := s.lookup(name, kindTDES)
+	if err != nil {
+		return nil, err
+	}
+	return RetailMAC(e.key, data, p)
+}
+
+// VerifyMAC implements Module. mac must be the full eight bytes.
+func (s *Soft) VerifyMAC(name KeyName, data, mac []byte, p Padding) error {
+	want, err := s.GenerateMAC(name, data, p)
+	if err != nil {
+		return err
+	}
+	if len(mac) != len(want) || subtle.ConstantTimeCompare(mac, want) != 1 {
+		return ErrMACMismatch
+	}
+	return nil
+}
+
+// Encrypt implements Module.
+func (s *Soft) Encrypt(name KeyName, data []byte) ([]byte, error) {
+	return s.crypt(name, data, true)
+}
+
+// Decrypt implements Module.
+func (s *Soft) Decrypt(name KeyName, data []byte) ([]byte, error) {
+	return s.crypt(name, data, false)
+}
+
+func (s *Soft) crypt(name KeyName, data []byte, encrypt bool) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, err := s.lookup(name, kindTDES)
+	if err != nil {
+		return nil, err
+	}
+	return cbc(e.key, data, encrypt)
+}
+
+// DeriveVariant implements Module: every byte of src is XORed with
+// variant and the result is stored under dst. Parity is left as it
+// falls: a variant with an even number of set bits (such as 0x24) keeps
+// odd parity. Variants 0x00 and 0x01 are refused because DES ignores the
+// low (parity) bit, so they would yield the same key as src.
+func (s *Soft) DeriveVariant(src, dst KeyName, variant byte) error {
+	if err := checkName(dst); err != nil {
+		return err
+	}
+	if variant&0xFE == 0 {
+		return fmt.Errorf("hsm: variant 0x%02X leaves the DES key bits unchanged", variant)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.lookup(src, kindTDES)
+	if err != nil {
+		return err
+	}
+	k := make([]byte, len(e.key))
+	for i, b := range e.key {
+		k[i] = b ^ variant
+	}
+	return s.store(dst, &entry{kind: kindTDES, key: k})
+}
+
+// DeleteKey implements Module.
+func (s *Soft) DeleteKey(name KeyName) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, ok := s.keys[name]; !ok {
+		return nil
+	}
+	next := maps.Clone(s.keys)
+	delete(next, name)
+	return s.commit(next)
+}
+
+// ImportClearHMACKey implements HMACer.
+func (s *Soft) ImportClearHMACKey(name KeyName, key []byte) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if len(key) < MinHMACKeyLen {
+		return fmt.Errorf("%w: HMAC keys are at least %d bytes, got %d", ErrKeyLength, MinHMACKeyLen, len(key))
+	}
+	if len(key) > 0xFFFF {
+		return fmt.Errorf("%w: HMAC key of %d bytes is too long", ErrKeyLength, len(key))
+	}
+	k := append([]byte(nil), key...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		zero(k)
+		return ErrClosed
+	}
+	return s.store(name, &entry{kind: kindHMAC, key: k})
+}
+
+// HMACSHA256 implements HMACer.
+func (s *Soft) HMACSHA256(name KeyName, data []byte) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, err := s.lookup(name, kindHMAC)
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, e.key)
+	m.Write(data)
+	return m.Sum(nil), nil
+}
+
+// VerifyHMACSHA256 implements HMACer; mac must be the full 32 bytes.
+func (s *Soft) VerifyHMACSHA256(name KeyName, data, mac []byte) error {
+	want, err := s.HMACSHA256(name, data)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(mac, want) {
+		return ErrMACMismatch
+	}
+	return nil
+}

@@ -51,6 +51,7 @@ type change struct {
 	queue     []string      // KindAdvice / KindReversal, filled from the session
 	dispensed dispenser.Mix // notes out of the cassettes
 	retracted dispenser.Mix // notes back into the retract bin
+	rejected  dispenser.Mix // notes purged to the reject bin
 	units     []dispenser.CashUnit
 	daily     int64
 	extra     func(tx *store.Tx, s *Session) error // more writes in the same transaction, before the session is stored
@@ -104,7 +105,7 @@ func (a *ATM) write(ns *Session, ch change) error {
 				return err
 			}
 		}
-		if err := countUnits(tx, ch.units, ch.dispensed, ch.retracted); err != nil {
+		if err := countUnits(tx, ch.units, ch.dispensed, ch.retracted, ch.rejected); err != nil {
 			return err
 		}
 		if ch.daily != 0 {
@@ -156,8 +157,8 @@ func (s *Session) reversalReason() string {
 }
 
 // countUnits updates the cassette counters for notes dispensed and retracted.
-func countUnits(tx *store.Tx, units []dispenser.CashUnit, dispensed, retracted dispenser.Mix) error {
-	if len(dispensed) == 0 && len(retracted) == 0 {
+func countUnits(tx *store.Tx, units []dispenser.CashUnit, dispensed, retracted, rejected dispenser.Mix) error {
+	if len(dispensed) == 0 && len(retracted) == 0 && len(rejected) == 0 {
 		return nil
 	}
 	have, err := tx.UnitCounters()
@@ -184,6 +185,12 @@ func countUnits(tx *store.Tx, units []dispenser.CashUnit, dispensed, retracted d
 		c := byID[id]
 		c.UnitID = id
 		c.Retracted += int64(n)
+		byID[id] = c
+	}
+	for id, n := range rejected {
+		c := byID[id]
+		c.UnitID = id
+		c.Rejected += int64(n)
 		byID[id] = c
 	}
 	for _, c := range byID {

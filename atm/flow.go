@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/hostlink"
@@ -109,6 +110,14 @@ func (a *ATM) onDispensed(s *Session, units []dispenser.CashUnit, res dispenser.
 		a.advance(s, change{ev: EvDispensed, kind: "CASH DISPENSED", text: "notes counted: " + res.Mix.String(),
 			dispensed: res.Mix, units: units,
 			mutate: func(ns *Session) { ns.Dispensed, ns.DispensedMix = res.Amount, res.Mix }})
+	case errors.As(err, &de) && de.CountKnown && errors.Is(err, dispenser.ErrJam):
+		// The picked notes are stuck inside; a reset purges them to the
+		// reject bin. Nothing reached the customer: reverse in full.
+		a.advance(s, change{ev: EvDispenseFailed, kind: "DISPENSE JAMMED", text: fmt.Sprintf("%v; notes purged to the reject bin", err),
+			data: map[string]string{"xfs": dispenser.Code(err)}, dispensed: de.Dispensed, rejected: de.Dispensed, units: units,
+			mutate: func(ns *Session) { ns.Reason = "dispense_failed:" + dispenser.Code(err) },
+			queue:  []string{KindReversal}})
+		a.resetDevice()
 	case errors.As(err, &de) && de.CountKnown && de.Dispensed.Notes() > 0:
 		amt, _ := de.Dispensed.Amount(units)
 		a.advance(s, change{ev: EvPartialDispense, kind: "PARTIAL DISPENSE", text: fmt.Sprintf("%v; notes counted: %s", err, de.Dispensed),
@@ -198,4 +207,22 @@ func (a *ATM) retract(s Session) {
 			}
 		}
 	})
+}
+
+// resetDevice clears notes left in the transport after a fault (to the
+// reject bin) so the terminal can serve the next customer.
+func (a *ATM) resetDevice() {
+	r, ok := a.cfg.Dispenser.(Resetter)
+	if !ok {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.Reset(ctx); err != nil {
+			a.log.Error("dispenser reset failed", "err", err)
+			return
+		}
+		a.log.Info("dispenser reset: notes purged to the reject bin")
+	}()
 }

@@ -1,0 +1,221 @@
+package appliance
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
+	"github.com/cardless-atm/cardless/atm/hostlink"
+	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/proxyclient"
+)
+
+// CrashEnv names the environment variable that selects a failure point for
+// crash tests: the process kills itself with SIGKILL right after the bbolt
+// commit whose label (the new session state, e.g. "Dispensing") matches.
+const CrashEnv = "CARDLESS_CRASH_AFTER"
+
+// Appliance is the ATM-resident application: the core and everything it is
+// wired to.
+type Appliance struct {
+	Config    *Config
+	Log       *slog.Logger
+	HSM       *hsm.Soft
+	Store     *store.DB
+	Dispenser *dispensersim.Sim
+	Host      *hostlink.Client
+	Proxy     *proxyclient.Client
+	Core      *atm.ATM
+	Backend   *Backend
+
+	screen *screenWriter
+}
+
+// New builds the appliance from cfg. Nothing runs until Run.
+func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
+	a := &Appliance{Config: cfg, Log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	var err error
+	if a.HSM, err = openKeys(cfg.Keys); err != nil {
+		return nil, err
+	}
+	opts := store.Options{AfterCommit: crashHook(os.Getenv(CrashEnv), log)}
+	if a.Store, err = store.Open(filepath.Join(cfg.DataDir, "atm.db"), opts); err != nil {
+		return nil, err
+	}
+	sim := cfg.Dispenser.Sim
+	tokenKey, _ := hex.DecodeString(sim.TokenKey)
+	f := sim.Faults
+	a.Dispenser, err = dispensersim.New(dispensersim.Config{
+		Units: sim.Units, MaxNotes: sim.MaxNotes, LowThreshold: sim.LowThreshold, TokenKey: tokenKey,
+		Latency: sim.Latency.D(), TakeDelay: sim.TakeDelay.D(),
+		StateFile: filepath.Join(cfg.DataDir, "dispenser-sim.json"),
+		Faults: dispensersim.Faults{Offline: f.Offline, Jam: f.JamAfter > 0, JamAfter: f.JamAfter, ShortDispense: f.ShortDispense,
+			CountUnknown: f.CountUnknown, NotesNotTaken: f.NotesNotTaken, ShutterFailure: f.ShutterFailure},
+		Logger: log.With("part", "dispenser"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	hostTPDU, _ := hex.DecodeString(cfg.Host.TPDU)
+	a.Host, err = hostlink.New(hostlink.Config{Addr: cfg.Host.Addr, TerminalID: cfg.TerminalID, AcquirerID: cfg.Host.AcquirerID,
+		TPDU: hostTPDU, HSM: a.HSM, SendTimeout: cfg.Host.SendTimeout.D(), EchoInterval: cfg.Host.EchoInterval.D(),
+		Logger: log.With("part", "hostlink")})
+	if err != nil {
+		return nil, err
+	}
+	a.Core, err = atm.New(atm.Config{
+		TerminalID: cfg.TerminalID, Location: cfg.Location, Currency: cfg.Currency, CurrencyAlpha: cfg.CurrencyAlpha,
+		Exponent: cfg.Exponent, SessionTTL: cfg.SessionTTL.D(), TakeTimeout: cfg.TakeTimeout.D(),
+		Limits:  atm.Limits{Min: cfg.Limits.Min, Max: cfg.Limits.Max, Multiple: cfg.Limits.Multiple, Daily: cfg.Limits.Daily},
+		Presets: cfg.Presets, Store: a.Store, HSM: a.HSM, Dispenser: a.Dispenser, Host: a.Host,
+		Links: links{a}, Logger: log.With("part", "core"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	proxyTPDU, _ := hex.DecodeString(cfg.Proxy.TPDU)
+	a.Proxy, err = proxyclient.New(proxyclient.Config{Addr: cfg.Proxy.Addr, TerminalID: cfg.TerminalID, TPDU: proxyTPDU,
+		HSM: a.HSM, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
+		Handler: proxyclient.HandlerFunc(a.handle), Logger: log.With("part", "proxyclient")})
+	if err != nil {
+		return nil, err
+	}
+	a.Backend = NewBackend(a.Core, log.With("part", "screen"))
+	ok = true
+	return a, nil
+}
+
+// handle passes a dispense command from the proxy link to the core.
+func (a *Appliance) handle(ctx context.Context, c proxyclient.Command) proxyclient.Result {
+	r := a.Core.HandleCommand(ctx, atm.Command{STAN: c.STAN, TerminalID: c.TerminalID, Amount: c.Amount, Currency: c.Currency,
+		QRPayload: c.QRPayload, CustomerID: c.CustomerID, PINBlock: c.PINBlock})
+	return proxyclient.Result{ResponseCode: r.ResponseCode, AuthCode: r.AuthCode, RRN: r.RRN, Dispensed: r.Dispensed}
+}
+
+// links reports link health to the core.
+type links struct{ a *Appliance }
+
+func (l links) ProxyUp() bool { return l.a.Proxy != nil && l.a.Proxy.Status().SignedOn }
+func (l links) HostUp() bool  { return l.a.Host.Connected() }
+
+// Run runs the links and the core until ctx is done or one of them fails.
+func (a *Appliance) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	run("host link", a.Host.Run)
+	run("proxy link", a.Proxy.Run)
+	run("core", a.Core.Run)
+	go a.Backend.fanOut(ctx)
+	if c := a.Config.Screen; c.Mode == "headless" {
+		a.screen = &screenWriter{b: a.Backend, path: c.PNG}
+		run("screen", a.screen.run)
+	}
+	if addr := a.Config.Control.Addr; addr != "" {
+		run("control", func(ctx context.Context) error {
+			return a.ServeControl(ctx, addr, func(ad net.Addr) { a.Log.Info("control endpoint", "addr", ad.String()) })
+		})
+	}
+	<-ctx.Done()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// Close releases the store and the keys.
+func (a *Appliance) Close() {
+	if a.Host != nil {
+		a.Host.Close()
+	}
+	if a.Store != nil {
+		a.Store.Close()
+	}
+	if a.HSM != nil {
+		a.HSM.Close()
+	}
+}
+
+// openKeys opens the key store (production) or loads development keys.
+func openKeys(k Keys) (*hsm.Soft, error) {
+	var m *hsm.Soft
+	if k.Store != "" {
+		sk, err := hsm.ReadStorageKeyFile(k.StorageKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		if m, err = hsm.OpenStore(k.Store, sk); err != nil {
+			return nil, err
+		}
+	} else {
+		m = hsm.NewSoft()
+	}
+	if d := k.Dev; d != nil {
+		for name, v := range map[hsm.KeyName]string{hsm.TMK: d.TMK, hsm.HostMAC: d.HostMAC, hsm.HostData: d.HostData, hsm.QRMAC: d.QRMAC} {
+			if v == "" {
+				continue
+			}
+			key, _ := hex.DecodeString(v)
+			if _, err := m.ImportClearKey(name, key); err != nil {
+				m.Close()
+				return nil, fmt.Errorf("keys.development.%s: %w", name, err)
+			}
+		}
+	}
+	for _, need := range []hsm.KeyName{hsm.TMK, hsm.HostMAC, hsm.HostData, hsm.QRMAC} {
+		if _, err := m.KCV(need); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("keys: %s is not loaded (run the key ceremony: atmctl key load-tmk): %w", need, err)
+		}
+	}
+	return m, nil
+}
+
+// crashHook returns the store's AfterCommit hook for crash tests: SIGKILL
+// right after the commit labelled point.
+func crashHook(point string, log *slog.Logger) func(string) {
+	if point == "" {
+		return nil
+	}
+	log.Warn("crash test failure point armed", "after", point)
+	return func(label string) {
+		if label == point {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			time.Sleep(time.Minute) // never returns
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package appliance
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/dispenser"
+)
+
+// Duration is a time.Duration written as text in JSON ("120s", "1m30s").
+type Duration time.Duration
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is the appliance's configuration file (configs/atm.json).
+type Config struct {
+	Comment       string    `json:"_comment,omitempty"`
+	TerminalID    string    `json:"terminal_id"`
+	Location      string    `json:"location"`
+	Currency      string    `json:"currency"`       // ISO 4217 numeric
+	CurrencyAlpha string    `json:"currency_alpha"` // ISO 4217 alphabetic
+	Exponent      int       `json:"exponent"`
+	DataDir       string    `json:"data_dir"`
+	SessionTTL    Duration  `json:"session_ttl"`
+	TakeTimeout   Duration  `json:"take_timeout"`
+	Limits        Limits    `json:"limits"`
+	Presets       []int64   `json:"presets"`
+	Keys          Keys      `json:"keys"`
+	Proxy         Link      `json:"proxy"`
+	Host          Link      `json:"host"`
+	Dispenser     Dispenser `json:"dispenser"`
+	Screen        Screen    `json:"screen"`
+	Control       Control   `json:"control"`
+	LogLevel      string    `json:"log_level"`
+}
+
+// Limits in minor units.
+type Limits struct {
+	Min      int64 `json:"min"`
+	Max      int64 `json:"max"`
+	Multiple int64 `json:"multiple"`
+	Daily    int64 `json:"daily"`
+}
+
+// Keys says where the terminal's keys come from: a key store file loaded by
+// the key ceremony (atmctl key load-tmk), or, for development only, clear
+// keys in this file.
+type Keys struct {
+	Store          string   `json:"store,omitempty"`            // encrypted key store file
+	StorageKeyFile string   `json:"storage_key_file,omitempty"` // its storage key
+	Dev            *DevKeys `json:"development,omitempty"`
+}
+
+// DevKeys are clear development keys. NEVER use them in production.
+type DevKeys struct {
+	Comment  string `json:"_comment,omitempty"`
+	TMK      string `json:"tmk"`
+	HostMAC  string `json:"host_mac"`
+	HostData string `json:"host_data"`
+	QRMAC    string `json:"qr_mac"`
+}
+
+// Link is the address and framing of the proxy or host link.
+type Link struct {
+	Addr         string   `json:"addr"`
+	TPDU         string   `json:"tpdu,omitempty"` // 10 hex digits, empty for none
+	AcquirerID   string   `json:"acquirer_id,omitempty"`
+	SendTimeout  Duration `json:"send_timeout,omitempty"`
+	EchoInterval Duration `json:"echo_interval,omitempty"`
+}
+
+// Dispenser selects and configures the cash dispenser driver.
+type Dispenser struct {
+	Driver string        `json:"driver"` // "sim"
+	Sim    *DispenserSim `json:"sim,omitempty"`
+}
+
+// DispenserSim configures the simulated dispenser.
+type DispenserSim struct {
+	Units        []dispenser.CashUnit `json:"units"`
+	MaxNotes     int                  `json:"max_notes"`
+	LowThreshold int                  `json:"low_threshold"`
+	TokenKey     string               `json:"token_key"` // DEVELOPMENT: the device's token key, hex
+	Latency      Duration             `json:"latency"`
+	TakeDelay    Duration             `json:"take_delay"`
+	Faults       SimFaults            `json:"faults"`
+}
+
+// SimFaults selects simulated dispenser faults.
+type SimFaults struct {
+	Offline        bool `json:"offline,omitempty"`
+	JamAfter       int  `json:"jam_after,omitempty"` // jam after this many notes (0: no jam)
+	ShortDispense  int  `json:"short_dispense,omitempty"`
+	CountUnknown   bool `json:"count_unknown,omitempty"`
+	NotesNotTaken  bool `json:"notes_not_taken,omitempty"`
+	ShutterFailure bool `json:"shutter_failure,omitempty"`
+}
+
+// Control is the localhost control and status endpoint (GET /status,
+// POST /withdraw...). Empty Addr: none.
+type Control struct {
+	Addr string `json:"addr"`
+}
+
+// Screen says how the customer's screen is shown.
+type Screen struct {
+	Mode string `json:"mode"` // "headless", "window" or "kiosk"
+	PNG  string `json:"png"`  // headless: the screen is written to this PNG file
+}
+
+var terminalRE = regexp.MustCompile(`^[0-9A-Z]{1,8}$`)
+
+// Load reads and validates a configuration file. Every bad value is named in
+// the returned error.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b)
+}
+
+// Parse decodes and validates a configuration; unknown fields are errors.
+func Parse(b []byte) (*Config, error) {
+	c := &Config{SessionTTL: Duration(120 * time.Second), TakeTimeout: Duration(30 * time.Second), Exponent: 2}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks every field and reports all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	if !terminalRE.MatchString(c.TerminalID) {
+		bad("terminal_id", "%q must be 1-8 characters 0-9A-Z", c.TerminalID)
+	}
+	if len(c.Currency) != 3 || strings.Trim(c.Currency, "0123456789") != "" {
+		bad("currency", "%q must be an ISO 4217 numeric code (3 digits)", c.Currency)
+	}
+	if len(c.CurrencyAlpha) != 3 || strings.Trim(c.CurrencyAlpha, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		bad("currency_alpha", "%q must be an ISO 4217 alphabetic code", c.CurrencyAlpha)
+	}
+	if c.Exponent < 0 || c.Exponent > 3 {
+		bad("exponent", "%d must be 0-3", c.Exponent)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "required")
+	}
+	if c.SessionTTL.D() < 10*time.Second || c.SessionTTL.D() > 10*time.Minute {
+		bad("session_ttl", "%s must be between 10s and 10m", c.SessionTTL.D())
+	}
+	if c.TakeTimeout.D() < time.Second || c.TakeTimeout.D() > 2*time.Minute {
+		bad("take_timeout", "%s must be between 1s and 2m", c.TakeTimeout.D())
+	}
+	l := c.Limits
+	if l.Max <= 0 || l.Min < 0 || l.Min > l.Max {
+		bad("limits", "need 0 <= min <= max and max > 0 (min %d, max %d)", l.Min, l.Max)
+	}
+	if l.Multiple < 0 || l.Daily < 0 {
+		bad("limits", "multiple and daily must not be negative")
+	}
+	for i, p := range c.Presets {
+		if p < l.Min || p > l.Max || (l.Multiple > 0 && p%l.Multiple != 0) {
+			bad(fmt.Sprintf("presets[%d]", i), "%d is outside the limits or not a multiple of %d", p, l.Multiple)
+		}
+	}
+	switch {
+	case c.Keys.Store != "" && c.Keys.StorageKeyFile == "":
+		bad("keys.storage_key_file", "required with keys.store")
+	case c.Keys.Store == "" && c.Keys.Dev == nil:
+		bad("keys", "set keys.store (production) or keys.development")
+	}
+	if d := c.Keys.Dev; d != nil {
+		for name, v := range map[string]string{"tmk": d.TMK, "host_mac": d.HostMAC, "host_data": d.HostData, "qr_mac": d.QRMAC} {
+			if v == "" && c.Keys.Store != "" {
+				continue
+			}
+			if k, err := hex.DecodeString(v); err != nil || (len(k) != 16 && len(k) != 24) {
+				bad("keys.development."+name, "must be 32 or 48 hex digits")
+			}
+		}
+	}
+	for name, l := range map[string]Link{"proxy": c.Proxy, "host": c.Host} {
+		if l.Addr == "" || !strings.Contains(l.Addr, ":") {
+			bad(name+".addr", "%q must be host:port", l.Addr)
+		}
+		if l.TPDU != "" {
+			if t, err := hex.DecodeString(l.TPDU); err != nil || len(t) != 5 || t[0] != 0x60 {
+				bad(name+".tpdu", "%q must be 10 hex digits starting 60", l.TPDU)
+			}
+		}
+	}
+	switch c.Dispenser.Driver {
+	case "sim":
+		s := c.Dispenser.Sim
+		if s == nil {
+			bad("dispenser.sim", "required with driver \"sim\"")
+			break
+		}
+		if len(s.Units) == 0 {
+			bad("dispenser.sim.units", "at least one cash unit")
+		}
+		for i, u := range s.Units {
+			if u.ID == "" || u.Denomination <= 0 || u.Count < 0 || u.Currency != c.CurrencyAlpha {
+				bad(fmt.Sprintf("dispenser.sim.units[%d]", i), "needs an id, a positive denomination, a count >= 0 and currency %q", c.CurrencyAlpha)
+			}
+		}
+		if s.MaxNotes <= 0 {
+			bad("dispenser.sim.max_notes", "must be positive")
+		}
+		if k, err := hex.DecodeString(s.TokenKey); err != nil || len(k) < 16 {
+			bad("dispenser.sim.token_key", "must be at least 32 hex digits")
+		}
+	default:
+		bad("dispenser.driver", "%q is not a known driver (known: sim)", c.Dispenser.Driver)
+	}
+	switch c.Screen.Mode {
+	case "headless":
+		if c.Screen.PNG == "" {
+			bad("screen.png", "required in headless mode")
+		}
+	case "window", "kiosk":
+	default:
+		bad("screen.mode", "%q must be headless, window or kiosk", c.Screen.Mode)
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q must be debug, info, warn or error", c.LogLevel)
+	}
+	return errors.Join(errs...)
+}

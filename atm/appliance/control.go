@@ -1,0 +1,144 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm"
+)
+
+// Status is what GET /status returns: what a monitoring system reads.
+type Status struct {
+	TerminalID string         `json:"terminal_id"`
+	InService  bool           `json:"in_service"`
+	Reason     string         `json:"reason,omitempty"`
+	ProxyUp    bool           `json:"proxy_signed_on"`
+	HostUp     bool           `json:"host_connected"`
+	SAFPending int            `json:"saf_pending"`
+	Session    *SessionStatus `json:"session,omitempty"`
+}
+
+// SessionStatus is the current session without anything sensitive.
+type SessionStatus struct {
+	ID        string    `json:"id"` // first 8 digits of the nonce only
+	State     string    `json:"state"`
+	Amount    int64     `json:"amount"`
+	Paid      int64     `json:"paid"`
+	RC        string    `json:"rc,omitempty"`
+	Expires   time.Time `json:"expires"`
+	QR        string    `json:"qr,omitempty"` // shown on screen anyway
+	Operator  bool      `json:"operator,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Completed bool      `json:"finished"`
+}
+
+// ServeControl serves the appliance's control and status endpoint on a
+// loopback address until ctx is done. It refuses any other address.
+//
+//	GET  /status         link, service and session status (JSON)
+//	GET  /screen.png     the customer's screen as last rendered (headless)
+//	POST /withdraw?amount=N   the customer chose an amount (minor units)
+//	POST /cancel         the customer pressed Cancel
+//	GET  /journal/verify checks the electronic journal's hash chain
+func (a *Appliance) ServeControl(ctx context.Context, addr string, ready func(net.Addr)) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("control address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("control address %q: must be a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	srv := &http.Server{Handler: a.controlMux(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (a *Appliance) controlMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Status()) })
+	mux.HandleFunc("GET /screen.png", func(w http.ResponseWriter, r *http.Request) {
+		if a.screen == nil || a.screen.PNG() == nil {
+			http.Error(w, "no screen rendered", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(a.screen.PNG())
+	})
+	mux.HandleFunc("POST /withdraw", func(w http.ResponseWriter, r *http.Request) {
+		amount, err := strconv.ParseInt(r.URL.Query().Get("amount"), 10, 64)
+		if err != nil {
+			writeJSON(w, 400, map[string]string{"error": "amount must be an integer in minor units"})
+			return
+		}
+		s, err := a.Core.RequestWithdrawal(r.Context(), amount)
+		var cp *atm.CannotPayError
+		switch {
+		case errors.As(err, &cp):
+			writeJSON(w, 409, map[string]any{"error": cp.Error(), "reason": cp.Reason, "nearest": cp.Nearest})
+		case err != nil:
+			writeJSON(w, 503, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, 200, sessionStatus(s))
+		}
+	})
+	mux.HandleFunc("POST /cancel", func(w http.ResponseWriter, r *http.Request) {
+		a.Backend.Cancel()
+		writeJSON(w, 200, a.Status())
+	})
+	mux.HandleFunc("GET /journal/verify", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.Store.VerifyJournal(); err != nil {
+			writeJSON(w, 500, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, 200, map[string]bool{"ok": true})
+	})
+	return mux
+}
+
+// Status reports links, service and the current session.
+func (a *Appliance) Status() Status {
+	v := a.Core.View()
+	n, _ := a.Core.PendingSAF()
+	st := Status{TerminalID: a.Config.TerminalID, InService: v.InService, Reason: v.Reason,
+		ProxyUp: a.Proxy.Status().SignedOn, HostUp: a.Host.Connected(), SAFPending: n}
+	if v.Session != nil {
+		st.Session = sessionStatus(v.Session)
+	}
+	return st
+}
+
+func sessionStatus(s *atm.Session) *SessionStatus {
+	ss := &SessionStatus{ID: s.ID[:8], State: s.State.String(), Amount: s.Amount, Paid: s.Paid, RC: s.ResponseCode,
+		Expires: s.Expires, Operator: s.Operator, Reason: s.Reason, Completed: s.State.Terminal()}
+	if s.State == atm.StateAwaitingPhone {
+		ss.QR = s.QR
+	}
+	return ss
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,66 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"gioui.org/app"
+
+	"github.com/cardless-atm/cardless/ui"
+)
+
+// NewLogger returns the appliance's JSON logger at the configured level.
+func NewLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// Main runs the appliance as cmd/atm does and returns the exit status. In
+// window and kiosk modes the Gio window owns the main goroutine.
+func Main(ctx context.Context, cfg *Config) int {
+	log := NewLogger(cfg.LogLevel)
+	if os.Getenv("EGL_PLATFORM") == "" && cfg.Screen.Mode == "headless" {
+		os.Setenv("EGL_PLATFORM", "surfaceless")
+	}
+	a, err := New(cfg, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "atm:", err)
+		return 1
+	}
+	defer a.Close()
+	log.Info("appliance starting", "terminal", cfg.TerminalID, "mode", cfg.Screen.Mode)
+	if cfg.Screen.Mode == "headless" {
+		if err := a.Run(ctx); err != nil {
+			log.Error("appliance stopped", "err", err)
+			return 1
+		}
+		return 0
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	go func() {
+		w := new(app.Window)
+		err := ui.Run(w, a.Backend, ui.Options{Kiosk: cfg.Screen.Mode == "kiosk", Logger: log.With("part", "ui")})
+		if err != nil {
+			log.Error("window", "err", err)
+		}
+		cancel()
+	}()
+	go func() {
+		<-ctx.Done()
+		err := <-errc
+		code := 0
+		if err != nil {
+			log.Error("appliance stopped", "err", err)
+			code = 1
+		}
+		a.Close()
+		os.Exit(code)
+	}()
+	app.Main()
+	return 0
+}

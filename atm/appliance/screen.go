@@ -1,0 +1,83 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cardless-atm/cardless/ui"
+	"github.com/cardless-atm/cardless/ui/i18n"
+)
+
+// ScreenSize is the headless screen's size: a common 4:3 ATM display.
+var ScreenSize = image.Pt(1024, 768)
+
+// screenWriter renders the customer's screen headlessly, the way the kiosk
+// would draw it, and writes it to a PNG file whenever it changes (and once
+// a second while a countdown runs). The phone simulator reads that file
+// like a camera.
+type screenWriter struct {
+	b    *Backend
+	path string
+	lang i18n.Lang
+
+	mu   sync.Mutex
+	last []byte
+}
+
+func (w *screenWriter) run(ctx context.Context) error {
+	ch := w.b.Subscribe()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	w.write()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ch:
+			w.write()
+		case <-tick.C:
+			if !w.b.Snapshot().Deadline.IsZero() {
+				w.write()
+			}
+		}
+	}
+}
+
+func (w *screenWriter) write() {
+	img, err := ui.Render(w.b, ui.State{Lang: w.lang}, ScreenSize)
+	if err != nil {
+		w.b.log().Error("screen render", "err", err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return
+	}
+	w.mu.Lock()
+	w.last = buf.Bytes()
+	w.mu.Unlock()
+	if w.path == "" {
+		return
+	}
+	tmp := filepath.Join(filepath.Dir(w.path), "."+filepath.Base(w.path)+".tmp")
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		w.b.log().Error("screen write", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, w.path); err != nil {
+		w.b.log().Error("screen write", "err", err)
+	}
+}
+
+// PNG returns the last rendered screen.
+func (w *screenWriter) PNG() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}

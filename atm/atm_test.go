@@ -1,0 +1,503 @@
+package atm_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
+	"github.com/cardless-atm/cardless/atm/hostlink"
+	"github.com/cardless-atm/cardless/atm/qr"
+	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/atm/store/storetest"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+var tokenKey = []byte("development token key 0123456789") // 32 bytes, tests only
+
+// fakeHost is a recording bank host: it approves with a real dispense
+// token unless told otherwise, and acknowledges advices and reversals.
+type fakeHost struct {
+	mu        sync.Mutex
+	rc        string // response code to answer (default 00)
+	authErr   error  // returned by Authorize instead of an answer
+	badToken  bool   // sign the token with the wrong key
+	safErr    error  // returned by Advise/Reverse
+	auths     []hostlink.AuthRequest
+	advices   []hostlink.Advice
+	reversals []hostlink.Reversal
+}
+
+func (h *fakeHost) Authorize(ctx context.Context, r hostlink.AuthRequest) (hostlink.AuthResponse, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.auths = append(h.auths, r)
+	if h.authErr != nil {
+		return hostlink.AuthResponse{}, h.authErr
+	}
+	if h.rc != "" && h.rc != "00" {
+		return hostlink.AuthResponse{ResponseCode: h.rc}, nil
+	}
+	key := tokenKey
+	if h.badToken {
+		key = []byte("some other key, not the device's")
+	}
+	tok, err := dispenser.BuildToken(r.DispenseNonce, r.Amount, "CNY", 2, dispenser.HMACSHA256(key))
+	if err != nil {
+		return hostlink.AuthResponse{}, err
+	}
+	return hostlink.AuthResponse{ResponseCode: "00", AuthCode: "A12345", RRN: "000000000001", Token: tok}, nil
+}
+
+func (h *fakeHost) Advise(ctx context.Context, a hostlink.Advice) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.safErr != nil {
+		return h.safErr
+	}
+	h.advices = append(h.advices, a)
+	return nil
+}
+
+func (h *fakeHost) Reverse(ctx context.Context, r hostlink.Reversal) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.safErr != nil {
+		return h.safErr
+	}
+	h.reversals = append(h.reversals, r)
+	return nil
+}
+
+func (h *fakeHost) counts() (auths, advices, reversals int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.auths), len(h.advices), len(h.reversals)
+}
+
+type rig struct {
+	t    *testing.T
+	core *atm.ATM
+	host *fakeHost
+	sim  *dispensersim.Sim
+	db   *store.DB
+	now  *clock
+}
+
+// clock runs at real speed from a fixed start, and Add jumps it ahead.
+type clock struct {
+	mu     sync.Mutex
+	start  time.Time
+	real   time.Time
+	offset time.Duration
+}
+
+func newClock() *clock {
+	return &clock{start: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC), real: time.Now()}
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.start.Add(time.Since(c.real) + c.offset)
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+func newRig(t *testing.T, faults dispensersim.Faults) *rig {
+	t.Helper()
+	m := hsm.NewSoft()
+	t.Cleanup(func() { m.Close() })
+	if _, err := m.ImportClearKey(hsm.QRMAC, []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10}); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := dispensersim.New(dispensersim.Config{
+		Units: []dispenser.CashUnit{
+			{ID: "CST1", Denomination: 10000, Currency: "CNY", Count: 50},
+			{ID: "CST2", Denomination: 5000, Currency: "CNY", Count: 50},
+		},
+		MaxNotes: 40, TokenKey: tokenKey, TakeDelay: 10 * time.Millisecond,
+		StateFile: t.TempDir() + "/sim.json", Faults: faults,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, host: &fakeHost{}, sim: sim, db: storetest.Open(t), now: newClock()}
+	r.core, err = atm.New(atm.Config{
+		TerminalID: "ATM00001", Currency: "156", CurrencyAlpha: "CNY", Exponent: 2,
+		TakeTimeout: 300 * time.Millisecond,
+		Limits:      atm.Limits{Min: 5000, Max: 300000, Multiple: 5000, Daily: 1000000},
+		Store:       r.db, HSM: m, Dispenser: sim, Host: r.host, Now: r.now.Now,
+		SAFRetryMin: 20 * time.Millisecond, SAFRetryMax: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.core.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func (r *rig) session(amount int64) *atm.Session {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := r.core.RequestWithdrawal(ctx, amount)
+	if err != nil {
+		r.t.Fatalf("RequestWithdrawal(%d): %v", amount, err)
+	}
+	return s
+}
+
+func (r *rig) command(s *atm.Session, stan string) atm.Result {
+	r.t.Helper()
+	return r.send(atm.Command{STAN: stan, TerminalID: "ATM00001", Amount: s.Amount, Currency: "156",
+		QRPayload: s.QR, CustomerID: "6222020000001234", PINBlock: []byte{1, 2, 3, 4, 5, 6, 7, 8}})
+}
+
+func (r *rig) send(c atm.Command) atm.Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.core.HandleCommand(ctx, c)
+}
+
+// settle waits (bounded) until the store-and-forward queue is empty.
+func (r *rig) settle() {
+	r.t.Helper()
+	for i := 0; i < 200; i++ {
+		if n, err := r.core.PendingSAF(); err == nil && n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n, _ := r.core.PendingSAF()
+	r.t.Fatalf("store-and-forward queue still holds %d items", n)
+}
+
+func (r *rig) verify() {
+	r.t.Helper()
+	if err := r.db.VerifyJournal(); err != nil {
+		r.t.Fatalf("journal: %v", err)
+	}
+}
+
+func (r *rig) journalKinds() string {
+	var kinds []string
+	r.db.View(func(tx *store.Tx) error {
+		return tx.JournalRange(0, func(e store.Entry) error { kinds = append(kinds, e.Kind); return nil })
+	})
+	return strings.Join(kinds, ",")
+}
+
+func TestApprovedAndPaid(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	s := r.session(35000)
+	res := r.command(s, "000001")
+	if res.ResponseCode != "00" || res.Dispensed != 35000 || res.AuthCode != "A12345" {
+		t.Fatalf("result %+v", res)
+	}
+	r.settle()
+	if a, adv, rev := r.host.counts(); a != 1 || adv != 1 || rev != 0 {
+		t.Fatalf("host saw %d auths, %d advices, %d reversals", a, adv, rev)
+	}
+	if got := r.host.advices[0]; got.Amount != 35000 || got.Original.STAN != r.host.auths[0].STAN {
+		t.Errorf("advice %+v", got)
+	}
+	c := r.sim.Counters()
+	if c[0].Dispensed*10000+c[1].Dispensed*5000 != 35000 {
+		t.Errorf("dispenser counters %+v", c)
+	}
+	r.verify()
+	for _, k := range []string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "CASH PRESENTED", "CASH TAKEN", "QUEUED ADVICE", "HOST ACK ADVICE"} {
+		if !strings.Contains(r.journalKinds(), k) {
+			t.Errorf("journal lacks %q: %s", k, r.journalKinds())
+		}
+	}
+	// The PIN block and the customer ID never reach the journal or the session.
+	r.db.View(func(tx *store.Tx) error {
+		b, _ := tx.GetSession(s.ID)
+		if strings.Contains(string(b), "6222020000001234") {
+			t.Error("session stores the customer ID in clear")
+		}
+		return tx.JournalRange(0, func(e store.Entry) error {
+			if j, _ := json.Marshal(e); strings.Contains(string(j), "6222020000001234") {
+				t.Errorf("journal entry %d holds the customer ID in clear", e.Seq)
+			}
+			return nil
+		})
+	})
+}
+
+func TestReplayedCommandPaysOnce(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	s := r.session(20000)
+	first := r.command(s, "000001")
+	second := r.command(s, "000002") // same session, new STAN: a replay
+	if first.ResponseCode != "00" || second != first {
+		t.Fatalf("first %+v, second %+v", first, second)
+	}
+	if a, _, _ := r.host.counts(); a != 1 {
+		t.Fatalf("host saw %d authorizations, want 1", a)
+	}
+	if c := r.sim.Counters(); c[0].Dispensed*10000+c[1].Dispensed*5000 != 20000 {
+		t.Fatalf("dispensed %+v, want 20000 once", c)
+	}
+}
+
+func TestConcurrentDuplicateCommandsPayOnce(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	s := r.session(20000)
+	var wg sync.WaitGroup
+	results := make([]atm.Result, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = r.command(s, "00000"+string(rune('1'+i))) }()
+	}
+	wg.Wait()
+	for _, res := range results {
+		if res != results[0] || res.ResponseCode != "00" {
+			t.Fatalf("results %+v", results)
+		}
+	}
+	if a, _, _ := r.host.counts(); a != 1 {
+		t.Fatalf("host saw %d authorizations", a)
+	}
+}
+
+func TestDeclined(t *testing.T) {
+	for _, rc := range []string{"51", "55", "61", "05"} {
+		t.Run(rc, func(t *testing.T) {
+			r := newRig(t, dispensersim.Faults{})
+			r.host.rc = rc
+			res := r.command(r.session(10000), "000001")
+			if res.ResponseCode != rc || res.Dispensed != 0 {
+				t.Fatalf("result %+v", res)
+			}
+			if c := r.sim.Counters(); c[0].Dispensed+c[1].Dispensed != 0 {
+				t.Fatal("cash moved on a decline")
+			}
+			if _, adv, rev := r.host.counts(); adv+rev != 0 {
+				t.Fatal("advice or reversal sent for a decline")
+			}
+		})
+	}
+}
+
+func TestHostOutcomeUnknownReverses(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.host.authErr = hostlink.ErrOutcomeUnknown
+	res := r.command(r.session(10000), "000001")
+	if res.ResponseCode != "91" {
+		t.Fatalf("result %+v", res)
+	}
+	r.settle()
+	if _, _, rev := r.host.counts(); rev != 1 || r.host.reversals[0].Dispensed != 0 || r.host.reversals[0].Reason != atm.ReasonTimeout {
+		t.Fatalf("reversals %+v", r.host.reversals)
+	}
+}
+
+func TestHostUnavailableNoReversal(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.host.authErr = hostlink.ErrUnavailable
+	if res := r.command(r.session(10000), "000001"); res.ResponseCode != "91" {
+		t.Fatalf("result %+v", res)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n, _ := r.core.PendingSAF(); n != 0 {
+		t.Fatalf("%d items queued for a request that never left", n)
+	}
+}
+
+func TestDispenserFaults(t *testing.T) {
+	tests := []struct {
+		name      string
+		faults    dispensersim.Faults
+		wantRC    string
+		wantPaid  int64
+		wantState atm.State
+	}{
+		{"short dispense", dispensersim.Faults{ShortDispense: 1}, "00", 20000, atm.StateCompleted},
+		{"jam", dispensersim.Faults{Jam: true, JamAfter: 1}, "96", 0, atm.StateFailed},
+		{"notes not taken", dispensersim.Faults{NotesNotTaken: true}, "96", 0, atm.StateRetracted},
+		{"shutter failure", dispensersim.Faults{ShutterFailure: true}, "96", 0, atm.StateRetracted},
+		{"count unknown", dispensersim.Faults{CountUnknown: true}, "96", 0, atm.StateInDoubt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, tt.faults)
+			s := r.session(30000)
+			res := r.command(s, "000001")
+			if res.ResponseCode != tt.wantRC || res.Dispensed != tt.wantPaid {
+				t.Fatalf("result %+v, want rc %s paid %d", res, tt.wantRC, tt.wantPaid)
+			}
+			if v := r.core.View(); v.Session.State != tt.wantState {
+				t.Fatalf("state %s, want %s", v.Session.State, tt.wantState)
+			}
+			r.settle()
+			_, adv, rev := r.host.counts()
+			switch tt.wantState {
+			case atm.StateInDoubt:
+				if adv+rev != 0 {
+					t.Fatal("in-doubt session must wait for the operator, not reverse")
+				}
+			default:
+				if adv != 0 || rev != 1 || r.host.reversals[0].Dispensed != tt.wantPaid || r.host.reversals[0].Amount != 30000 {
+					t.Fatalf("advices %d, reversals %+v", adv, r.host.reversals)
+				}
+			}
+			r.verify()
+		})
+	}
+}
+
+func TestForgedTokenRefusedByDispenser(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.host.badToken = true
+	res := r.command(r.session(10000), "000001")
+	if res.ResponseCode == "00" || res.Dispensed != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if c := r.sim.Counters(); c[0].Dispensed+c[1].Dispensed != 0 {
+		t.Fatal("dispenser paid on a forged token")
+	}
+	r.settle()
+	if _, _, rev := r.host.counts(); rev != 1 {
+		t.Fatal("no reversal after the dispenser refused the token")
+	}
+	if !strings.Contains(r.journalKinds(), "DISPENSE FAILED") {
+		t.Fatal(r.journalKinds())
+	}
+}
+
+func TestCommandRefusals(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	s := r.session(10000)
+	p, _ := qr.Parse(s.QR)
+	tamperedAmount := strings.Replace(s.QR, ":10000:", ":90000:", 1)
+	otherTerminal := strings.Replace(s.QR, "ATM00001", "ATM00002", 1)
+	forged := p
+	forged.MAC = "0000000000000000"
+	base := atm.Command{STAN: "000009", TerminalID: "ATM00001", Amount: 10000, Currency: "156", QRPayload: s.QR}
+	with := func(f func(*atm.Command)) atm.Command { c := base; f(&c); return c }
+	tests := []struct {
+		name string
+		cmd  atm.Command
+		rc   string
+	}{
+		{"garbage QR", with(func(c *atm.Command) { c.QRPayload = "hello" }), "12"},
+		{"amount tampered in QR", with(func(c *atm.Command) { c.QRPayload = tamperedAmount; c.Amount = 90000 }), "13"},
+		{"amount tampered in field 4", with(func(c *atm.Command) { c.Amount = 90000 }), "13"},
+		{"wrong currency", with(func(c *atm.Command) { c.Currency = "840" }), "13"},
+		{"wrong terminal in QR", with(func(c *atm.Command) { c.QRPayload = otherTerminal }), "12"},
+		{"wrong terminal in field 41", with(func(c *atm.Command) { c.TerminalID = "ATM00002" }), "12"},
+		{"forged MAC", with(func(c *atm.Command) { c.QRPayload = forged.String() }), "12"},
+		{"unknown nonce", with(func(c *atm.Command) {
+			q := p
+			q.Nonce = "00000000000000000000000000000000"
+			c.QRPayload = q.String()
+		}), "12"},
+	}
+	for _, tt := range tests {
+		if res := r.send(tt.cmd); res.ResponseCode != tt.rc {
+			t.Errorf("%s: rc %s, want %s", tt.name, res.ResponseCode, tt.rc)
+		}
+	}
+	if a, _, _ := r.host.counts(); a != 0 {
+		t.Fatal("a refused command reached the host")
+	}
+	// The genuine command still works afterwards.
+	if res := r.command(s, "000010"); res.ResponseCode != "00" {
+		t.Fatalf("genuine command after refusals: %+v", res)
+	}
+	if n := strings.Count(r.journalKinds(), "COMMAND REFUSED"); n != len(tests) {
+		t.Errorf("%d refusals journaled, want %d", n, len(tests))
+	}
+}
+
+func TestExpiredQR(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	s := r.session(10000)
+	r.now.Add(121 * time.Second)
+	if res := r.command(s, "000001"); res.ResponseCode != "54" {
+		t.Fatalf("result %+v", res)
+	}
+	if a, _, _ := r.host.counts(); a != 0 {
+		t.Fatal("expired session reached the host")
+	}
+}
+
+func TestCancelEndsSession(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	s := r.session(10000)
+	if err := r.core.Cancel(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.command(s, "000001"); res.ResponseCode != "12" {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestCannotPay(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	ctx := context.Background()
+	for _, tt := range []struct {
+		amount int64
+		reason string
+	}{{1000, "limit"}, {400000, "limit"}, {12345, "multiple"}} {
+		_, err := r.core.RequestWithdrawal(ctx, tt.amount)
+		var cp *atm.CannotPayError
+		if !errors.As(err, &cp) || cp.Reason != tt.reason {
+			t.Errorf("RequestWithdrawal(%d) = %v, want reason %s", tt.amount, err, tt.reason)
+		}
+	}
+	// More notes than the dispenser may pay at once: 40 notes max, 300000
+	// is payable (30 x 100), but not with CST1 inoperative... use the limit
+	// of notes instead: an amount needing 41+ notes of 50 is impossible.
+	r2 := newRig(t, dispensersim.Faults{Offline: true})
+	_, err := r2.core.RequestWithdrawal(ctx, 10000)
+	var cp *atm.CannotPayError
+	if !errors.As(err, &cp) || cp.Reason != "dispenser" {
+		t.Errorf("offline dispenser: %v", err)
+	}
+}
+
+func TestBusy(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.session(10000)
+	if _, err := r.core.RequestWithdrawal(context.Background(), 10000); !errors.Is(err, atm.ErrBusy) {
+		t.Fatalf("second session: %v", err)
+	}
+}
+
+func TestSAFSurvivesHostOutage(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.host.mu.Lock()
+	r.host.safErr = hostlink.ErrUnavailable
+	r.host.mu.Unlock()
+	if res := r.command(r.session(10000), "000001"); res.ResponseCode != "00" {
+		t.Fatal(res)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n, _ := r.core.PendingSAF(); n != 1 {
+		t.Fatalf("pending %d, want the advice waiting", n)
+	}
+	r.host.mu.Lock()
+	r.host.safErr = nil
+	r.host.mu.Unlock()
+	r.settle()
+	if _, adv, _ := r.host.counts(); adv != 1 {
+		t.Fatalf("advices %d", adv)
+	}
+}

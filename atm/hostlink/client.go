@@ -1,0 +1,383 @@
+package hostlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moov-io/iso8583"
+	connection "github.com/moov-io/iso8583-connection"
+	iso8583errors "github.com/moov-io/iso8583/errors"
+
+	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// Keys is the host-link key set: static keys loaded in the ATM's security
+// module (hsm.HostMAC MACs every message, network management included;
+// hsm.HostData encrypts field 120).
+var Keys = wire.KeySet{NetMgmtMAC: hsm.HostMAC, MAC: hsm.HostMAC, Data: hsm.HostData}
+
+// Defaults of the optional Config fields.
+const (
+	DefaultSendTimeout  = 30 * time.Second
+	DefaultEchoInterval = 30 * time.Second
+	DefaultMinBackoff   = 500 * time.Millisecond
+	DefaultMaxBackoff   = 30 * time.Second
+)
+
+// Config configures a Client.
+type Config struct {
+	// Addr is the host's host:port.
+	Addr string
+	// TerminalID is this ATM's ID (field 41), 1-8 characters.
+	TerminalID string
+	// AcquirerID (field 32, up to 11 digits) is optional.
+	AcquirerID string
+	// TPDU, when set, is the 5-byte TPDU written before every message
+	// (wire.Framer).
+	TPDU []byte
+	// HSM holds hsm.HostMAC and hsm.HostData.
+	HSM hsm.Module
+	// SendTimeout bounds the wait for an answer (DefaultSendTimeout when
+	// zero). A context deadline that comes sooner wins.
+	SendTimeout time.Duration
+	// Logger receives the link's log (MTI, STAN and response codes only);
+	// nil discards it.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// EchoInterval is how long the link may stay idle before an echo (0800
+	// 301) is sent; DefaultEchoInterval when zero.
+	EchoInterval time.Duration
+	// MinBackoff and MaxBackoff bound the reconnection delay, which doubles
+	// after every failed attempt and carries up to 50% random jitter.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Client is the ATM's link to the bank host: one persistent connection,
+// signed on (0800 001) after every connect, kept alive with echoes, and
+// re-established with backoff after any loss. It is safe for concurrent use.
+type Client struct {
+	cfg   Config
+	log   *slog.Logger
+	codec *wire.Codec
+
+	mu   sync.Mutex
+	conn *connection.Connection // signed on, or nil
+
+	netSTAN atomic.Uint32
+	written sync.Map // request ID -> *atomic.Bool: some byte of it went out
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// New validates cfg and returns a Client. Nothing connects until Run.
+func New(cfg Config) (*Client, error) {
+	var errs []error
+	if cfg.Addr == "" {
+		errs = append(errs, errors.New("Addr is required"))
+	}
+	if cfg.TerminalID == "" || len(cfg.TerminalID) > 8 {
+		errs = append(errs, fmt.Errorf("TerminalID %q must be 1-8 characters", cfg.TerminalID))
+	}
+	if len(cfg.AcquirerID) > 11 || !digits(cfg.AcquirerID) {
+		errs = append(errs, fmt.Errorf("AcquirerID %q must be up to 11 digits", cfg.AcquirerID))
+	}
+	if cfg.TPDU != nil && (len(cfg.TPDU) != wire.TPDULen || cfg.TPDU[0] != 0x60) {
+		errs = append(errs, errors.New("TPDU must be 5 bytes starting with 0x60"))
+	}
+	if cfg.HSM == nil {
+		errs = append(errs, errors.New("HSM is required"))
+	}
+	if cfg.SendTimeout < 0 || cfg.EchoInterval < 0 || cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("hostlink: config: %w", err)
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = DefaultSendTimeout
+	}
+	if cfg.EchoInterval == 0 {
+		cfg.EchoInterval = DefaultEchoInterval
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cfg: cfg, log: log.With("link", "host", "terminal", cfg.TerminalID), closed: make(chan struct{})}
+	c.codec = &wire.Codec{
+		Framer:    wire.Framer{TPDU: cfg.TPDU},
+		Protector: wire.NewProtector(cfg.HSM, Keys),
+		OnReject: func(mti, stan string, err error) {
+			c.log.Warn("host message rejected", "mti", mti, "stan", stan, "err", err)
+		},
+	}
+	c.netSTAN.Store(uint32(rand.IntN(1000000)))
+	return c, nil
+}
+
+// Connected reports whether the link is up and signed on.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil
+}
+
+// Close stops Run and closes the connection. It is safe to call more than
+// once and without Run.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() { close(c.closed) })
+	c.mu.Lock()
+	conn := c.conn
+	c.conn = nil
+	c.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+}
+
+// Run keeps the link up until ctx ends (it returns ctx.Err()) or Close is
+// called (it returns nil): connect, sign on, wait for the connection to
+// drop, back off with jitter, and again.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := c.cfg.MinBackoff
+	for {
+		select {
+		case <-c.closed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		conn, err := c.connect()
+		if err != nil {
+			c.log.Warn("host link: connect failed", "addr", c.cfg.Addr, "err", err)
+		} else {
+			backoff = c.cfg.MinBackoff
+			c.mu.Lock()
+			c.conn = conn
+			c.mu.Unlock()
+			c.log.Info("host link: signed on", "addr", c.cfg.Addr)
+			select {
+			case <-conn.Done():
+				c.log.Warn("host link: connection lost")
+			case <-c.closed:
+			case <-ctx.Done():
+			}
+			c.mu.Lock()
+			if c.conn == conn {
+				c.conn = nil
+			}
+			c.mu.Unlock()
+			conn.Close()
+		}
+		wait := backoff + time.Duration(rand.Int64N(int64(backoff)/2+1))
+		backoff = min(backoff*2, c.cfg.MaxBackoff)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-c.closed:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// connect dials and signs on.
+func (c *Client) connect() (*connection.Connection, error) {
+	conn, err := connection.New(c.cfg.Addr, wire.Spec, nil, nil,
+		connection.SetMessageReader(c.codec),
+		connection.SetMessageWriter(writeTracker{c}),
+		connection.SetRequestIDGenerator(requestID{}),
+		connection.SendTimeout(c.cfg.SendTimeout),
+		connection.ConnectTimeout(c.cfg.SendTimeout),
+		connection.IdleTime(c.cfg.EchoInterval),
+		connection.PingHandler(c.echo),
+		connection.InboundMessageHandler(func(_ *connection.Connection, m *iso8583.Message) {
+			c.log.Warn("host link: unmatched message (late answer?)", "mti", wire.MTI(m), "stan", wire.STAN(m))
+		}),
+		connection.ErrorHandler(func(err error) { c.log.Debug("host link: connection error", "err", err) }),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Connect(); err != nil {
+		return nil, err
+	}
+	if err := c.netMgmt(conn, wire.NetSignOn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sign-on: %w", err)
+	}
+	return conn, nil
+}
+
+// echo is the idle handler: an 0800 301; a failed echo drops the
+// connection so that Run reconnects.
+func (c *Client) echo(conn *connection.Connection) {
+	if err := c.netMgmt(conn, wire.NetEcho); err != nil {
+		c.log.Warn("host link: echo failed, reconnecting", "err", err)
+		conn.TriggerFailure(fmt.Errorf("hostlink: echo: %w", err))
+	}
+}
+
+func (c *Client) netMgmt(conn *connection.Connection, code string) error {
+	now := c.cfg.Now()
+	m, err := wire.Build(&wire.NetMgmt{
+		MTI:                  wire.MTINetMgmtRequest,
+		TransmissionDateTime: wire.FormatTransmissionDT(now),
+		STAN:                 wire.FormatSTAN(c.netSTAN.Add(1)),
+		TerminalID:           c.cfg.TerminalID,
+		NetMgmtCode:          code,
+	})
+	if err != nil {
+		return err
+	}
+	resp, err := conn.Send(m)
+	if err != nil {
+		return err
+	}
+	var r wire.NetMgmt
+	if err := wire.Parse(resp, &r); err != nil {
+		return err
+	}
+	if r.MTI != wire.MTINetMgmtResponse || r.ResponseCode != wire.RCApproved {
+		return fmt.Errorf("host answered %s with response code %q", r.MTI, r.ResponseCode)
+	}
+	return nil
+}
+
+// exchange sends m and waits for its answer, classifying failures as
+// ErrUnavailable (nothing sent) or ErrOutcomeUnknown.
+func (c *Client) exchange(ctx context.Context, m *iso8583.Message) (*iso8583.Message, error) {
+	mti, stan := wire.MTI(m), wire.STAN(m)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrUnavailable, mti, stan, err)
+	}
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return nil, fmt.Errorf("%w: %s stan %s: not connected", ErrUnavailable, mti, stan)
+	}
+	timeout := c.cfg.SendTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d < timeout {
+			timeout = d
+		}
+	}
+	if timeout <= 0 {
+		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrUnavailable, mti, stan, context.DeadlineExceeded)
+	}
+	id, _ := requestID{}.GenerateRequestID(m)
+	sent := new(atomic.Bool)
+	c.written.Store(id, sent)
+	defer c.written.Delete(id)
+
+	type result struct {
+		m   *iso8583.Message
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		r, err := conn.Send(m, connection.SendTimeout(timeout))
+		ch <- result{r, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrOutcomeUnknown, mti, stan, ctx.Err())
+	}
+	if r.err == nil {
+		return r.m, nil
+	}
+	var pe *iso8583errors.PackError
+	switch {
+	case errors.Is(r.err, connection.ErrSendTimeout):
+		return nil, fmt.Errorf("%w: %s stan %s: no answer in %s", ErrOutcomeUnknown, mti, stan, timeout)
+	case errors.As(r.err, &pe) && !sent.Load():
+		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrUnavailable, mti, stan, r.err)
+	case sent.Load():
+		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrOutcomeUnknown, mti, stan, r.err)
+	default:
+		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrUnavailable, mti, stan, r.err)
+	}
+}
+
+// requestID matches answers to requests by message class and STAN, so the
+// link's own 08xx STANs never collide with the caller's financial STANs.
+type requestID struct{}
+
+func (requestID) GenerateRequestID(m *iso8583.Message) (string, error) {
+	mti, stan := wire.MTI(m), wire.STAN(m)
+	if len(mti) != 4 || stan == "" {
+		return "", errors.New("hostlink: message without MTI or STAN")
+	}
+	return mti[:2] + "/" + stan, nil
+}
+
+// writeTracker is the connection's MessageWriter: the wire Codec, noting
+// whether any byte of a request reached the socket.
+type writeTracker struct{ c *Client }
+
+func (w writeTracker) WriteMessage(out io.Writer, m *iso8583.Message) error {
+	cw := &countingWriter{w: out}
+	err := w.c.codec.WriteMessage(cw, m)
+	if cw.n > 0 {
+		if id, ierr := (requestID{}).GenerateRequestID(m); ierr == nil {
+			if v, ok := w.c.written.Load(id); ok {
+				v.(*atomic.Bool).Store(true)
+			}
+		}
+	}
+	return err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (cw *countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.n += n
+	if n == 0 && err != nil && len(p) > 0 {
+		// A failed write may still have put bytes on the wire.
+		cw.n++
+	}
+	return n, err
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

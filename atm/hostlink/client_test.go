@@ -1,0 +1,270 @@
+package hostlink_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/hostlink"
+	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
+	"github.com/cardless-atm/cardless/atm/hostlink/internal/linktest"
+	"github.com/cardless-atm/cardless/atm/wire"
+)
+
+var stanSeq atomic.Uint32
+
+func nextSTAN() string { return wire.FormatSTAN(stanSeq.Add(1)) }
+
+func authReq(t *testing.T, f *linktest.Fixture, customer, pin string, amount int64) hostlink.AuthRequest {
+	return hostlink.AuthRequest{
+		STAN: nextSTAN(), Amount: amount, Currency: "156", CustomerID: customer,
+		PINBlock: linktest.PINBlock(t, f.Keys, pin), DispenseNonce: linktest.Nonce(t),
+		Time: time.Now(),
+	}
+}
+
+func balance(t *testing.T, f *linktest.Fixture, id string) int64 {
+	t.Helper()
+	b, err := f.Host.Balance(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestAuthorizeApproveDebitsAndSignsToken(t *testing.T) {
+	f := linktest.NewFixture(t)
+	c := linktest.Start(t, f.ClientConfig(t), true)
+	before := balance(t, f, "C-ALICE")
+	req := authReq(t, f, "C-ALICE", "1234", 10000)
+
+	resp, err := c.Authorize(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Approved() || len(resp.AuthCode) != 6 || len(resp.RRN) != 12 {
+		t.Fatalf("response %+v", resp)
+	}
+	if got := balance(t, f, "C-ALICE"); got != before-10000 {
+		t.Fatalf("balance %d, want %d", got, before-10000)
+	}
+
+	// The token, checked independently of the dispenser package.
+	tok := resp.Token
+	i := strings.Index(tok, "HMACSHA256=")
+	if i < 0 {
+		t.Fatalf("token without HMAC: %q", tok)
+	}
+	signed := tok[:i+len("HMACSHA256=")]
+	m := hmac.New(sha256.New, f.Keys.Token)
+	m.Write([]byte(signed))
+	if want := strings.ToUpper(hex.EncodeToString(m.Sum(nil))); tok[i+len("HMACSHA256="):] != want {
+		t.Fatal("token HMAC does not verify under the token key")
+	}
+	wantPrefix := "NONCE=" + req.DispenseNonce + ",TOKENFORMAT=1,"
+	if !strings.HasPrefix(tok, wantPrefix) || !strings.Contains(tok, ",DISPENSE1=100.00CNY,") {
+		t.Fatalf("token content %q", tok)
+	}
+	if !strings.Contains(tok, fmt.Sprintf("TOKENLENGTH=%04d", len(tok))) {
+		t.Fatalf("token length field wrong: %q", tok)
+	}
+
+	// Secrets never reach either log.
+	logs := f.HostLog.String() + f.ATMLog.String()
+	for _, secret := range [][]byte{f.Keys.MAC, f.Keys.Data, f.Keys.AppPIN, f.Keys.Token} {
+		if strings.Contains(strings.ToUpper(logs), strings.ToUpper(hex.EncodeToString(secret))) {
+			t.Fatal("a key appears in the logs")
+		}
+	}
+	if strings.Contains(logs, "C-ALICE") {
+		t.Fatal("customer ID logged unmasked")
+	}
+}
+
+func TestNotConnectedIsUnavailable(t *testing.T) {
+	f := linktest.NewFixture(t)
+	c, err := hostlink.New(f.ClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000))
+	if !errors.Is(err, hostlink.ErrUnavailable) || errors.Is(err, hostlink.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	err = c.Reverse(context.Background(), hostlink.Reversal{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: "000001", Time: time.Now()},
+		Amount: 100, Currency: "156", Reason: wire.ReasonLateResponse})
+	if !errors.Is(err, hostlink.ErrUnavailable) {
+		t.Fatalf("reverse err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestHostGoneIsUnavailableThenReconnects(t *testing.T) {
+	f := linktest.NewFixture(t)
+	cfg := f.ClientConfig(t)
+	c := linktest.Start(t, cfg, true)
+	addr := f.Host.Addr()
+	f.Host.Close()
+	linktest.WaitFor(t, "link down", func() bool { return !c.Connected() })
+	_, err := c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000))
+	if !errors.Is(err, hostlink.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	// Same database, same address: the client comes back by itself.
+	h, err := hostsim.NewUnstartedServer(f.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.Start(addr); err != nil {
+		t.Skipf("port %s not reusable: %v", addr, err)
+	}
+	f.Host = h
+	linktest.WaitFor(t, "reconnect", c.Connected)
+	resp, err := c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000))
+	if err != nil || !resp.Approved() {
+		t.Fatalf("after reconnect: %+v %v", resp, err)
+	}
+}
+
+func TestNoAnswerIsOutcomeUnknown(t *testing.T) {
+	f := linktest.NewFixture(t)
+	c := linktest.Start(t, f.ClientConfig(t), true)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := c.Authorize(ctx, authReq(t, f, hostsim.MagicNoAnswer, "1234", 10000))
+	if !errors.Is(err, hostlink.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+}
+
+func TestSlowAnswerIsOutcomeUnknownAndReversalRestores(t *testing.T) {
+	f := linktest.NewFixture(t)
+	cfg := f.ClientConfig(t)
+	cfg.SendTimeout = 300 * time.Millisecond // the host answers FAULT-SLOW after 5 s
+	c := linktest.Start(t, cfg, true)
+	before := balance(t, f, hostsim.MagicSlow)
+	req := authReq(t, f, hostsim.MagicSlow, "1234", 20000)
+	_, err := c.Authorize(context.Background(), req)
+	if !errors.Is(err, hostlink.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+	// The host did approve (slowly): the debit stands until reversed.
+	linktest.WaitFor(t, "debit", func() bool { return balance(t, f, hostsim.MagicSlow) == before-20000 })
+	rev := hostlink.Reversal{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: req.STAN, Time: req.Time},
+		Amount: 20000, Currency: "156", Reason: wire.ReasonLateResponse}
+	if err := c.Reverse(context.Background(), rev); err != nil {
+		t.Fatal(err)
+	}
+	if got := balance(t, f, hostsim.MagicSlow); got != before {
+		t.Fatalf("balance after reversal %d, want %d", got, before)
+	}
+}
+
+func TestDropAfterApproveIsOutcomeUnknown(t *testing.T) {
+	f := linktest.NewFixture(t)
+	c := linktest.Start(t, f.ClientConfig(t), true)
+	before := balance(t, f, hostsim.MagicDrop)
+	req := authReq(t, f, hostsim.MagicDrop, "1234", 30000)
+	_, err := c.Authorize(context.Background(), req)
+	if !errors.Is(err, hostlink.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+	if got := balance(t, f, hostsim.MagicDrop); got != before-30000 {
+		t.Fatalf("balance %d: the debit must stand until the reversal", got)
+	}
+	linktest.WaitFor(t, "reconnect", c.Connected)
+	rev := hostlink.Reversal{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: req.STAN, Time: req.Time},
+		Amount: 30000, Currency: "156", Reason: wire.ReasonLateResponse}
+	var rerr error
+	linktest.WaitFor(t, "reversal accepted", func() bool {
+		rerr = c.Reverse(context.Background(), rev)
+		return !errors.Is(rerr, hostlink.ErrUnavailable)
+	})
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if got := balance(t, f, hostsim.MagicDrop); got != before {
+		t.Fatalf("balance after reversal %d, want %d", got, before)
+	}
+}
+
+func TestBadMACRefused(t *testing.T) {
+	f := linktest.NewFixture(t)
+	cfg := f.ClientConfig(t)
+	wrong := f.Keys
+	wrong.MAC = linktest.TDESKey(t)
+	cfg.HSM = linktest.ATMModule(t, wrong)
+	c := linktest.Start(t, cfg, false)
+	linktest.WaitFor(t, "refusal logged", func() bool {
+		return strings.Contains(f.HostLog.String(), "terminal refused")
+	})
+	if c.Connected() {
+		t.Fatal("client with a wrong MAC key is signed on")
+	}
+	_, err := c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000))
+	if !errors.Is(err, hostlink.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(f.HostLog.String(), "does not verify") {
+		t.Fatalf("refusal reason not logged:\n%s", f.HostLog.String())
+	}
+}
+
+func TestUnknownTerminalRefused(t *testing.T) {
+	f := linktest.NewFixture(t)
+	cfg := f.ClientConfig(t)
+	cfg.TerminalID = "ATM99999"
+	c := linktest.Start(t, cfg, false)
+	linktest.WaitFor(t, "refusal logged", func() bool {
+		return strings.Contains(f.HostLog.String(), "terminal not admitted")
+	})
+	if c.Connected() {
+		t.Fatal("unknown terminal is signed on")
+	}
+}
+
+func TestInvalidRequestNotSent(t *testing.T) {
+	f := linktest.NewFixture(t)
+	c := linktest.Start(t, f.ClientConfig(t), true)
+	req := authReq(t, f, "C-ALICE", "1234", 10000)
+	req.STAN = "12AB"
+	if _, err := c.Authorize(context.Background(), req); !errors.Is(err, hostlink.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if got := balance(t, f, "C-ALICE"); got != 500000 {
+		t.Fatalf("balance %d changed", got)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := hostlink.New(hostlink.Config{TerminalID: "TOO-LONG-ID", AcquirerID: "x"})
+	if err == nil {
+		t.Fatal("New accepted a bad config")
+	}
+	for _, want := range []string{"Addr", "TerminalID", "AcquirerID", "HSM"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+func TestEchoWhenIdle(t *testing.T) {
+	f := linktest.NewFixture(t)
+	cfg := f.ClientConfig(t)
+	cfg.EchoInterval = 20 * time.Millisecond
+	c := linktest.Start(t, cfg, true)
+	linktest.WaitFor(t, "echo answered", func() bool {
+		return strings.Contains(f.HostLog.String(), "code=301 rc=00")
+	})
+	if !c.Connected() {
+		t.Fatal("link dropped after echoes")
+	}
+}

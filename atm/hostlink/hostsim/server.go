@@ -1,0 +1,492 @@
+package hostsim
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moov-io/iso8583"
+	connection "github.com/moov-io/iso8583-connection"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// Magic customer IDs (field 120 of a 0200) that choose a fault for that one
+// message. See the package documentation.
+const (
+	MagicSlow     = "FAULT-SLOW"     // process, then answer after Faults.SlowAnswer (DefaultSlowAnswer if zero)
+	MagicNoAnswer = "FAULT-NOANSWER" // drop unprocessed, never answer
+	MagicDrop     = "FAULT-DROP"     // process; if approved, close the connection instead of answering
+	// MagicDeclinePrefix followed by a two-character code ("FAULT-DECLINE-51")
+	// answers that code without touching any account.
+	MagicDeclinePrefix = "FAULT-DECLINE-"
+)
+
+// DefaultSlowAnswer is the delay of MagicSlow when Faults.SlowAnswer is zero.
+const DefaultSlowAnswer = 5 * time.Second
+
+// RCPINTriesExceeded (75) answers a 0200 once a customer has entered a wrong
+// PIN maxPINTries times in a row.
+const RCPINTriesExceeded = "75"
+
+// Server is the bank host simulator. Create it with NewServer (listening on
+// 127.0.0.1:0) or NewUnstartedServer and Start; stop it with Close.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	db    *bolt.DB
+	hsm   *hsm.Soft
+	terms map[string]*wire.Codec
+	tpdu  []byte
+
+	faultsMu sync.Mutex
+	faults   Faults
+
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[net.Conn]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+	done    chan struct{}
+	rrnSeq  atomic.Uint64
+	rrnOnce sync.Once
+	started bool
+}
+
+// NewServer opens the database, loads the keys and starts listening on
+// 127.0.0.1:0.
+func NewServer(cfg Config) (*Server, error) {
+	s, err := NewUnstartedServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewUnstartedServer validates cfg, opens the database (seeding customers
+// on first start) and loads the keys, without listening.
+func NewUnstartedServer(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("hostsim: config: %w", err)
+	}
+	var tpdu []byte
+	if cfg.TPDU != "" {
+		b, err := hex.DecodeString(cfg.TPDU)
+		if err != nil || len(b) != wire.TPDULen || b[0] != 0x60 {
+			return nil, errors.New("hostsim: config: tpdu must be 10 hex digits starting with 60")
+		}
+		tpdu = b
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, hsm: hsm.NewSoft(), terms: map[string]*wire.Codec{},
+		faults: cfg.Faults, conns: map[net.Conn]struct{}{}, done: make(chan struct{}), tpdu: tpdu}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "hostsim")
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.loadKeys(); err != nil {
+		s.hsm.Close()
+		return nil, err
+	}
+	db, err := openDB(cfg.DBPath, cfg.Customers)
+	if err != nil {
+		s.hsm.Close()
+		return nil, err
+	}
+	s.db = db
+	return s, nil
+}
+
+func (s *Server) loadKeys() error {
+	imp := func(name hsm.KeyName, hexKey, what string) error {
+		k, err := hex.DecodeString(hexKey)
+		if err != nil {
+			return fmt.Errorf("hostsim: %s is not hex", what)
+		}
+		defer clear(k)
+		if _, err := s.hsm.ImportClearKey(name, k); err != nil {
+			return fmt.Errorf("hostsim: %s: %w", what, err)
+		}
+		return nil
+	}
+	for id, t := range s.cfg.Terminals {
+		mac, data := hsm.KeyName("host.mac/"+id), hsm.KeyName("host.data/"+id)
+		if err := imp(mac, t.MACKey, "terminals."+id+".macKey"); err != nil {
+			return err
+		}
+		if err := imp(data, t.DataKey, "terminals."+id+".dataKey"); err != nil {
+			return err
+		}
+		s.terms[id] = &wire.Codec{
+			Framer:    wire.Framer{TPDU: s.tpdu},
+			Protector: wire.NewProtector(s.hsm, wire.KeySet{NetMgmtMAC: mac, MAC: mac, Data: data}),
+		}
+	}
+	if err := imp(hsm.AppPINKey, s.cfg.AppPINKey, "appPinKey"); err != nil {
+		return err
+	}
+	k, err := hex.DecodeString(s.cfg.TokenKey)
+	if err != nil {
+		return errors.New("hostsim: tokenKey is not hex")
+	}
+	defer clear(k)
+	if err := s.hsm.ImportClearHMACKey(hsm.TokenKey, k); err != nil {
+		return fmt.Errorf("hostsim: tokenKey: %w", err)
+	}
+	return nil
+}
+
+// Start listens on addr and serves in the background.
+func (s *Server) Start(addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.started {
+		return errors.New("hostsim: server already started or closed")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("hostsim: listen: %w", err)
+	}
+	s.ln, s.started = ln, true
+	s.wg.Add(1)
+	go s.accept(ln)
+	s.log.Info("host simulator listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the listening address (host:port), or "" before Start.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// SetFaults replaces the injected faults.
+func (s *Server) SetFaults(f Faults) {
+	s.faultsMu.Lock()
+	s.faults = f
+	s.faultsMu.Unlock()
+}
+
+func (s *Server) getFaults() Faults {
+	s.faultsMu.Lock()
+	defer s.faultsMu.Unlock()
+	return s.faults
+}
+
+// Close stops listening, drops every connection, waits for the handlers
+// and closes the database and the keys. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	err := s.db.Close()
+	s.hsm.Close()
+	return err
+}
+
+// Balance returns a customer's balance in minor units.
+func (s *Server) Balance(customerID string) (int64, error) {
+	var a account
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bucketCustomers), []byte(customerID), &a)
+		if err == nil && !ok {
+			return ErrUnknownCustomer
+		}
+		return err
+	})
+	return a.Balance, err
+}
+
+// Totals returns one terminal's settlement totals for day (YYYY-MM-DD, UTC).
+func (s *Server) Totals(day, terminalID string) (Totals, error) {
+	return readTotals(s.db, day, terminalID)
+}
+
+// track registers work that Close must wait for; it fails once closed.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) accept(ln net.Listener) {
+	defer s.wg.Done()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+			default:
+				s.log.Error("accept failed", "err", err)
+			}
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[nc] = struct{}{}
+		s.mu.Unlock()
+		s.serve(nc)
+	}
+}
+
+// hostConn is one ATM connection. It is bound to a terminal by its first
+// message, which must name an admitted terminal and carry a MAC made with
+// that terminal's key; otherwise the connection is refused (closed).
+type hostConn struct {
+	s     *Server
+	nc    net.Conn
+	term  atomic.Pointer[string]
+	codec atomic.Pointer[wire.Codec]
+}
+
+func (s *Server) serve(nc net.Conn) {
+	hc := &hostConn{s: s, nc: nc}
+	remote := nc.RemoteAddr().String()
+	conn, err := connection.NewFrom(nc, wire.Spec, nil, nil,
+		connection.SetMessageReader(hc),
+		connection.SetMessageWriter(hc),
+		connection.SendTimeout(10*time.Second),
+		connection.IdleTime(time.Hour),
+		connection.ReadTimeout(time.Hour),
+		connection.InboundMessageHandler(hc.handle),
+		connection.ConnectionClosedHandler(func(*connection.Connection) {
+			s.mu.Lock()
+			delete(s.conns, nc)
+			s.mu.Unlock()
+			s.log.Info("connection closed", "remote", remote, "terminal", hc.terminal())
+		}),
+	)
+	if err != nil {
+		s.log.Error("connection setup failed", "err", err)
+		nc.Close()
+		return
+	}
+	_ = conn
+	s.log.Info("connection accepted", "remote", remote)
+}
+
+func (hc *hostConn) terminal() string {
+	if p := hc.term.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// errRefused closes a connection whose first message is not admissible.
+var errRefused = errors.New("hostsim: connection refused")
+
+// ReadMessage implements connection.MessageReader.
+func (hc *hostConn) ReadMessage(r io.Reader) (*iso8583.Message, error) {
+	framer := wire.Framer{TPDU: hc.s.tpdu}
+	raw, err := framer.ReadFrame(r)
+	if err != nil {
+		return nil, err
+	}
+	tid := peekTerminal(raw)
+	bound := hc.terminal()
+	if bound == "" {
+		codec, ok := hc.s.terms[tid]
+		if !ok {
+			hc.s.log.Warn("terminal refused", "reason", "terminal not admitted", "terminal", tid, "remote", hc.nc.RemoteAddr().String())
+			return nil, fmt.Errorf("%w: terminal %q not admitted", errRefused, tid)
+		}
+		m, err := codec.Protector.Open(raw)
+		if err != nil {
+			hc.s.log.Warn("terminal refused", "reason", "message does not verify with the terminal's keys", "terminal", tid, "err", err)
+			return nil, fmt.Errorf("%w: %w", errRefused, err)
+		}
+		hc.term.Store(&tid)
+		hc.codec.Store(codec)
+		hc.s.log.Info("terminal admitted", "terminal", tid)
+		return m, nil
+	}
+	if tid != bound {
+		hc.s.log.Warn("terminal refused", "reason", "terminal ID changed on a bound connection", "terminal", bound, "claimed", tid)
+		return nil, fmt.Errorf("%w: terminal ID changed", errRefused)
+	}
+	m, err := hc.codec.Load().Protector.Open(raw)
+	if err != nil {
+		hc.s.log.Warn("message rejected", "terminal", bound, "err", err)
+		return nil, nil
+	}
+	return m, nil
+}
+
+// WriteMessage implements connection.MessageWriter.
+func (hc *hostConn) WriteMessage(w io.Writer, m *iso8583.Message) error {
+	codec := hc.codec.Load()
+	if codec == nil {
+		return errors.New("hostsim: no terminal bound")
+	}
+	return codec.WriteMessage(w, m)
+}
+
+// peekTerminal reads field 41 of an unverified message, only to choose the
+// keys to verify it with.
+func peekTerminal(raw []byte) (tid string) {
+	defer func() {
+		if recover() != nil {
+			tid = ""
+		}
+	}()
+	m := iso8583.NewMessage(wire.Spec)
+	if err := m.Unpack(raw); err != nil || m.GetField(wire.FieldTerminalID) == nil {
+		return ""
+	}
+	s, err := m.GetString(wire.FieldTerminalID)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(s, " ")
+}
+
+// handle answers one verified message.
+func (hc *hostConn) handle(conn *connection.Connection, m *iso8583.Message) {
+	s := hc.s
+	if !s.track() {
+		return
+	}
+	defer s.wg.Done()
+	term := hc.terminal()
+	mti := wire.MTI(m)
+	f := s.getFaults()
+	var (
+		resp any
+		drop bool // close the connection instead of answering
+		slow = f.SlowAnswer
+	)
+	switch mti {
+	case wire.MTINetMgmtRequest:
+		resp = s.netMgmt(m)
+		slow = 0
+	case wire.MTIFinancialRequest:
+		var w wire.Withdrawal
+		if err := wire.Parse(m, &w); err != nil {
+			s.log.Warn("0200 unreadable", "terminal", term, "err", err)
+			return
+		}
+		switch {
+		case f.NoAnswer || w.CustomerID == MagicNoAnswer:
+			s.log.Warn("fault: 0200 dropped unanswered", "terminal", term, "stan", w.STAN)
+			return
+		case w.CustomerID == MagicSlow && slow == 0:
+			slow = DefaultSlowAnswer
+		}
+		ans := s.authorize(term, &w, f)
+		resp = ans
+		if ans.ResponseCode == wire.RCApproved && (f.DropAfterApprove || w.CustomerID == MagicDrop) {
+			drop = true
+		}
+	case wire.MTIAdvice:
+		if f.NoAnswer {
+			s.log.Warn("fault: 0220 dropped unanswered", "terminal", term, "stan", wire.STAN(m))
+			return
+		}
+		var a wire.Advice
+		if err := wire.Parse(m, &a); err != nil {
+			s.log.Warn("0220 unreadable", "terminal", term, "err", err)
+			return
+		}
+		resp = s.advice(term, &a)
+	case wire.MTIReversal:
+		if f.NoAnswer {
+			s.log.Warn("fault: 0420 dropped unanswered", "terminal", term, "stan", wire.STAN(m))
+			return
+		}
+		var r wire.Reversal
+		if err := wire.Parse(m, &r); err != nil {
+			s.log.Warn("0420 unreadable", "terminal", term, "err", err)
+			return
+		}
+		resp = s.reversal(term, &r)
+	default:
+		s.log.Warn("unexpected message ignored", "terminal", term, "mti", mti, "stan", wire.STAN(m))
+		return
+	}
+	if drop {
+		s.log.Warn("fault: approved, connection dropped before the answer", "terminal", term, "stan", wire.STAN(m))
+		hc.nc.Close()
+		return
+	}
+	if slow > 0 {
+		t := time.NewTimer(slow)
+		select {
+		case <-t.C:
+		case <-s.done:
+			t.Stop()
+			return
+		}
+	}
+	out, err := wire.Build(resp)
+	if err != nil {
+		s.log.Error("answer not built", "terminal", term, "mti", mti, "err", err)
+		return
+	}
+	if err := conn.Reply(out); err != nil {
+		s.log.Warn("answer not sent", "terminal", term, "mti", wire.MTI(out), "stan", wire.STAN(out), "err", err)
+	}
+}
+
+func (s *Server) netMgmt(m *iso8583.Message) *wire.NetMgmt {
+	var n wire.NetMgmt
+	if err := wire.Parse(m, &n); err != nil {
+		return nil
+	}
+	out := &wire.NetMgmt{MTI: wire.MTINetMgmtResponse, TransmissionDateTime: n.TransmissionDateTime,
+		STAN: n.STAN, TerminalID: n.TerminalID, NetMgmtCode: n.NetMgmtCode, ResponseCode: wire.RCApproved}
+	switch n.NetMgmtCode {
+	case wire.NetSignOn, wire.NetSignOff, wire.NetEcho:
+	default:
+		out.ResponseCode = wire.RCInvalidTransaction
+	}
+	s.log.Debug("0800", "terminal", n.TerminalID, "code", n.NetMgmtCode, "rc", out.ResponseCode)
+	return out
+}
+
+// maskID masks a customer ID for the log: at most the last 4 characters.
+func maskID(id string) string {
+	if len(id) <= 4 {
+		return strings.Repeat("*", len(id))
+	}
+	return strings.Repeat("*", len(id)-4) + id[len(id)-4:]
+}

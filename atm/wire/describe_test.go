@@ -1,0 +1,36 @@
+package wire
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestDescribeAndLogValueMask(t *testing.T) {
+	w := sampleWithdrawal()
+	m := mustBuild(t, w)
+	m.Field(2, "6222021234567890123")
+	m.Field(FieldAdditionalData, "TAK=00112233445566778899AABBCCDDEEFF")
+	m.Field(FieldDispenseToken, "NONCE=X,HMACSHA256=FFEEDDCC")
+	secrets := []string{w.QRPayload, w.CustomerID, "123456789ABCDEF0", "00112233445566778899AABBCCDDEEFF", "HMACSHA256=FFEEDDCC", "6222021234567890123"}
+
+	var buf bytes.Buffer
+	if err := Describe(m, &buf); err != nil {
+		t.Fatal(err)
+	}
+	var lb bytes.Buffer
+	slog.New(slog.NewTextHandler(&lb, nil)).Info("msg", "m", LogValue(m), "lazy", Loggable(m))
+	for name, out := range map[string]string{"Describe": buf.String(), "LogValue": lb.String()} {
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Errorf("%s shows a sensitive value in clear", name)
+			}
+		}
+		for _, s := range []string{"ATM00001", "000000050000", "6222", "0123", "redacted"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("%s lacks %q:\n%s", name, s, out)
+			}
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package wire
+
+// Message type indicators used by the system (ISO 8583:1987).
+const (
+	MTINetMgmtRequest   = "0800"
+	MTINetMgmtResponse  = "0810"
+	MTIFinancialRequest = "0200"
+	MTIFinancialResp    = "0210"
+	MTIAdvice           = "0220"
+	MTIAdviceResp       = "0230"
+	MTIReversal         = "0420"
+	MTIReversalResp     = "0430"
+)
+
+// Field numbers and what this system puts in them. docs/protocol.md has the
+// table per message type (mandatory, optional, encrypted, MAC'd).
+const (
+	FieldMTI             = 0
+	FieldProcessingCode  = 3   // n6: 010000 cash withdrawal (cardless)
+	FieldAmount          = 4   // n12: amount in minor units
+	FieldTransmissionDT  = 7   // n10: MMDDhhmmss UTC
+	FieldSTAN            = 11  // n6: systems trace audit number
+	FieldLocalTime       = 12  // n6: hhmmss
+	FieldLocalDate       = 13  // n4: MMDD
+	FieldAcquirerID      = 32  // n..11: acquiring institution ID
+	FieldRRN             = 37  // an12: retrieval reference number
+	FieldAuthCode        = 38  // an6: authorization ID response
+	FieldResponseCode    = 39  // an2: response code
+	FieldTerminalID      = 41  // ans8: card acceptor terminal ID (the ATM's ID)
+	FieldTerminalLoc     = 43  // ans40: terminal name and location
+	FieldAdditionalData  = 48  // ans...999: key exchange block in 08xx
+	FieldCurrency        = 49  // n3: ISO 4217 numeric currency code
+	FieldPINBlock        = 52  // b8: credential, encrypted end to end phone->host; opaque to proxy and ATM
+	FieldQRPayload       = 62  // ans...999: QR payload text; ENCRYPTED with the link data key
+	FieldNetMgmtCode     = 70  // n3: 001 sign-on, 002 sign-off, 161 key request, 162 key change, 301 echo
+	FieldOriginalData    = 90  // n42: original MTI, STAN, transmission date-time, acquirer, forwarder
+	FieldReplacementAmts = 95  // an42: replacement amounts (first 12 digits: amount actually dispensed)
+	FieldMACKeyKCV       = 96  // an6: KCV of the MAC key that made this message's MAC (key rollover); set by Protector.Seal
+	FieldCustomerID      = 120 // ans...999: customer identifier; ENCRYPTED with the link data key
+	FieldDispenseNonce   = 121 // ans...999: dispenser command nonce (32 hex), ATM->host in 0200
+	FieldDispenseToken   = 122 // ans...999: XFS4IoT end-to-end dispense token, host->ATM in 0210
+	FieldMAC64           = 64  // b8 as 16 hex: MAC when no secondary bitmap
+	FieldMAC128          = 128 // b8 as 16 hex: MAC when a secondary bitmap is present (always, since 96 is)
+)
+
+// Network management information codes (field 70).
+const (
+	NetSignOn     = "001"
+	NetSignOff    = "002"
+	NetKeyRequest = "161"
+	NetKeyChange  = "162"
+	NetEcho       = "301"
+)
+
+// Processing codes (field 3).
+const ProcCashWithdrawal = "010000"
+
+// Response codes (field 39).
+const (
+	RCApproved           = "00"
+	RCDoNotHonour        = "05"
+	RCInvalidTransaction = "12"
+	RCInvalidAmount      = "13"
+	RCInvalidAccount     = "14"
+	RCInsufficientFunds  = "51"
+	RCExpired            = "54"
+	RCIncorrectPIN       = "55"
+	RCExceedsLimit       = "61"
+	RCIssuerInoperative  = "91"
+	RCDuplicate          = "94"
+	RCSystemMalfunction  = "96"
+	// RCSecurityViolation (63) answers a message whose MAC fails, where an
+	// answer is sent at all.
+	RCSecurityViolation = "63"
+	// RCPartialDispense (not a standard code in field 39 for the phone) is
+	// not used: a partial dispense answers 00 with field 95 set.
+)

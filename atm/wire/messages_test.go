@@ -1,0 +1,133 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestOriginalData(t *testing.T) {
+	od := OriginalData{MTI: "0200", STAN: "000123", TransmitDT: "1121063015", AcquirerID: "12345678"}
+	if err := od.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := od.String()
+	if s != "0200000123112106301500012345678"+"00000000000" {
+		t.Fatalf("field 90 = %q", s)
+	}
+	got, err := ParseOriginalData(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := od
+	want.AcquirerID, want.ForwardingID = "00012345678", "00000000000"
+	if got != want {
+		t.Fatalf("got %+v want %+v", got, want)
+	}
+	for _, bad := range []string{"", s[:41], s + "0", strings.Replace(s, "0", "A", 1)} {
+		if _, err := ParseOriginalData(bad); !errors.Is(err, ErrFieldFormat) {
+			t.Errorf("ParseOriginalData(%q): %v", bad, err)
+		}
+	}
+	if err := (OriginalData{MTI: "200", STAN: "000123", TransmitDT: "1121063015"}).Validate(); !errors.Is(err, ErrFieldFormat) {
+		t.Fatal("short MTI accepted")
+	}
+}
+
+func TestReplacementAmounts(t *testing.T) {
+	r := ReplacementAmounts{Transaction: 30000, Settlement: 30000}
+	s := r.String()
+	if len(s) != 42 || s != "000000030000000000030000C00000000C00000000" {
+		t.Fatalf("field 95 = %q", s)
+	}
+	got, err := ParseReplacementAmounts(s)
+	if err != nil || got != r {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if _, err := ParseReplacementAmounts("000000030000000000030000D00000100C00000000"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", s[:41], strings.Replace(s, "C", "X", 1), "00000003000A" + s[12:]} {
+		if _, err := ParseReplacementAmounts(bad); !errors.Is(err, ErrFieldFormat) {
+			t.Errorf("ParseReplacementAmounts(%q): %v", bad, err)
+		}
+	}
+}
+
+func TestKeyBlock(t *testing.T) {
+	k := KeyBlock{TAK: bytes.Repeat([]byte{0xA1}, 16), TAKKCV: "08D7B4", TEK: bytes.Repeat([]byte{0x0F}, 24), TEKKCV: "ABCDEF"}
+	s := k.String()
+	if !strings.HasPrefix(s, "TAK=A1A1") || !strings.Contains(s, ";TAKKCV=08D7B4;TEK=0F0F") || !strings.HasSuffix(s, ";TEKKCV=ABCDEF") {
+		t.Fatalf("key block %q", s)
+	}
+	got, err := ParseKeyBlock(s)
+	if err != nil || !bytes.Equal(got.TAK, k.TAK) || !bytes.Equal(got.TEK, k.TEK) || got.TAKKCV != k.TAKKCV || got.TEKKCV != k.TEKKCV {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "TAK=00", strings.ToLower(s), strings.Replace(s, "TEK=", "TPK=", 1), s + ";X=1",
+		strings.Replace(s, "08D7B4", "08D7B", 1), strings.Replace(s, "TAK=A1", "TAK=A", 1)} {
+		_, err := ParseKeyBlock(bad)
+		if !errors.Is(err, ErrFieldFormat) {
+			t.Errorf("ParseKeyBlock accepted a bad block: %v", err)
+		}
+		if err != nil && strings.Contains(err.Error(), "A1A1") {
+			t.Errorf("error leaks key material: %v", err)
+		}
+	}
+}
+
+func TestFormatHelpers(t *testing.T) {
+	if got := FormatAmount(50000); got != "000000050000" {
+		t.Fatal(got)
+	}
+	if n, err := ParseAmount("000000050000"); err != nil || n != 50000 {
+		t.Fatal(n, err)
+	}
+	if _, err := ParseAmount("5000"); !errors.Is(err, ErrFieldFormat) {
+		t.Fatal(err)
+	}
+	if got := FormatSTAN(1000123); got != "000123" {
+		t.Fatal(got)
+	}
+	if got := FormatTransmissionDT(testTime); got != "1121063015" {
+		t.Fatal(got)
+	}
+	if FormatLocalTime(testTime) != "063015" || FormatLocalDate(testTime) != "1121" {
+		t.Fatal("local time/date")
+	}
+}
+
+func TestSpecEncodings(t *testing.T) {
+	m := NewMessage(MTINetMgmtRequest)
+	m.Field(FieldSTAN, "000001")
+	m.Field(FieldTerminalID, "ATM1")
+	m.BinaryField(FieldMAC64, []byte{1, 2, 3, 4, 5, 6, 7, 0xAB})
+	raw, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Primary bitmap only (no field above 64): 16 hex digits; 41 space
+	// padded; MAC as 16 upper-case hex digits.
+	want := "0800" + "0020000000800001" + "000001" + "ATM1    " + "01020304050607AB"
+	if string(raw) != want {
+		t.Fatalf("packed\n got %s\nwant %s", raw, want)
+	}
+	m.Field(FieldNetMgmtCode, NetEcho)
+	raw, err = m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), "0800"+"8020000000800001"+"0400000000000000") {
+		t.Fatalf("secondary bitmap missing: %s", raw)
+	}
+	for _, id := range []int{FieldQRPayload, FieldCustomerID, FieldDispenseToken, FieldAdditionalData} {
+		m := NewMessage("0200")
+		if err := m.Field(id, strings.Repeat("A", MaxVarLen)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Pack(); err != nil {
+			t.Fatalf("field %d cannot hold %d chars: %v", id, MaxVarLen, err)
+		}
+	}
+}

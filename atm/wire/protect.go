@@ -1,0 +1,428 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/moov-io/iso8583"
+	iso8583errors "github.com/moov-io/iso8583/errors"
+
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// NetMgmtVariant is the key variant byte that turns the terminal master key
+// into the MAC key of network management messages on the proxy link:
+// both ends call DeriveVariant(hsm.TMK, <slot>, NetMgmtVariant) so that
+// sign-on is MAC'd before any working key exists.
+const NetMgmtVariant byte = 0x24
+
+// MACPadding is the ISO 9797-1 padding method of every MAC on every link.
+const MACPadding = hsm.PaddingMethod2
+
+// Sentinel errors of message protection. Callers compare with errors.Is.
+var (
+	// ErrMAC: the MAC is missing, does not verify, or was made with a key
+	// whose KCV (field 96) is not one of the accepted keys. The message
+	// must be dropped (or answered 63) and nothing in it trusted.
+	ErrMAC = errors.New("wire: MAC verification failed")
+	// ErrMalformed: the bytes are not a well-formed message on Spec (unpack
+	// failure, non-canonical encoding, trailing bytes, a non-digit in a
+	// numeric field, an encrypted field that does not decrypt).
+	ErrMalformed = errors.New("wire: malformed message")
+	// ErrFieldTooLong: a clear value for an encrypted field is longer than
+	// MaxEncryptedPlain.
+	ErrFieldTooLong = errors.New("wire: field too long to encrypt")
+)
+
+// MessageError reports why an incoming message was rejected. It carries the
+// MTI and STAN (when they could be read) and never any other content.
+type MessageError struct {
+	MTI   string // "" when unknown
+	STAN  string // "" when unknown
+	Field int    // the field at fault, 0 when not one field
+	Err   error  // ErrMAC or ErrMalformed
+	Cause error  // underlying module error, if any (never message content)
+}
+
+func (e *MessageError) Error() string {
+	var b strings.Builder
+	b.WriteString("wire: message")
+	if e.MTI != "" {
+		b.WriteString(" " + e.MTI)
+	}
+	if e.STAN != "" {
+		b.WriteString(" stan " + e.STAN)
+	}
+	b.WriteString(": ")
+	b.WriteString(strings.TrimPrefix(e.Err.Error(), "wire: "))
+	if e.Field > 0 {
+		b.WriteString(" (field " + strconv.Itoa(e.Field) + ")")
+	}
+	if e.Cause != nil {
+		b.WriteString(": " + e.Cause.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the sentinel and the cause.
+func (e *MessageError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Err, e.Cause}
+	}
+	return []error{e.Err}
+}
+
+// Crypto is what a Protector needs from a security module; hsm.Module
+// satisfies it.
+type Crypto interface {
+	KCV(name hsm.KeyName) (string, error)
+	GenerateMAC(name hsm.KeyName, data []byte, p hsm.Padding) ([]byte, error)
+	VerifyMAC(name hsm.KeyName, data, mac []byte, p hsm.Padding) error
+	Encrypt(name hsm.KeyName, data []byte) ([]byte, error)
+	Decrypt(name hsm.KeyName, data []byte) ([]byte, error)
+}
+
+var _ Crypto = hsm.Module(nil)
+
+// KeySet names the keys of one link generation.
+type KeySet struct {
+	// NetMgmtMAC MACs 08xx messages. On the proxy link it is the TMK
+	// variant (NetMgmtVariant), so sign-on works before working keys exist.
+	NetMgmtMAC hsm.KeyName
+	// MAC MACs every other message (the TAK on the proxy link).
+	MAC hsm.KeyName
+	// Data encrypts fields 62 and 120 (the TEK on the proxy link).
+	Data hsm.KeyName
+}
+
+// encryptedFields are encrypted with the Data key in every message type.
+var encryptedFields = []int{FieldQRPayload, FieldCustomerID}
+
+// numericFields must hold digits only when present.
+var numericFields = []int{FieldProcessingCode, FieldAmount, FieldTransmissionDT, FieldSTAN,
+	FieldLocalTime, FieldLocalDate, FieldAcquirerID, FieldCurrency, FieldNetMgmtCode, FieldOriginalData}
+
+// Protector seals outgoing and opens incoming messages of one link: MAC,
+// field 96 and field encryption. It is safe for concurrent use.
+//
+// Key rollover: SetKeys makes the current set "previous"; messages whose
+// field 96 names a previous key still open (and their fields decrypt with
+// the previous Data key) until DropPrevious. Keys of a new generation must
+// be imported under new slot names (for example "tak.2"), because the
+// previous set refers to its keys by name.
+type Protector struct {
+	c    Crypto
+	mu   sync.RWMutex
+	cur  KeySet
+	prev *KeySet
+}
+
+// NewProtector returns a Protector using the keys k in module c.
+func NewProtector(c Crypto, k KeySet) *Protector {
+	return &Protector{c: c, cur: k}
+}
+
+// Keys returns the current key set.
+func (p *Protector) Keys() KeySet {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.cur
+}
+
+// SetKeys makes next the current set and the current set the previous one
+// (replacing any older previous set).
+func (p *Protector) SetKeys(next KeySet) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.cur
+	p.prev = &old
+	p.cur = next
+}
+
+// DropPrevious stops accepting the previous key set.
+func (p *Protector) DropPrevious() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prev = nil
+}
+
+func isNetMgmt(mti string) bool { return strings.HasPrefix(mti, "08") }
+
+func (k KeySet) macKey(mti string) hsm.KeyName {
+	if isNetMgmt(mti) {
+		return k.NetMgmtMAC
+	}
+	return k.MAC
+}
+
+// macField is the field that carries the MAC of m: 128 when the message has
+// a secondary bitmap (any field 65-128 other than the MAC), else 64.
+func macField(fields map[int]bool) int {
+	for id := range fields {
+		if id > 64 && id != FieldMAC128 {
+			return FieldMAC128
+		}
+	}
+	return FieldMAC64
+}
+
+// Seal protects a copy of msg (msg itself is not changed) and returns the
+// packed bytes: fields 62 and 120 are encrypted with the current Data key
+// (3DES-CBC, zero IV, ISO 9797-1 padding method 2, upper-case hex), field
+// 96 is set to the KCV of the MAC key, and the MAC (ISO 9797-1 algorithm 3,
+// padding method 2, over every byte from the MTI up to but excluding the
+// MAC field) goes in field 128, or 64 when no field above 64 is present.
+// Because field 96 is always present, in practice the MAC is in field 128.
+func (p *Protector) Seal(msg *iso8583.Message) ([]byte, error) {
+	keys := p.Keys()
+	m, err := copyMessage(msg)
+	if err != nil {
+		return nil, err
+	}
+	mti, err := m.GetMTI()
+	if err != nil || len(mti) != 4 {
+		return nil, fmt.Errorf("wire: seal: message has no valid MTI")
+	}
+	m.UnsetField(FieldMAC64)
+	m.UnsetField(FieldMAC128)
+
+	for _, id := range encryptedFields {
+		if m.GetField(id) == nil {
+			continue
+		}
+		plain, err := m.GetString(id)
+		if err != nil {
+			return nil, fmt.Errorf("wire: seal: field %d: %w", id, err)
+		}
+		if len(plain) > MaxEncryptedPlain {
+			return nil, fmt.Errorf("%w: field %d has %d bytes, at most %d", ErrFieldTooLong, id, len(plain), MaxEncryptedPlain)
+		}
+		ct, err := p.c.Encrypt(keys.Data, pad2([]byte(plain)))
+		if err != nil {
+			return nil, fmt.Errorf("wire: seal: encrypt field %d: %w", id, err)
+		}
+		if err := m.Field(id, strings.ToUpper(hex.EncodeToString(ct))); err != nil {
+			return nil, fmt.Errorf("wire: seal: field %d: %w", id, err)
+		}
+	}
+
+	macKey := keys.macKey(mti)
+	kcv, err := p.c.KCV(macKey)
+	if err != nil {
+		return nil, fmt.Errorf("wire: seal: MAC key: %w", err)
+	}
+	if err := m.Field(FieldMACKeyKCV, kcv); err != nil {
+		return nil, fmt.Errorf("wire: seal: field 96: %w", err)
+	}
+
+	present := map[int]bool{}
+	for id := range m.GetFields() {
+		present[id] = true
+	}
+	mf := macField(present)
+	zero := make([]byte, 8)
+	if err := m.BinaryField(mf, zero); err != nil {
+		return nil, fmt.Errorf("wire: seal: MAC field: %w", err)
+	}
+	packed, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("wire: seal: %w", err)
+	}
+	body := len(packed) - 16
+	if body < 0 || string(packed[body:]) != "0000000000000000" {
+		return nil, fmt.Errorf("wire: seal: MAC field is not last")
+	}
+	mac, err := p.c.GenerateMAC(macKey, packed[:body], MACPadding)
+	if err != nil {
+		return nil, fmt.Errorf("wire: seal: MAC: %w", err)
+	}
+	if len(mac) != 8 {
+		return nil, fmt.Errorf("wire: seal: MAC has %d bytes, want 8", len(mac))
+	}
+	hex.Encode(packed[body:], mac)
+	copy(packed[body:], bytes.ToUpper(packed[body:]))
+	return packed, nil
+}
+
+// copyMessage returns a copy of msg on Spec.
+func copyMessage(msg *iso8583.Message) (*iso8583.Message, error) {
+	if msg == nil {
+		return nil, errors.New("wire: seal: nil message")
+	}
+	raw, err := msg.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("wire: seal: %w", err)
+	}
+	m := iso8583.NewMessage(Spec)
+	if err := m.Unpack(raw); err != nil {
+		return nil, fmt.Errorf("wire: seal: message does not fit Spec")
+	}
+	return m, nil
+}
+
+// Open unpacks raw, verifies its MAC and decrypts fields 62 and 120. It
+// fails closed: a missing MAC, a wrong MAC, an unknown key KCV in field 96
+// or a malformed message all give a *MessageError (ErrMAC or ErrMalformed)
+// and no message. Nothing is decrypted before the MAC verifies. The
+// returned message has fields 62 and 120 in clear.
+func (p *Protector) Open(raw []byte) (msg *iso8583.Message, err error) {
+	merr := &MessageError{MTI: sniffMTI(raw)}
+	defer func() {
+		if r := recover(); r != nil {
+			merr.Err, merr.Field = ErrMalformed, 0
+			msg, err = nil, merr
+		}
+	}()
+	fail := func(sentinel error, field int, cause error) (*iso8583.Message, error) {
+		merr.Err, merr.Field, merr.Cause = sentinel, field, cause
+		return nil, merr
+	}
+
+	m := iso8583.NewMessage(Spec)
+	if uerr := m.Unpack(raw); uerr != nil {
+		var ue *iso8583errors.UnpackError
+		f := 0
+		if errors.As(uerr, &ue) {
+			f, _ = strconv.Atoi(ue.FieldID)
+		}
+		merr.STAN = digitsOnly(STAN(m), 6)
+		return fail(ErrMalformed, f, nil)
+	}
+	merr.STAN = digitsOnly(STAN(m), 6)
+	mti, _ := m.GetMTI()
+	if len(mti) != 4 || !isDigits(mti) {
+		return fail(ErrMalformed, 0, nil)
+	}
+	merr.MTI = mti
+	// Canonical form: re-packing must give exactly the bytes received (no
+	// trailing bytes, no lower-case hex, no stray bitmap bits).
+	again, perr := m.Pack()
+	if perr != nil || !bytes.Equal(again, raw) {
+		return fail(ErrMalformed, 0, nil)
+	}
+	for _, id := range numericFields {
+		if m.GetField(id) != nil {
+			if s, _ := m.GetString(id); !isDigits(s) {
+				return fail(ErrMalformed, id, nil)
+			}
+		}
+	}
+
+	fields := m.GetFields()
+	present := map[int]bool{}
+	for id := range fields {
+		present[id] = true
+	}
+	mf := macField(present)
+	other := FieldMAC64
+	if mf == FieldMAC64 {
+		other = FieldMAC128
+	}
+	if !present[mf] || present[other] {
+		return fail(ErrMAC, mf, nil)
+	}
+	if !present[FieldMACKeyKCV] {
+		return fail(ErrMAC, FieldMACKeyKCV, nil)
+	}
+	kcv, _ := m.GetString(FieldMACKeyKCV)
+
+	p.mu.RLock()
+	sets := []KeySet{p.cur}
+	if p.prev != nil {
+		sets = append(sets, *p.prev)
+	}
+	p.mu.RUnlock()
+
+	var keys *KeySet
+	for i := range sets {
+		name := sets[i].macKey(mti)
+		if name == "" {
+			continue
+		}
+		k, kerr := p.c.KCV(name)
+		if kerr == nil && k == kcv {
+			keys = &sets[i]
+			break
+		}
+	}
+	if keys == nil {
+		return fail(ErrMAC, FieldMACKeyKCV, nil)
+	}
+	body := len(raw) - 16
+	mac := make([]byte, 8)
+	if _, herr := hex.Decode(mac, raw[body:]); herr != nil {
+		return fail(ErrMAC, mf, nil)
+	}
+	if verr := p.c.VerifyMAC(keys.macKey(mti), raw[:body], mac, MACPadding); verr != nil {
+		var cause error
+		if !errors.Is(verr, hsm.ErrMACMismatch) {
+			cause = verr
+		}
+		return fail(ErrMAC, mf, cause)
+	}
+
+	// MAC verified: now decrypt.
+	for _, id := range encryptedFields {
+		if !present[id] {
+			continue
+		}
+		s, _ := m.GetString(id)
+		ct, herr := hex.DecodeString(s)
+		if herr != nil || len(ct) == 0 || len(ct)%8 != 0 || !isUpperHex(s) {
+			return fail(ErrMalformed, id, nil)
+		}
+		pt, derr := p.c.Decrypt(keys.Data, ct)
+		if derr != nil {
+			return fail(ErrMalformed, id, derr)
+		}
+		plain, ok := unpad2(pt)
+		if !ok {
+			return fail(ErrMalformed, id, nil)
+		}
+		if serr := m.Field(id, string(plain)); serr != nil {
+			return fail(ErrMalformed, id, nil)
+		}
+	}
+	return m, nil
+}
+
+// pad2 is ISO 9797-1 padding method 2: 0x80 then zeros to a multiple of 8.
+func pad2(b []byte) []byte {
+	out := make([]byte, 0, (len(b)/8+1)*8)
+	out = append(out, b...)
+	out = append(out, 0x80)
+	for len(out)%8 != 0 {
+		out = append(out, 0)
+	}
+	return out
+}
+
+func unpad2(b []byte) ([]byte, bool) {
+	i := len(b) - 1
+	for i >= 0 && b[i] == 0 {
+		i--
+	}
+	if i < 0 || b[i] != 0x80 || len(b)-i > 8 {
+		return nil, false
+	}
+	return b[:i], true
+}
+
+func sniffMTI(raw []byte) string {
+	if len(raw) >= 4 && isDigits(string(raw[:4])) {
+		return string(raw[:4])
+	}
+	return ""
+}
+
+func digitsOnly(s string, n int) string {
+	if len(s) == n && isDigits(s) {
+		return s
+	}
+	return ""
+}

@@ -38,14 +38,14 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // Config is the appliance's configuration file (configs/atm.json).
 type Config struct {
 	Comment       string    `json:"_comment,omitempty"`
-	TerminalID    string    `json:"terminal_id"`
+	TerminalID    string    `json:"terminalId"`
 	Location      string    `json:"location"`
-	Currency      string    `json:"currency"`       // ISO 4217 numeric
-	CurrencyAlpha string    `json:"currency_alpha"` // ISO 4217 alphabetic
+	Currency      string    `json:"currency"`      // ISO 4217 numeric
+	CurrencyAlpha string    `json:"currencyAlpha"` // ISO 4217 alphabetic
 	Exponent      int       `json:"exponent"`
-	DataDir       string    `json:"data_dir"`
-	SessionTTL    Duration  `json:"session_ttl"`
-	TakeTimeout   Duration  `json:"take_timeout"`
+	DataDir       string    `json:"dataDir"`
+	SessionTTL    Duration  `json:"sessionTtl"`
+	TakeTimeout   Duration  `json:"takeTimeout"`
 	Limits        Limits    `json:"limits"`
 	Presets       []int64   `json:"presets"`
 	Keys          Keys      `json:"keys"`
@@ -54,7 +54,7 @@ type Config struct {
 	Dispenser     Dispenser `json:"dispenser"`
 	Screen        Screen    `json:"screen"`
 	Control       Control   `json:"control"`
-	LogLevel      string    `json:"log_level"`
+	LogLevel      string    `json:"logLevel"`
 }
 
 // Limits in minor units.
@@ -69,8 +69,8 @@ type Limits struct {
 // the key ceremony (atmctl key load-tmk), or, for development only, clear
 // keys in this file.
 type Keys struct {
-	Store          string   `json:"store,omitempty"`            // encrypted key store file
-	StorageKeyFile string   `json:"storage_key_file,omitempty"` // its storage key
+	Store          string   `json:"store,omitempty"`          // encrypted key store file
+	StorageKeyFile string   `json:"storageKeyFile,omitempty"` // its storage key
 	Dev            *DevKeys `json:"development,omitempty"`
 }
 
@@ -78,18 +78,18 @@ type Keys struct {
 type DevKeys struct {
 	Comment  string `json:"_comment,omitempty"`
 	TMK      string `json:"tmk"`
-	HostMAC  string `json:"host_mac"`
-	HostData string `json:"host_data"`
-	QRMAC    string `json:"qr_mac"`
+	HostMAC  string `json:"hostMac"`
+	HostData string `json:"hostData"`
+	QRMAC    string `json:"qrMac"`
 }
 
 // Link is the address and framing of the proxy or host link.
 type Link struct {
 	Addr         string   `json:"addr"`
 	TPDU         string   `json:"tpdu,omitempty"` // 10 hex digits, empty for none
-	AcquirerID   string   `json:"acquirer_id,omitempty"`
-	SendTimeout  Duration `json:"send_timeout,omitempty"`
-	EchoInterval Duration `json:"echo_interval,omitempty"`
+	AcquirerID   string   `json:"acquirerId,omitempty"`
+	SendTimeout  Duration `json:"sendTimeout,omitempty"`
+	EchoInterval Duration `json:"echoInterval,omitempty"`
 }
 
 // Dispenser selects and configures the cash dispenser driver.
@@ -101,22 +101,22 @@ type Dispenser struct {
 // DispenserSim configures the simulated dispenser.
 type DispenserSim struct {
 	Units        []dispenser.CashUnit `json:"units"`
-	MaxNotes     int                  `json:"max_notes"`
-	LowThreshold int                  `json:"low_threshold"`
-	TokenKey     string               `json:"token_key"` // DEVELOPMENT: the device's token key, hex
+	MaxNotes     int                  `json:"maxNotes"`
+	LowThreshold int                  `json:"lowThreshold"`
+	TokenKey     string               `json:"tokenKey"` // DEVELOPMENT: the device's token key, hex
 	Latency      Duration             `json:"latency"`
-	TakeDelay    Duration             `json:"take_delay"`
+	TakeDelay    Duration             `json:"takeDelay"`
 	Faults       SimFaults            `json:"faults"`
 }
 
 // SimFaults selects simulated dispenser faults.
 type SimFaults struct {
 	Offline        bool `json:"offline,omitempty"`
-	JamAfter       int  `json:"jam_after,omitempty"` // jam after this many notes (0: no jam)
-	ShortDispense  int  `json:"short_dispense,omitempty"`
-	CountUnknown   bool `json:"count_unknown,omitempty"`
-	NotesNotTaken  bool `json:"notes_not_taken,omitempty"`
-	ShutterFailure bool `json:"shutter_failure,omitempty"`
+	JamAfter       int  `json:"jamAfter,omitempty"` // jam after this many notes (0: no jam)
+	ShortDispense  int  `json:"shortDispense,omitempty"`
+	CountUnknown   bool `json:"countUnknown,omitempty"`
+	NotesNotTaken  bool `json:"notesNotTaken,omitempty"`
+	ShutterFailure bool `json:"shutterFailure,omitempty"`
 }
 
 // Control is the localhost control and status endpoint (GET /status,
@@ -164,25 +164,25 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, a...)))
 	}
 	if !terminalRE.MatchString(c.TerminalID) {
-		bad("terminal_id", "%q must be 1-8 characters 0-9A-Z", c.TerminalID)
+		bad("terminalId", "%q must be 1-8 characters 0-9A-Z", c.TerminalID)
 	}
 	if len(c.Currency) != 3 || strings.Trim(c.Currency, "0123456789") != "" {
 		bad("currency", "%q must be an ISO 4217 numeric code (3 digits)", c.Currency)
 	}
 	if len(c.CurrencyAlpha) != 3 || strings.Trim(c.CurrencyAlpha, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		bad("currency_alpha", "%q must be an ISO 4217 alphabetic code", c.CurrencyAlpha)
+		bad("currencyAlpha", "%q must be an ISO 4217 alphabetic code", c.CurrencyAlpha)
 	}
 	if c.Exponent < 0 || c.Exponent > 3 {
 		bad("exponent", "%d must be 0-3", c.Exponent)
 	}
 	if c.DataDir == "" {
-		bad("data_dir", "required")
+		bad("dataDir", "required")
 	}
 	if c.SessionTTL.D() < 10*time.Second || c.SessionTTL.D() > 10*time.Minute {
-		bad("session_ttl", "%s must be between 10s and 10m", c.SessionTTL.D())
+		bad("sessionTtl", "%s must be between 10s and 10m", c.SessionTTL.D())
 	}
 	if c.TakeTimeout.D() < time.Second || c.TakeTimeout.D() > 2*time.Minute {
-		bad("take_timeout", "%s must be between 1s and 2m", c.TakeTimeout.D())
+		bad("takeTimeout", "%s must be between 1s and 2m", c.TakeTimeout.D())
 	}
 	l := c.Limits
 	if l.Max <= 0 || l.Min < 0 || l.Min > l.Max {
@@ -198,12 +198,12 @@ func (c *Config) Validate() error {
 	}
 	switch {
 	case c.Keys.Store != "" && c.Keys.StorageKeyFile == "":
-		bad("keys.storage_key_file", "required with keys.store")
+		bad("keys.storageKeyFile", "required with keys.store")
 	case c.Keys.Store == "" && c.Keys.Dev == nil:
 		bad("keys", "set keys.store (production) or keys.development")
 	}
 	if d := c.Keys.Dev; d != nil {
-		for name, v := range map[string]string{"tmk": d.TMK, "host_mac": d.HostMAC, "host_data": d.HostData, "qr_mac": d.QRMAC} {
+		for name, v := range map[string]string{"tmk": d.TMK, "hostMac": d.HostMAC, "hostData": d.HostData, "qrMac": d.QRMAC} {
 			if v == "" && c.Keys.Store != "" {
 				continue
 			}
@@ -238,10 +238,10 @@ func (c *Config) Validate() error {
 			}
 		}
 		if s.MaxNotes <= 0 {
-			bad("dispenser.sim.max_notes", "must be positive")
+			bad("dispenser.sim.maxNotes", "must be positive")
 		}
 		if k, err := hex.DecodeString(s.TokenKey); err != nil || len(k) < 16 {
-			bad("dispenser.sim.token_key", "must be at least 32 hex digits")
+			bad("dispenser.sim.tokenKey", "must be at least 32 hex digits")
 		}
 	default:
 		bad("dispenser.driver", "%q is not a known driver (known: sim)", c.Dispenser.Driver)
@@ -258,7 +258,7 @@ func (c *Config) Validate() error {
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:
-		bad("log_level", "%q must be debug, info, warn or error", c.LogLevel)
+		bad("logLevel", "%q must be debug, info, warn or error", c.LogLevel)
 	}
 	return errors.Join(errs...)
 }

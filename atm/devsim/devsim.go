@@ -1,0 +1,290 @@
+// Package devsim runs the whole cardless-withdrawal system on a laptop: the
+// bank host simulator, the proxy simulator and the ATM appliance as real
+// processes on loopback, then a complete withdrawal through the phone
+// simulator, narrating each step. cmd/sim is its thin main; `make sim` runs it.
+package devsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options configure a run. The zero value is not usable; see Defaults.
+type Options struct {
+	Bin        string // directory holding hostsim, proxysim, atm, phonesim
+	Configs    string // directory holding atm.json, hostsim.json, proxysim.json, phonesim.json
+	Var        string // run-time data and logs
+	HostAddr   string
+	ProxyATM   string
+	ProxyPhone string
+	Control    string // the ATM's control endpoint
+	Amount     int64  // minor units
+	Customer   string
+	PIN        string
+	Window     bool // open the ATM window (needs a display)
+	Once       bool // stop everything after the demo withdrawal
+	Out        io.Writer
+}
+
+// Defaults are the laptop defaults the shipped configs use.
+func Defaults() Options {
+	return Options{Bin: "bin", Configs: "configs", Var: "var", HostAddr: "127.0.0.1:6100", ProxyATM: "127.0.0.1:6200",
+		ProxyPhone: "127.0.0.1:6201", Control: "127.0.0.1:6300", Amount: 50000, Customer: "13800000001", PIN: "123456",
+		Out: os.Stdout}
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+}
+
+// Run starts the system, runs one withdrawal and, unless Once, keeps the
+// system up until ctx is done. It returns an error if the demo withdrawal
+// was not approved and paid.
+func Run(ctx context.Context, o Options) (err error) {
+	say := func(format string, a ...any) { fmt.Fprintf(o.Out, format+"\n", a...) }
+	logs := filepath.Join(o.Var, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+	for _, addr := range []string{o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control} {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return fmt.Errorf("%s is already in use: is another `make sim` running? stop it first", addr)
+		}
+	}
+	var procs []*proc
+	defer func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			stop(procs[i])
+		}
+	}()
+	start := func(name string, args ...string) error {
+		p := &proc{name: name, log: filepath.Join(logs, name+".log")}
+		f, err := os.Create(p.log)
+		if err != nil {
+			return err
+		}
+		p.cmd = exec.Command(filepath.Join(o.Bin, name), args...)
+		p.cmd.Stdout, p.cmd.Stderr = f, f
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := p.cmd.Start(); err != nil {
+			return fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
+		}
+		procs = append(procs, p)
+		say("  started %-9s pid %-7d log %s", name, p.cmd.Process.Pid, p.log)
+		return nil
+	}
+	cfg := func(n string) string { return filepath.Join(o.Configs, n) }
+
+	say("== Cardless withdrawal: the whole system on this laptop ==")
+	say("[1/6] Starting the bank host, the proxy server and the ATM as separate processes on loopback")
+	if err := start("hostsim", "--config", cfg("hostsim.json"), "--listen", o.HostAddr); err != nil {
+		return err
+	}
+	if err := start("proxysim", "--config", cfg("proxysim.json"), "--atm-listen", o.ProxyATM, "--phone-listen", o.ProxyPhone); err != nil {
+		return err
+	}
+	mode := "--headless"
+	if o.Window {
+		mode = "--window"
+	}
+	if err := start("atm", "--config", cfg("atm.json"), mode); err != nil {
+		return err
+	}
+
+	say("[2/6] Waiting for the ATM to sign on to the proxy (key exchange) and connect to the host")
+	st, err := waitStatus(ctx, o.Control, 45*time.Second, func(s status) bool { return s.ProxySignedOn && s.HostConnected && s.InService })
+	if err != nil {
+		return fmt.Errorf("the ATM did not come into service: %w (see %s)", err, logs)
+	}
+	say("      ATM %s in service: proxy link signed on, host link up", st.TerminalID)
+
+	say("[3/6] Customer at the ATM chooses \"cardless withdrawal\" and %s", money(o.Amount))
+	sess, err := withdraw(ctx, o.Control, o.Amount)
+	if err != nil {
+		return err
+	}
+	say("      session written to bbolt, QR on screen (expires %s)", sess.Expires.Local().Format("15:04:05"))
+	say("      QR payload: %s", sess.QR)
+	png := filepath.Join(o.Var, "atm", "screen.png")
+	if err := waitFile(ctx, png, 10*time.Second); err != nil {
+		return err
+	}
+
+	say("[4/6] Customer scans the screen with the phone app (phonesim reads %s from pixels)", png)
+	say("      phone -> proxy (ISO 8583, 3DES) -> ATM -> host (authorize) -> dispenser")
+	seen := make(chan struct{})
+	go narrate(ctx, o, say, seen)
+	phone := exec.CommandContext(ctx, filepath.Join(o.Bin, "phonesim"), "--proxy", o.ProxyPhone, "--config", cfg("phonesim.json"),
+		"--qr-png", png, "--customer", o.Customer, "--pin", o.PIN)
+	phone.Stderr = os.Stderr
+	outb, perr := phone.Output()
+	<-seen
+	say("[5/6] Phone app shows the outcome: %s", strings.TrimSpace(string(outb)))
+	if perr != nil {
+		return fmt.Errorf("withdrawal not approved and paid: %v (logs in %s)", perr, logs)
+	}
+	st, _ = waitStatus(ctx, o.Control, 30*time.Second, func(s status) bool { return s.SAFPending == 0 })
+	say("      completion advice acknowledged by the host (store-and-forward queue: %d pending)", st.SAFPending)
+	say("[6/6] Cash paid out. Journal chain verified: %s", verify(o.Control))
+	say("")
+	say("Do one by hand (the system keeps running):")
+	say("  curl -X POST 'http://%s/withdraw?amount=20000'      # the customer picks 200.00", o.Control)
+	say("  %s/phonesim --proxy %s --config %s --qr-png %s --customer 13800000002 --pin 654321", o.Bin, o.ProxyPhone, cfg("phonesim.json"), png)
+	say("  curl http://%s/status                                # what the ATM is doing", o.Control)
+	say("  open %s to see the screen; logs are in %s", png, logs)
+	if o.Once {
+		return nil
+	}
+	say("Press Ctrl-C to stop.")
+	<-ctx.Done()
+	return nil
+}
+
+func stop(p *proc) {
+	if p.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// narrate prints the ATM's session states as they change, until the session
+// is finished.
+func narrate(ctx context.Context, o Options, say func(string, ...any), done chan<- struct{}) {
+	defer close(done)
+	words := map[string]string{
+		"Authorizing":  "dispense command accepted (MAC, session, nonce, amount checked); asking the host to authorize",
+		"Dispensing":   "host approved with a dispense token; the dispenser checks the token and counts the notes",
+		"Presenting":   "notes counted; opening the shutter",
+		"AwaitingTake": "cash presented: \"please take your cash\"",
+		"Completed":    "customer took the cash; completion advice queued for the host",
+		"Declined":     "host declined",
+		"Failed":       "failed; reversal queued where the host may have debited",
+		"Retracted":    "cash not taken: retracted, reversal queued",
+	}
+	last := "AwaitingPhone"
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		s, err := getStatus(o.Control)
+		if err == nil && s.Session != nil && s.Session.State != last {
+			last = s.Session.State
+			say("      ATM: %-12s %s", last, words[last])
+			if s.Session.Finished {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type sessionStatus struct {
+	State    string    `json:"state"`
+	Amount   int64     `json:"amount"`
+	QR       string    `json:"qr"`
+	Expires  time.Time `json:"expires"`
+	Finished bool      `json:"finished"`
+}
+
+type status struct {
+	TerminalID    string         `json:"terminal_id"`
+	InService     bool           `json:"in_service"`
+	ProxySignedOn bool           `json:"proxy_signed_on"`
+	HostConnected bool           `json:"host_connected"`
+	SAFPending    int            `json:"saf_pending"`
+	Session       *sessionStatus `json:"session"`
+}
+
+var client = &http.Client{Timeout: 5 * time.Second}
+
+func getStatus(addr string) (status, error) {
+	var s status
+	resp, err := client.Get("http://" + addr + "/status")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+func waitStatus(ctx context.Context, addr string, d time.Duration, ok func(status) bool) (status, error) {
+	deadline := time.Now().Add(d)
+	var last status
+	var lastErr error
+	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return last, ctx.Err()
+		}
+		s, err := getStatus(addr)
+		if err == nil && ok(s) {
+			return s, nil
+		}
+		last, lastErr = s, err
+		time.Sleep(100 * time.Millisecond)
+	}
+	if lastErr != nil {
+		return last, fmt.Errorf("timed out: %w", lastErr)
+	}
+	return last, fmt.Errorf("timed out: last status %+v", last)
+}
+
+func withdraw(ctx context.Context, addr string, amount int64) (sessionStatus, error) {
+	var s sessionStatus
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://%s/withdraw?amount=%d", addr, amount), nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return s, fmt.Errorf("the ATM refused the amount: %s", strings.TrimSpace(string(b)))
+	}
+	return s, json.Unmarshal(b, &s)
+}
+
+func verify(addr string) string {
+	resp, err := client.Get("http://" + addr + "/journal/verify")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return "FAILED " + string(b)
+	}
+	return "ok"
+}
+
+func waitFile(ctx context.Context, path string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("the ATM did not render its screen to " + path)
+}
+
+func money(minor int64) string { return fmt.Sprintf("%d.%02d CNY", minor/100, minor%100) }

@@ -76,7 +76,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	hostTPDU, _ := hex.DecodeString(cfg.Host.TPDU)
+	hostTPDU := decodeTPDU(cfg.Host.TPDU)
 	a.Host, err = hostlink.New(hostlink.Config{Addr: cfg.Host.Addr, TerminalID: cfg.TerminalID, AcquirerID: cfg.Host.AcquirerID,
 		TPDU: hostTPDU, HSM: a.HSM, SendTimeout: cfg.Host.SendTimeout.D(), EchoInterval: cfg.Host.EchoInterval.D(),
 		Logger: log.With("part", "hostlink")})
@@ -93,7 +93,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxyTPDU, _ := hex.DecodeString(cfg.Proxy.TPDU)
+	proxyTPDU := decodeTPDU(cfg.Proxy.TPDU)
 	a.Proxy, err = proxyclient.New(proxyclient.Config{Addr: cfg.Proxy.Addr, TerminalID: cfg.TerminalID, TPDU: proxyTPDU,
 		HSM: a.HSM, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
 		Handler: proxyclient.HandlerFunc(a.handle), Logger: log.With("part", "proxyclient")})
@@ -218,4 +218,13 @@ func crashHook(point string, log *slog.Logger) func(string) {
 			time.Sleep(time.Minute) // never returns
 		}
 	}
+}
+
+// decodeTPDU returns nil for no TPDU (validated by Config.Validate).
+func decodeTPDU(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	b, _ := hex.DecodeString(s)
+	return b
 }

@@ -1,0 +1,256 @@
+package appliance_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/appliance"
+	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
+	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
+	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/proxyclient/phonesim"
+	"github.com/cardless-atm/cardless/proxyclient/proxysim"
+)
+
+// buildATM builds cmd/atm once per test binary.
+func buildATM(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(os.TempDir(), fmt.Sprintf("cardless-atm-crashtest-%d", os.Getpid()))
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/atm").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build cmd/atm: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type atmProc struct {
+	cmd  *exec.Cmd
+	done chan error
+	log  *os.File
+}
+
+func startATM(t *testing.T, bin, cfg, crashAfter, logPath string) *atmProc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &atmProc{cmd: exec.Command(bin, "--config", cfg), done: make(chan error, 1), log: f}
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	p.cmd.Env = append(os.Environ(), "EGL_PLATFORM=surfaceless")
+	if crashAfter != "" {
+		p.cmd.Env = append(p.cmd.Env, appliance.CrashEnv+"="+crashAfter)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait(); f.Close() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func getStatus(addr string) (appliance.Status, error) {
+	var st appliance.Status
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func waitStatus(t *testing.T, addr, what string, ok func(appliance.Status) bool) {
+	t.Helper()
+	var st appliance.Status
+	var err error
+	for i := 0; i < 400; i++ {
+		if st, err = getStatus(addr); err == nil && ok(st) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %+v %v", what, st, err)
+}
+
+// TestCrashRecovery kills the appliance with SIGKILL right after each
+// durable state of a withdrawal, restarts it, and checks that nothing was
+// paid twice and that the host's balance, the dispenser's counters and the
+// ATM's journal and counters agree once every advice and reversal is
+// acknowledged.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the appliance binary")
+	}
+	bin := buildATM(t)
+	const amount = 30000
+	for _, tt := range []struct {
+		point string
+		paid  int64
+	}{
+		{"AwaitingPhone", 0},
+		{"Authorizing", 0},
+		{"Dispensing", 0},
+		{"Presenting", 0},
+		{"AwaitingTake", 0},
+		{"Completed", amount},
+	} {
+		t.Run(tt.point, func(t *testing.T) {
+			dir := t.TempDir()
+			hcfg, err := hostsim.LoadConfig("../../configs/hostsim.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hcfg.DBPath = filepath.Join(dir, "host.db")
+			host, err := hostsim.NewServer(hcfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer host.Close()
+			pcfg, _, _, err := proxysim.LoadConfig("../../configs/proxysim.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pcfg.ATMTimeout = 10 * time.Second
+			proxy, err := proxysim.Start(pcfg, "127.0.0.1:0", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer proxy.Close()
+
+			cfg, err := appliance.Load("../../configs/atm.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			control := freeAddr(t)
+			cfg.DataDir = filepath.Join(dir, "atm")
+			cfg.Proxy.Addr, cfg.Host.Addr, cfg.Control.Addr = proxy.ATMAddr(), host.Addr(), control
+			cfg.Host.SendTimeout = appliance.Duration(2 * time.Second)
+			cfg.Proxy.EchoInterval = appliance.Duration(time.Second)
+			cfg.Screen = appliance.Screen{Mode: "headless", PNG: filepath.Join(dir, "screen.png")}
+			cfg.TakeTimeout = appliance.Duration(2 * time.Second)
+			cfg.Dispenser.Sim.Latency, cfg.Dispenser.Sim.TakeDelay = 0, appliance.Duration(50*time.Millisecond)
+			b, _ := json.Marshal(cfg)
+			cfgPath := filepath.Join(dir, "atm.json")
+			os.WriteFile(cfgPath, b, 0o600)
+			logPath := filepath.Join(dir, "atm.log")
+			defer func() {
+				if t.Failed() {
+					l, _ := os.ReadFile(logPath)
+					t.Logf("appliance log:\n%s", l)
+				}
+			}()
+
+			before, _ := host.Balance(zhang)
+			p := startATM(t, bin, cfgPath, tt.point, logPath)
+			up := func(st appliance.Status) bool { return st.InService && st.ProxyUp && st.HostUp }
+			waitStatus(t, control, "in service", up)
+			resp, err := http.Post("http://"+control+"/withdraw?amount=30000", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sess appliance.SessionStatus
+			json.NewDecoder(resp.Body).Decode(&sess)
+			resp.Body.Close()
+			if tt.point != "AwaitingPhone" {
+				phone, _ := phonesim.LoadConfig("../../configs/phonesim.json")
+				phone.ProxyAddr, phone.Timeout = proxy.PhoneAddr(), 15*time.Second
+				go phonesim.Withdraw(context.Background(), phone, sess.QR, zhang, "123456")
+			}
+			select {
+			case err := <-p.done:
+				ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+				if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+					t.Fatalf("appliance exited with %v, want killed at %s", err, tt.point)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the appliance never reached %s", tt.point)
+			}
+
+			// Restart without the failure point: recovery, then the queue drains.
+			p = startATM(t, bin, cfgPath, "", logPath)
+			waitStatus(t, control, "recovered and settled", func(st appliance.Status) bool { return up(st) && st.SAFPending == 0 })
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			<-p.done
+
+			after, _ := host.Balance(zhang)
+			sim, err := dispensersim.New(dispensersim.Config{Units: cfg.Dispenser.Sim.Units, MaxNotes: 40,
+				TokenKey: []byte("0123456789abcdef"), StateFile: filepath.Join(cfg.DataDir, "dispenser-sim.json")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			denom := map[string]int64{}
+			for _, u := range cfg.Dispenser.Sim.Units {
+				denom[u.ID] = u.Denomination
+			}
+			var dispensed, paid int64
+			simCounts := map[string]int{}
+			for _, c := range sim.Counters() {
+				dispensed += int64(c.Dispensed) * denom[c.ID]
+				paid += int64(c.Dispensed-c.Rejected-c.Retracted) * denom[c.ID]
+				simCounts[c.ID] = c.Dispensed
+			}
+			if dispensed > amount {
+				t.Fatalf("dispensed %d for a %d withdrawal: paid twice", dispensed, amount)
+			}
+			if paid != tt.paid {
+				t.Errorf("customer got %d, want %d", paid, tt.paid)
+			}
+			if before-after != paid {
+				t.Errorf("host debited %d, customer got %d", before-after, paid)
+			}
+			db, err := store.Open(filepath.Join(cfg.DataDir, "atm.db"), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.VerifyJournal(); err != nil {
+				t.Fatal(err)
+			}
+			var kinds []string
+			db.View(func(tx *store.Tx) error {
+				units, _ := tx.UnitCounters()
+				for _, u := range units {
+					if int(u.Dispensed) != simCounts[u.UnitID] {
+						t.Errorf("unit %s: ATM counted %d dispensed, dispenser %d", u.UnitID, u.Dispensed, simCounts[u.UnitID])
+					}
+				}
+				items, _ := tx.QueueItems()
+				if len(items) != 0 {
+					t.Errorf("%d advices/reversals never acknowledged", len(items))
+				}
+				return tx.JournalRange(0, func(e store.Entry) error { kinds = append(kinds, e.Kind); return nil })
+			})
+			if tt.point != "AwaitingPhone" && tt.point != "Completed" && !strings.Contains(strings.Join(kinds, ","), "RECOVERY") {
+				t.Errorf("no recovery journaled: %v", kinds)
+			}
+		})
+	}
+}

@@ -1,0 +1,356 @@
+package appliance_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/appliance"
+	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
+	"github.com/cardless-atm/cardless/proxyclient/phonesim"
+	"github.com/cardless-atm/cardless/proxyclient/proxysim"
+)
+
+const (
+	zhang = "13800000001" // balance 10000.00, per transaction 3000.00, daily 5000.00, PIN 123456
+	li    = "13800000002" // balance 200.00, PIN 654321
+)
+
+// system is the whole cardless-withdrawal system in one test: host and
+// proxy simulators and the real appliance, all over loopback TCP with real
+// bbolt files in a temporary directory.
+type system struct {
+	t     *testing.T
+	host  *hostsim.Server
+	proxy *proxysim.Server
+	app   *appliance.Appliance
+	phone phonesim.Config
+	logs  *lockedWriter
+	dir   string
+}
+
+func startSystem(t *testing.T, mutate func(*appliance.Config)) *system {
+	t.Helper()
+	logw := &lockedWriter{w: new(bytes.Buffer)}
+	s := &system{t: t, dir: t.TempDir(), logs: logw}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	hcfg, err := hostsim.LoadConfig("../../configs/hostsim.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcfg.DBPath = filepath.Join(s.dir, "host.db")
+	hcfg.Logger = log.With("part", "hostsim")
+	if s.host, err = hostsim.NewServer(hcfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.host.Close() })
+
+	pcfg, _, _, err := proxysim.LoadConfig("../../configs/proxysim.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg.Logger = log.With("part", "proxysim")
+	pcfg.ATMTimeout = 20 * time.Second
+	if s.proxy, err = proxysim.Start(pcfg, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.proxy.Close)
+
+	phone, err := phonesim.LoadConfig("../../configs/phonesim.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone.ProxyAddr = s.proxy.PhoneAddr()
+	phone.Timeout = 25 * time.Second
+	s.phone = phone
+
+	cfg, err := appliance.Load("../../configs/atm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = filepath.Join(s.dir, "atm")
+	cfg.Proxy.Addr = s.proxy.ATMAddr()
+	cfg.Host.Addr = s.host.Addr()
+	cfg.Host.SendTimeout = appliance.Duration(2 * time.Second)
+	cfg.Screen = appliance.Screen{Mode: "headless", PNG: filepath.Join(s.dir, "screen.png")}
+	cfg.Control.Addr = ""
+	cfg.TakeTimeout = appliance.Duration(time.Second)
+	cfg.Dispenser.Sim.Latency = 0
+	cfg.Dispenser.Sim.TakeDelay = appliance.Duration(20 * time.Millisecond)
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if s.app, err = appliance.New(cfg, log.With("part", "atm")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.app.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; s.app.Close() })
+	s.waitFor("in service", func(st appliance.Status) bool { return st.InService && st.ProxyUp && st.HostUp })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logw.String())
+		}
+	})
+	return s
+}
+
+func (s *system) waitFor(what string, ok func(appliance.Status) bool) appliance.Status {
+	s.t.Helper()
+	var st appliance.Status
+	for i := 0; i < 300; i++ {
+		if st = s.app.Status(); ok(st) {
+			return st
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("timed out waiting for %s; status %+v", what, st)
+	return st
+}
+
+func (s *system) qr(amount int64) string {
+	s.t.Helper()
+	sess, err := s.app.Core.RequestWithdrawal(context.Background(), amount)
+	if err != nil {
+		s.t.Fatalf("RequestWithdrawal(%d): %v", amount, err)
+	}
+	return sess.QR
+}
+
+func (s *system) withdraw(qr, customer, pin string) phonesim.Outcome {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := phonesim.Withdraw(ctx, s.phone, qr, customer, pin)
+	if err != nil {
+		s.t.Fatalf("phone: %v", err)
+	}
+	return out
+}
+
+func (s *system) balance(customer string) int64 {
+	s.t.Helper()
+	b, err := s.host.Balance(customer)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return b
+}
+
+// settled waits until every advice and reversal has been acknowledged.
+func (s *system) settled() {
+	s.t.Helper()
+	s.waitFor("store-and-forward queue empty", func(st appliance.Status) bool { return st.SAFPending == 0 })
+	if err := s.app.Store.VerifyJournal(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *system) dismiss() { s.app.Core.Dismiss(context.Background()) }
+
+func TestE2EApprovedAndPaid(t *testing.T) {
+	s := startSystem(t, nil)
+	before := s.balance(zhang)
+	out := s.withdraw(s.qr(50000), zhang, "123456")
+	if out.ResponseCode != "00" || !out.PaidInFull() || out.Dispensed != 50000 {
+		t.Fatalf("outcome %+v", out)
+	}
+	s.settled()
+	if got := s.balance(zhang); got != before-50000 {
+		t.Fatalf("balance %d, want %d", got, before-50000)
+	}
+	if v := s.app.Core.View(); v.Session.State != atm.StateCompleted || v.Session.Paid != 50000 {
+		t.Fatalf("session %+v", v.Session)
+	}
+	for _, secret := range []string{"123456", zhang} {
+		if strings.Contains(s.logs.String(), secret) {
+			t.Errorf("%q appears in the logs", secret)
+		}
+	}
+}
+
+func TestE2EDeclines(t *testing.T) {
+	s := startSystem(t, nil)
+	for _, tt := range []struct {
+		name, customer, pin string
+		amount              int64
+		rc                  string
+	}{
+		{"insufficient funds", li, "654321", 50000, "51"},
+		{"wrong PIN", zhang, "999999", 10000, "55"},
+		{"unknown customer", "13899999999", "123456", 10000, "14"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := s.balance(zhang) + s.balance(li)
+			out := s.withdraw(s.qr(tt.amount), tt.customer, tt.pin)
+			if out.ResponseCode != tt.rc || out.Approved || out.Dispensed != 0 {
+				t.Fatalf("outcome %+v, want %s", out, tt.rc)
+			}
+			if after := s.balance(zhang) + s.balance(li); after != before {
+				t.Fatalf("balances moved on a decline")
+			}
+			s.dismiss()
+		})
+	}
+	// Over the daily limit: 3000 + 2500 > 5000.
+	if out := s.withdraw(s.qr(300000), zhang, "123456"); out.ResponseCode != "00" {
+		t.Fatalf("first: %+v", out)
+	}
+	s.dismiss()
+	if out := s.withdraw(s.qr(250000), zhang, "123456"); out.ResponseCode != "61" {
+		t.Fatalf("over daily limit: %+v", out)
+	}
+}
+
+func TestE2EExpiredQR(t *testing.T) {
+	s := startSystem(t, func(c *appliance.Config) { c.SessionTTL = appliance.Duration(time.Second) })
+	qr := s.qr(10000)
+	s.waitFor("expiry", func(st appliance.Status) bool { return st.Session != nil && st.Session.State == "Expired" })
+	before := s.balance(zhang)
+	if out := s.withdraw(qr, zhang, "123456"); out.ResponseCode != "54" {
+		t.Fatalf("outcome %+v", out)
+	}
+	if s.balance(zhang) != before {
+		t.Fatal("debited for an expired QR")
+	}
+}
+
+func TestE2ETamperedAndMisrouted(t *testing.T) {
+	s := startSystem(t, nil)
+	qr := s.qr(10000)
+	before := s.balance(zhang)
+	if out := s.withdraw(strings.Replace(qr, ":10000:", ":290000:", 1), zhang, "123456"); out.ResponseCode != "13" {
+		t.Fatalf("amount tampered in the QR: %+v", out)
+	}
+	if out := s.withdraw(strings.Replace(qr, "ATM00001", "ATM00009", 1), zhang, "123456"); out.ResponseCode != "91" {
+		t.Fatalf("QR naming another (unconnected) terminal: %+v", out)
+	}
+	if s.balance(zhang) != before {
+		t.Fatal("debited for a refused command")
+	}
+	// The genuine QR still pays once, and a replay gets the same answer.
+	first := s.withdraw(qr, zhang, "123456")
+	second := s.withdraw(qr, zhang, "123456")
+	if first.ResponseCode != "00" || second.ResponseCode != "00" || second.Dispensed != first.Dispensed {
+		t.Fatalf("first %+v, replay %+v", first, second)
+	}
+	s.settled()
+	if s.balance(zhang) != before-10000 {
+		t.Fatalf("balance %d, want %d: paid twice?", s.balance(zhang), before-10000)
+	}
+}
+
+func TestE2EProxyDuplicatesCommand(t *testing.T) {
+	s := startSystem(t, nil)
+	s.proxy.SetFaults(proxysim.Faults{DuplicateCommand: true})
+	before := s.balance(zhang)
+	if out := s.withdraw(s.qr(20000), zhang, "123456"); out.ResponseCode != "00" {
+		t.Fatalf("outcome %+v", out)
+	}
+	s.settled()
+	if s.balance(zhang) != before-20000 {
+		t.Fatal("duplicated command paid twice")
+	}
+}
+
+func TestE2EHostFaults(t *testing.T) {
+	t.Run("no answer", func(t *testing.T) {
+		s := startSystem(t, nil)
+		s.host.SetFaults(hostsim.Faults{NoAnswer: true})
+		before := s.balance(zhang)
+		if out := s.withdraw(s.qr(10000), zhang, "123456"); out.ResponseCode == "00" || out.Dispensed != 0 {
+			t.Fatalf("outcome %+v", out)
+		}
+		s.host.SetFaults(hostsim.Faults{})
+		s.settled()
+		if s.balance(zhang) != before {
+			t.Fatalf("balance %d, want %d", s.balance(zhang), before)
+		}
+	})
+	t.Run("drop after approve", func(t *testing.T) {
+		s := startSystem(t, nil)
+		before := s.balance("FAULT-DROP")
+		if out := s.withdraw(s.qr(10000), "FAULT-DROP", "123456"); out.ResponseCode == "00" || out.Dispensed != 0 {
+			t.Fatalf("outcome %+v", out)
+		}
+		s.settled() // the reversal reached the host after the link came back
+		if s.balance("FAULT-DROP") != before {
+			t.Fatalf("balance %d, want %d", s.balance("FAULT-DROP"), before)
+		}
+	})
+}
+
+func TestE2EDispenserFaults(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		faults appliance.SimFaults
+		paid   int64
+	}{
+		{"jam", appliance.SimFaults{JamAfter: 1}, 0},
+		{"short dispense", appliance.SimFaults{ShortDispense: 1}, 40000},
+		{"notes not taken", appliance.SimFaults{NotesNotTaken: true}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startSystem(t, func(c *appliance.Config) { c.Dispenser.Sim.Faults = tt.faults })
+			before := s.balance(zhang)
+			out := s.withdraw(s.qr(50000), zhang, "123456")
+			if out.Dispensed != tt.paid {
+				t.Fatalf("outcome %+v, want %d paid", out, tt.paid)
+			}
+			s.settled()
+			if got := s.balance(zhang); got != before-tt.paid {
+				t.Fatalf("balance %d, want %d (partial reversal)", got, before-tt.paid)
+			}
+		})
+	}
+}
+
+func TestE2EForgedTokenRefused(t *testing.T) {
+	s := startSystem(t, func(c *appliance.Config) {
+		// The dispenser's token key differs from the host's: every token is forged.
+		c.Dispenser.Sim.TokenKey = strings.Repeat("ab", 32)
+	})
+	before := s.balance(zhang)
+	if out := s.withdraw(s.qr(10000), zhang, "123456"); out.Dispensed != 0 || out.ResponseCode == "00" {
+		t.Fatalf("outcome %+v", out)
+	}
+	s.settled()
+	if s.balance(zhang) != before {
+		t.Fatal("debit not reversed after the dispenser refused the token")
+	}
+}
+
+// The QR on the rendered screen decodes, from pixels, to the session's payload.
+func TestE2EPhoneReadsScreen(t *testing.T) {
+	if os.Getenv("EGL_PLATFORM") == "" {
+		os.Setenv("EGL_PLATFORM", "surfaceless")
+	}
+	s := startSystem(t, nil)
+	qr := s.qr(10000)
+	png := filepath.Join(s.dir, "screen.png")
+	var got string
+	for i := 0; i < 100; i++ {
+		if f, err := os.Open(png); err == nil {
+			got, err = phonesim.DecodePNG(f)
+			f.Close()
+			if err == nil && got == qr {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got != qr {
+		t.Fatalf("screen QR %q, session QR %q", got, qr)
+	}
+	if out := s.withdraw(got, zhang, "123456"); !out.PaidInFull() {
+		t.Fatalf("outcome %+v", out)
+	}
+}

@@ -1,0 +1,210 @@
+package proxyclient
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/moov-io/iso8583"
+	connection "github.com/moov-io/iso8583-connection"
+
+	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// inbound handles requests from the proxy (and late responses). It runs on
+// its own goroutine per message.
+func (c *Client) inbound(conn *connection.Connection, m *iso8583.Message) {
+	mti := wire.MTI(m)
+	c.log.Debug("received", "msg", wire.Loggable(m))
+	switch mti {
+	case wire.MTIFinancialRequest:
+		c.withdrawal(conn, m)
+	case wire.MTINetMgmtRequest:
+		c.netMgmtRequest(conn, m)
+	default:
+		c.log.Warn("unexpected message ignored", "mti", mti, "stan", wire.STAN(m))
+	}
+}
+
+func (c *Client) netMgmtRequest(conn *connection.Connection, m *iso8583.Message) {
+	var req wire.NetMgmt
+	if err := wire.Parse(m, &req); err != nil {
+		c.log.Warn("0800 refused", "reason", err)
+		return
+	}
+	rc := wire.RCApproved
+	switch req.NetMgmtCode {
+	case wire.NetEcho:
+	case wire.NetKeyChange:
+		err, ok := c.takeKX(&c.kxPush, req.STAN)
+		switch {
+		case !ok:
+			rc = wire.RCSystemMalfunction
+		case errors.Is(err, hsm.ErrKCVMismatch):
+			rc = wire.RCSecurityViolation
+		case err != nil:
+			rc = wire.RCSystemMalfunction
+		}
+	default:
+		rc = wire.RCInvalidTransaction
+	}
+	resp, err := wire.Build(&wire.NetMgmt{
+		MTI:                  wire.MTINetMgmtResponse,
+		TransmissionDateTime: wire.FormatTransmissionDT(c.cfg.Now()),
+		STAN:                 req.STAN,
+		ResponseCode:         rc,
+		TerminalID:           c.cfg.TerminalID,
+		NetMgmtCode:          req.NetMgmtCode,
+	})
+	if err == nil {
+		err = conn.Reply(resp)
+	}
+	if err != nil {
+		c.log.Warn("0810 not sent", "stan", req.STAN, "err", err)
+	}
+}
+
+// duplicate records stan and reports whether it was already seen within
+// the window (or is still being handled).
+func (c *Client) duplicate(stan string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s, e := range c.seen {
+		if !e.busy && now.Sub(e.at) > c.cfg.DuplicateWindow {
+			delete(c.seen, s)
+		}
+	}
+	if _, ok := c.seen[stan]; ok {
+		return true
+	}
+	c.seen[stan] = &seenSTAN{at: now, busy: true}
+	return false
+}
+
+func (c *Client) done(stan string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.seen[stan]; ok {
+		e.busy, e.at = false, now
+	}
+}
+
+// stale reports whether a transmission date-time (MMDDhhmmss UTC, field 7)
+// lies further than the duplicate window from now: a replayed message.
+func stale(dt string, now time.Time, window time.Duration) bool {
+	if dt == "" {
+		return false
+	}
+	now = now.UTC()
+	t, err := time.Parse("0102150405", dt)
+	if err != nil {
+		return true
+	}
+	best := time.Duration(1<<63 - 1)
+	for _, y := range []int{now.Year() - 1, now.Year(), now.Year() + 1} {
+		d := time.Date(y, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC).Sub(now).Abs()
+		best = min(best, d)
+	}
+	return best > window
+}
+
+func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
+	now := c.cfg.Now()
+	var req wire.Withdrawal
+	if err := wire.Parse(m, &req); err != nil {
+		c.log.Warn("0200 refused", "reason", err)
+		return
+	}
+	resp := wire.Withdrawal{
+		MTI:                  wire.MTIFinancialResp,
+		ProcessingCode:       req.ProcessingCode,
+		Amount:               req.Amount,
+		TransmissionDateTime: req.TransmissionDateTime,
+		STAN:                 req.STAN,
+		LocalTime:            req.LocalTime,
+		LocalDate:            req.LocalDate,
+		RRN:                  req.RRN,
+		TerminalID:           c.cfg.TerminalID,
+		Currency:             req.Currency,
+	}
+	reply := func(r wire.Withdrawal) {
+		msg, err := wire.Build(&r)
+		if err != nil {
+			// A result field the spec cannot carry (e.g. a 5-character
+			// auth code): answer 96 without the result fields.
+			c.log.Error("0210 cannot be built; answering 96", "stan", r.STAN, "err", err)
+			r.ResponseCode, r.AuthCode, r.RRN, r.ReplacementAmounts = wire.RCSystemMalfunction, "", "", ""
+			msg, err = wire.Build(&r)
+		}
+		if err == nil {
+			err = conn.Reply(msg)
+		}
+		if err != nil {
+			// The link dropped while the ATM worked: the answer is lost; the
+			// ATM core's journal holds the outcome.
+			c.log.Error("0210 not sent", "stan", r.STAN, "rc", r.ResponseCode, "err", err)
+			return
+		}
+		c.log.Info("dispense command answered", "stan", r.STAN, "rc", r.ResponseCode)
+	}
+
+	switch {
+	case req.STAN == "":
+		c.log.Warn("0200 without STAN ignored")
+		return
+	case c.duplicate(req.STAN, now):
+		c.log.Warn("duplicate dispense command refused", "stan", req.STAN)
+		resp.ResponseCode = wire.RCDuplicate
+		reply(resp)
+		return
+	}
+	defer c.done(req.STAN, c.cfg.Now())
+	if stale(req.TransmissionDateTime, now, c.cfg.DuplicateWindow) {
+		c.log.Warn("replayed dispense command refused (transmission time outside the window)", "stan", req.STAN)
+		resp.ResponseCode = wire.RCDuplicate
+		reply(resp)
+		return
+	}
+	amount, err := wire.ParseAmount(req.Amount)
+	switch {
+	case err != nil:
+		resp.ResponseCode = wire.RCInvalidAmount
+	case req.TerminalID != c.cfg.TerminalID:
+		c.log.Warn("dispense command for another terminal refused", "stan", req.STAN, "field41", req.TerminalID)
+		resp.ResponseCode = wire.RCInvalidTransaction
+	}
+	if resp.ResponseCode != "" {
+		reply(resp)
+		return
+	}
+
+	c.mu.Lock()
+	ctx := c.runCtx
+	c.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	res := c.cfg.Handler.HandleWithdrawal(ctx, Command{
+		STAN:       req.STAN,
+		TerminalID: req.TerminalID,
+		Amount:     amount,
+		Currency:   req.Currency,
+		QRPayload:  req.QRPayload,
+		CustomerID: req.CustomerID,
+		PINBlock:   req.PINBlock,
+		ReceivedAt: now,
+	})
+	resp.ResponseCode = res.ResponseCode
+	if resp.ResponseCode == "" {
+		resp.ResponseCode = wire.RCSystemMalfunction
+	}
+	resp.AuthCode = res.AuthCode
+	if res.RRN != "" {
+		resp.RRN = res.RRN
+	}
+	if res.Dispensed != amount {
+		resp.ReplacementAmounts = wire.ReplacementAmounts{Transaction: res.Dispensed, Settlement: res.Dispensed}.String()
+	}
+	reply(resp)
+}

@@ -1,0 +1,162 @@
+package proxyclient
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/moov-io/iso8583"
+
+	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// errPending marks a key request whose answer has not arrived yet.
+var errPending = errors.New("proxyclient: key answer pending")
+
+// linkCodec is wire.Codec plus the key exchange, done on the read
+// goroutine: a key block is installed before the next message is read, so
+// every message the proxy sealed after it is opened with the new keys.
+type linkCodec struct {
+	wire.Codec
+	c *Client
+}
+
+// ReadMessage implements connection.MessageReader.
+func (lc *linkCodec) ReadMessage(r io.Reader) (*iso8583.Message, error) {
+	m, err := lc.Codec.ReadMessage(r)
+	if err != nil || m == nil {
+		return m, err
+	}
+	lc.c.afterRead(lc.Protector, m)
+	return m, nil
+}
+
+func field(m *iso8583.Message, id int) string {
+	if m.GetField(id) == nil {
+		return ""
+	}
+	s, _ := m.GetString(id)
+	return s
+}
+
+// afterRead runs on the read goroutine for every verified message.
+func (c *Client) afterRead(prot *wire.Protector, m *iso8583.Message) {
+	mti, stan := wire.MTI(m), wire.STAN(m)
+	code := field(m, wire.FieldNetMgmtCode)
+	switch {
+	case mti == wire.MTINetMgmtResponse && (code == wire.NetSignOn || code == wire.NetKeyRequest):
+		c.mu.Lock()
+		pending := c.kxResp[stan] == errPending
+		c.mu.Unlock()
+		if !pending {
+			c.log.Warn("key block in an unexpected 0810 ignored", "stan", stan)
+			return
+		}
+		if field(m, wire.FieldResponseCode) != wire.RCApproved {
+			c.setKX(c.kxResp, stan, nil, false)
+			return
+		}
+		// The proxy switched to these keys when it wrote this answer, so
+		// the previous keys are dropped at once.
+		err := c.installKeys(prot, field(m, wire.FieldAdditionalData), false)
+		c.setKX(c.kxResp, stan, err, true)
+	case mti == wire.MTINetMgmtRequest && code == wire.NetKeyChange:
+		// A new push implies the proxy confirmed and uses the staged keys
+		// (it pushes only after the ack of the previous one).
+		c.confirm(prot)
+		err := c.installKeys(prot, field(m, wire.FieldAdditionalData), true)
+		c.setKX(c.kxPush, stan, err, true)
+	case mti != "" && mti[:2] != "08":
+		c.mu.Lock()
+		cur, staged := c.cur, c.prev != nil
+		c.mu.Unlock()
+		if staged && cur != nil && field(m, wire.FieldMACKeyKCV) == cur.takKCV {
+			c.confirm(prot)
+		}
+	}
+}
+
+func (c *Client) setKX(m map[string]error, stan string, err error, installed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if installed {
+		m[stan] = err
+	} else {
+		delete(m, stan)
+	}
+}
+
+// installKeys imports the key block into fresh slots (the HSM checks the
+// KCVs) and makes them current. With keepPrevious (a 162 push) the old keys
+// stay accepted inbound until confirmed; otherwise they are dropped and
+// their slots deleted. On any error nothing changes.
+func (c *Client) installKeys(prot *wire.Protector, block string, keepPrevious bool) error {
+	kb, err := wire.ParseKeyBlock(block)
+	if err != nil {
+		c.log.Warn("key block refused", "reason", err)
+		return fmt.Errorf("%w: %w", ErrKeyExchange, err)
+	}
+	n := c.gen.Add(1)
+	g := &keyGen{
+		tak: hsm.KeyName(fmt.Sprintf("tak.%d", n)), tek: hsm.KeyName(fmt.Sprintf("tek.%d", n)),
+		takKCV: kb.TAKKCV, tekKCV: kb.TEKKCV,
+	}
+	hm := c.cfg.HSM
+	if err := hm.ImportKey(hsm.TMK, g.tak, kb.TAK, kb.TAKKCV); err != nil {
+		c.log.Warn("TAK refused; keeping the keys in use", "reason", err)
+		return fmt.Errorf("%w: TAK: %w", ErrKeyExchange, err)
+	}
+	if err := hm.ImportKey(hsm.TMK, g.tek, kb.TEK, kb.TEKKCV); err != nil {
+		_ = hm.DeleteKey(g.tak)
+		c.log.Warn("TEK refused; keeping the keys in use", "reason", err)
+		return fmt.Errorf("%w: TEK: %w", ErrKeyExchange, err)
+	}
+	prot.SetKeys(wire.KeySet{NetMgmtMAC: NetMgmtKey, MAC: g.tak, Data: g.tek})
+
+	c.mu.Lock()
+	var drop []*keyGen
+	if c.prev != nil {
+		drop = append(drop, c.prev)
+		c.prev = nil
+	}
+	if keepPrevious && prot == c.prot {
+		c.prev = c.cur
+	} else if c.cur != nil {
+		drop = append(drop, c.cur)
+	}
+	c.cur = g
+	c.st.KeyKCVs = KeyKCVs{TAK: g.takKCV, TEK: g.tekKCV}
+	c.mu.Unlock()
+	if !keepPrevious {
+		prot.DropPrevious()
+	}
+	c.deleteKeys(drop...)
+	c.log.Info("working keys installed", "tak_kcv", g.takKCV, "tek_kcv", g.tekKCV, "previous_kept", keepPrevious)
+	return nil
+}
+
+// confirm drops the previous key set once the proxy is known to use the
+// current one.
+func (c *Client) confirm(prot *wire.Protector) {
+	c.mu.Lock()
+	old := c.prev
+	c.prev = nil
+	c.mu.Unlock()
+	if old == nil {
+		return
+	}
+	prot.DropPrevious()
+	c.deleteKeys(old)
+	c.log.Info("new working keys confirmed; previous keys deleted")
+}
+
+func (c *Client) deleteKeys(gs ...*keyGen) {
+	for _, g := range gs {
+		for _, n := range []hsm.KeyName{g.tak, g.tek} {
+			if err := c.cfg.HSM.DeleteKey(n); err != nil {
+				c.log.Warn("deleting an old key slot failed", "slot", string(n), "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,262 @@
+package phonesim
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/png"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/makiuchi-d/gozxing"
+	zxqr "github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/moov-io/iso8583"
+	connection "github.com/moov-io/iso8583-connection"
+
+	"github.com/cardless-atm/cardless/atm/qr"
+	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/hsm/pinblock"
+)
+
+// Key slots of the phone's own software HSM.
+const (
+	MACKey  hsm.KeyName = "phone.mac"
+	DataKey hsm.KeyName = "phone.data"
+)
+
+// DefaultTimeout bounds a withdrawal request: longer than the proxy's
+// default wait for the ATM (90 s).
+const DefaultTimeout = 150 * time.Second
+
+// Config configures the phone.
+type Config struct {
+	ProxyAddr string
+	TPDU      []byte // optional 5-byte TPDU
+	// MACKey and DataKey are the phone channel keys (hex), AppPINKey the
+	// key that encrypts the PIN block for the host (hex). Development keys.
+	MACKey, DataKey, AppPINKey string
+	Timeout                    time.Duration // 0: DefaultTimeout
+	Logger                     *slog.Logger
+}
+
+// Outcome is the proxy's answer to a withdrawal request.
+type Outcome struct {
+	ResponseCode string `json:"response_code"`
+	Approved     bool   `json:"approved"`
+	Amount       int64  `json:"amount"`    // requested, minor units
+	Dispensed    int64  `json:"dispensed"` // paid out, minor units
+	Currency     string `json:"currency"`
+	AuthCode     string `json:"auth_code,omitempty"`
+	RRN          string `json:"rrn,omitempty"`
+	Terminal     string `json:"terminal"`
+	STAN         string `json:"stan"`
+}
+
+// PaidInFull reports an approved withdrawal paid out entirely.
+func (o Outcome) PaidInFull() bool { return o.Approved && o.Dispensed == o.Amount }
+
+// ErrQR: the scanned text is not a cardless-withdrawal QR payload.
+var ErrQR = errors.New("phonesim: not a cardless withdrawal QR code")
+
+var stanCounter atomic.Uint32
+
+func init() {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	stanCounter.Store(uint32(b[0])<<8 | uint32(b[1]))
+}
+
+// Withdraw sends the withdrawal request for the scanned QR payload with
+// the customer's ID and PIN (the PIN goes only into an encrypted format 1
+// PIN block) and waits for the answer.
+func Withdraw(ctx context.Context, cfg Config, payloadText, customerID, pin string) (Outcome, error) {
+	p, err := qr.Parse(payloadText)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%w: %w", ErrQR, err)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if customerID == "" {
+		return Outcome{}, errors.New("phonesim: customer ID is empty")
+	}
+	m := hsm.NewSoft()
+	defer m.Close()
+	for _, k := range []struct {
+		name hsm.KeyName
+		hex  string
+		what string
+	}{{MACKey, cfg.MACKey, "MAC key"}, {DataKey, cfg.DataKey, "data key"}, {hsm.AppPINKey, cfg.AppPINKey, "app PIN key"}} {
+		b, err := hex.DecodeString(k.hex)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("phonesim: %s is not valid hex", k.what)
+		}
+		_, err = m.ImportClearKey(k.name, b)
+		clear(b)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("phonesim: %s: %w", k.what, err)
+		}
+	}
+	clearBlock, err := pinblock.Format1(pin, rand.Reader)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("phonesim: PIN: %w", err)
+	}
+	encBlock, err := m.Encrypt(hsm.AppPINKey, clearBlock)
+	clear(clearBlock)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("phonesim: encrypt PIN block: %w", err)
+	}
+
+	now := time.Now()
+	stan := wire.FormatSTAN(stanCounter.Add(1)%999999 + 1)
+	req, err := wire.Build(&wire.Withdrawal{
+		MTI:                  wire.MTIFinancialRequest,
+		ProcessingCode:       wire.ProcCashWithdrawal,
+		Amount:               wire.FormatAmount(p.Amount),
+		TransmissionDateTime: wire.FormatTransmissionDT(now),
+		STAN:                 stan,
+		LocalTime:            wire.FormatLocalTime(now),
+		LocalDate:            wire.FormatLocalDate(now),
+		TerminalID:           p.TerminalID,
+		Currency:             p.Currency,
+		PINBlock:             encBlock,
+		QRPayload:            payloadText,
+		CustomerID:           customerID,
+	})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("phonesim: %w", err)
+	}
+	out := Outcome{Amount: p.Amount, Currency: p.Currency, Terminal: p.TerminalID, STAN: stan}
+
+	prot := wire.NewProtector(m, wire.KeySet{NetMgmtMAC: MACKey, MAC: MACKey, Data: DataKey})
+	codec := &wire.Codec{Framer: wire.Framer{TPDU: cfg.TPDU}, Protector: prot,
+		OnReject: func(mti, stan string, err error) {
+			cfg.Logger.Warn("answer refused", "mti", mti, "stan", stan, "reason", err)
+		}}
+	conn, err := connection.New(cfg.ProxyAddr, wire.Spec, nil, nil,
+		connection.SetMessageReader(codec), connection.SetMessageWriter(codec),
+		connection.SendTimeout(cfg.Timeout), connection.ConnectTimeout(min(cfg.Timeout, 10*time.Second)),
+		connection.ErrorHandler(func(err error) { cfg.Logger.Debug("proxy link", "err", err) }))
+	if err != nil {
+		return out, fmt.Errorf("phonesim: %w", err)
+	}
+	if err := conn.ConnectCtx(ctx); err != nil {
+		return out, fmt.Errorf("phonesim: connect: %w", err)
+	}
+	defer conn.Close()
+	cfg.Logger.Debug("request", "msg", wire.Loggable(req))
+
+	type res struct {
+		m   *iso8583.Message
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		r, err := conn.Send(req)
+		ch <- res{r, err}
+	}()
+	var resp *iso8583.Message
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return out, fmt.Errorf("phonesim: request: %w", r.err)
+		}
+		resp = r.m
+	case <-ctx.Done():
+		return out, ctx.Err()
+	}
+	cfg.Logger.Debug("answer", "msg", wire.Loggable(resp))
+	var ans wire.Withdrawal
+	if err := wire.Parse(resp, &ans); err != nil {
+		return out, err
+	}
+	out.ResponseCode, out.AuthCode, out.RRN = ans.ResponseCode, ans.AuthCode, ans.RRN
+	out.Approved = ans.ResponseCode == wire.RCApproved
+	if ans.ReplacementAmounts != "" {
+		ra, err := wire.ParseReplacementAmounts(ans.ReplacementAmounts)
+		if err != nil {
+			return out, fmt.Errorf("phonesim: answer field 95: %w", err)
+		}
+		out.Dispensed = ra.Transaction
+	} else if out.Approved {
+		out.Dispensed = p.Amount
+	}
+	return out, nil
+}
+
+// DecodePNG reads a QR code from a PNG image (from its pixels, as a
+// phone camera would) and returns its text.
+func DecodePNG(r io.Reader) (string, error) {
+	img, err := png.Decode(r)
+	if err != nil {
+		return "", fmt.Errorf("phonesim: PNG: %w", err)
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		return "", fmt.Errorf("phonesim: image: %w", err)
+	}
+	res, err := zxqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
+	if err != nil {
+		return "", fmt.Errorf("phonesim: no QR code found: %w", err)
+	}
+	return res.GetText(), nil
+}
+
+// FileConfig is the JSON configuration (configs/phonesim.json).
+type FileConfig struct {
+	Comment   string `json:"_comment,omitempty"`
+	Proxy     string `json:"proxy,omitempty"`
+	TPDU      string `json:"tpdu,omitempty"`
+	MACKey    string `json:"macKey"`
+	DataKey   string `json:"dataKey"`
+	AppPINKey string `json:"appPinKey"`
+	Timeout   string `json:"timeout,omitempty"`
+}
+
+// LoadConfig reads and validates a JSON configuration file. Errors name
+// the bad field, never a key's value.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("phonesim: config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var fc FileConfig
+	if err := dec.Decode(&fc); err != nil {
+		return Config{}, fmt.Errorf("phonesim: config %s: %w", path, err)
+	}
+	var errs []error
+	cfg := Config{ProxyAddr: fc.Proxy, MACKey: fc.MACKey, DataKey: fc.DataKey, AppPINKey: fc.AppPINKey}
+	for name, v := range map[string]string{"macKey": fc.MACKey, "dataKey": fc.DataKey, "appPinKey": fc.AppPINKey} {
+		if _, err := hex.DecodeString(v); err != nil || (len(v) != 32 && len(v) != 48) {
+			errs = append(errs, fmt.Errorf("phonesim: config %s: %s must be 32 or 48 hex digits", path, name))
+		}
+	}
+	if fc.TPDU != "" {
+		t, err := hex.DecodeString(fc.TPDU)
+		if err != nil || len(t) != wire.TPDULen || t[0] != 0x60 {
+			errs = append(errs, fmt.Errorf("phonesim: config %s: tpdu must be 10 hex digits starting 60", path))
+		}
+		cfg.TPDU = t
+	}
+	if fc.Timeout != "" {
+		d, err := time.ParseDuration(fc.Timeout)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("phonesim: config %s: timeout must be a positive duration such as \"150s\"", path))
+		}
+		cfg.Timeout = d
+	}
+	return cfg, errors.Join(errs...)
+}

@@ -1,0 +1,395 @@
+package proxysim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/moov-io/iso8583"
+	connection "github.com/moov-io/iso8583-connection"
+
+	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// ErrRefusedLink is returned (and the connection closed) when an ATM
+// connection is not admitted.
+var ErrRefusedLink = errors.New("proxysim: ATM connection refused")
+
+type keyGen struct {
+	tak, tek       hsm.KeyName
+	takKCV, tekKCV string
+}
+
+// atmLink is one ATM connection. The read path (ReadMessage) and the write
+// path (WriteMessage) each run on one goroutine of the connection; key
+// switches happen there, in message order.
+type atmLink struct {
+	s      *Server
+	remote string
+	framer wire.Framer
+	conn   *connection.Connection
+
+	mu       sync.Mutex
+	terminal string
+	log      *slog.Logger
+	prot     *wire.Protector
+	signedOn bool
+	received int
+	cur      *keyGen
+	prev     *keyGen            // accepted inbound until the ATM uses cur
+	staged   *keyGen            // pushed in a 162, not yet acknowledged
+	answer   map[string]*keyGen // keys in an 0810 to 001/161, by STAN, switched on write
+}
+
+func (s *Server) newATMConn(nc net.Conn) (*connection.Connection, error) {
+	l := &atmLink{s: s, remote: nc.RemoteAddr().String(), framer: wire.Framer{TPDU: s.cfg.TPDU},
+		log: s.log.With("remote", nc.RemoteAddr().String()), answer: map[string]*keyGen{}}
+	conn, err := connection.NewFrom(nc, wire.Spec, nil, nil,
+		connection.SetMessageReader(l), connection.SetMessageWriter(l),
+		connection.InboundMessageHandler(l.inbound),
+		connection.SendTimeout(s.cfg.SendTimeout),
+		connection.ErrorHandler(func(err error) { l.log.Debug("ATM link", "err", err) }),
+		connection.ConnectionClosedHandler(l.closed),
+	)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.conn = conn
+	l.mu.Unlock()
+	return conn, nil
+}
+
+func (l *atmLink) refuse(reason string) error {
+	l.s.count(func(st *Stats) { st.Refused++ })
+	l.log.Warn("ATM connection refused", "reason", reason)
+	return fmt.Errorf("%w: %s", ErrRefusedLink, reason)
+}
+
+// ReadMessage implements connection.MessageReader: framing, admission,
+// MAC verification and the inbound half of the key exchange.
+func (l *atmLink) ReadMessage(r io.Reader) (*iso8583.Message, error) {
+	raw, err := l.framer.ReadFrame(r)
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			l.log.Warn("frame refused; closing the link", "reason", err)
+		}
+		return nil, err
+	}
+	l.mu.Lock()
+	l.received++
+	n, term, prot := l.received, l.terminal, l.prot
+	l.mu.Unlock()
+	if f := l.s.getFaults(); f.DropLinkAfter > 0 && n > f.DropLinkAfter {
+		l.log.Warn("fault injection: dropping the link", "after", f.DropLinkAfter)
+		return nil, errors.New("proxysim: fault injection: link dropped")
+	}
+
+	if term == "" {
+		// Not admitted yet: the first message must be a sign-on from a
+		// configured terminal, MAC'd with that terminal's key.
+		peek := iso8583.NewMessage(wire.Spec)
+		if err := peek.Unpack(raw); err != nil {
+			return nil, l.refuse("first message does not unpack")
+		}
+		mti := wire.MTI(peek)
+		id, _ := peek.GetString(wire.FieldTerminalID)
+		id = strings.TrimRight(id, " ")
+		code, _ := peek.GetString(wire.FieldNetMgmtCode)
+		if mti != wire.MTINetMgmtRequest || code != wire.NetSignOn {
+			return nil, l.refuse(fmt.Sprintf("first message is %s/%s, not a sign-on", mti, code))
+		}
+		if _, ok := l.s.cfg.Terminals[id]; !ok || !validTerminalID(id) {
+			return nil, l.refuse(fmt.Sprintf("unknown terminal %q", id))
+		}
+		prot = wire.NewProtector(l.s.hsm, wire.KeySet{NetMgmtMAC: netSlot(id)})
+		m, err := prot.Open(raw)
+		if err != nil {
+			return nil, l.refuse(fmt.Sprintf("terminal %s: sign-on does not verify: %v", id, err))
+		}
+		l.mu.Lock()
+		l.terminal, l.prot = id, prot
+		l.log = l.log.With("terminal", id)
+		l.mu.Unlock()
+		return m, nil
+	}
+
+	m, err := prot.Open(raw)
+	if err != nil {
+		l.s.count(func(st *Stats) { st.Rejected++ })
+		l.log.Warn("ATM message refused", "reason", err)
+		return nil, nil
+	}
+	if id, _ := m.GetString(wire.FieldTerminalID); strings.TrimRight(id, " ") != term {
+		l.s.count(func(st *Stats) { st.Rejected++ })
+		l.log.Warn("ATM message refused", "reason", "field 41 names another terminal", "mti", wire.MTI(m), "stan", wire.STAN(m))
+		return nil, nil
+	}
+	l.afterRead(m)
+	return m, nil
+}
+
+// afterRead completes key switches on the read goroutine.
+func (l *atmLink) afterRead(m *iso8583.Message) {
+	mti := wire.MTI(m)
+	code, _ := m.GetString(wire.FieldNetMgmtCode)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case mti == wire.MTINetMgmtResponse && code == wire.NetKeyChange && l.staged != nil:
+		rc, _ := m.GetString(wire.FieldResponseCode)
+		g := l.staged
+		l.staged = nil
+		if rc != wire.RCApproved {
+			// Refused: keep the old keys; forget the staged ones.
+			l.prot.DropPrevious()
+			l.s.deleteKeys(g)
+			return
+		}
+		// The ATM switched before answering: everything after this 0810
+		// is under the new keys.
+		l.prot.SetKeys(wire.KeySet{NetMgmtMAC: netSlot(l.terminal), MAC: g.tak, Data: g.tek})
+		l.prot.DropPrevious()
+		l.s.deleteKeys(l.cur, l.prev)
+		l.cur, l.prev = g, nil
+	case !strings.HasPrefix(mti, "08") && l.prev != nil && l.cur != nil:
+		if kcv, _ := m.GetString(wire.FieldMACKeyKCV); kcv == l.cur.takKCV {
+			l.prot.DropPrevious()
+			l.s.deleteKeys(l.prev)
+			l.prev = nil
+		}
+	}
+}
+
+// WriteMessage implements connection.MessageWriter: seal (with the
+// CorruptMAC fault), frame, write, then switch to keys just sent in an 0810.
+func (l *atmLink) WriteMessage(w io.Writer, m *iso8583.Message) error {
+	l.mu.Lock()
+	prot := l.prot
+	l.mu.Unlock()
+	if prot == nil {
+		return errors.New("proxysim: write before admission")
+	}
+	raw, err := prot.Seal(m)
+	if err != nil {
+		return fmt.Errorf("proxysim: seal: %w", err)
+	}
+	mti := wire.MTI(m)
+	if mti == wire.MTIFinancialRequest && l.s.getFaults().CorruptMAC {
+		// Flip one bit of the last MAC hex digit, keeping it a hex digit.
+		raw[len(raw)-1] ^= 0x01
+		l.log.Warn("fault injection: MAC corrupted", "stan", wire.STAN(m))
+	}
+	frame, err := l.framer.AppendFrame(nil, raw)
+	if err != nil {
+		return fmt.Errorf("proxysim: frame: %w", err)
+	}
+	if mti == wire.MTINetMgmtResponse {
+		stan := wire.STAN(m)
+		l.mu.Lock()
+		g := l.answer[stan]
+		delete(l.answer, stan)
+		if g != nil {
+			// The ATM installs these keys when it reads this 0810; every
+			// message we write after it uses them. (08xx messages are
+			// MAC'd with the TMK variant, so the 0810 itself is sealed.)
+			l.prot.SetKeys(wire.KeySet{NetMgmtMAC: netSlot(l.terminal), MAC: g.tak, Data: g.tek})
+			if l.cur == nil {
+				l.prot.DropPrevious()
+			} else {
+				l.s.deleteKeys(l.prev)
+				l.prev = l.cur
+			}
+			l.cur = g
+		}
+		l.mu.Unlock()
+	}
+	if _, err := w.Write(frame); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (l *atmLink) closed(*connection.Connection) {
+	l.mu.Lock()
+	id := l.terminal
+	gens := []*keyGen{l.cur, l.prev, l.staged}
+	l.mu.Unlock()
+	l.s.mu.Lock()
+	if l.s.links[id] == l {
+		delete(l.s.links, id)
+	}
+	closed := l.s.closed
+	l.s.mu.Unlock()
+	if !closed {
+		l.s.deleteKeys(gens...)
+	}
+	if id != "" {
+		l.log.Info("ATM link closed")
+	}
+}
+
+func (s *Server) deleteKeys(gs ...*keyGen) {
+	for _, g := range gs {
+		if g == nil {
+			continue
+		}
+		_ = s.hsm.DeleteKey(g.tak)
+		_ = s.hsm.DeleteKey(g.tek)
+	}
+}
+
+// newKeys generates a working key generation for a terminal, encrypted
+// under its TMK.
+func (l *atmLink) newKeys() (*keyGen, wire.KeyBlock, error) {
+	n := l.s.gen.Add(1)
+	g := &keyGen{tak: hsm.KeyName(fmt.Sprintf("tak.%s.%d", l.terminal, n)), tek: hsm.KeyName(fmt.Sprintf("tek.%s.%d", l.terminal, n))}
+	var kb wire.KeyBlock
+	var err error
+	if kb.TAK, g.takKCV, err = l.s.hsm.GenerateKey(tmkSlot(l.terminal), g.tak); err != nil {
+		return nil, kb, err
+	}
+	if kb.TEK, g.tekKCV, err = l.s.hsm.GenerateKey(tmkSlot(l.terminal), g.tek); err != nil {
+		_ = l.s.hsm.DeleteKey(g.tak)
+		return nil, kb, err
+	}
+	kb.TAKKCV, kb.TEKKCV = g.takKCV, g.tekKCV
+	return g, kb, nil
+}
+
+func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
+	mti := wire.MTI(m)
+	l.log.Debug("from ATM", "msg", wire.Loggable(m))
+	if mti != wire.MTINetMgmtRequest {
+		l.log.Warn("unexpected message from ATM ignored", "mti", mti, "stan", wire.STAN(m))
+		return
+	}
+	var req wire.NetMgmt
+	if err := wire.Parse(m, &req); err != nil {
+		return
+	}
+	l.mu.Lock()
+	signedOn := l.signedOn
+	l.mu.Unlock()
+	resp := wire.NetMgmt{MTI: wire.MTINetMgmtResponse, TransmissionDateTime: req.TransmissionDateTime,
+		STAN: req.STAN, TerminalID: req.TerminalID, NetMgmtCode: req.NetMgmtCode, ResponseCode: wire.RCApproved}
+	switch {
+	case req.NetMgmtCode == wire.NetSignOn || (req.NetMgmtCode == wire.NetKeyRequest && signedOn):
+		g, kb, err := l.newKeys()
+		if err != nil {
+			l.log.Error("key generation failed", "err", err)
+			resp.ResponseCode = wire.RCSystemMalfunction
+			break
+		}
+		resp.AdditionalData = kb.String()
+		l.mu.Lock()
+		l.answer[req.STAN] = g
+		l.mu.Unlock()
+	case !signedOn:
+		resp.ResponseCode = wire.RCInvalidTransaction
+	case req.NetMgmtCode == wire.NetEcho, req.NetMgmtCode == wire.NetSignOff:
+	default:
+		resp.ResponseCode = wire.RCInvalidTransaction
+	}
+	r, err := wire.Build(&resp)
+	if err == nil {
+		err = conn.Reply(r)
+	}
+	if err != nil {
+		l.log.Warn("0810 not sent", "stan", req.STAN, "err", err)
+		return
+	}
+	if req.NetMgmtCode == wire.NetSignOn && resp.ResponseCode == wire.RCApproved {
+		l.mu.Lock()
+		l.signedOn = true
+		id := l.terminal
+		l.mu.Unlock()
+		l.s.mu.Lock()
+		old := l.s.links[id]
+		l.s.links[id] = l
+		l.s.stats.SignOns++
+		l.s.mu.Unlock()
+		if old != nil && old != l {
+			old.log.Info("terminal signed on again on a new connection; closing the old one")
+			old.conn.Close()
+		}
+		l.log.Info("terminal signed on")
+	}
+}
+
+// PushKeys sends a terminal new working keys (0800, field 70 = 162) and
+// waits for its 0810. On 00 both ends use the new keys; on any other code
+// the old keys stay in use and the error names the code.
+func (s *Server) PushKeys(terminalID string) error {
+	l := s.link(terminalID)
+	if l == nil {
+		return ErrNoATM
+	}
+	l.mu.Lock()
+	if l.staged != nil {
+		l.mu.Unlock()
+		return errors.New("proxysim: a key change is already in progress")
+	}
+	g, kb, err := l.newKeys()
+	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("proxysim: generate keys: %w", err)
+	}
+	// Accept the new keys inbound (the ATM switches before it answers)
+	// while still sending under the old ones: cur=old, previous=new.
+	old := l.prot.Keys()
+	l.prot.SetKeys(wire.KeySet{NetMgmtMAC: netSlot(terminalID), MAC: g.tak, Data: g.tek})
+	l.prot.SetKeys(old)
+	s.deleteKeys(l.prev)
+	l.prev, l.staged = nil, g
+	l.mu.Unlock()
+	if s.getFaults().BadKCV {
+		kb.TAKKCV = flipHex(kb.TAKKCV)
+		l.log.Warn("fault injection: wrong TAK KCV in the key change")
+	}
+	err = s.pushBlock(l, kb.String())
+	if err != nil {
+		l.mu.Lock()
+		if l.staged == g { // no answer was read: forget the staged keys
+			l.staged = nil
+			l.prot.DropPrevious()
+			s.deleteKeys(g)
+		}
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// flipHex changes the first hex digit of s to another hex digit.
+func flipHex(s string) string {
+	if s == "" {
+		return s
+	}
+	c := byte('0')
+	if s[0] == '0' {
+		c = '1'
+	}
+	return string(c) + s[1:]
+}
+
+func (s *Server) pushBlock(l *atmLink, block string) error {
+	req, err := wire.Build(&wire.NetMgmt{MTI: wire.MTINetMgmtRequest, TransmissionDateTime: wire.FormatTransmissionDT(timeNow()),
+		STAN: s.nextSTAN(), TerminalID: l.terminal, NetMgmtCode: wire.NetKeyChange, AdditionalData: block})
+	if err != nil {
+		return err
+	}
+	resp, err := l.conn.Send(req)
+	if err != nil {
+		return fmt.Errorf("proxysim: key change: %w", err)
+	}
+	rc, _ := resp.GetString(wire.FieldResponseCode)
+	if rc != wire.RCApproved {
+		return fmt.Errorf("proxysim: key change refused by the ATM: response code %s", rc)
+	}
+	return nil
+}

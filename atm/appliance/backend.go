@@ -98,7 +98,7 @@ func (b *Backend) Snapshot() ui.Snapshot {
 	case atm.StateExpired:
 		snap.Phase, snap.ReasonCode = ui.Failed, "expired"
 	case atm.StateRetracted:
-		snap.Phase, snap.ReasonCode = ui.Failed, "not_taken"
+		snap.Phase, snap.ReasonCode = ui.Failed, "retracted"
 	default: // Failed, InDoubt
 		snap.Phase, snap.ReasonCode = ui.Failed, failReason(s)
 	}
@@ -109,8 +109,6 @@ func failReason(s *atm.Session) string {
 	switch {
 	case s.Reason == "host_unavailable" || s.Reason == "host_unknown":
 		return "link"
-	case s.Operator:
-		return "operator"
 	default:
 		return "dispenser"
 	}
@@ -122,7 +120,11 @@ func (b *Backend) RequestWithdrawal(amount int64) error {
 	_, err := b.core.RequestWithdrawal(ctx, amount)
 	var cp *atm.CannotPayError
 	if errors.As(err, &cp) {
-		return &ui.CannotPayError{Reason: cp.Reason, Nearest: cp.Nearest}
+		reason := cp.Reason
+		if reason == "daily_limit" {
+			reason = "limit" // the screens explain limits in one message
+		}
+		return &ui.CannotPayError{Reason: reason, Nearest: cp.Nearest}
 	}
 	return err
 }

@@ -1,0 +1,531 @@
+package ui
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"gioui.org/f32"
+	"gioui.org/font"
+	"gioui.org/io/event"
+	"gioui.org/io/key"
+	"gioui.org/io/pointer"
+	"gioui.org/layout"
+	"gioui.org/op"
+	"gioui.org/text"
+	"gioui.org/widget"
+	"gioui.org/widget/material"
+
+	"github.com/cardless-atm/cardless/ui/i18n"
+)
+
+// Screen identifies what the kiosk shows.
+type Screen int
+
+// The screens. Welcome, Language, Amount and CannotPay are navigated by the
+// UI itself while the core is Idle; the others follow the core's Phase.
+const (
+	ScreenWelcome Screen = iota
+	ScreenLanguage
+	ScreenAmount
+	ScreenCannotPay
+	ScreenQR
+	ScreenProcessing
+	ScreenTakeCash
+	ScreenComplete
+	ScreenDeclined
+	ScreenFailed
+	ScreenOutOfService
+	ScreenMoreTime
+	ScreenSupervisor
+)
+
+// Screens lists every screen, in flow order.
+var Screens = []Screen{ScreenWelcome, ScreenLanguage, ScreenAmount, ScreenCannotPay, ScreenQR,
+	ScreenProcessing, ScreenTakeCash, ScreenComplete, ScreenDeclined, ScreenFailed,
+	ScreenOutOfService, ScreenMoreTime, ScreenSupervisor}
+
+var screenNames = [...]string{"welcome", "language", "amount", "cannot-pay", "qr", "processing",
+	"take-cash", "complete", "declined", "failed", "out-of-service", "more-time", "supervisor"}
+
+func (s Screen) String() string {
+	if s >= 0 && int(s) < len(screenNames) {
+		return screenNames[s]
+	}
+	return "screen(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Options configure an App.
+type Options struct {
+	// Kiosk: full screen, no decorations, pointer hidden, no exit shortcuts.
+	Kiosk bool
+	// Lang is the language of the attract screen and the default choice.
+	Lang i18n.Lang
+	// Clock is the time source (time.Now when nil).
+	Clock func() time.Time
+	// Logger receives screen changes and font problems (slog.Default when nil).
+	Logger *slog.Logger
+	// SupervisorKey toggles the supervisor screen (key.NameF12 when empty).
+	SupervisorKey key.Name
+	// IdleTimeout ends customer input screens (Language, Amount, CannotPay)
+	// without input (default 30 s); OutcomeTimeout ends the outcome screens
+	// (default 20 s); Warn is how long before any time-out the "Do you need
+	// more time?" prompt appears (default 10 s).
+	IdleTimeout, OutcomeTimeout, Warn time.Duration
+	// FontPaths are font files tried for Chinese (DefaultCJKFontPaths when nil).
+	FontPaths []string
+}
+
+func (o *Options) defaults() {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.SupervisorKey == "" {
+		o.SupervisorKey = key.NameF12
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 30 * time.Second
+	}
+	if o.OutcomeTimeout <= 0 {
+		o.OutcomeTimeout = 20 * time.Second
+	}
+	if o.Warn <= 0 {
+		o.Warn = 10 * time.Second
+	}
+	if o.FontPaths == nil {
+		o.FontPaths = DefaultCJKFontPaths
+	}
+}
+
+// maxEntryDigits bounds keypad entry (whole currency units).
+const maxEntryDigits = 7
+
+// choice is one actionable button of the current screen.
+type choice struct {
+	id      string
+	label   string
+	fkey    int  // 1..8 = function display key, 0 = none
+	enter   bool // Enter activates it
+	esc     bool // Esc activates it
+	primary bool
+	keypad  bool
+	act     func()
+}
+
+// App holds the kiosk UI state and lays it out into a layout.Context. It is
+// not safe for concurrent use: one goroutine (the window loop or a test)
+// calls Layout.
+type App struct {
+	b    Backend
+	opts Options
+	log  *slog.Logger
+	th   *material.Theme
+
+	lang        i18n.Lang
+	local       Screen // Welcome, Language, Amount or CannotPay
+	supervisor  bool
+	entry       string
+	errKey      i18n.Key
+	errArg      string
+	cannot      *CannotPayError
+	inputAt     time.Time // last customer input on a local screen
+	outcomeAt   time.Time // when an outcome phase was first shown
+	dismissed   time.Time // deadline for which "more time" was refused
+	receipt     int       // 0 ask, 1 printing, 2 no
+	forcePrompt bool
+
+	lastPhase  Phase
+	lastScreen Screen
+	snap       Snapshot
+	qr         *qrMatrix
+	shown      []choice // choices laid out in the previous frame
+	cur        []choice // choices of the frame being laid out
+	clicks     map[string]*widget.Clickable
+	tapWelcome widget.Clickable
+}
+
+// New returns an App showing the Welcome screen.
+func New(b Backend, opts Options) *App {
+	opts.defaults()
+	fs := loadFonts(opts.Logger, opts.FontPaths)
+	th := material.NewTheme()
+	th.Shaper = text.NewShaper(text.NoSystemFonts(), text.WithCollection(fs.faces))
+	th.Face = fs.typeface
+	th.Palette = material.Palette{Bg: colBg, Fg: colText, ContrastBg: colAccent, ContrastFg: colBg}
+	a := &App{
+		b: b, opts: opts, log: opts.Logger, th: th,
+		lang:       opts.Lang,
+		local:      ScreenWelcome,
+		clicks:     map[string]*widget.Clickable{},
+		lastPhase:  Idle,
+		lastScreen: -1,
+	}
+	return a
+}
+
+// Lang returns the current display language.
+func (a *App) Lang() i18n.Lang { return a.lang }
+
+func (a *App) now() time.Time { return a.opts.Clock() }
+
+func (a *App) t(k i18n.Key, args ...any) string { return i18n.T(a.lang, k, args...) }
+
+func (a *App) money(v int64) string {
+	return i18n.Amount(a.lang, v, a.snap.Currency, a.snap.Exponent)
+}
+
+// Screen returns the screen the App shows for snapshot s at time now.
+func (a *App) screenFor(s Snapshot, now time.Time) Screen {
+	if a.supervisor {
+		return ScreenSupervisor
+	}
+	var sc Screen
+	switch s.Phase {
+	case OutOfService:
+		return ScreenOutOfService
+	case AwaitingPhone:
+		sc = ScreenQR
+	case Processing:
+		return ScreenProcessing
+	case TakeCash:
+		sc = ScreenTakeCash
+	case Complete:
+		sc = ScreenComplete
+	case Declined:
+		sc = ScreenDeclined
+	case Failed:
+		sc = ScreenFailed
+	default:
+		sc = a.local
+	}
+	if dl, ok := a.deadline(sc, s); ok && (a.forcePrompt || (now.After(dl.Add(-a.opts.Warn)) && !dl.Equal(a.dismissed))) {
+		return ScreenMoreTime
+	}
+	return sc
+}
+
+// deadline is when screen sc times out (zero, false when it does not).
+func (a *App) deadline(sc Screen, s Snapshot) (time.Time, bool) {
+	switch sc {
+	case ScreenLanguage, ScreenAmount, ScreenCannotPay:
+		return a.inputAt.Add(a.opts.IdleTimeout), true
+	case ScreenQR, ScreenTakeCash:
+		return s.Deadline, !s.Deadline.IsZero()
+	case ScreenComplete, ScreenDeclined, ScreenFailed:
+		return a.outcomeAt.Add(a.opts.OutcomeTimeout), true
+	}
+	return time.Time{}, false
+}
+
+// underlying is the screen the more-time prompt covers.
+func (a *App) underlying(s Snapshot) Screen {
+	sup, fp := a.supervisor, a.forcePrompt
+	a.supervisor, a.forcePrompt = false, false
+	defer func() { a.supervisor, a.forcePrompt = sup, fp }()
+	return a.screenFor(s, time.Time{})
+}
+
+func (a *App) goLocal(s Screen) {
+	a.local = s
+	a.inputAt = a.now()
+	a.dismissed = time.Time{}
+	if s == ScreenWelcome {
+		a.entry, a.errKey, a.errArg, a.cannot = "", "", "", nil
+		a.lang = a.opts.Lang
+	}
+}
+
+// Layout handles the pending input events and lays out the current screen.
+func (a *App) Layout(gtx layout.Context) layout.Dimensions {
+	a.handleInput(gtx)
+	now := a.now()
+	a.snap = a.b.Snapshot()
+	a.track(now)
+	sc := a.screenFor(a.snap, now)
+	if sc != a.lastScreen {
+		a.log.Info("ui screen", "screen", sc.String(), "phase", a.snap.Phase.String(), "lang", a.lang.String())
+		a.lastScreen = sc
+	}
+	if a.opts.Kiosk {
+		pointer.CursorNone.Add(gtx.Ops)
+	}
+	a.cur = a.cur[:0]
+	dims := a.layoutScreen(gtx, sc, now)
+	a.shown = append(a.shown[:0], a.cur...)
+	if next, ok := a.nextWake(sc, now); ok {
+		gtx.Execute(op.InvalidateCmd{At: gtx.Now.Add(next.Sub(now))})
+	}
+	return dims
+}
+
+// track reacts to phase changes and to time-outs.
+func (a *App) track(now time.Time) {
+	p := a.snap.Phase
+	if p != a.lastPhase {
+		a.dismissed = time.Time{}
+		a.forcePrompt = false
+		switch p {
+		case Idle:
+			a.goLocal(ScreenWelcome)
+		case Complete, Declined, Failed:
+			a.outcomeAt = now
+			a.receipt = 0
+		}
+		a.lastPhase = p
+	}
+	if a.supervisor {
+		return
+	}
+	sc := a.underlying(a.snap)
+	dl, ok := a.deadline(sc, a.snap)
+	if !ok || now.Before(dl) || a.forcePrompt {
+		return
+	}
+	switch sc {
+	case ScreenLanguage, ScreenAmount, ScreenCannotPay:
+		a.goLocal(ScreenWelcome)
+	case ScreenComplete, ScreenDeclined, ScreenFailed:
+		a.finish()
+	}
+	// QR and take-cash time-outs belong to the core.
+}
+
+// nextWake is the next moment the display changes by itself: the next
+// countdown second, the prompt appearing, or a time-out.
+func (a *App) nextWake(sc Screen, now time.Time) (time.Time, bool) {
+	under := sc
+	if sc == ScreenMoreTime {
+		under = a.underlying(a.snap)
+	}
+	dl, ok := a.deadline(under, a.snap)
+	if !ok || a.supervisor {
+		return time.Time{}, false
+	}
+	warnAt := dl.Add(-a.opts.Warn)
+	if sc != ScreenMoreTime && (under == ScreenQR || under == ScreenTakeCash) || sc == ScreenMoreTime {
+		// A countdown is visible: wake when the shown second changes.
+		rem := dl.Sub(now)
+		if rem <= 0 {
+			return now.Add(time.Second), true
+		}
+		step := rem % time.Second
+		if step == 0 {
+			step = time.Second
+		}
+		return now.Add(step), true
+	}
+	if now.Before(warnAt) {
+		return warnAt, true
+	}
+	return dl, true
+}
+
+func (a *App) secondsLeft(dl, now time.Time) int {
+	rem := dl.Sub(now)
+	if rem <= 0 {
+		return 0
+	}
+	return int((rem + time.Second - 1) / time.Second)
+}
+
+func (a *App) finish() {
+	a.b.Cancel()
+	a.goLocal(ScreenWelcome)
+}
+
+// handleInput runs the actions of the keys pressed and the buttons clicked
+// since the previous frame, against the choices that frame showed.
+func (a *App) handleInput(gtx layout.Context) {
+	var acts []func()
+	for _, c := range a.shown {
+		if cl := a.clicks[c.id]; cl != nil && cl.Clicked(gtx) {
+			acts = append(acts, c.act)
+		}
+	}
+	if a.tapWelcome.Clicked(gtx) && a.lastScreen == ScreenWelcome {
+		acts = append(acts, a.start)
+	}
+	filters := []key.Filter{
+		{Name: key.NameReturn}, {Name: key.NameEnter}, {Name: key.NameEscape},
+		{Name: key.NameDeleteBackward}, {Name: a.opts.SupervisorKey},
+		// Swallow every other key so that no shortcut reaches anything else.
+		{Name: "", Optional: key.ModCtrl | key.ModAlt | key.ModShift | key.ModSuper | key.ModCommand},
+	}
+	for d := '0'; d <= '9'; d++ {
+		filters = append(filters, key.Filter{Name: key.Name(string(d))})
+	}
+	for f := 1; f <= 8; f++ {
+		filters = append(filters, key.Filter{Name: key.Name("F" + strconv.Itoa(f))})
+	}
+	ef := make([]event.Filter, len(filters))
+	for i, f := range filters {
+		ef[i] = f
+	}
+	for {
+		ev, ok := gtx.Event(ef...)
+		if !ok {
+			break
+		}
+		ke, ok := ev.(key.Event)
+		if !ok || ke.State != key.Press {
+			continue
+		}
+		if act := a.keyAction(ke.Name); act != nil {
+			acts = append(acts, act)
+		}
+	}
+	for _, act := range acts {
+		act()
+	}
+}
+
+func (a *App) keyAction(n key.Name) func() {
+	if n == a.opts.SupervisorKey {
+		return func() {
+			a.supervisor = !a.supervisor
+			a.log.Info("ui supervisor mode", "on", a.supervisor)
+		}
+	}
+	for _, c := range a.shown {
+		switch {
+		case (n == key.NameReturn || n == key.NameEnter) && c.enter,
+			n == key.NameEscape && c.esc,
+			c.fkey > 0 && string(n) == "F"+strconv.Itoa(c.fkey):
+			return c.act
+		}
+	}
+	if a.lastScreen == ScreenAmount {
+		switch {
+		case len(n) == 1 && n[0] >= '0' && n[0] <= '9':
+			return func() { a.digit(n[0]) }
+		case n == key.NameDeleteBackward:
+			return a.clear
+		}
+	}
+	return nil
+}
+
+func (a *App) touch() { a.inputAt = a.now() }
+
+func (a *App) start() {
+	a.goLocal(ScreenLanguage)
+}
+
+func (a *App) chooseLang(l i18n.Lang) {
+	a.lang = l
+	a.local = ScreenAmount
+	a.touch()
+}
+
+func (a *App) digit(d byte) {
+	a.touch()
+	a.errKey = ""
+	if len(a.entry) >= maxEntryDigits || (a.entry == "" && d == '0') {
+		return
+	}
+	a.entry += string(d)
+}
+
+func (a *App) clear() {
+	a.touch()
+	a.entry, a.errKey = "", ""
+}
+
+func pow10(n int) int64 {
+	v := int64(1)
+	for range n {
+		v *= 10
+	}
+	return v
+}
+
+// confirmEntry validates the keypad entry (whole currency units) against
+// the limits and requests the withdrawal.
+func (a *App) confirmEntry() {
+	a.touch()
+	if a.entry == "" {
+		a.errKey = "amount.err.empty"
+		return
+	}
+	units, err := strconv.ParseInt(a.entry, 10, 64)
+	if err != nil {
+		a.errKey = "amount.err.empty"
+		return
+	}
+	amt := units * pow10(a.snap.Exponent)
+	s := a.snap
+	switch {
+	case s.MinAmount > 0 && amt < s.MinAmount:
+		a.errKey, a.errArg = "amount.err.min", a.money(s.MinAmount)
+	case s.MaxAmount > 0 && amt > s.MaxAmount:
+		a.errKey, a.errArg = "amount.err.max", a.money(s.MaxAmount)
+	case s.Multiple > 0 && amt%s.Multiple != 0:
+		a.errKey, a.errArg = "amount.err.multiple", a.money(s.Multiple)
+	default:
+		a.request(amt)
+	}
+}
+
+// request calls the core; a refusal shows the cannot-pay screen.
+func (a *App) request(amt int64) {
+	a.touch()
+	a.errKey = ""
+	err := a.b.RequestWithdrawal(amt)
+	var cp *CannotPayError
+	switch {
+	case err == nil:
+		a.entry = ""
+	case errors.As(err, &cp):
+		a.cannot = cp
+		a.local = ScreenCannotPay
+		a.log.Info("ui amount cannot be paid", "reason", cp.Reason, "nearest", len(cp.Nearest))
+	default:
+		a.errKey = "amount.err.request"
+		a.log.Warn("ui withdrawal request failed", "err", err)
+	}
+}
+
+func (a *App) moreTime(under Screen) {
+	a.forcePrompt = false
+	switch under {
+	case ScreenQR, ScreenTakeCash:
+		a.b.MoreTime()
+	case ScreenComplete, ScreenDeclined, ScreenFailed:
+		a.outcomeAt = a.now()
+	default:
+		a.touch()
+	}
+}
+
+func (a *App) noMoreTime(under Screen) {
+	a.forcePrompt = false
+	switch under {
+	case ScreenQR:
+		a.b.Cancel()
+	case ScreenTakeCash:
+		// Cash is out: the take-cash timer of the core goes on.
+		a.dismissed = a.snap.Deadline
+	case ScreenComplete, ScreenDeclined, ScreenFailed:
+		a.finish()
+	default:
+		a.goLocal(ScreenWelcome)
+	}
+}
+
+func (a *App) printReceipt() {
+	a.outcomeAt = a.now()
+	if rp, ok := a.b.(ReceiptPrinter); ok {
+		if err := rp.PrintReceipt(); err != nil {
+			a.log.Warn("ui receipt print failed", "err", err)
+		}
+	}
+	a.receipt = 1
+}
+
+func pt(x, y int) f32.Point { return f32.Pt(float32(x), float32(y)) }
+
+var _ = font.Bold

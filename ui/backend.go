@@ -1,0 +1,109 @@
+package ui
+
+import (
+	"fmt"
+	"time"
+)
+
+// Backend is what the screens need from the ATM core. The core implements it
+// through an adapter; package ui never imports the core.
+type Backend interface {
+	// Snapshot returns the current state for display.
+	Snapshot() Snapshot
+	// Changed receives (non-blocking send, capacity 1) whenever Snapshot changes.
+	Changed() <-chan struct{}
+	// RequestWithdrawal asks the core to check the dispenser, the notes and the
+	// limits, create the session and the QR. A *CannotPayError means the
+	// amount cannot be paid; any other error is shown as a failure.
+	RequestWithdrawal(amount int64) error
+	// Cancel cancels the current session (or acknowledges a finished one).
+	Cancel()
+	// MoreTime tells the core the customer asked for more time on the
+	// current timed screen (QR or take cash); the core moves Deadline.
+	MoreTime()
+	// Supervisor returns device status, cassette counts, counters and the
+	// last journal lines.
+	Supervisor() SupervisorInfo
+}
+
+// ReceiptPrinter is an optional capability of a Backend, found by type
+// assertion: when present and Snapshot.Receipt is true, the "Transaction
+// complete" screen offers a receipt and calls PrintReceipt on "yes".
+type ReceiptPrinter interface {
+	PrintReceipt() error
+}
+
+// Phase is the core's view of the customer session.
+type Phase int
+
+// The phases, in the order a normal transaction goes through them.
+const (
+	Idle          Phase = iota // no session: the UI owns navigation
+	AwaitingPhone              // session created, QR shown
+	Processing                 // phone request received, host authorizing
+	TakeCash                   // notes presented
+	Complete                   // cash taken, transaction done
+	Declined                   // host declined (ReasonCode)
+	Failed                     // technical failure (ReasonCode)
+	OutOfService               // terminal cannot serve customers
+)
+
+var phaseNames = [...]string{"Idle", "AwaitingPhone", "Processing", "TakeCash", "Complete", "Declined", "Failed", "OutOfService"}
+
+func (p Phase) String() string {
+	if p >= 0 && int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return fmt.Sprintf("Phase(%d)", int(p))
+}
+
+// Snapshot is the state the screens display. Amounts are in minor units of
+// Currency (Exponent digits after the decimal point).
+type Snapshot struct {
+	Phase      Phase
+	Amount     int64
+	Currency   string // ISO 4217 alphabetic code, e.g. "CNY"
+	Exponent   int
+	QRPayload  string
+	Deadline   time.Time // end of the current timed phase (QR, take cash)
+	ReasonCode string    // e.g. "51", "55", "timeout", "dispenser", "link"
+	TerminalID string
+	Location   string
+	Receipt    bool // a receipt printer is available
+	Presets    []int64
+	MinAmount  int64
+	MaxAmount  int64
+	Multiple   int64
+}
+
+// UnitInfo describes one cash unit (cassette) on the supervisor screen.
+type UnitInfo struct {
+	ID        string
+	Currency  string
+	Denom     int64 // minor units
+	Count     int   // notes left
+	Dispensed int
+	Rejected  int
+	Retracted int
+	Status    string
+}
+
+// SupervisorInfo is what the supervisor screen shows.
+type SupervisorInfo struct {
+	Lines    []string // device status
+	Units    []UnitInfo
+	Counters map[string]int64
+	Journal  []string // last journal lines
+}
+
+// CannotPayError reports that the requested amount cannot be paid out. Reason
+// is a catalog key suffix ("notes", "limit", "dispenser", "multiple", ...);
+// Nearest are amounts (minor units) that can be paid, nearest first.
+type CannotPayError struct {
+	Reason  string
+	Nearest []int64
+}
+
+func (e *CannotPayError) Error() string {
+	return fmt.Sprintf("amount cannot be paid: %s (nearest %v)", e.Reason, e.Nearest)
+}

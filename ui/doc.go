@@ -1,0 +1,67 @@
+// Package ui is the customer-facing kiosk interface of the cardless-withdrawal
+// ATM, written with Gio (gioui.org). It depends only on the Backend interface
+// defined here; the ATM core implements it through an adapter, and
+// ui/uifake is an in-memory implementation for tests, screenshots and demos.
+//
+// # Screens and navigation
+//
+// While the core is Idle the UI navigates by itself:
+//
+//	Welcome (attract; "Cardless withdrawal" offered in both languages)
+//	  -> Language (中文 / English)
+//	  -> Amount (preset amounts + free entry on an on-screen keypad, checked
+//	     against Snapshot.MinAmount, MaxAmount and Multiple)
+//	  -> Backend.RequestWithdrawal
+//	       *CannotPayError -> CannotPay (reason in plain words, the nearest
+//	                          payable amounts as buttons, "Other amount")
+//
+// Once the core has a session the screen follows Snapshot.Phase:
+// AwaitingPhone -> QR (large QR with a 4-module quiet zone, amount, terminal
+// ID, location, countdown to Deadline, Cancel), Processing, TakeCash (own
+// countdown), Complete (receipt choice when Snapshot.Receipt and the Backend
+// implements ReceiptPrinter), Declined / Failed (ReasonCode explained by the
+// catalog), OutOfService (over everything). When the core returns to Idle the
+// UI goes back to Welcome in the default language.
+//
+// Every screen that can time out shows "Do you need more time?" Options.Warn
+// before it does: the input screens (Language, Amount, CannotPay) after
+// Options.IdleTimeout without input, the outcome screens after
+// Options.OutcomeTimeout, and the QR and TakeCash screens before
+// Snapshot.Deadline. "Yes" restarts the idle timer, or calls
+// Backend.MoreTime on the QR and TakeCash screens; "No" returns to Welcome
+// (Backend.Cancel on the QR screen; on TakeCash the core's timer goes on).
+//
+// The supervisor key (Options.SupervisorKey, F12 by default) toggles the
+// Supervisor screen (Backend.Supervisor: device status, cash units,
+// counters, last journal lines) over any screen; Esc or F8 leaves it. In a
+// real ATM, bind it to the operator switch.
+//
+// # Input
+//
+// Touch and mouse clicks on every button. The keyboard is the PIN pad:
+// digits enter the amount, Enter and keypad Enter confirm (or take the
+// screen's default choice), Esc cancels, Backspace clears the entry. F1–F4
+// (left) and F5–F8 (right) are the function display keys next to the screen;
+// each choice shows its key as a yellow badge. All other keys are consumed.
+//
+// # Drawing
+//
+// Text comes from the catalogs in ui/i18n (English and Chinese); Chinese is
+// drawn with a CJK font loaded from the system (DefaultCJKFontPaths,
+// Noto Sans CJK SC first), with a warning in the log and the Go fonts as
+// fallback when none is found. The QR is drawn from go-qrcode's module
+// matrix as pixel-aligned rectangles with a whole number of pixels per
+// module, never through an image. Gio draws only on input, on
+// Backend.Changed, and once per second while a countdown is visible
+// (op.InvalidateCmd for the next second change); an idle screen schedules
+// nothing.
+//
+// # Entry points
+//
+// Run drives an app.Window (Options.Kiosk: full screen, no decorations,
+// hidden pointer). App.Layout lays the UI out into any layout.Context.
+// Render draws one frame headlessly (gioui.org/gpu/headless; set
+// EGL_PLATFORM=surfaceless without a display) for tests and screenshots.
+// Every text is also published in Gio's semantic tree (label and bounds),
+// which is what the tests inspect and what screen readers use.
+package ui

@@ -1,0 +1,156 @@
+package i18n
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Lang is a display language.
+type Lang int
+
+// The supported languages.
+const (
+	English Lang = iota
+	Chinese
+)
+
+// Langs lists every supported language.
+var Langs = []Lang{English, Chinese}
+
+// String returns the BCP 47 tag of the language ("en", "zh").
+func (l Lang) String() string {
+	if l == Chinese {
+		return "zh"
+	}
+	return "en"
+}
+
+// Other returns the other language (used for bilingual attract screens).
+func (l Lang) Other() Lang {
+	if l == Chinese {
+		return English
+	}
+	return Chinese
+}
+
+// ParseLang accepts "en", "zh" and common variants ("zh-CN", "english", "中文").
+func ParseLang(s string) (Lang, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "en", "en-us", "en-gb", "english", "":
+		return English, nil
+	case "zh", "zh-cn", "zh-hans", "chinese", "中文":
+		return Chinese, nil
+	}
+	return English, fmt.Errorf("i18n: unknown language %q (want en or zh)", s)
+}
+
+// Key names a message in the catalogs.
+type Key string
+
+// T returns the message for k in language l, formatted with args when given.
+// A missing key returns the key itself in brackets so that it is visible (and
+// the catalog tests fail).
+func T(l Lang, k Key, args ...any) string {
+	m, ok := catalogs[l][k]
+	if !ok {
+		m, ok = catalogs[English][k]
+		if !ok {
+			return "[" + string(k) + "]"
+		}
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(m, args...)
+	}
+	return m
+}
+
+// Has reports whether the catalog of l holds k.
+func Has(l Lang, k Key) bool {
+	_, ok := catalogs[l][k]
+	return ok
+}
+
+// Keys returns every key of the English catalog.
+func Keys() []Key {
+	ks := make([]Key, 0, len(catalogs[English]))
+	for k := range catalogs[English] {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// Reason returns the plain-words explanation of a decline or failure code
+// ("51", "55", "timeout", ...). Unknown codes get a generic message.
+func Reason(l Lang, code string) string {
+	k := Key("reason." + code)
+	if Has(l, k) {
+		return T(l, k)
+	}
+	return T(l, "reason.unknown")
+}
+
+// CannotPayReason explains a *ui.CannotPayError reason key.
+func CannotPayReason(l Lang, reason string) string {
+	k := Key("cannot." + reason)
+	if Has(l, k) {
+		return T(l, k)
+	}
+	return T(l, "cannot.unknown")
+}
+
+// Amount formats minor units of an ISO 4217 currency for language l:
+// English "CNY 1,000.00", Chinese "1,000.00元" for CNY and
+// "1,000.00 USD" for other currencies.
+func Amount(l Lang, minor int64, currency string, exponent int) string {
+	n := Number(minor, exponent)
+	if l == Chinese {
+		if currency == "CNY" {
+			return n + "元"
+		}
+		return n + " " + currency
+	}
+	return currency + " " + n
+}
+
+// Number formats minor units with thousands separators and exponent decimals:
+// Number(100000, 2) == "1,000.00".
+func Number(minor int64, exponent int) string {
+	neg := minor < 0
+	if neg {
+		minor = -minor
+	}
+	s := strconv.FormatInt(minor, 10)
+	if exponent > 0 {
+		for len(s) <= exponent {
+			s = "0" + s
+		}
+	}
+	intPart, frac := s, ""
+	if exponent > 0 {
+		intPart, frac = s[:len(s)-exponent], s[len(s)-exponent:]
+	}
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if frac != "" {
+		b.WriteByte('.')
+		b.WriteString(frac)
+	}
+	return b.String()
+}
+
+// Countdown formats remaining whole seconds as "0:45".
+func Countdown(secs int) string {
+	if secs < 0 {
+		secs = 0
+	}
+	return fmt.Sprintf("%d:%02d", secs/60, secs%60)
+}

@@ -1,0 +1,593 @@
+package ui
+
+import (
+	"image"
+	"image/color"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"gioui.org/font"
+	"gioui.org/io/semantic"
+	"gioui.org/layout"
+	"gioui.org/op"
+	"gioui.org/op/clip"
+	"gioui.org/op/paint"
+	"gioui.org/text"
+	"gioui.org/unit"
+	"gioui.org/widget"
+	"gioui.org/widget/material"
+
+	"github.com/cardless-atm/cardless/ui/i18n"
+)
+
+type (
+	C = layout.Context
+	D = layout.Dimensions
+)
+
+// High-contrast palette (text on background > 12:1).
+var (
+	colBg      = color.NRGBA{R: 0xFF, G: 0xFF, B: 0xFF, A: 0xFF}
+	colText    = color.NRGBA{R: 0x11, G: 0x11, B: 0x11, A: 0xFF}
+	colAccent  = color.NRGBA{R: 0x0A, G: 0x31, B: 0x61, A: 0xFF}
+	colBadge   = color.NRGBA{R: 0xFF, G: 0xD2, B: 0x00, A: 0xFF}
+	colKey     = color.NRGBA{R: 0xE3, G: 0xE7, B: 0xEE, A: 0xFF}
+	colPrimary = color.NRGBA{R: 0x00, G: 0x5A, B: 0x2B, A: 0xFF}
+	colDanger  = color.NRGBA{R: 0x8E, G: 0x10, B: 0x10, A: 0xFF}
+	colErr     = color.NRGBA{R: 0xA4, G: 0x00, B: 0x0F, A: 0xFF}
+	colPanel   = color.NRGBA{R: 0xF1, G: 0xF3, B: 0xF7, A: 0xFF}
+)
+
+// Text sizes: large for accessibility.
+const (
+	spHeader = unit.Sp(26)
+	spTitle  = unit.Sp(44)
+	spBody   = unit.Sp(28)
+	spButton = unit.Sp(28)
+	spKey    = unit.Sp(36)
+	spBig    = unit.Sp(56)
+	spSmall  = unit.Sp(20)
+)
+
+// descText and descButton tag the semantic nodes of the labels the screens
+// draw, so tests (and screen readers) can find every text and its bounds.
+const (
+	descText   = "text"
+	descButton = "button:"
+)
+
+// label lays out one line or paragraph of text and records it as a semantic
+// node (label text + bounds in window coordinates). Height is unbounded, so
+// text that does not fit shows up as bounds outside its area rather than
+// being silently cut.
+func (a *App) label(gtx C, size unit.Sp, txt string, col color.NRGBA, bold bool, align text.Alignment, desc string) D {
+	l := material.Label(a.th, size, txt)
+	l.Color = col
+	l.Alignment = align
+	if bold {
+		l.Font.Weight = font.Bold
+	}
+	gtx.Constraints.Max.Y = 1 << 20
+	if gtx.Constraints.Max.X < 0 {
+		gtx.Constraints.Max.X = 0
+	}
+	m := op.Record(gtx.Ops)
+	dims := l.Layout(gtx)
+	call := m.Stop()
+	cl := clip.Rect{Max: dims.Size}.Push(gtx.Ops)
+	semantic.LabelOp(txt).Add(gtx.Ops)
+	semantic.DescriptionOp(desc).Add(gtx.Ops)
+	cl.Pop()
+	call.Add(gtx.Ops)
+	return dims
+}
+
+func (a *App) txt(gtx C, size unit.Sp, s string) D {
+	return a.label(gtx, size, s, colText, false, text.Start, descText)
+}
+
+func (a *App) txtC(gtx C, size unit.Sp, s string, col color.NRGBA, bold bool) D {
+	return a.label(gtx, size, s, col, bold, text.Middle, descText)
+}
+
+func fill(gtx C, col color.NRGBA, sz image.Point, radius int) {
+	paint.FillShape(gtx.Ops, col, clip.UniformRRect(image.Rectangle{Max: sz}, radius).Op(gtx.Ops))
+}
+
+// add registers a choice for this frame and returns it.
+func (a *App) add(c choice) choice {
+	if a.clicks[c.id] == nil {
+		a.clicks[c.id] = new(widget.Clickable)
+	}
+	a.cur = append(a.cur, c)
+	return c
+}
+
+// button draws a choice: a filled rounded button with its function key
+// badge ("F1") on the screen-edge side.
+func (a *App) button(gtx C, c choice, badgeRight bool) D {
+	cl := a.clicks[c.id]
+	bg := colAccent
+	switch {
+	case c.primary:
+		bg = colPrimary
+	case c.esc:
+		bg = colDanger
+	}
+	return cl.Layout(gtx, func(gtx C) D {
+		h := gtx.Dp(84)
+		sz := image.Pt(gtx.Constraints.Max.X, max(h, gtx.Constraints.Min.Y))
+		fill(gtx, bg, sz, gtx.Dp(10))
+		gtx.Constraints = layout.Exact(sz)
+		badge := layout.Rigid(func(gtx C) D {
+			if c.fkey == 0 {
+				return D{}
+			}
+			return layout.UniformInset(10).Layout(gtx, func(gtx C) D {
+				bs := image.Pt(gtx.Dp(64), sz.Y-gtx.Dp(20))
+				fill(gtx, colBadge, bs, gtx.Dp(6))
+				gtx.Constraints = layout.Exact(bs)
+				return layout.Center.Layout(gtx, func(gtx C) D {
+					gtx.Constraints.Min = image.Point{}
+					return a.label(gtx, spSmall, i18n.T(a.lang, "fkey", c.fkey), colText, true, text.Start, descText)
+				})
+			})
+		})
+		lbl := layout.Flexed(1, func(gtx C) D {
+			return layout.Center.Layout(gtx, func(gtx C) D {
+				gtx.Constraints.Min = image.Point{}
+				return layout.UniformInset(6).Layout(gtx, func(gtx C) D {
+					return a.label(gtx, spButton, c.label, colBg, true, text.Middle, descButton+c.id)
+				})
+			})
+		})
+		if badgeRight {
+			return layout.Flex{}.Layout(gtx, lbl, badge)
+		}
+		return layout.Flex{}.Layout(gtx, badge, lbl)
+	})
+}
+
+// keyButton draws a keypad key.
+func (a *App) keyButton(gtx C, c choice) D {
+	cl := a.clicks[c.id]
+	return cl.Layout(gtx, func(gtx C) D {
+		sz := gtx.Constraints.Max
+		bg := colKey
+		fg := colText
+		if c.enter {
+			bg, fg = colPrimary, colBg
+		}
+		fill(gtx, bg, sz, gtx.Dp(8))
+		gtx.Constraints = layout.Exact(sz)
+		return layout.Center.Layout(gtx, func(gtx C) D {
+			gtx.Constraints.Min = image.Point{}
+			return a.label(gtx, spKey, c.label, fg, true, text.Middle, descButton+c.id)
+		})
+	})
+}
+
+// page is the frame every screen shares: a header bar, a title, and a body
+// between two columns of function-key choices (F1–F4 left, F5–F8 right).
+func (a *App) page(gtx C, title string, body layout.Widget) D {
+	paint.Fill(gtx.Ops, colBg)
+	var left, right [4]*choice
+	for i := range a.cur {
+		c := &a.cur[i]
+		switch {
+		case c.fkey >= 1 && c.fkey <= 4:
+			left[c.fkey-1] = c
+		case c.fkey >= 5 && c.fkey <= 8:
+			right[c.fkey-5] = c
+		}
+	}
+	column := func(cs [4]*choice, badgeRight bool) layout.FlexChild {
+		return layout.Rigid(func(gtx C) D {
+			empty := true
+			for _, c := range cs {
+				empty = empty && c == nil
+			}
+			if empty {
+				return D{Size: image.Pt(gtx.Dp(24), 0)}
+			}
+			w := min(gtx.Dp(320), gtx.Constraints.Max.X*28/100)
+			gtx.Constraints = layout.Exact(image.Pt(w, gtx.Constraints.Max.Y))
+			rows := make([]layout.FlexChild, 4)
+			for i, c := range cs {
+				rows[i] = layout.Flexed(1, func(gtx C) D {
+					if c == nil {
+						return D{Size: gtx.Constraints.Min}
+					}
+					return layout.Inset{Left: 16, Right: 16, Top: 8, Bottom: 8}.Layout(gtx, func(gtx C) D {
+						return layout.S.Layout(gtx, func(gtx C) D {
+							gtx.Constraints.Min.Y = 0
+							return a.button(gtx, *c, badgeRight)
+						})
+					})
+				})
+			}
+			return layout.Flex{Axis: layout.Vertical}.Layout(gtx, rows...)
+		})
+	}
+	return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+		layout.Rigid(func(gtx C) D {
+			sz := image.Pt(gtx.Constraints.Max.X, gtx.Dp(64))
+			paint.FillShape(gtx.Ops, colAccent, clip.Rect{Max: sz}.Op())
+			gtx.Constraints = layout.Exact(sz)
+			return layout.Inset{Left: 24, Right: 24}.Layout(gtx, func(gtx C) D {
+				return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
+					layout.Flexed(1, func(gtx C) D {
+						return layout.W.Layout(gtx, func(gtx C) D {
+							gtx.Constraints.Min = image.Point{}
+							return a.label(gtx, spHeader, a.t("app.title"), colBg, true, text.Start, descText)
+						})
+					}),
+					layout.Rigid(func(gtx C) D {
+						gtx.Constraints.Min = image.Point{}
+						return a.label(gtx, spSmall, a.snap.TerminalID, colBg, false, text.End, descText)
+					}),
+				)
+			})
+		}),
+		layout.Rigid(func(gtx C) D {
+			return layout.Inset{Top: 20, Bottom: 12, Left: 24, Right: 24}.Layout(gtx, func(gtx C) D {
+				gtx.Constraints.Min.X = gtx.Constraints.Max.X
+				return a.txtC(gtx, spTitle, title, colAccent, true)
+			})
+		}),
+		layout.Flexed(1, func(gtx C) D {
+			return layout.Inset{Bottom: 16}.Layout(gtx, func(gtx C) D {
+				return layout.Flex{}.Layout(gtx,
+					column(left, false),
+					layout.Flexed(1, func(gtx C) D {
+						return layout.Inset{Left: 8, Right: 8}.Layout(gtx, body)
+					}),
+					column(right, true),
+				)
+			})
+		}),
+	)
+}
+
+// centered lays out lines of text centred horizontally, stacked from the top.
+func (a *App) lines(gtx C, ws ...layout.Widget) D {
+	children := make([]layout.FlexChild, 0, len(ws))
+	for _, w := range ws {
+		children = append(children, layout.Rigid(func(gtx C) D {
+			gtx.Constraints.Min.X = gtx.Constraints.Max.X
+			return layout.Inset{Top: 10, Bottom: 10}.Layout(gtx, w)
+		}))
+	}
+	return layout.Flex{Axis: layout.Vertical}.Layout(gtx, children...)
+}
+
+func (a *App) para(size unit.Sp, s string, col color.NRGBA, bold bool) layout.Widget {
+	return func(gtx C) D { return a.txtC(gtx, size, s, col, bold) }
+}
+
+func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
+	switch sc {
+	case ScreenWelcome:
+		return a.welcome(gtx)
+	case ScreenLanguage:
+		a.add(choice{id: "lang.zh", label: i18n.T(i18n.Chinese, "lang.zh"), fkey: 4, act: func() { a.chooseLang(i18n.Chinese) }})
+		a.add(choice{id: "lang.en", label: i18n.T(i18n.English, "lang.en"), fkey: 8, act: func() { a.chooseLang(i18n.English) }})
+		a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 7, esc: true, act: func() { a.goLocal(ScreenWelcome) }})
+		return a.page(gtx, i18n.T(a.lang, "lang.title")+" / "+i18n.T(a.lang.Other(), "lang.title"), func(gtx C) D {
+			return a.lines(gtx, a.para(spBody, a.t("welcome.offer"), colText, false))
+		})
+	case ScreenAmount:
+		return a.amount(gtx)
+	case ScreenCannotPay:
+		return a.cannotPay(gtx)
+	case ScreenQR:
+		return a.qrScreen(gtx, now)
+	case ScreenProcessing:
+		return a.page(gtx, a.t("processing.title"), func(gtx C) D {
+			return a.lines(gtx,
+				a.para(spBig, a.money(a.snap.Amount), colText, true),
+				a.para(spBody, a.t("processing.body"), colText, false))
+		})
+	case ScreenTakeCash:
+		return a.page(gtx, a.t("take.title"), func(gtx C) D {
+			return a.lines(gtx,
+				a.para(spBig, a.money(a.snap.Amount), colText, true),
+				a.para(spBody, a.t("take.body"), colText, false),
+				a.para(spBig, a.t("qr.time")+"  "+i18n.Countdown(a.secondsLeft(a.snap.Deadline, now)), colAccent, true))
+		})
+	case ScreenComplete:
+		return a.complete(gtx)
+	case ScreenDeclined, ScreenFailed:
+		title := a.t("declined.title")
+		ws := []layout.Widget{a.para(spBody, i18n.Reason(a.lang, a.snap.ReasonCode), colText, false)}
+		if sc == ScreenFailed {
+			title = a.t("failed.title")
+			ws = append(ws, a.para(spBody, a.t("failed.money"), colText, true))
+		}
+		a.add(choice{id: "finish", label: a.t("btn.finish"), fkey: 8, enter: true, primary: true, act: a.finish})
+		return a.page(gtx, title, func(gtx C) D { return a.lines(gtx, ws...) })
+	case ScreenOutOfService:
+		return a.page(gtx, a.t("oos.title"), func(gtx C) D {
+			o := a.lang.Other()
+			return a.lines(gtx,
+				a.para(spBody, a.t("oos.body"), colText, false),
+				a.para(spTitle, i18n.T(o, "oos.title"), colAccent, true),
+				a.para(spBody, i18n.T(o, "oos.body"), colText, false))
+		})
+	case ScreenMoreTime:
+		return a.moreTimeScreen(gtx, now)
+	case ScreenSupervisor:
+		return a.supervisorScreen(gtx)
+	}
+	return D{}
+}
+
+func (a *App) welcome(gtx C) D {
+	c := a.add(choice{id: "start", label: a.t("welcome.start"), fkey: 8, enter: true, primary: true, act: a.start})
+	_ = c
+	o := a.lang.Other()
+	return a.tapWelcome.Layout(gtx, func(gtx C) D {
+		return a.page(gtx, a.t("welcome.title")+" / "+i18n.T(o, "welcome.title"), func(gtx C) D {
+			return layout.Center.Layout(gtx, func(gtx C) D {
+				gtx.Constraints.Min = image.Point{}
+				return a.lines(gtx,
+					a.para(spBig, a.t("welcome.start"), colAccent, true),
+					a.para(spBody, a.t("welcome.offer"), colText, false),
+					a.para(spTitle, i18n.T(o, "welcome.start"), colAccent, true),
+					a.para(spBody, i18n.T(o, "welcome.offer"), colText, false),
+					a.para(spBody, a.t("welcome.touch"), colText, true))
+			})
+		})
+	})
+}
+
+func (a *App) amount(gtx C) D {
+	s := a.snap
+	for i, p := range s.Presets {
+		if i >= 6 {
+			break
+		}
+		amt := p
+		a.add(choice{id: "preset" + strconv.Itoa(i), label: a.money(amt), fkey: i + 1, act: func() { a.request(amt) }})
+	}
+	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 7, esc: true, act: func() { a.goLocal(ScreenWelcome) }})
+	a.add(choice{id: "confirm", label: a.t("btn.confirm"), fkey: 8, primary: true, act: a.confirmEntry})
+	var keys []choice
+	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "enter"} {
+		c := choice{id: "key." + k, label: k, keypad: true}
+		switch k {
+		case "clear":
+			c.label, c.act = a.t("key.clear"), a.clear
+		case "enter":
+			c.label, c.act, c.enter = a.t("key.enter"), a.confirmEntry, true
+		default:
+			d := k[0]
+			c.act = func() { a.digit(d) }
+		}
+		keys = append(keys, a.add(c))
+	}
+	entry := "—"
+	if a.entry != "" {
+		v, _ := strconv.ParseInt(a.entry, 10, 64)
+		entry = a.money(v * pow10(s.Exponent))
+	}
+	msg, msgCol := a.t("amount.rules", a.money(s.MinAmount), a.money(s.MaxAmount), a.money(s.Multiple)), colText
+	if a.errKey != "" {
+		msg, msgCol = a.t(a.errKey, a.errArg), colErr
+		if a.errArg == "" {
+			msg = a.t(a.errKey)
+		}
+	}
+	return a.page(gtx, a.t("amount.title"), func(gtx C) D {
+		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+			layout.Rigid(func(gtx C) D {
+				gtx.Constraints.Min.X = gtx.Constraints.Max.X
+				return a.txtC(gtx, spSmall, a.t("amount.other"), colText, false)
+			}),
+			layout.Rigid(func(gtx C) D {
+				return layout.Inset{Top: 6, Bottom: 6}.Layout(gtx, func(gtx C) D {
+					sz := image.Pt(gtx.Constraints.Max.X, gtx.Dp(72))
+					fill(gtx, colPanel, sz, gtx.Dp(8))
+					gtx.Constraints = layout.Exact(sz)
+					return layout.Center.Layout(gtx, func(gtx C) D {
+						gtx.Constraints.Min = image.Point{}
+						return a.txtC(gtx, spKey, entry, colText, true)
+					})
+				})
+			}),
+			layout.Rigid(func(gtx C) D {
+				gtx.Constraints.Min.X = gtx.Constraints.Max.X
+				return layout.Inset{Bottom: 8}.Layout(gtx, func(gtx C) D {
+					return a.txtC(gtx, spSmall, msg, msgCol, a.errKey != "")
+				})
+			}),
+			layout.Flexed(1, func(gtx C) D {
+				w := min(gtx.Constraints.Max.X, gtx.Dp(420))
+				return layout.N.Layout(gtx, func(gtx C) D {
+					gtx.Constraints = layout.Exact(image.Pt(w, gtx.Constraints.Max.Y))
+					rows := make([]layout.FlexChild, 4)
+					for r := range 4 {
+						rows[r] = layout.Flexed(1, func(gtx C) D {
+							cols := make([]layout.FlexChild, 3)
+							for c := range 3 {
+								k := keys[r*3+c]
+								cols[c] = layout.Flexed(1, func(gtx C) D {
+									return layout.UniformInset(5).Layout(gtx, func(gtx C) D {
+										return a.keyButton(gtx, k)
+									})
+								})
+							}
+							return layout.Flex{}.Layout(gtx, cols...)
+						})
+					}
+					return layout.Flex{Axis: layout.Vertical}.Layout(gtx, rows...)
+				})
+			}),
+		)
+	})
+}
+
+func (a *App) cannotPay(gtx C) D {
+	cp := a.cannot
+	if cp == nil {
+		cp = &CannotPayError{Reason: "unknown"}
+	}
+	for i, n := range cp.Nearest {
+		if i >= 4 {
+			break
+		}
+		amt := n
+		a.add(choice{id: "nearest" + strconv.Itoa(i), label: a.money(amt), fkey: i + 1, act: func() { a.request(amt) }})
+	}
+	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 7, esc: true, act: func() { a.goLocal(ScreenWelcome) }})
+	a.add(choice{id: "other", label: a.t("btn.other"), fkey: 8, primary: true, enter: true, act: func() {
+		a.local = ScreenAmount
+		a.entry = ""
+		a.touch()
+	}})
+	ws := []layout.Widget{a.para(spBody, i18n.CannotPayReason(a.lang, cp.Reason), colText, false)}
+	if len(cp.Nearest) > 0 {
+		ws = append(ws, a.para(spBody, a.t("cannot.choose"), colText, true))
+	} else {
+		ws = append(ws, a.para(spBody, a.t("cannot.ended"), colText, true))
+	}
+	return a.page(gtx, a.t("cannot.title"), func(gtx C) D { return a.lines(gtx, ws...) })
+}
+
+func (a *App) qrScreen(gtx C, now time.Time) D {
+	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 8, esc: true, act: a.b.Cancel})
+	if a.qr == nil || a.qr.payload != a.snap.QRPayload {
+		a.qr = nil
+		if a.snap.QRPayload != "" {
+			m, err := encodeQR(a.snap.QRPayload)
+			if err != nil {
+				a.log.Error("ui QR", "err", err)
+			}
+			a.qr = m
+		}
+	}
+	secs := a.secondsLeft(a.snap.Deadline, now)
+	return a.page(gtx, a.t("qr.title"), func(gtx C) D {
+		return layout.Flex{Spacing: layout.SpaceAround}.Layout(gtx,
+			layout.Rigid(func(gtx C) D {
+				side := min(gtx.Constraints.Max.Y, gtx.Constraints.Max.X*55/100)
+				gtx.Constraints = layout.Exact(image.Pt(side, side))
+				if a.qr == nil {
+					return D{Size: gtx.Constraints.Min}
+				}
+				return layout.N.Layout(gtx, func(gtx C) D {
+					gtx.Constraints.Min = image.Point{}
+					return a.qr.layout(gtx)
+				})
+			}),
+			layout.Flexed(1, func(gtx C) D {
+				return layout.Inset{Left: 24}.Layout(gtx, func(gtx C) D {
+					item := func(k i18n.Key, v string, size unit.Sp) layout.Widget {
+						return func(gtx C) D {
+							return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+								layout.Rigid(func(gtx C) D { return a.txt(gtx, spSmall, a.t(k)) }),
+								layout.Rigid(func(gtx C) D {
+									return a.label(gtx, size, v, colText, true, text.Start, descText)
+								}))
+						}
+					}
+					children := []layout.Widget{
+						item("qr.amount", a.money(a.snap.Amount), spBig),
+						item("qr.terminal", a.snap.TerminalID, spBody),
+						item("qr.location", a.snap.Location, spBody),
+						item("qr.time", i18n.Countdown(secs), spBig),
+						func(gtx C) D { return a.txt(gtx, spSmall, a.t("qr.steps")) },
+					}
+					fc := make([]layout.FlexChild, len(children))
+					for i, w := range children {
+						fc[i] = layout.Rigid(func(gtx C) D {
+							return layout.Inset{Bottom: 14}.Layout(gtx, w)
+						})
+					}
+					return layout.Flex{Axis: layout.Vertical}.Layout(gtx, fc...)
+				})
+			}),
+		)
+	})
+}
+
+func (a *App) complete(gtx C) D {
+	_, canPrint := a.b.(ReceiptPrinter)
+	ws := []layout.Widget{
+		a.para(spBig, a.money(a.snap.Amount), colText, true),
+		a.para(spBody, a.t("complete.body"), colText, false),
+	}
+	switch {
+	case a.snap.Receipt && canPrint && a.receipt == 0:
+		ws = append(ws, a.para(spBody, a.t("complete.receipt"), colAccent, true))
+		a.add(choice{id: "receipt.yes", label: a.t("btn.yes"), fkey: 4, primary: true, act: a.printReceipt})
+		a.add(choice{id: "receipt.no", label: a.t("btn.no"), fkey: 8, act: func() {
+			a.receipt = 2
+			a.finish()
+		}})
+	case a.receipt == 1:
+		ws = append(ws, a.para(spBody, a.t("complete.printing"), colText, false))
+		a.add(choice{id: "finish", label: a.t("btn.finish"), fkey: 8, enter: true, primary: true, act: a.finish})
+	default:
+		if !a.snap.Receipt {
+			ws = append(ws, a.para(spSmall, a.t("complete.noprinter"), colText, false))
+		}
+		a.add(choice{id: "finish", label: a.t("btn.finish"), fkey: 8, enter: true, primary: true, act: a.finish})
+	}
+	return a.page(gtx, a.t("complete.title"), func(gtx C) D { return a.lines(gtx, ws...) })
+}
+
+func (a *App) moreTimeScreen(gtx C, now time.Time) D {
+	under := a.underlying(a.snap)
+	dl, _ := a.deadline(under, a.snap)
+	a.add(choice{id: "more.yes", label: a.t("btn.yes"), fkey: 4, enter: true, primary: true, act: func() { a.moreTime(under) }})
+	a.add(choice{id: "more.no", label: a.t("btn.no"), fkey: 8, esc: true, act: func() { a.noMoreTime(under) }})
+	return a.page(gtx, a.t("more.title"), func(gtx C) D {
+		return a.lines(gtx,
+			a.para(spBig, i18n.Countdown(a.secondsLeft(dl, now)), colAccent, true),
+			a.para(spBody, a.t("more.body", i18n.Countdown(a.secondsLeft(dl, now))), colText, false))
+	})
+}
+
+func (a *App) supervisorScreen(gtx C) D {
+	info := a.b.Supervisor()
+	a.add(choice{id: "super.exit", label: a.t("super.exit"), fkey: 8, esc: true, act: func() { a.supervisor = false }})
+	var ws []layout.Widget
+	head := func(k i18n.Key) layout.Widget {
+		return func(gtx C) D { return a.label(gtx, spBody, a.t(k), colAccent, true, text.Start, descText) }
+	}
+	line := func(s string) layout.Widget {
+		return func(gtx C) D { return a.txt(gtx, spSmall, s) }
+	}
+	ws = append(ws, head("super.status"))
+	for _, l := range info.Lines {
+		ws = append(ws, line(l))
+	}
+	ws = append(ws, head("super.units"))
+	for _, u := range info.Units {
+		ws = append(ws, line(a.t("super.unit", u.ID, i18n.Amount(a.lang, u.Denom, u.Currency, a.snap.Exponent), u.Count, u.Dispensed, u.Rejected, u.Retracted, u.Status)))
+	}
+	ws = append(ws, head("super.counters"))
+	for _, k := range slices.Sorted(maps.Keys(info.Counters)) {
+		ws = append(ws, line(k+": "+strconv.FormatInt(info.Counters[k], 10)))
+	}
+	ws = append(ws, head("super.journal"))
+	j := info.Journal
+	if len(j) > 8 {
+		j = j[len(j)-8:]
+	}
+	for _, l := range j {
+		ws = append(ws, line(l))
+	}
+	return a.page(gtx, a.t("super.title"), func(gtx C) D {
+		fc := make([]layout.FlexChild, len(ws))
+		for i, w := range ws {
+			fc[i] = layout.Rigid(func(gtx C) D {
+				return layout.Inset{Bottom: 4, Left: 16}.Layout(gtx, w)
+			})
+		}
+		return layout.Flex{Axis: layout.Vertical}.Layout(gtx, fc...)
+	})
+}

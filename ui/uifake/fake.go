@@ -1,0 +1,228 @@
+// Package uifake is an in-memory ui.Backend for tests, screenshots and
+// demos, in the net/http/httptest tradition. It behaves like a small ATM
+// core: RequestWithdrawal validates limits and note availability, creates a
+// QR payload and moves to AwaitingPhone; tests move the phases on with
+// Advance or SetPhase.
+package uifake
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cardless-atm/cardless/ui"
+)
+
+// Backend is a fake ui.Backend. The zero value is not usable; call New.
+type Backend struct {
+	mu        sync.Mutex
+	snap      ui.Snapshot
+	changed   chan struct{}
+	now       func() time.Time
+	sup       ui.SupervisorInfo
+	seq       int
+	requested []int64
+	cancels   int
+	moreTimes int
+	receipts  int
+
+	// QRTimeout and TakeTimeout are the phase lengths (defaults 60 s, 30 s).
+	QRTimeout, TakeTimeout time.Duration
+	// Extend is how much MoreTime adds (default 30 s).
+	Extend time.Duration
+	// Payable, when set, decides whether an amount can be paid; it returns a
+	// reason key and the nearest payable amounts when it cannot.
+	Payable func(amount int64) (ok bool, reason string, nearest []int64)
+	// RequestErr, when set, is returned by RequestWithdrawal as is.
+	RequestErr error
+}
+
+// New returns a fake with CNY presets, limits 100–5,000 yuan in multiples of
+// 100, terminal "ATM00042" and the given clock (time.Now when nil).
+func New(clock func() time.Time) *Backend {
+	if clock == nil {
+		clock = time.Now
+	}
+	b := &Backend{
+		changed:     make(chan struct{}, 1),
+		now:         clock,
+		QRTimeout:   60 * time.Second,
+		TakeTimeout: 30 * time.Second,
+		Extend:      30 * time.Second,
+	}
+	b.snap = ui.Snapshot{
+		Phase:      ui.Idle,
+		Currency:   "CNY",
+		Exponent:   2,
+		TerminalID: "ATM00042",
+		Location:   "Branch 7, 88 Century Avenue, Shanghai",
+		Receipt:    true,
+		Presets:    []int64{10000, 30000, 50000, 100000, 200000, 300000},
+		MinAmount:  10000,
+		MaxAmount:  500000,
+		Multiple:   10000,
+	}
+	b.sup = ui.SupervisorInfo{
+		Lines: []string{"dispenser: online (simulated)", "proxy link: signed on", "host link: up", "printer: paper low"},
+		Units: []ui.UnitInfo{
+			{ID: "CASS1", Currency: "CNY", Denom: 10000, Count: 1850, Dispensed: 150, Status: "OK"},
+			{ID: "CASS2", Currency: "CNY", Denom: 5000, Count: 12, Dispensed: 488, Rejected: 3, Status: "LOW"},
+		},
+		Counters: map[string]int64{"withdrawals": 42, "reversals": 1, "retracts": 0},
+		Journal:  []string{"09:14:02 SESSION 0001 CREATED CNY 500.00", "09:14:31 CASH PRESENTED 5x100", "09:14:38 CASH TAKEN"},
+	}
+	return b
+}
+
+func (b *Backend) notify() {
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Snapshot implements ui.Backend.
+func (b *Backend) Snapshot() ui.Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.snap
+	s.Presets = slices.Clone(s.Presets)
+	return s
+}
+
+// Changed implements ui.Backend.
+func (b *Backend) Changed() <-chan struct{} { return b.changed }
+
+// RequestWithdrawal implements ui.Backend.
+func (b *Backend) RequestWithdrawal(amount int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.requested = append(b.requested, amount)
+	if b.RequestErr != nil {
+		return b.RequestErr
+	}
+	if b.snap.Phase != ui.Idle {
+		return fmt.Errorf("uifake: session already in phase %s", b.snap.Phase)
+	}
+	if b.Payable != nil {
+		if ok, reason, nearest := b.Payable(amount); !ok {
+			return &ui.CannotPayError{Reason: reason, Nearest: nearest}
+		}
+	} else if amount < b.snap.MinAmount || amount > b.snap.MaxAmount || amount%b.snap.Multiple != 0 {
+		return &ui.CannotPayError{Reason: "limit"}
+	}
+	b.seq++
+	b.snap.Phase = ui.AwaitingPhone
+	b.snap.Amount = amount
+	b.snap.ReasonCode = ""
+	b.snap.Deadline = b.now().Add(b.QRTimeout)
+	b.snap.QRPayload = fmt.Sprintf("CLW1|T=%s|A=%d|C=%s|N=%08X|E=%d|M=5A3C9F01",
+		b.snap.TerminalID, amount, b.snap.Currency, 0x1F2E3D00+b.seq, b.snap.Deadline.Unix())
+	b.notify()
+	return nil
+}
+
+// Cancel implements ui.Backend: it ends the session and returns to Idle.
+func (b *Backend) Cancel() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cancels++
+	if b.snap.Phase == ui.OutOfService {
+		return
+	}
+	b.reset()
+	b.notify()
+}
+
+func (b *Backend) reset() {
+	b.snap.Phase = ui.Idle
+	b.snap.Amount = 0
+	b.snap.QRPayload = ""
+	b.snap.Deadline = time.Time{}
+	b.snap.ReasonCode = ""
+}
+
+// MoreTime implements ui.Backend: it extends the deadline of a timed phase.
+func (b *Backend) MoreTime() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.moreTimes++
+	if !b.snap.Deadline.IsZero() {
+		b.snap.Deadline = b.now().Add(b.Extend)
+		b.notify()
+	}
+}
+
+// Supervisor implements ui.Backend.
+func (b *Backend) Supervisor() ui.SupervisorInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sup
+}
+
+// PrintReceipt implements ui.ReceiptPrinter.
+func (b *Backend) PrintReceipt() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.receipts++
+	return nil
+}
+
+// SetPhase moves the fake to phase p with reason code (for Declined/Failed),
+// setting a deadline for the timed phases, and signals Changed.
+func (b *Backend) SetPhase(p ui.Phase, reason string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p == ui.Idle {
+		b.reset()
+		b.notify()
+		return
+	}
+	if b.snap.Amount == 0 {
+		b.snap.Amount = 50000
+	}
+	if p == ui.AwaitingPhone && b.snap.QRPayload == "" {
+		b.snap.QRPayload = fmt.Sprintf("CLW1|T=%s|A=%d|C=%s|N=00000001|M=5A3C9F01", b.snap.TerminalID, b.snap.Amount, b.snap.Currency)
+	}
+	b.snap.Phase = p
+	b.snap.ReasonCode = reason
+	switch p {
+	case ui.AwaitingPhone:
+		b.snap.Deadline = b.now().Add(b.QRTimeout)
+	case ui.TakeCash:
+		b.snap.Deadline = b.now().Add(b.TakeTimeout)
+	default:
+		b.snap.Deadline = time.Time{}
+	}
+	b.notify()
+}
+
+// Update lets a test change any snapshot field, then signals Changed.
+func (b *Backend) Update(f func(*ui.Snapshot)) {
+	b.mu.Lock()
+	f(&b.snap)
+	b.mu.Unlock()
+	b.notify()
+}
+
+// SetSupervisor replaces what Supervisor returns.
+func (b *Backend) SetSupervisor(s ui.SupervisorInfo) {
+	b.mu.Lock()
+	b.sup = s
+	b.mu.Unlock()
+}
+
+// Requested returns the amounts passed to RequestWithdrawal so far.
+func (b *Backend) Requested() []int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.requested)
+}
+
+// Counts returns how often Cancel, MoreTime and PrintReceipt were called.
+func (b *Backend) Counts() (cancels, moreTimes, receipts int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cancels, b.moreTimes, b.receipts
+}

@@ -1,0 +1,47 @@
+// Package store is the ATM appliance's durable state: one bbolt file holding
+// sessions, the electronic journal, the store-and-forward queue and the
+// counters (STAN, sequences, cassette counters, daily totals, used nonces).
+//
+// # Transactions
+//
+// The ATM core changes state with exactly one DB.Update per state change,
+// committed (fsynced) before the action it protects: writing the session,
+// appending the journal entry, enqueueing an advice or reversal and moving
+// the counters all happen in the same *Tx, so after a crash either all of
+// them are on disk or none is. If the function passed to Update returns an
+// error, everything it wrote is rolled back. DB.UpdateLabeled passes a label
+// to Options.AfterCommit after the commit; crash tests use it as a failure
+// point. Byte slices returned by a Tx are copies.
+//
+// # Journal
+//
+// The journal is append-only. Each Entry gets the next sequence number, a
+// timestamp from Options.Now, the hash of its predecessor (GenesisHash for
+// the first) and its own SHA-256 hash over all other fields. The sequence
+// number and hash of the newest entry are also kept in the meta bucket, so
+// DB.VerifyJournal detects an edited entry, a removed entry (first, middle or
+// last) and reordered entries, reporting a *JournalError wrapping
+// ErrJournalBroken. The chain is not keyed: it makes tampering evident, it
+// does not stop someone able to rewrite the whole file consistently.
+//
+// # Queue
+//
+// Advices and reversals wait in a FIFO queue until the host acknowledges
+// them (Tx.Ack). Every item has an idempotency key; enqueueing a key that is
+// pending or was already acknowledged returns the existing item and adds
+// nothing, so recovery code may enqueue blindly.
+//
+// # Opening a file
+//
+// Open creates a missing file with the schema (Magic plus SchemaVersion in
+// the meta bucket; the new file is built beside the target and linked into
+// place, so a crash never leaves a half-made store). An existing file is
+// first checked without writing to it: the bbolt meta pages and file length
+// with plain reads, then a read-only bbolt open that walks every page and
+// runs bbolt's consistency check (Tx.Check). A damaged, truncated or empty
+// file is refused with ErrCorrupt, a bbolt file of another application with
+// ErrForeign, a newer schema with ErrSchemaVersion. The file is never reset,
+// repaired or recreated: that is an operator's decision.
+//
+// Package storetest opens a throwaway store in a test's temp directory.
+package store

@@ -1,0 +1,257 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// GenesisHash is the PrevHash of the first journal entry.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// Entry is one electronic journal record. Seq, Time, PrevHash and Hash are
+// assigned by AppendJournal; values passed in are ignored.
+type Entry struct {
+	Seq       uint64
+	Time      time.Time
+	Kind      string
+	SessionID string
+	Text      string
+	Data      map[string]string `json:",omitempty"`
+	PrevHash  string
+	Hash      string
+}
+
+// JournalError reports where and why the journal's hash chain failed.
+type JournalError struct {
+	Seq    uint64 // the first sequence number found at fault (0: the head record)
+	Reason string
+}
+
+func (e *JournalError) Error() string {
+	return fmt.Sprintf("store: journal broken at seq %d: %s", e.Seq, e.Reason)
+}
+
+// Unwrap returns ErrJournalBroken.
+func (e *JournalError) Unwrap() error { return ErrJournalBroken }
+
+// entryHash is SHA-256 over an unambiguous (length-prefixed) encoding of
+// every field except Hash.
+func entryHash(e *Entry) string {
+	h := sha256.New()
+	var num [8]byte
+	field := func(s string) {
+		binary.BigEndian.PutUint64(num[:], uint64(len(s)))
+		h.Write(num[:])
+		h.Write([]byte(s))
+	}
+	field("cardless-atm-journal-v1")
+	binary.BigEndian.PutUint64(num[:], e.Seq)
+	h.Write(num[:])
+	field(e.Time.UTC().Format(time.RFC3339Nano))
+	field(e.Kind)
+	field(e.SessionID)
+	field(e.Text)
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	binary.BigEndian.PutUint64(num[:], uint64(len(keys)))
+	h.Write(num[:])
+	for _, k := range keys {
+		field(k)
+		field(e.Data[k])
+	}
+	field(e.PrevHash)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func journalHead(meta *bolt.Bucket) (uint64, string, error) {
+	seq, err := readU64(meta.Get(keyJournalSeq))
+	if err != nil {
+		return 0, "", err
+	}
+	hash := string(meta.Get(keyJournalHash))
+	if seq == 0 {
+		hash = GenesisHash
+	}
+	return seq, hash, nil
+}
+
+// AppendJournal appends e to the journal, chaining it to the previous entry,
+// and returns it as stored. Kind must not be empty.
+func (tx *Tx) AppendJournal(e Entry) (Entry, error) {
+	if e.Kind == "" {
+		return Entry{}, fmt.Errorf("store: append journal: %w: empty kind", ErrInvalid)
+	}
+	meta, err := tx.bucket(bucketMeta)
+	if err != nil {
+		return Entry{}, err
+	}
+	jb, err := tx.bucket(bucketJournal)
+	if err != nil {
+		return Entry{}, err
+	}
+	seq, prev, err := journalHead(meta)
+	if err != nil {
+		return Entry{}, fmt.Errorf("store: journal head: %w", err)
+	}
+	e.Seq = seq + 1
+	if jb.Get(u64(e.Seq)) != nil {
+		return Entry{}, &JournalError{Seq: e.Seq, Reason: "an entry already exists after the recorded head"}
+	}
+	e.Time = tx.db.now().UTC().Round(0)
+	if len(e.Data) > 0 {
+		d := make(map[string]string, len(e.Data))
+		for k, v := range e.Data {
+			d[k] = v
+		}
+		e.Data = d
+	} else {
+		e.Data = nil
+	}
+	e.PrevHash = prev
+	e.Hash = entryHash(&e)
+	v, err := json.Marshal(&e)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := jb.Put(u64(e.Seq), v); err != nil {
+		return Entry{}, err
+	}
+	if err := meta.Put(keyJournalSeq, u64(e.Seq)); err != nil {
+		return Entry{}, err
+	}
+	if err := meta.Put(keyJournalHash, []byte(e.Hash)); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+func decodeEntry(k, v []byte) (Entry, error) {
+	var e Entry
+	if err := json.Unmarshal(v, &e); err != nil {
+		seq := uint64(0)
+		if len(k) == 8 {
+			seq = binary.BigEndian.Uint64(k)
+		}
+		return Entry{}, &JournalError{Seq: seq, Reason: "undecodable entry: " + err.Error()}
+	}
+	return e, nil
+}
+
+// JournalTail returns the last n entries, oldest first.
+func (tx *Tx) JournalTail(n int) ([]Entry, error) {
+	jb, err := tx.bucket(bucketJournal)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	c := jb.Cursor()
+	for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+		e, err := decodeEntry(k, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// JournalRange calls fn for every entry with Seq >= fromSeq, in order. An
+// error from fn stops the iteration and is returned.
+func (tx *Tx) JournalRange(fromSeq uint64, fn func(Entry) error) error {
+	jb, err := tx.bucket(bucketJournal)
+	if err != nil {
+		return err
+	}
+	c := jb.Cursor()
+	for k, v := c.Seek(u64(fromSeq)); k != nil; k, v = c.Next() {
+		e, err := decodeEntry(k, v)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// VerifyJournal checks the whole chain: sequence numbers start at 1 and are
+// contiguous, every stored key matches its entry, every entry's hash is
+// correct and links to its predecessor, and the last entry is the head
+// recorded in the meta bucket (so removing the newest entries is detected).
+// It returns a *JournalError wrapping ErrJournalBroken on the first fault.
+//
+// The chain is unkeyed: it proves the journal was not edited by anything
+// short of a deliberate rewrite of every later entry and the head record.
+func (db *DB) VerifyJournal() error {
+	return db.View(func(tx *Tx) error { return tx.VerifyJournal() })
+}
+
+// VerifyJournal is DB.VerifyJournal inside an existing transaction.
+func (tx *Tx) VerifyJournal() error {
+	meta, err := tx.bucket(bucketMeta)
+	if err != nil {
+		return err
+	}
+	jb, err := tx.bucket(bucketJournal)
+	if err != nil {
+		return err
+	}
+	headSeq, headHash, err := journalHead(meta)
+	if err != nil {
+		return &JournalError{Seq: 0, Reason: "head record: " + err.Error()}
+	}
+	want := uint64(1)
+	prev := GenesisHash
+	c := jb.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != 8 {
+			return &JournalError{Seq: want, Reason: fmt.Sprintf("malformed key %x", k)}
+		}
+		keySeq := binary.BigEndian.Uint64(k)
+		if keySeq != want {
+			if keySeq > want {
+				return &JournalError{Seq: want, Reason: fmt.Sprintf("entry missing (next stored entry is %d)", keySeq)}
+			}
+			return &JournalError{Seq: keySeq, Reason: "unexpected sequence number"}
+		}
+		e, err := decodeEntry(k, v)
+		if err != nil {
+			return err
+		}
+		if e.Seq != keySeq {
+			return &JournalError{Seq: keySeq, Reason: fmt.Sprintf("entry stored under seq %d claims seq %d (reordered?)", keySeq, e.Seq)}
+		}
+		if e.PrevHash != prev {
+			return &JournalError{Seq: keySeq, Reason: "previous-hash link does not match the preceding entry"}
+		}
+		if got := entryHash(&e); got != e.Hash {
+			return &JournalError{Seq: keySeq, Reason: "hash mismatch (entry edited)"}
+		}
+		prev = e.Hash
+		want++
+	}
+	last := want - 1
+	if last != headSeq {
+		if last < headSeq {
+			return &JournalError{Seq: last + 1, Reason: fmt.Sprintf("journal ends at %d but head record says %d (entries removed)", last, headSeq)}
+		}
+		return &JournalError{Seq: headSeq + 1, Reason: fmt.Sprintf("entries beyond the head record %d", headSeq)}
+	}
+	if !bytes.Equal([]byte(prev), []byte(headHash)) {
+		return &JournalError{Seq: last, Reason: "last entry's hash differs from the head record"}
+	}
+	return nil
+}

@@ -1,0 +1,356 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Magic identifies a bbolt file as a cardless ATM store.
+const Magic = "cardless-atm-store"
+
+// SchemaVersion is the layout version this package writes and reads.
+const SchemaVersion uint64 = 1
+
+// Bucket and key names (schema version 1).
+var (
+	bucketMeta       = []byte("meta")
+	bucketSessions   = []byte("sessions")
+	bucketJournal    = []byte("journal")
+	bucketQueue      = []byte("queue")
+	bucketQueueKeys  = []byte("queue_keys")
+	bucketQueueAcked = []byte("queue_acked")
+	bucketCounters   = []byte("counters")
+	bucketSeqs       = []byte("seqs")
+	bucketUnits      = []byte("units")
+	bucketDaily      = []byte("daily")
+	bucketNonces     = []byte("nonces")
+
+	keyMagic       = []byte("magic")
+	keySchema      = []byte("schema")
+	keyJournalSeq  = []byte("journal_head_seq")
+	keyJournalHash = []byte("journal_head_hash")
+	keySTAN        = []byte("stan")
+
+	allBuckets = [][]byte{bucketMeta, bucketSessions, bucketJournal, bucketQueue,
+		bucketQueueKeys, bucketQueueAcked, bucketCounters, bucketSeqs, bucketUnits,
+		bucketDaily, bucketNonces}
+)
+
+// Open opens the store at path, creating it with the current schema if the
+// file does not exist. An existing file is validated before it is opened for
+// writing: it must be an intact bbolt file (meta pages, size, bbolt's
+// consistency check), carry our Magic and a schema version not newer than
+// SchemaVersion. A file that fails is refused (ErrCorrupt, ErrForeign,
+// ErrSchemaVersion) and left exactly as it was: Open never resets, repairs
+// or recreates an existing file. An existing empty file is refused too.
+func Open(path string, opts Options) (*DB, error) {
+	timeout := opts.Timeout
+	switch {
+	case timeout == 0:
+		timeout = DefaultTimeout
+	case timeout < 0:
+		timeout = 0 // bbolt: wait forever
+	}
+
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := create(path); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	case fi.IsDir():
+		return nil, fmt.Errorf("store: open %s: is a directory", path)
+	}
+
+	if err := preflight(path); err != nil {
+		return nil, err
+	}
+	if err := validate(path, timeout); err != nil {
+		return nil, err
+	}
+
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// Re-check identity under the exclusive lock (cheap; the full check ran above).
+	if err := bdb.View(func(btx *bolt.Tx) error { return checkIdentity(path, btx) }); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return &DB{bolt: bdb, path: path, opts: opts}, nil
+}
+
+// create writes a fresh store beside path and links it into place, so a
+// crash never leaves a half-initialised file at path.
+func create(path string) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".init-*")
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", path, err)
+	}
+	tmpPath := tmp.Name()
+	_ = tmp.Close()
+	_ = os.Remove(tmpPath) // bbolt initialises a file only when it creates or finds it empty
+	defer os.Remove(tmpPath)
+
+	bdb, err := bolt.Open(tmpPath, 0o600, &bolt.Options{Timeout: DefaultTimeout})
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", path, err)
+	}
+	err = bdb.Update(func(btx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := btx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		meta := btx.Bucket(bucketMeta)
+		if err := meta.Put(keyMagic, []byte(Magic)); err != nil {
+			return err
+		}
+		return meta.Put(keySchema, u64(SchemaVersion))
+	})
+	if cerr := bdb.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", path, err)
+	}
+	// Link fails if path appeared meanwhile: never clobber an existing file.
+	if err := os.Link(tmpPath, path); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("store: create %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// bbolt on-disk meta page layout (bbolt file format version 2): a 16-byte
+// page header followed by the meta fields, in native byte order.
+const (
+	boltMagic      = 0xED0CDAED
+	boltVersion    = 2
+	pageHeaderSize = 16
+	metaSize       = 64
+	metaChecksumAt = 56
+
+	noFreelist       = ^uint64(0)
+	freelistPageFlag = 0x10
+)
+
+type boltMeta struct {
+	pageSize uint32
+	freelist uint64
+	pgid     uint64
+	txid     uint64
+}
+
+func parseMeta(buf []byte) (boltMeta, error) {
+	if len(buf) < pageHeaderSize+metaSize {
+		return boltMeta{}, bolt.ErrInvalid
+	}
+	m := buf[pageHeaderSize : pageHeaderSize+metaSize]
+	ne := binary.NativeEndian
+	if ne.Uint32(m[0:]) != boltMagic {
+		return boltMeta{}, bolt.ErrInvalid
+	}
+	if ne.Uint32(m[4:]) != boltVersion {
+		return boltMeta{}, bolt.ErrVersionMismatch
+	}
+	h := fnv.New64a()
+	h.Write(m[:metaChecksumAt])
+	if h.Sum64() != ne.Uint64(m[metaChecksumAt:]) {
+		return boltMeta{}, bolt.ErrChecksum
+	}
+	return boltMeta{pageSize: ne.Uint32(m[8:]), freelist: ne.Uint64(m[32:]), pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, nil
+}
+
+// preflight reads the meta pages with plain file I/O and checks that the
+// file is long enough for the pages they reference. bbolt memory-maps the
+// file and would fault (SIGBUS) on a truncated one, so this runs first.
+func preflight(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", path, err)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return fmt.Errorf("store: open %s: %w: file is empty (refusing to initialise an existing file)", path, ErrCorrupt)
+	}
+	read := func(off int64) []byte {
+		buf := make([]byte, pageHeaderSize+metaSize)
+		if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+			return nil
+		}
+		return buf
+	}
+	m0, err0 := parseMeta(read(0))
+	var best boltMeta
+	var firstErr error = err0
+	if err0 == nil {
+		best = m0
+		if m1, err1 := parseMeta(read(int64(m0.pageSize))); err1 == nil && m1.txid > m0.txid {
+			best = m1
+		}
+	} else {
+		// Meta page 0 is damaged: look for meta page 1 at the possible page sizes, like bbolt does.
+		for i := 0; i < 15; i++ {
+			off := int64(1024) << i
+			if off+pageHeaderSize+metaSize > size {
+				break
+			}
+			if m1, err1 := parseMeta(read(off)); err1 == nil && int64(m1.pageSize) == off {
+				best, firstErr = m1, nil
+				break
+			}
+		}
+	}
+	if firstErr != nil {
+		return fmt.Errorf("store: open %s: %w: not a bbolt database or both meta pages damaged: %w", path, ErrCorrupt, firstErr)
+	}
+	if best.pageSize < 1024 || best.pageSize&(best.pageSize-1) != 0 {
+		return fmt.Errorf("store: open %s: %w: implausible page size %d: %w", path, ErrCorrupt, best.pageSize, bolt.ErrInvalid)
+	}
+	need := int64(best.pgid) * int64(best.pageSize)
+	if need < 2*int64(best.pageSize) || size < need {
+		return fmt.Errorf("store: open %s: %w: file is %d bytes but its meta page needs %d (truncated?): %w",
+			path, ErrCorrupt, size, need, bolt.ErrInvalid)
+	}
+	// bbolt asserts (panics in a goroutine of its own during tx.Check) if
+	// the freelist page header is wrong, so check it here.
+	if best.freelist != noFreelist {
+		if best.freelist < 2 || best.freelist >= best.pgid {
+			return fmt.Errorf("store: open %s: %w: freelist page %d out of range: %w", path, ErrCorrupt, best.freelist, bolt.ErrInvalid)
+		}
+		hdr := make([]byte, pageHeaderSize)
+		if _, err := f.ReadAt(hdr, int64(best.freelist)*int64(best.pageSize)); err != nil {
+			return fmt.Errorf("store: open %s: %w: %w", path, ErrCorrupt, err)
+		}
+		ne := binary.NativeEndian
+		if ne.Uint64(hdr[0:]) != best.freelist || ne.Uint16(hdr[8:]) != freelistPageFlag {
+			return fmt.Errorf("store: open %s: %w: freelist page %d header damaged: %w", path, ErrCorrupt, best.freelist, bolt.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// validate opens the file read-only (no byte of it changes), walks every
+// bucket and key, checks identity and schema, and runs bbolt's consistency
+// check. Panics and memory faults raised by bbolt on damaged pages are
+// turned into ErrCorrupt.
+func validate(path string, timeout time.Duration) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: open %s: %w: bbolt failed reading the file: %v", path, ErrCorrupt, r)
+		}
+	}()
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout,
+		// Load (and so parse) the freelist here, where a panic is recovered,
+		// not lazily inside tx.Check's goroutine.
+		PreLoadFreelist: true})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("store: open %s: file is locked by another process: %w", path, err)
+		}
+		return fmt.Errorf("store: open %s: %w: %w", path, ErrCorrupt, err)
+	}
+	defer bdb.Close()
+	return bdb.View(func(btx *bolt.Tx) error {
+		if err := walk(btx); err != nil {
+			return fmt.Errorf("store: open %s: %w: %w", path, ErrCorrupt, err)
+		}
+		if err := checkIdentity(path, btx); err != nil {
+			return err
+		}
+		var errs []error
+		for cerr := range btx.Check() {
+			if len(errs) < 5 {
+				errs = append(errs, cerr)
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("store: open %s: %w: bbolt consistency check: %w", path, ErrCorrupt, errors.Join(errs...))
+		}
+		return nil
+	})
+}
+
+// walk touches every page reachable from the root so a damaged page panics
+// here, in a goroutine that recovers, rather than inside tx.Check's own
+// goroutine.
+//
+// It also reads every key and value byte: bbolt keeps no checksum on data
+// pages, and a damaged element length can point past the end of the file,
+// which faults on first access. Faulting here, under SetPanicOnFault, turns
+// that into ErrCorrupt instead of a crash later.
+func walk(btx *bolt.Tx) error {
+	var sink byte
+	touch := func(b []byte) {
+		for _, c := range b {
+			sink ^= c
+		}
+	}
+	var visit func(b *bolt.Bucket) error
+	visit = func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			touch(k)
+			touch(v)
+			if v == nil {
+				if child := b.Bucket(k); child != nil {
+					return visit(child)
+				}
+			}
+			return nil
+		})
+	}
+	defer func() { walkSink = sink }()
+	return btx.ForEach(func(name []byte, b *bolt.Bucket) error { return visit(b) })
+}
+
+// walkSink keeps the compiler from discarding walk's reads.
+var walkSink byte
+
+// checkIdentity verifies magic, schema version and the presence of every bucket.
+func checkIdentity(path string, btx *bolt.Tx) error {
+	meta := btx.Bucket(bucketMeta)
+	if meta == nil || !bytes.Equal(meta.Get(keyMagic), []byte(Magic)) {
+		return fmt.Errorf("store: open %s: %w: no %q marker (refusing to use or overwrite it)", path, ErrForeign, Magic)
+	}
+	raw := meta.Get(keySchema)
+	if len(raw) != 8 {
+		return fmt.Errorf("store: open %s: %w: schema version record malformed", path, ErrCorrupt)
+	}
+	v := binary.BigEndian.Uint64(raw)
+	if v > SchemaVersion {
+		return fmt.Errorf("store: open %s: %w: file has schema %d, this program supports up to %d", path, ErrSchemaVersion, v, SchemaVersion)
+	}
+	if v == 0 {
+		return fmt.Errorf("store: open %s: %w: schema version 0", path, ErrCorrupt)
+	}
+	for _, name := range allBuckets {
+		if btx.Bucket(name) == nil {
+			return fmt.Errorf("store: open %s: %w: bucket %q missing", path, ErrCorrupt, name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Sentinel errors. Callers test them with errors.Is; the store always wraps
+// them with context (path, key, sequence number).
+var (
+	// ErrNotFound: the session, queue item or counter record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrNonceUsed: the nonce has been registered before (nonces are single-use forever).
+	ErrNonceUsed = errors.New("store: nonce already used")
+	// ErrCorrupt: the file is not a bbolt database, is truncated or fails
+	// bbolt's consistency check. The file is left untouched.
+	ErrCorrupt = errors.New("store: database file is corrupt")
+	// ErrForeign: the file is a valid bbolt database but not one of ours.
+	ErrForeign = errors.New("store: database file belongs to another application")
+	// ErrSchemaVersion: the file was written by a newer schema than this program knows.
+	ErrSchemaVersion = errors.New("store: unsupported schema version")
+	// ErrJournalBroken: the electronic journal's hash chain does not verify.
+	// VerifyJournal returns a *JournalError wrapping it.
+	ErrJournalBroken = errors.New("store: journal hash chain broken")
+	// ErrInvalid: the caller passed an unusable argument (empty id, bad day...).
+	ErrInvalid = errors.New("store: invalid argument")
+)
+
+// DefaultTimeout is how long Open waits for the file lock when
+// Options.Timeout is zero.
+const DefaultTimeout = 2 * time.Second
+
+// Options configure Open. The zero value is usable.
+type Options struct {
+	// Timeout is how long Open waits for the exclusive file lock held by
+	// another process. Zero means DefaultTimeout; negative means wait forever.
+	Timeout time.Duration
+	// Now is the clock used for journal and queue timestamps. Nil means time.Now.
+	Now func() time.Time
+	// AfterCommit, if set, is called after every successful Update or
+	// UpdateLabeled with the label given to UpdateLabeled ("" for Update).
+	// It runs after the bbolt commit (the data is on disk) and outside the
+	// transaction; crash tests use it as a failure point.
+	AfterCommit func(label string)
+}
+
+// DB is the ATM's durable state: one bbolt file. It is safe for concurrent
+// use; bbolt serialises writers and lets readers run concurrently.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	opts Options
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Tx is one bbolt transaction seen through the store's typed API. A Tx is
+// only valid inside the function passed to Update or View; byte slices it
+// returns are copies and stay valid afterwards.
+type Tx struct {
+	tx *bolt.Tx
+	db *DB
+}
+
+// Path returns the database file path.
+func (db *DB) Path() string { return db.path }
+
+// Update runs fn in one read-write transaction. If fn returns an error the
+// transaction is rolled back and nothing it wrote is kept; otherwise it is
+// committed (and fsynced) before Update returns.
+func (db *DB) Update(fn func(tx *Tx) error) error {
+	return db.UpdateLabeled("", fn)
+}
+
+// UpdateLabeled is Update with a label passed to Options.AfterCommit after
+// a successful commit.
+func (db *DB) UpdateLabeled(label string, fn func(tx *Tx) error) error {
+	err := db.bolt.Update(func(btx *bolt.Tx) error {
+		return fn(&Tx{tx: btx, db: db})
+	})
+	if err != nil {
+		return err
+	}
+	if db.opts.AfterCommit != nil {
+		db.opts.AfterCommit(label)
+	}
+	return nil
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(fn func(tx *Tx) error) error {
+	return db.bolt.View(func(btx *bolt.Tx) error {
+		return fn(&Tx{tx: btx, db: db})
+	})
+}
+
+// Close closes the file. Calling it more than once is harmless.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		if err := db.bolt.Close(); err != nil {
+			db.closeErr = fmt.Errorf("store: close %s: %w", db.path, err)
+		}
+	})
+	return db.closeErr
+}
+
+func (db *DB) now() time.Time {
+	if db.opts.Now != nil {
+		return db.opts.Now()
+	}
+	return time.Now()
+}
+
+// bucket returns a top-level bucket that Open guarantees exists.
+func (tx *Tx) bucket(name []byte) (*bolt.Bucket, error) {
+	b := tx.tx.Bucket(name)
+	if b == nil {
+		return nil, fmt.Errorf("%w: bucket %q missing", ErrCorrupt, name)
+	}
+	return b, nil
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out
+}

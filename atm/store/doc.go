@@ -36,9 +36,13 @@
 // Open creates a missing file with the schema (Magic plus SchemaVersion in
 // the meta bucket; the new file is built beside the target and linked into
 // place, so a crash never leaves a half-made store). An existing file is
-// first checked without writing to it: the bbolt meta pages and file length
-// with plain reads, then a read-only bbolt open that walks every page and
-// runs bbolt's consistency check (Tx.Check). A damaged, truncated or empty
+// first checked without writing to it: the bbolt meta pages, file length
+// and every B+tree page (bounds, page types, cycles) with plain reads, since
+// bbolt itself trusts on-disk offsets and can crash or hang on a damaged
+// file; then a read-only bbolt open that reads every key and value and runs
+// bbolt's consistency check (Tx.Check). bbolt keeps no checksum on data
+// pages, so a flipped byte inside a value can pass; the journal's hash
+// chain still catches it there. A damaged, truncated or empty
 // file is refused with ErrCorrupt, a bbolt file of another application with
 // ErrForeign, a newer schema with ErrSchemaVersion. The file is never reset,
 // repaired or recreated: that is an operator's decision.

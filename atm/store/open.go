@@ -154,6 +154,7 @@ const (
 
 type boltMeta struct {
 	pageSize uint32
+	root     uint64
 	freelist uint64
 	pgid     uint64
 	txid     uint64
@@ -176,11 +177,12 @@ func parseMeta(buf []byte) (boltMeta, error) {
 	if h.Sum64() != ne.Uint64(m[metaChecksumAt:]) {
 		return boltMeta{}, bolt.ErrChecksum
 	}
-	return boltMeta{pageSize: ne.Uint32(m[8:]), freelist: ne.Uint64(m[32:]), pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, nil
+	return boltMeta{pageSize: ne.Uint32(m[8:]), root: ne.Uint64(m[16:]), freelist: ne.Uint64(m[32:]), pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, nil
 }
 
-// preflight reads the meta pages with plain file I/O and checks that the
-// file is long enough for the pages they reference. bbolt memory-maps the
+// preflight reads the meta pages with plain file I/O, checks that the file
+// is long enough for the pages they reference and verifies the page
+// structure (verifyStructure). bbolt memory-maps the
 // file and would fault (SIGBUS) on a truncated one, so this runs first.
 func preflight(path string) error {
 	f, err := os.Open(path)
@@ -235,20 +237,8 @@ func preflight(path string) error {
 		return fmt.Errorf("store: open %s: %w: file is %d bytes but its meta page needs %d (truncated?): %w",
 			path, ErrCorrupt, size, need, bolt.ErrInvalid)
 	}
-	// bbolt asserts (panics in a goroutine of its own during tx.Check) if
-	// the freelist page header is wrong, so check it here.
-	if best.freelist != noFreelist {
-		if best.freelist < 2 || best.freelist >= best.pgid {
-			return fmt.Errorf("store: open %s: %w: freelist page %d out of range: %w", path, ErrCorrupt, best.freelist, bolt.ErrInvalid)
-		}
-		hdr := make([]byte, pageHeaderSize)
-		if _, err := f.ReadAt(hdr, int64(best.freelist)*int64(best.pageSize)); err != nil {
-			return fmt.Errorf("store: open %s: %w: %w", path, ErrCorrupt, err)
-		}
-		ne := binary.NativeEndian
-		if ne.Uint64(hdr[0:]) != best.freelist || ne.Uint16(hdr[8:]) != freelistPageFlag {
-			return fmt.Errorf("store: open %s: %w: freelist page %d header damaged: %w", path, ErrCorrupt, best.freelist, bolt.ErrInvalid)
-		}
+	if err := verifyStructure(f, best); err != nil {
+		return fmt.Errorf("store: open %s: %w: %w: %w", path, ErrCorrupt, err, bolt.ErrInvalid)
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Headless GPU rendering through Mesa, no display needed.
 export EGL_PLATFORM ?= surfaceless
 
-.PHONY: all deps build test gates unit fuzz-seeds bench sim clean
+.PHONY: all deps build test gates unit bench fuzz sim sim-once sim-clean screenshots clean
 
 all: build
 
@@ -49,6 +49,32 @@ unit:
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Short coverage-guided fuzzing of every parser of outside bytes.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./atm/dispenser
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./atm/qr
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./hsm/pinblock
+
+# The whole system on this laptop: host, proxy and ATM as real processes,
+# one withdrawal through the phone simulator; stays up until Ctrl-C.
+sim: build
+	$(BIN)/sim
+
+# The same, stopping after the demo withdrawal (used by CI smoke runs).
+sim-once: build
+	$(BIN)/sim --once --window=false
+
+# Forget the simulators' state (balances, sessions, cassette counts).
+sim-clean:
+	rm -rf var
+
+# Every screen in both languages, rendered headless into docs/screens.
+screenshots: deps
+	$(GO) run ./cmd/screenshots -out docs/screens
 
 clean:
 	rm -rf $(BIN)

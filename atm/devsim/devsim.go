@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 )
 
 // Options configure a run. The zero value is not usable; see Defaults.
@@ -94,7 +96,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := start("hostsim", "--config", cfg("hostsim.json"), "--listen", o.HostAddr); err != nil {
 		return err
 	}
-	if err := start("proxysim", "--config", cfg("proxysim.json"), "--atm-listen", o.ProxyATM, "--phone-listen", o.ProxyPhone); err != nil {
+	if err := start("proxysim", "--config", cfg("proxysim.json"), "--atm", o.ProxyATM, "--phone", o.ProxyPhone); err != nil {
 		return err
 	}
 	mode := "--headless"
@@ -120,7 +122,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	say("      session written to bbolt, QR on screen (expires %s)", sess.Expires.Local().Format("15:04:05"))
 	say("      QR payload: %s", sess.QR)
 	png := filepath.Join(o.Var, "atm", "screen.png")
-	if err := waitFile(ctx, png, 10*time.Second); err != nil {
+	if err := waitScreenQR(ctx, png, sess.QR, 15*time.Second); err != nil {
 		return err
 	}
 
@@ -276,15 +278,21 @@ func verify(addr string) string {
 	return "ok"
 }
 
-func waitFile(ctx context.Context, path string, d time.Duration) error {
+// waitScreenQR waits until the screen the ATM rendered shows the session's
+// QR code, decoded from the pixels as the phone's camera would.
+func waitScreenQR(ctx context.Context, path, want string, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-			return nil
+		if f, err := os.Open(path); err == nil {
+			got, err := phonesim.DecodePNG(f)
+			f.Close()
+			if err == nil && got == want {
+				return nil
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return errors.New("the ATM did not render its screen to " + path)
+	return errors.New("the ATM's screen " + path + " does not show the session's QR code")
 }
 
 func money(minor int64) string { return fmt.Sprintf("%d.%02d CNY", minor/100, minor%100) }

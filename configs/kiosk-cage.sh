@@ -6,7 +6,7 @@
 set -eu
 
 ATM_BIN="${ATM_BIN:-/usr/local/bin/atm}"
-ATM_CONFIG="${ATM_CONFIG:-/etc/cardless-atm/atm.yaml}"
+ATM_CONFIG="${ATM_CONFIG:-/etc/cardless-atm/atm.json}"
 
 # No screen blanking, no cursor; software rendering fallback if the GPU
 # driver is missing (slower but works).

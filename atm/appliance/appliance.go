@@ -196,10 +196,20 @@ func openKeys(k Keys) (*hsm.Soft, error) {
 			}
 		}
 	}
+	// The QR key never leaves the ATM: only the ATM makes and checks QR
+	// MACs. A production key store gets one generated inside the module at
+	// first start (persisted in the store; the export under the TMK is
+	// discarded).
+	if _, err := m.KCV(hsm.QRMAC); err != nil && k.Store != "" {
+		if _, _, err := m.GenerateKey(hsm.TMK, hsm.QRMAC); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("keys: generate %s: %w", hsm.QRMAC, err)
+		}
+	}
 	for _, need := range []hsm.KeyName{hsm.TMK, hsm.HostMAC, hsm.HostData, hsm.QRMAC} {
 		if _, err := m.KCV(need); err != nil {
 			m.Close()
-			return nil, fmt.Errorf("keys: %s is not loaded (run the key ceremony: atmctl key load-tmk): %w", need, err)
+			return nil, fmt.Errorf("keys: %s is not loaded (run the key ceremony: atmctl key load-tmk --name %s): %w", need, need, err)
 		}
 	}
 	return m, nil

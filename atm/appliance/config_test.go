@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"github.com/cardless-atm/cardless/hsm"
 	"os"
 	"strings"
 	"testing"
@@ -43,5 +44,52 @@ func TestValidateNamesEveryBadValue(t *testing.T) {
 	}
 	if _, err := Parse([]byte(`{"terminalId":"A","bogus":1}`)); err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("unknown field: %v", err)
+	}
+}
+
+// A production key store: TMK and host keys from the ceremony, the QR key
+// generated inside the module at first start and kept across restarts.
+func TestProductionKeyStore(t *testing.T) {
+	dir := t.TempDir()
+	skf := dir + "/storage.key"
+	if err := hsm.NewStorageKeyFile(skf); err != nil {
+		t.Fatal(err)
+	}
+	sk, _ := hsm.ReadStorageKeyFile(skf)
+	s, err := hsm.OpenStore(dir+"/keys.db", sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []hsm.KeyName{hsm.TMK, hsm.HostMAC, hsm.HostData} {
+		if _, err := s.ImportClearKey(n, []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	keys := Keys{Store: dir + "/keys.db", StorageKeyFile: skf}
+	m, err := openKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcv1, err := m.KCV(hsm.QRMAC)
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err = openKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if kcv2, _ := m.KCV(hsm.QRMAC); kcv2 != kcv1 {
+		t.Fatalf("QR key changed across restarts: %s then %s", kcv1, kcv2)
+	}
+	// Without the host keys the appliance refuses to start, naming the key.
+	os.Remove(dir + "/keys.db")
+	s, _ = hsm.OpenStore(dir+"/keys.db", sk)
+	s.ImportClearKey(hsm.TMK, []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10})
+	s.Close()
+	if _, err := openKeys(keys); err == nil || !strings.Contains(err.Error(), "host.mac") {
+		t.Fatalf("missing host key: %v", err)
 	}
 }

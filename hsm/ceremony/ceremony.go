@@ -28,7 +28,7 @@ Key management (keys held in an encrypted key store):
       Write a new random 32-byte storage key (hex, mode 0600) to FILE.
       Refuses to overwrite an existing file.
   atmctl key load-tmk --store FILE --storage-key FILE [--components 2|3]
-                      [--expect-kcv KCV] [--replace]
+                      [--expect-kcv KCV] [--replace] [--name tmk|host.mac|host.data]
       Key ceremony: each custodian types one component (32 or 48 hex
       digits, odd parity; not echoed on a terminal). Each component's KCV
       and the final KCV are shown, and the TMK is stored as "tmk".
@@ -278,8 +278,15 @@ func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	n := fs.Int("components", 2, "number of components (2 or 3)")
 	expect := fs.String("expect-kcv", "", "expected final KCV (6 hex digits)")
 	replace := fs.Bool("replace", false, "replace an existing TMK")
+	nameFlag := fs.String("name", string(hsm.TMK), "key slot: tmk, host.mac or host.data (host link keys are loaded the same way)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	name := hsm.KeyName(*nameFlag)
+	switch name {
+	case hsm.TMK, hsm.HostMAC, hsm.HostData:
+	default:
+		return usagef("--name must be tmk, host.mac or host.data, got %q", *nameFlag)
 	}
 	if *n != 2 && *n != 3 {
 		return usagef("--components must be 2 or 3, got %d", *n)
@@ -299,8 +306,8 @@ func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	if old, err := s.KCV(hsm.TMK); err == nil && !*replace {
-		return fmt.Errorf("the store already holds a TMK (KCV %s); use --replace to replace it", old)
+	if old, err := s.KCV(name); err == nil && !*replace {
+		return fmt.Errorf("the store already holds %s (KCV %s); use --replace to replace it", name, old)
 	}
 
 	in := newSecretReader(stdin, stderr)
@@ -342,7 +349,7 @@ func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// Form the key in a scratch module first so that a wrong expected KCV
 	// leaves the store untouched.
 	scratch := hsm.NewSoft()
-	_, kcv, err := scratch.FormKey(hsm.TMK, comps...)
+	_, kcv, err := scratch.FormKey(name, comps...)
 	scratch.Close()
 	if err != nil {
 		return err
@@ -350,14 +357,14 @@ func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *expect != "" && !strings.EqualFold(*expect, kcv) {
 		return fmt.Errorf("final KCV %s does not match the expected %s; nothing stored", kcv, strings.ToUpper(*expect))
 	}
-	_, stored, err := s.FormKey(hsm.TMK, comps...)
+	_, stored, err := s.FormKey(name, comps...)
 	if err != nil {
 		return err
 	}
 	if stored != kcv {
 		return fmt.Errorf("internal error: KCV %s after storing, %s before", stored, kcv)
 	}
-	fmt.Fprintf(stdout, "TMK KCV: %s\n", kcv)
-	fmt.Fprintf(stdout, "TMK stored as %q in %s\n", string(hsm.TMK), *store)
+	fmt.Fprintf(stdout, "%s KCV: %s\n", strings.ToUpper(string(name)), kcv)
+	fmt.Fprintf(stdout, "%s stored as %q in %s\n", strings.ToUpper(string(name)), string(name), *store)
 	return nil
 }

@@ -1,0 +1,57 @@
+// Package atm is the appliance core: the cardless withdrawal as an explicit
+// state machine, from the amount the customer picks to the cash taken (or
+// not), with the money never lost and never paid twice.
+//
+// # The transaction
+//
+// A session is created by RequestWithdrawal after the fault check (dispenser
+// healthy, limits, notes in the cassettes can make the amount); it holds a
+// 128-bit random nonce and is committed to bbolt before its QR code (package
+// atm/qr) reaches the screen. The proxy link delivers the phone's request
+// as a Command; HandleCommand ties it to the session (QR MAC, nonce, terminal,
+// amount, currency, expiry) or refuses it with a response code, and answers
+// with the session's outcome once it is finished. A repeated command gets the
+// same outcome again, never a second dispense.
+//
+// States and events are enums with String(); Next is the pure transition
+// function:
+//
+//	None --SessionCreated--> AwaitingPhone --CommandAccepted--> Authorizing
+//	Authorizing --Approved--> Dispensing --Dispensed--> Presenting --Presented--> AwaitingTake
+//	AwaitingTake --Taken--> Completed            (completion advice 0220 queued)
+//	AwaitingTake --TakeTimeout--> Retracting --Retracted--> Retracted (reversal 0420 queued)
+//	Authorizing --Declined--> Declined; --HostUnknown--> Failed (reversal); --HostUnavailable--> Failed
+//	Dispensing --DispenseFailed--> Failed (reversal); --CountUnknown--> InDoubt (operator)
+//	AwaitingPhone --Cancel/Expire--> Cancelled/Expired
+//
+// # Durability
+//
+// One goroutine (Run) owns the session. Every state change is one bbolt
+// transaction (session, journal entry, queued advice or reversal, cassette
+// counters, daily total) labelled with the new state, committed before the
+// action the state stands for starts (write-ahead): the 0200 is sent only
+// after Authorizing is on disk, notes are counted only after Dispensing is.
+//
+// Advices and reversals wait in a store-and-forward queue until the host
+// acknowledges them; each keeps the STAN it was queued with, so the host
+// applies it once however often it is resent, across restarts.
+//
+// # Recovery
+//
+// At start, Recover settles every session a crash left unfinished: a
+// session found mid-dispense is in doubt; the core asks the dispenser what
+// its last dispense really did (PresentStatuser), retracts notes still at
+// the exit, reverses what was not paid, flags the session for the operator
+// and journals it. Resolve is that decision as a pure function.
+//
+// # Boundaries
+//
+// The core defines the small interfaces it uses: Dispenser (with the
+// optional PresentStatuser and Resetter), Host and Links. The simulators
+// (atm/dispenser/dispensersim, atm/hostlink/hostsim) and the real links
+// satisfy them; package atm/appliance wires them together.
+//
+// Host errors follow hostlink's contract: ErrUnavailable means nothing was
+// sent (decline, nothing to undo); any other failure means the outcome is
+// unknown, and the core reverses and never retries the authorization.
+package atm

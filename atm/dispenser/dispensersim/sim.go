@@ -86,7 +86,16 @@ type Sim struct {
 	st     *state
 	faults Faults
 	nonce  string // current command nonce; never persisted
+
+	// Nonce counters are reserved in blocks: the state file records the
+	// end of the reserved block before any counter in it is used, so a
+	// counter is never used twice, even across restarts (the unused rest
+	// of a block is skipped), without an fsync per nonce.
+	nonceNext, nonceLimit uint64
 }
+
+// nonceBlock is how many nonce counters one state-file write reserves.
+const nonceBlock = 1024
 
 // New creates a simulated dispenser, loading its persistent memory from
 // cfg.StateFile if that file exists (and creating it otherwise). The command
@@ -252,9 +261,10 @@ func (s *Sim) Status(ctx context.Context) (dispenser.Status, error) {
 // CommandNonce returns a fresh command nonce (Common.GetCommandNonce): 32
 // upper-case hex digits, replacing any earlier one. The nonce is the first
 // 128 bits of SHA-256(counter || 32 random bytes), where counter is a 64-bit
-// value incremented and saved to the state file before the nonce is
-// returned: it is unpredictable (random), and distinct even if the random
-// source repeated itself across power cycles (the counter never repeats).
+// value never used before (reserved in blocks in the state file before use,
+// see nonceBlock): it is unpredictable (random), and distinct even if the
+// random source repeated itself across power cycles (the counter never
+// repeats).
 func (s *Sim) CommandNonce(ctx context.Context) (string, error) {
 	if err := s.sleep(ctx, s.cfg.Latency); err != nil {
 		return "", err
@@ -264,19 +274,26 @@ func (s *Sim) CommandNonce(ctx context.Context) (string, error) {
 	if err := s.ready(); err != nil {
 		return "", err
 	}
-	st := s.st.clone()
-	st.NonceCounter++
+	if s.nonceNext >= s.nonceLimit {
+		if s.nonceNext < s.st.NonceCounter {
+			s.nonceNext = s.st.NonceCounter // first nonce since start: skip the old block's rest
+		}
+		st := s.st.clone()
+		st.NonceCounter = s.nonceNext + nonceBlock
+		if err := s.commit(st); err != nil {
+			return "", err
+		}
+		s.nonceLimit = st.NonceCounter
+	}
+	s.nonceNext++
 	var in [8 + 32]byte
-	binary.BigEndian.PutUint64(in[:8], st.NonceCounter)
+	binary.BigEndian.PutUint64(in[:8], s.nonceNext)
 	if _, err := rand.Read(in[8:]); err != nil {
 		return "", fmt.Errorf("dispensersim: random: %w", err)
 	}
 	sum := sha256.Sum256(in[:])
-	if err := s.commit(st); err != nil {
-		return "", err
-	}
 	s.nonce = strings.ToUpper(hex.EncodeToString(sum[:16]))
-	s.log.Debug("command nonce issued", "counter", st.NonceCounter)
+	s.log.Debug("command nonce issued", "counter", s.nonceNext)
 	return s.nonce, nil
 }
 

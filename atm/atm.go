@@ -120,10 +120,12 @@ type ATM struct {
 	changed chan struct{}
 
 	// owned by the Run goroutine
-	cur     *Session
-	waiters map[string][]chan Result
-	safWake chan struct{}
-	runCtx  context.Context
+	cur        *Session
+	waiters    map[string][]chan Result
+	takeGen    int                // generation of the running take-cash wait
+	takeCancel context.CancelFunc // stops it (more time asked)
+	safWake    chan struct{}
+	runCtx     context.Context
 }
 
 // New validates cfg and returns a core ready for Recover and Run.

@@ -36,8 +36,10 @@ func (a *ATM) Cancel(ctx context.Context) error {
 	return a.do(ctx, func(ctx context.Context) { a.endWaiting(EvCancel, "CUSTOMER CANCELLED") })
 }
 
-// MoreTime gives the customer a fresh session lifetime on the QR screen: a
-// new expiry written to bbolt and a new QR (same nonce, new MAC).
+// MoreTime gives the customer more time on the current timed screen: on the
+// QR screen a fresh session lifetime (a new expiry written to bbolt and a
+// new QR, same nonce, new MAC); on the take-cash screen one more take-cash
+// period, once.
 func (a *ATM) MoreTime(ctx context.Context) error {
 	var err error
 	if e := a.do(ctx, func(ctx context.Context) { err = a.extend() }); e != nil {
@@ -195,8 +197,11 @@ func (a *ATM) checkExpiry(context.Context) {
 
 func (a *ATM) extend() error {
 	s := a.cur
+	if s != nil && s.State == StateAwaitingTake {
+		return a.extendTake(s)
+	}
 	if s == nil || s.State != StateAwaitingPhone {
-		return errors.New("atm: no session waiting for the phone")
+		return errors.New("atm: no session waiting for the phone or the customer")
 	}
 	ns := *s
 	ns.Expires = a.cfg.Now().UTC().Add(a.cfg.SessionTTL).Truncate(time.Second)

@@ -154,15 +154,32 @@ func (a *ATM) present(s Session) {
 				a.advance(s, change{ev: EvPresentFailed, kind: "PRESENT FAILED", text: err.Error()})
 				return
 			}
-			a.advance(s, change{ev: EvPresented, kind: "CASH PRESENTED", text: "notes presented: " + s.DispensedMix.String()})
+			a.advance(s, change{ev: EvPresented, kind: "CASH PRESENTED", text: "notes presented: " + s.DispensedMix.String(),
+				mutate: func(ns *Session) { ns.TakeDeadline = a.cfg.Now().UTC().Add(a.cfg.TakeTimeout) }})
 		}
 	})
 }
 
 func (a *ATM) waitTaken(s Session) {
-	a.step(s.ID, StateAwaitingTake, func(ctx context.Context) func(*Session) {
-		taken, err := a.cfg.Dispenser.WaitTaken(ctx, a.cfg.TakeTimeout)
+	a.takeGen++
+	gen := a.takeGen
+	timeout := s.TakeDeadline.Sub(a.cfg.Now())
+	if s.TakeDeadline.IsZero() || timeout > a.cfg.TakeTimeout {
+		timeout = a.cfg.TakeTimeout
+	}
+	parent := a.runCtx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	a.takeCancel = cancel
+	a.step(s.ID, StateAwaitingTake, func(context.Context) func(*Session) {
+		taken, err := a.cfg.Dispenser.WaitTaken(ctx, timeout)
 		return func(s *Session) {
+			if gen != a.takeGen {
+				return // superseded by a longer wait (more time)
+			}
+			cancel()
 			if err == nil && taken {
 				a.taken(s)
 				return
@@ -174,6 +191,27 @@ func (a *ATM) waitTaken(s Session) {
 			a.advance(s, change{ev: EvTakeTimeout, kind: "CASH NOT TAKEN", text: text})
 		}
 	})
+}
+
+// extendTake gives the customer one more take-cash period. It is allowed
+// once per session: notes left at the exit are exposed to anyone passing.
+func (a *ATM) extendTake(s *Session) error {
+	if s.TakeExtended {
+		return errors.New("atm: the take-cash timer was already extended")
+	}
+	ns := *s
+	ns.TakeExtended = true
+	ns.TakeDeadline = a.cfg.Now().UTC().Add(a.cfg.TakeTimeout)
+	if err := a.write(&ns, change{kind: "MORE TIME", text: "customer asked for more time to take the cash"}); err != nil {
+		return err
+	}
+	*s = ns
+	if a.takeCancel != nil {
+		a.takeCancel()
+	}
+	a.publish()
+	a.waitTaken(ns)
+	return nil
 }
 
 // taken completes the session: the customer has the notes. A full payment

@@ -39,9 +39,11 @@ type Session struct {
 	Mix           dispenser.Mix `json:"mix,omitempty"` // planned
 	Dispensed     int64         `json:"dispensed"`     // counted out of the cassettes
 	DispensedMix  dispenser.Mix `json:"dispensedMix,omitempty"`
-	Paid          int64         `json:"paid"`               // in the customer's hands
-	Reason        string        `json:"reason,omitempty"`   // why it failed, declined or is in doubt
-	Operator      bool          `json:"operator,omitempty"` // needs an operator (in doubt)
+	Paid          int64         `json:"paid"`                   // in the customer's hands
+	TakeDeadline  time.Time     `json:"takeDeadline,omitempty"` // end of the take-cash timer
+	TakeExtended  bool          `json:"takeExtended,omitempty"` // the customer already had more time
+	Reason        string        `json:"reason,omitempty"`       // why it failed, declined or is in doubt
+	Operator      bool          `json:"operator,omitempty"`     // needs an operator (in doubt)
 }
 
 // Result is the outcome a dispense command is answered with. A repeated

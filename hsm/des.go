@@ -3,6 +3,7 @@ package hsm
 import (
 	"crypto/cipher"
 	"crypto/des"
+	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -100,62 +101,94 @@ func kcvWith(c cipher.Block) string {
 // defines only two keys, so use double-length keys for interoperability.
 // The result is eight bytes.
 func RetailMAC(key, data []byte, p Padding) ([]byte, error) {
+	if err := checkPadding(p); err != nil {
+		return nil, err
+	}
+	ks, err := newSchedule(key)
+	if err != nil {
+		return nil, err
+	}
+	return ks.retailMAC(data, p)
+}
+
+// schedule holds the expanded key schedules of one 3DES key, built once:
+// the 3DES-EDE block cipher (CBC, ECB, KCV) and the single-DES ciphers of
+// K1, K2 and K3 used by the retail MAC (for a double-length key K3 is K1
+// and shares its schedule). It also caches the key's KCV.
+//
+// The schedules are crypto/des values: they hold the DES subkeys, which
+// are derived from the key, and crypto/des offers no way to overwrite
+// them. Dropping a schedule (see entry.wipe) makes it unreachable; its
+// memory is reclaimed by the garbage collector but not zeroed.
+type schedule struct {
+	ede        cipher.Block
+	k1, k2, k3 cipher.Block
+	kcv        string
+}
+
+// newSchedule expands a clear 16- or 24-byte key. The temporary K1|K2|K1
+// copy is zeroed before it returns; key itself is not kept.
+func newSchedule(key []byte) (*schedule, error) {
 	k, err := tdesKey(key)
 	if err != nil {
 		return nil, err
 	}
 	defer zero(k)
-	c1, err := des.NewCipher(k[:8])
+	ede, err := des.NewTripleDESCipher(k)
 	if err != nil {
 		return nil, err
 	}
-	c2, err := des.NewCipher(k[8:16])
-	if err != nil {
+	ks := &schedule{ede: ede}
+	if ks.k1, err = des.NewCipher(k[:8]); err != nil {
 		return nil, err
 	}
-	c3, err := des.NewCipher(k[16:24])
-	if err != nil {
+	if ks.k2, err = des.NewCipher(k[8:16]); err != nil {
 		return nil, err
 	}
-	padded, err := pad(data, p)
-	if err != nil {
+	if len(key) == 16 {
+		ks.k3 = ks.k1
+	} else if ks.k3, err = des.NewCipher(k[16:24]); err != nil {
 		return nil, err
 	}
-	defer zero(padded)
-	var h [8]byte
-	for i := 0; i < len(padded); i += 8 {
-		for j := 0; j < 8; j++ {
-			h[j] ^= padded[i+j]
-		}
-		c1.Encrypt(h[:], h[:])
-	}
-	c2.Decrypt(h[:], h[:])
-	c3.Encrypt(h[:], h[:])
-	return h[:], nil
+	ks.kcv = kcvWith(ede)
+	return ks, nil
 }
 
-// pad applies ISO 9797-1 padding method 1 (zero bytes up to a block
-// boundary; empty data becomes one zero block) or method 2 (0x80, then zero
-// bytes). It always returns a fresh slice.
-func pad(data []byte, p Padding) ([]byte, error) {
-	switch p {
-	case PaddingMethod1:
-		n := (len(data) + 7) / 8 * 8
-		if n == 0 {
-			n = 8
-		}
-		out := make([]byte, n)
-		copy(out, data)
-		return out, nil
-	case PaddingMethod2:
-		n := (len(data) + 8) / 8 * 8
-		out := make([]byte, n)
-		copy(out, data)
-		out[len(data)] = 0x80
-		return out, nil
-	default:
-		return nil, fmt.Errorf("hsm: unknown MAC padding method %d (want 1 or 2)", int(p))
+func checkPadding(p Padding) error {
+	if p != PaddingMethod1 && p != PaddingMethod2 {
+		return fmt.Errorf("hsm: unknown MAC padding method %d (want 1 or 2)", int(p))
 	}
+	return nil
+}
+
+// retailMAC is RetailMAC on an expanded key. It chains the whole blocks of
+// data in place and pads only the final block (on the stack), which gives
+// the same result as padding a copy of data with pad.
+func (ks *schedule) retailMAC(data []byte, p Padding) ([]byte, error) {
+	if err := checkPadding(p); err != nil {
+		return nil, err
+	}
+	var h [8]byte
+	full := len(data) &^ 7
+	for i := 0; i < full; i += 8 {
+		subtle.XORBytes(h[:], h[:], data[i:i+8])
+		ks.k1.Encrypt(h[:], h[:])
+	}
+	// Method 2 always adds a final block (0x80 then zeros); method 1 adds
+	// one only for a partial block or empty data.
+	if rest := data[full:]; p == PaddingMethod2 || len(rest) > 0 || len(data) == 0 {
+		var last [8]byte
+		copy(last[:], rest)
+		if p == PaddingMethod2 {
+			last[len(rest)] = 0x80
+		}
+		subtle.XORBytes(h[:], h[:], last[:])
+		zero(last[:])
+		ks.k1.Encrypt(h[:], h[:])
+	}
+	ks.k2.Decrypt(h[:], h[:])
+	ks.k3.Encrypt(h[:], h[:])
+	return append([]byte(nil), h[:]...), nil
 }
 
 // EncryptCBC encrypts data under a clear 3DES key in CBC mode with a zero
@@ -185,11 +218,11 @@ func cbcWith(c cipher.Block, data []byte, encrypt bool) ([]byte, error) {
 	if len(data) == 0 {
 		return out, nil
 	}
-	iv := make([]byte, des.BlockSize)
+	var iv [des.BlockSize]byte
 	if encrypt {
-		cipher.NewCBCEncrypter(c, iv).CryptBlocks(out, data)
+		cipher.NewCBCEncrypter(c, iv[:]).CryptBlocks(out, data)
 	} else {
-		cipher.NewCBCDecrypter(c, iv).CryptBlocks(out, data)
+		cipher.NewCBCDecrypter(c, iv[:]).CryptBlocks(out, data)
 	}
 	return out, nil
 }

@@ -22,8 +22,11 @@
 // atomically (temporary file, fsync, rename; mode 0600) on every change
 // before the call returns, and a file that fails authentication is an error
 // wrapping ErrStoreAuth, never a silent reset. Close zeroes every key byte
-// the module holds. (Go's crypto/des key schedules, built per operation,
-// are left to the garbage collector.)
+// the module holds. Each 3DES key's expanded crypto/des key schedules (and
+// its KCV) are built once and cached beside the key, so MACs, encryption
+// and KCVs pay no key setup; replacing or deleting a key and Close drop
+// them, but crypto/des gives no way to overwrite its subkeys, so those are
+// left unreachable for the garbage collector rather than zeroed.
 //
 // # Cryptography
 //

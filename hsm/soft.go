@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -31,6 +32,48 @@ const maxKeyNameLen = 255
 type entry struct {
 	kind keyKind
 	key  []byte
+
+	// The expanded key schedules of a 3DES key and its KCV, built once (at
+	// import, or on first use for keys loaded from the store) so that no
+	// MAC, encryption or KCV call pays for a DES key setup. Readers build
+	// it under s.mu.RLock, hence the sync.Once; wipe drops it under the
+	// write lock.
+	once  sync.Once
+	sched *schedule
+	err   error
+}
+
+// errWiped is returned by a wiped entry; no wiped entry is reachable from
+// Soft.keys, so callers never see it.
+var errWiped = errors.New("hsm: key was wiped")
+
+// newTDESEntry returns the entry of the clear 3DES key k with its key
+// schedules already built. k becomes the entry's; on error the caller
+// still owns (and zeroes) it.
+func newTDESEntry(k []byte) (*entry, error) {
+	ks, err := newSchedule(k)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{kind: kindTDES, key: k}
+	e.once.Do(func() { e.sched = ks })
+	return e, nil
+}
+
+// schedule returns the expanded key of a 3DES entry, building it on first
+// use. The caller holds s.mu (for reading or writing).
+func (e *entry) schedule() (*schedule, error) {
+	e.once.Do(func() { e.sched, e.err = newSchedule(e.key) })
+	return e.sched, e.err
+}
+
+// wipe zeroes the key bytes and drops the key schedules (crypto/des cannot
+// overwrite its subkeys; they are left unreachable for the garbage
+// collector). The caller holds s.mu for writing, or owns e alone.
+func (e *entry) wipe() {
+	zero(e.key)
+	e.once.Do(func() {})
+	e.sched, e.err = nil, errWiped
 }
 
 // KeyInfo describes a stored key without revealing it.
@@ -67,8 +110,10 @@ func NewSoft() *Soft {
 	return &Soft{keys: make(map[KeyName]*entry)}
 }
 
-// Close zeroes every key held in memory (and the storage key). Every call
-// after Close, including a second Close, returns ErrClosed.
+// Close zeroes every key held in memory (and the storage key) and drops
+// the cached DES key schedules, which crypto/des gives no way to zero:
+// they become garbage. Every call after Close, including a second Close,
+// returns ErrClosed.
 func (s *Soft) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -76,7 +121,7 @@ func (s *Soft) Close() error {
 		return ErrClosed
 	}
 	for _, e := range s.keys {
-		zero(e.key)
+		e.wipe()
 	}
 	clear(s.keys)
 	zero(s.storageKey)
@@ -101,11 +146,11 @@ func (s *Soft) Keys() ([]KeyInfo, error) {
 			info.Type = "HMAC-SHA256"
 		default:
 			info.Type = fmt.Sprintf("3DES-%d", len(e.key)/8)
-			kcv, err := KCVOf(e.key)
+			ks, err := e.schedule()
 			if err != nil {
 				return nil, err
 			}
-			info.KCV = kcv
+			info.KCV = ks.kcv
 		}
 		out = append(out, info)
 	}
@@ -149,7 +194,7 @@ func (s *Soft) store(name KeyName, e *entry) error {
 	next := maps.Clone(s.keys)
 	next[name] = e
 	if err := s.commit(next); err != nil {
-		zero(e.key)
+		e.wipe()
 		return err
 	}
 	return nil
@@ -165,7 +210,7 @@ func (s *Soft) commit(next map[KeyName]*entry) error {
 	}
 	for n, old := range s.keys {
 		if cur, ok := next[n]; !ok || cur != old {
-			zero(old.key)
+			old.wipe()
 		}
 	}
 	s.keys = next
@@ -176,11 +221,21 @@ func (s *Soft) commit(next map[KeyName]*entry) error {
 func (s *Soft) KCV(name KeyName) (string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, err := s.lookup(name, kindTDES)
+	ks, err := s.tdes(name)
 	if err != nil {
 		return "", err
 	}
-	return KCVOf(e.key)
+	return ks.kcv, nil
+}
+
+// tdes returns the key schedules of the named 3DES key. The caller holds
+// s.mu.
+func (s *Soft) tdes(name KeyName) (*schedule, error) {
+	e, err := s.lookup(name, kindTDES)
+	if err != nil {
+		return nil, err
+	}
+	return e.schedule()
 }
 
 // ImportClearKey implements ClearKeyImporter. The key must be 16 or 24
@@ -193,7 +248,7 @@ func (s *Soft) ImportClearKey(name KeyName, key []byte) (string, error) {
 		return "", err
 	}
 	k := append([]byte(nil), key...)
-	kcv, err := KCVOf(k)
+	e, err := newTDESEntry(k)
 	if err != nil {
 		zero(k)
 		return "", err
@@ -201,13 +256,13 @@ func (s *Soft) ImportClearKey(name KeyName, key []byte) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		zero(k)
+		e.wipe()
 		return "", ErrClosed
 	}
-	if err := s.store(name, &entry{kind: kindTDES, key: k}); err != nil {
+	if err := s.store(name, e); err != nil {
 		return "", err
 	}
-	return kcv, nil
+	return e.sched.kcv, nil
 }
 
 func checkClearTDES(key []byte) error {
@@ -253,7 +308,7 @@ func (s *Soft) FormKey(name KeyName, components ...[]byte) ([]string, string, er
 		subtle.XORBytes(k, k, c)
 	}
 	AdjustParity(k)
-	kcv, err := KCVOf(k)
+	e, err := newTDESEntry(k)
 	if err != nil {
 		zero(k)
 		return nil, "", err
@@ -261,13 +316,13 @@ func (s *Soft) FormKey(name KeyName, components ...[]byte) ([]string, string, er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		zero(k)
+		e.wipe()
 		return nil, "", ErrClosed
 	}
-	if err := s.store(name, &entry{kind: kindTDES, key: k}); err != nil {
+	if err := s.store(name, e); err != nil {
 		return nil, "", err
 	}
-	return kcvs, kcv, nil
+	return kcvs, e.sched.kcv, nil
 }
 
 // ImportKey implements Module. encrypted is 16 or 24 bytes, 3DES-ECB under
@@ -289,28 +344,24 @@ func (s *Soft) ImportKey(kek, name KeyName, encrypted []byte, kcv string) error 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ke, err := s.lookup(kek, kindTDES)
+	kks, err := s.tdes(kek)
 	if err != nil {
 		return fmt.Errorf("key-encryption key: %w", err)
 	}
-	c, err := tdesCipher(ke.key)
+	k, err := ecbWith(kks.ede, encrypted, false)
 	if err != nil {
 		return err
 	}
-	k, err := ecbWith(c, encrypted, false)
-	if err != nil {
-		return err
-	}
-	got, err := KCVOf(k)
+	e, err := newTDESEntry(k)
 	if err != nil {
 		zero(k)
 		return err
 	}
-	if subtle.ConstantTimeCompare([]byte(got), []byte(strings.ToUpper(kcv))) != 1 {
-		zero(k)
+	if got := e.sched.kcv; subtle.ConstantTimeCompare([]byte(got), []byte(strings.ToUpper(kcv))) != 1 {
+		e.wipe()
 		return fmt.Errorf("%w: key %q: computed KCV %s, expected %s", ErrKCVMismatch, string(name), got, strings.ToUpper(kcv))
 	}
-	return s.store(name, &entry{kind: kindTDES, key: k})
+	return s.store(name, e)
 }
 
 // GenerateKey implements Module: a random double-length key with odd
@@ -322,44 +373,40 @@ func (s *Soft) GenerateKey(kek, name KeyName) ([]byte, string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ke, err := s.lookup(kek, kindTDES)
+	kks, err := s.tdes(kek)
 	if err != nil {
 		return nil, "", fmt.Errorf("key-encryption key: %w", err)
-	}
-	c, err := tdesCipher(ke.key)
-	if err != nil {
-		return nil, "", err
 	}
 	k := make([]byte, 16)
 	if _, err := rand.Read(k); err != nil {
 		return nil, "", fmt.Errorf("hsm: random source: %w", err)
 	}
 	AdjustParity(k)
-	kcv, err := KCVOf(k)
+	e, err := newTDESEntry(k)
 	if err != nil {
 		zero(k)
 		return nil, "", err
 	}
-	enc, err := ecbWith(c, k, true)
+	enc, err := ecbWith(kks.ede, k, true)
 	if err != nil {
-		zero(k)
+		e.wipe()
 		return nil, "", err
 	}
-	if err := s.store(name, &entry{kind: kindTDES, key: k}); err != nil {
+	if err := s.store(name, e); err != nil {
 		return nil, "", err
 	}
-	return enc, kcv, nil
+	return enc, e.sched.kcv, nil
 }
 
 // GenerateMAC implements Module.
 func (s *Soft) GenerateMAC(name KeyName, data []byte, p Padding) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, err := s.lookup(name, kindTDES)
+	ks, err := s.tdes(name)
 	if err != nil {
 		return nil, err
 	}
-	return RetailMAC(e.key, data, p)
+	return ks.retailMAC(data, p)
 }
 
 // VerifyMAC implements Module. mac must be the full eight bytes.
@@ -387,11 +434,11 @@ func (s *Soft) Decrypt(name KeyName, data []byte) ([]byte, error) {
 func (s *Soft) crypt(name KeyName, data []byte, encrypt bool) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, err := s.lookup(name, kindTDES)
+	ks, err := s.tdes(name)
 	if err != nil {
 		return nil, err
 	}
-	return cbc(e.key, data, encrypt)
+	return cbcWith(ks.ede, data, encrypt)
 }
 
 // DeriveVariant implements Module: every byte of src is XORed with
@@ -416,7 +463,12 @@ func (s *Soft) DeriveVariant(src, dst KeyName, variant byte) error {
 	for i, b := range e.key {
 		k[i] = b ^ variant
 	}
-	return s.store(dst, &entry{kind: kindTDES, key: k})
+	ne, err := newTDESEntry(k)
+	if err != nil {
+		zero(k)
+		return err
+	}
+	return s.store(dst, ne)
 }
 
 // DeleteKey implements Module.

@@ -167,6 +167,9 @@ func New(b Backend, opts Options) *App {
 	return a
 }
 
+// Screen returns the screen the last Layout showed (-1 before the first).
+func (a *App) Screen() Screen { return a.lastScreen }
+
 // Lang returns the current display language.
 func (a *App) Lang() i18n.Lang { return a.lang }
 

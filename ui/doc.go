@@ -59,9 +59,17 @@
 // # Entry points
 //
 // Run drives an app.Window (Options.Kiosk: full screen, no decorations,
-// hidden pointer). App.Layout lays the UI out into any layout.Context.
-// Render draws one frame headlessly (gioui.org/gpu/headless; set
-// EGL_PLATFORM=surfaceless without a display) for tests and screenshots.
-// Every text is also published in Gio's semantic tree (label and bounds),
-// which is what the tests inspect and what screen readers use.
+// hidden pointer). App.Layout lays the UI out into any layout.Context, and
+// App.Screen tells which screen the last Layout showed. Render draws one
+// frame headlessly (gioui.org/gpu/headless; set EGL_PLATFORM=surfaceless
+// without a display) for screenshots. Every text is also published in
+// Gio's semantic tree (label and bounds), which is what the tests inspect
+// and what screen readers use.
+//
+// Package ui/uitest drives an App headlessly over many frames with real
+// key and pointer events through Gio's input router, for flow tests
+// against ui/uifake or the real appliance (atm/appliance). Gio terminates
+// the shared EGL display when an offscreen window is released, so a
+// process should not keep a uitest driver open while Render runs
+// concurrently.
 package ui

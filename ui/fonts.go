@@ -3,6 +3,7 @@ package ui
 import (
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -87,5 +88,9 @@ func loadFonts(log *slog.Logger, paths []string) fontSet {
 		log.Info("ui: CJK font loaded", "typeface", string(family), "files", loaded)
 	}
 	fontCache[keyStr] = fs
+	// Parsing a CJK collection builds every face in it; only the picked
+	// ones stay referenced. Hand the rest back to the OS now rather than
+	// keep a peak the appliance never needs again.
+	debug.FreeOSMemory()
 	return fs
 }

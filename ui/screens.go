@@ -20,6 +20,7 @@ import (
 	"gioui.org/widget/material"
 
 	"github.com/cardless-atm/cardless/ui/i18n"
+	"github.com/cardless-atm/cardless/ui/internal/offscreen"
 )
 
 type (
@@ -54,8 +55,8 @@ const (
 // descText and descButton tag the semantic nodes of the labels the screens
 // draw, so tests (and screen readers) can find every text and its bounds.
 const (
-	descText   = "text"
-	descButton = "button:"
+	descText   = offscreen.DescText
+	descButton = offscreen.DescButton
 )
 
 // label lays out one line or paragraph of text and records it as a semantic

@@ -15,15 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"gioui.org/f32"
 	"gioui.org/io/key"
-	"gioui.org/io/pointer"
 	"github.com/makiuchi-d/gozxing"
 	gzqr "github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/cardless-atm/cardless/ui"
 	"github.com/cardless-atm/cardless/ui/i18n"
 	"github.com/cardless-atm/cardless/ui/uifake"
+	"github.com/cardless-atm/cardless/ui/uitest"
 )
 
 func TestMain(m *testing.M) {
@@ -126,19 +125,23 @@ func expected(sc ui.Screen, l i18n.Lang) []string {
 	return nil
 }
 
-func frame(t testing.TB, h *ui.Harness) {
+// newDriver returns a driver showing st (as ui.Render would) for b.
+func newDriver(t testing.TB, b ui.Backend, st ui.State) *uitest.Driver {
+	t.Helper()
+	h, err := uitest.New(b, ui.Options{Lang: st.Lang, Clock: st.Clock}, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	h.App().ApplyForTest(st)
+	return h
+}
+
+func frame(t testing.TB, h *uitest.Driver) {
 	t.Helper()
 	if err := h.Frame(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func texts(ls []ui.Label) []string {
-	var s []string
-	for _, l := range ls {
-		s = append(s, l.Text)
-	}
-	return s
 }
 
 // TestEveryScreen renders every screen in both languages and checks that
@@ -150,16 +153,12 @@ func TestEveryScreen(t *testing.T) {
 			t.Run(sc.String()+"-"+l.String(), func(t *testing.T) {
 				clk := newClock()
 				b, st := setup(t, sc, l, clk)
-				h, err := ui.NewHarness(b, st, size)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer h.Release()
+				h := newDriver(t, b, st)
 				frame(t, h)
 				if h.Screen() != sc {
 					t.Fatalf("screen = %s, want %s", h.Screen(), sc)
 				}
-				labels := h.Labels()
+				labels := h.Nodes()
 				win := image.Rectangle{Max: size}
 				for _, lb := range labels {
 					if strings.Contains(lb.Text, "[") && strings.Contains(lb.Text, "]") && !strings.Contains(lb.Text, ":") {
@@ -172,7 +171,7 @@ func TestEveryScreen(t *testing.T) {
 						t.Errorf("label %q at %v is clipped by the window %v", lb.Text, lb.Bounds, win)
 					}
 				}
-				got := texts(labels)
+				got := h.Labels()
 				for _, want := range expected(sc, l) {
 					if !slices.Contains(got, want) {
 						t.Errorf("text %q not drawn; drawn: %q", want, got)
@@ -261,34 +260,19 @@ func TestQRDecodesAtSizes(t *testing.T) {
 	}
 }
 
-func press(h *ui.Harness, names ...key.Name) {
-	for _, n := range names {
-		h.Queue(key.Event{Name: n, State: key.Press}, key.Event{Name: n, State: key.Release})
-	}
-}
-
 // click taps the centre of the button whose choice id is id.
-func click(t *testing.T, h *ui.Harness, id string) {
+func click(t *testing.T, h *uitest.Driver, id string) {
 	t.Helper()
-	for _, l := range h.Labels() {
-		if l.Button == id {
-			c := l.Bounds.Min.Add(l.Bounds.Max).Div(2)
-			p := f32.Pt(float32(c.X), float32(c.Y))
-			h.Queue(
-				pointer.Event{Kind: pointer.Press, Source: pointer.Touch, Position: p, Buttons: pointer.ButtonPrimary},
-				pointer.Event{Kind: pointer.Release, Source: pointer.Touch, Position: p, Buttons: pointer.ButtonPrimary},
-			)
-			return
-		}
+	if err := h.Click(id); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no button %q on screen %s", id, h.Screen())
 }
 
-func step(t *testing.T, h *ui.Harness, want ui.Screen) {
+func step(t *testing.T, h *uitest.Driver, want ui.Screen) {
 	t.Helper()
 	frame(t, h)
 	if h.Screen() != want {
-		t.Fatalf("screen = %s, want %s (labels %q)", h.Screen(), want, texts(h.Labels()))
+		t.Fatalf("screen = %s, want %s (labels %q)", h.Screen(), want, h.Labels())
 	}
 }
 
@@ -298,38 +282,34 @@ func step(t *testing.T, h *ui.Harness, want ui.Screen) {
 func TestFlowClicksAndKeys(t *testing.T) {
 	clk := newClock()
 	b := uifake.New(clk.Now)
-	h, err := ui.NewHarness(b, ui.State{Lang: i18n.English, Clock: clk.Now}, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release()
+	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
 	step(t, h, ui.ScreenWelcome)
 	click(t, h, "start")
 	step(t, h, ui.ScreenLanguage)
-	press(h, key.NameF4) // 中文
+	h.Key(key.NameF4) // 中文
 	step(t, h, ui.ScreenAmount)
 	if h.App().Lang() != i18n.Chinese {
 		t.Fatalf("lang = %s", h.App().Lang())
 	}
 	// Keyboard entry 1 2 0 0, Backspace clears, then 3 0 0 by clicking the keypad.
-	press(h, "1", "2", "0", "0")
+	h.Key("1", "2", "0", "0")
 	step(t, h, ui.ScreenAmount)
-	if !slices.Contains(texts(h.Labels()), "1,200.00元") {
-		t.Fatalf("entry not shown: %q", texts(h.Labels()))
+	if !slices.Contains(h.Labels(), "1,200.00元") {
+		t.Fatalf("entry not shown: %q", h.Labels())
 	}
-	press(h, key.NameDeleteBackward)
+	h.Key(key.NameDeleteBackward)
 	step(t, h, ui.ScreenAmount)
 	for _, k := range []string{"3", "0", "0"} {
 		click(t, h, "key."+k)
 		step(t, h, ui.ScreenAmount)
 	}
-	press(h, key.NameEnter) // keypad Enter
+	h.Key(key.NameEnter) // keypad Enter
 	step(t, h, ui.ScreenQR)
 	if got := b.Requested(); !slices.Equal(got, []int64{30000}) {
 		t.Fatalf("requested %v, want [30000]", got)
 	}
-	if !slices.Contains(texts(h.Labels()), "300.00元") {
-		t.Fatalf("QR screen lacks amount: %q", texts(h.Labels()))
+	if !slices.Contains(h.Labels(), "300.00元") {
+		t.Fatalf("QR screen lacks amount: %q", h.Labels())
 	}
 	b.SetPhase(ui.Processing, "")
 	step(t, h, ui.ScreenProcessing)
@@ -342,7 +322,7 @@ func TestFlowClicksAndKeys(t *testing.T) {
 	if _, _, receipts := b.Counts(); receipts != 1 {
 		t.Fatalf("receipts printed = %d", receipts)
 	}
-	press(h, key.NameReturn)
+	h.Key(key.NameReturn)
 	step(t, h, ui.ScreenWelcome)
 	if b.Snapshot().Phase != ui.Idle {
 		t.Fatalf("core phase after finish = %s", b.Snapshot().Phase)
@@ -352,11 +332,7 @@ func TestFlowClicksAndKeys(t *testing.T) {
 func TestCancelAndValidation(t *testing.T) {
 	clk := newClock()
 	b := uifake.New(clk.Now)
-	h, err := ui.NewHarness(b, ui.State{Lang: i18n.English, Clock: clk.Now, Screen: ui.ScreenAmount}, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release()
+	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now, Screen: ui.ScreenAmount})
 	step(t, h, ui.ScreenAmount)
 	cases := []struct {
 		keys []key.Name
@@ -368,21 +344,21 @@ func TestCancelAndValidation(t *testing.T) {
 		{[]key.Name{"1", "5", "0"}, i18n.T(i18n.English, "amount.err.multiple", "CNY 100.00")},
 	}
 	for _, c := range cases {
-		press(h, key.NameDeleteBackward)
-		press(h, c.keys...)
-		press(h, key.NameReturn)
+		h.Key(key.NameDeleteBackward)
+		h.Key(c.keys...)
+		h.Key(key.NameReturn)
 		step(t, h, ui.ScreenAmount)
-		if !slices.Contains(texts(h.Labels()), c.msg) {
-			t.Errorf("keys %v: message %q not shown: %q", c.keys, c.msg, texts(h.Labels()))
+		if !slices.Contains(h.Labels(), c.msg) {
+			t.Errorf("keys %v: message %q not shown: %q", c.keys, c.msg, h.Labels())
 		}
 	}
 	if len(b.Requested()) != 0 {
 		t.Fatalf("invalid amounts reached the core: %v", b.Requested())
 	}
 	// A preset goes straight to the core; Esc on the QR screen cancels.
-	press(h, key.NameF3)
+	h.Key(key.NameF3)
 	step(t, h, ui.ScreenQR)
-	press(h, key.NameEscape)
+	h.Key(key.NameEscape)
 	step(t, h, ui.ScreenWelcome)
 	if c, _, _ := b.Counts(); c != 1 {
 		t.Fatalf("cancels = %d", c)
@@ -398,17 +374,13 @@ func TestCannotPayNearest(t *testing.T) {
 		}
 		return true, "", nil
 	}
-	h, err := ui.NewHarness(b, ui.State{Lang: i18n.Chinese, Clock: clk.Now, Screen: ui.ScreenAmount}, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release()
+	h := newDriver(t, b, ui.State{Lang: i18n.Chinese, Clock: clk.Now, Screen: ui.ScreenAmount})
 	step(t, h, ui.ScreenAmount)
-	press(h, "7", "0", "0", key.NameReturn)
+	h.Key("7", "0", "0", key.NameReturn)
 	step(t, h, ui.ScreenCannotPay)
 	for _, want := range []string{"600.00元", "800.00元", i18n.CannotPayReason(i18n.Chinese, "notes")} {
-		if !slices.Contains(texts(h.Labels()), want) {
-			t.Fatalf("%q not shown: %q", want, texts(h.Labels()))
+		if !slices.Contains(h.Labels(), want) {
+			t.Fatalf("%q not shown: %q", want, h.Labels())
 		}
 	}
 	click(t, h, "nearest1")
@@ -426,15 +398,11 @@ func TestMoreTime(t *testing.T) {
 	if err := b.RequestWithdrawal(50000); err != nil {
 		t.Fatal(err)
 	}
-	h, err := ui.NewHarness(b, ui.State{Lang: i18n.English, Clock: clk.Now}, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release()
+	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
 	step(t, h, ui.ScreenQR)
 	clk.Add(b.QRTimeout - 8*time.Second)
 	step(t, h, ui.ScreenMoreTime)
-	press(h, key.NameF4)
+	h.Key(key.NameF4)
 	step(t, h, ui.ScreenQR)
 	if _, more, _ := b.Counts(); more != 1 {
 		t.Fatalf("MoreTime calls = %d", more)
@@ -446,7 +414,7 @@ func TestMoreTime(t *testing.T) {
 	step(t, h, ui.ScreenWelcome)
 
 	// Idle time-out on the language screen: prompt, then back to Welcome.
-	press(h, key.NameReturn)
+	h.Key(key.NameReturn)
 	step(t, h, ui.ScreenLanguage)
 	clk.Add(25 * time.Second)
 	step(t, h, ui.ScreenMoreTime)
@@ -459,11 +427,7 @@ func TestMoreTime(t *testing.T) {
 func TestRedrawScheduling(t *testing.T) {
 	clk := newClock()
 	b := uifake.New(clk.Now)
-	h, err := ui.NewHarness(b, ui.State{Lang: i18n.English, Clock: clk.Now}, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release()
+	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
 	step(t, h, ui.ScreenWelcome)
 	if at, ok := h.Wakeup(); ok {
 		t.Fatalf("welcome screen asked for a redraw at %v", at)
@@ -487,15 +451,11 @@ func TestRedrawScheduling(t *testing.T) {
 func TestSupervisorKey(t *testing.T) {
 	clk := newClock()
 	b := uifake.New(clk.Now)
-	h, err := ui.NewHarness(b, ui.State{Lang: i18n.English, Clock: clk.Now}, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release()
+	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
 	step(t, h, ui.ScreenWelcome)
-	press(h, key.NameF12)
+	h.Key(key.NameF12)
 	step(t, h, ui.ScreenSupervisor)
-	press(h, key.NameEscape)
+	h.Key(key.NameEscape)
 	step(t, h, ui.ScreenWelcome)
 }
 
@@ -504,11 +464,7 @@ func TestSupervisorKey(t *testing.T) {
 func BenchmarkConfirmToQRFrame(b *testing.B) {
 	clk := newClock()
 	fb := uifake.New(clk.Now)
-	h, err := ui.NewHarness(fb, ui.State{Lang: i18n.Chinese, Clock: clk.Now, Screen: ui.ScreenAmount}, size)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Release()
+	h := newDriver(b, fb, ui.State{Lang: i18n.Chinese, Clock: clk.Now, Screen: ui.ScreenAmount})
 	frame(b, h)
 	b.ResetTimer()
 	for i := range b.N {
@@ -518,7 +474,7 @@ func BenchmarkConfirmToQRFrame(b *testing.B) {
 		h.App().SetEntryForTest(fmt.Sprint(100 + i%40*100))
 		frame(b, h)
 		b.StartTimer()
-		h.Queue(key.Event{Name: key.NameReturn, State: key.Press})
+		h.Key(key.NameReturn)
 		frame(b, h)
 		if h.Screen() != ui.ScreenQR {
 			b.Fatalf("screen %s", h.Screen())

@@ -138,7 +138,10 @@ func (a *Appliance) Run(ctx context.Context) error {
 	run("proxy link", a.Proxy.Run)
 	run("core", a.Core.Run)
 	go a.Backend.fanOut(ctx)
-	if c := a.Config.Screen; c.Mode == "headless" {
+	// The headless screen writer renders what the customer sees to a PNG:
+	// the screen itself in headless mode, and in window or kiosk mode a
+	// "camera" copy that the phone simulator can photograph.
+	if c := a.Config.Screen; c.PNG != "" || c.Mode == "headless" {
 		a.screen = &screenWriter{b: a.Backend, path: c.PNG}
 		run("screen", a.screen.run)
 	}

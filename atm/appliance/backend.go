@@ -87,7 +87,7 @@ func (b *Backend) Snapshot() ui.Snapshot {
 	case atm.StateAuthorizing, atm.StateDispensing, atm.StatePresenting, atm.StateRetracting:
 		snap.Phase = ui.Processing
 	case atm.StateAwaitingTake:
-		snap.Phase, snap.Deadline = ui.TakeCash, s.Updated.Add(c.TakeTimeout)
+		snap.Phase, snap.Deadline = ui.TakeCash, s.TakeDeadline
 		snap.Amount = s.Dispensed
 	case atm.StateCompleted:
 		snap.Phase, snap.Amount = ui.Complete, s.Paid

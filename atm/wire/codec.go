@@ -58,7 +58,8 @@ func (c *Codec) WriteMessage(w io.Writer, m *iso8583.Message) error {
 	if err != nil {
 		return &iso8583errors.PackError{Err: err}
 	}
-	frame, err := c.Framer.AppendFrame(nil, raw)
+	// One buffer sized for header, TPDU and message, written in one call.
+	frame, err := c.Framer.AppendFrame(make([]byte, 0, 2+len(c.Framer.TPDU)+len(raw)), raw)
 	if err != nil {
 		return &iso8583errors.PackError{Err: err}
 	}

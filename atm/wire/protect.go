@@ -5,12 +5,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/moov-io/iso8583"
 	iso8583errors "github.com/moov-io/iso8583/errors"
+	"github.com/moov-io/iso8583/field"
 
 	"github.com/cardless-atm/cardless/hsm"
 )
@@ -162,7 +165,7 @@ func (k KeySet) macKey(mti string) hsm.KeyName {
 
 // macField is the field that carries the MAC of m: 128 when the message has
 // a secondary bitmap (any field 65-128 other than the MAC), else 64.
-func macField(fields map[int]bool) int {
+func macField[V any](fields map[int]V) int {
 	for id := range fields {
 		if id > 64 && id != FieldMAC128 {
 			return FieldMAC128
@@ -178,37 +181,43 @@ func macField(fields map[int]bool) int {
 // padding method 2, over every byte from the MTI up to but excluding the
 // MAC field) goes in field 128, or 64 when no field above 64 is present.
 // Because field 96 is always present, in practice the MAC is in field 128.
+//
+// The copy is made field by field (each value moved with Bytes/SetBytes,
+// the encrypted fields set straight to their ciphertext), and the result
+// is packed once; the MAC is then written over the packed placeholder.
 func (p *Protector) Seal(msg *iso8583.Message) ([]byte, error) {
-	keys := p.Keys()
-	m, err := copyMessage(msg)
-	if err != nil {
-		return nil, err
+	if msg == nil {
+		return nil, errors.New("wire: seal: nil message")
 	}
-	mti, err := m.GetMTI()
+	keys := p.Keys()
+	mti, err := msg.GetMTI()
 	if err != nil || len(mti) != 4 {
 		return nil, fmt.Errorf("wire: seal: message has no valid MTI")
 	}
-	m.UnsetField(FieldMAC64)
-	m.UnsetField(FieldMAC128)
-
-	for _, id := range encryptedFields {
-		if m.GetField(id) == nil {
+	m := iso8583.NewMessage(Spec)
+	m.MTI(mti)
+	fields := msg.GetFields()
+	secondary := false // a field other than the MAC above 64
+	for _, id := range slices.Sorted(maps.Keys(fields)) {
+		f := fields[id]
+		switch {
+		case id < 2, id == FieldMAC64, id == FieldMAC128, id == FieldMACKeyKCV:
+			// MTI and bitmap are Seal's; the MAC and KCV are set below.
 			continue
+		case id == FieldQRPayload || id == FieldCustomerID:
+			if err := p.sealField(m, keys.Data, id, f); err != nil {
+				return nil, err
+			}
+		default:
+			b, err := f.Bytes()
+			if err != nil {
+				return nil, fmt.Errorf("wire: seal: field %d: %w", id, err)
+			}
+			if err := m.BinaryField(id, b); err != nil {
+				return nil, fmt.Errorf("wire: seal: message does not fit Spec: field %d", id)
+			}
 		}
-		plain, err := m.GetString(id)
-		if err != nil {
-			return nil, fmt.Errorf("wire: seal: field %d: %w", id, err)
-		}
-		if len(plain) > MaxEncryptedPlain {
-			return nil, fmt.Errorf("%w: field %d has %d bytes, at most %d", ErrFieldTooLong, id, len(plain), MaxEncryptedPlain)
-		}
-		ct, err := p.c.Encrypt(keys.Data, pad2([]byte(plain)))
-		if err != nil {
-			return nil, fmt.Errorf("wire: seal: encrypt field %d: %w", id, err)
-		}
-		if err := m.Field(id, strings.ToUpper(hex.EncodeToString(ct))); err != nil {
-			return nil, fmt.Errorf("wire: seal: field %d: %w", id, err)
-		}
+		secondary = secondary || id > 64
 	}
 
 	macKey := keys.macKey(mti)
@@ -219,14 +228,13 @@ func (p *Protector) Seal(msg *iso8583.Message) ([]byte, error) {
 	if err := m.Field(FieldMACKeyKCV, kcv); err != nil {
 		return nil, fmt.Errorf("wire: seal: field 96: %w", err)
 	}
-
-	present := map[int]bool{}
-	for id := range m.GetFields() {
-		present[id] = true
+	secondary = secondary || FieldMACKeyKCV > 64
+	mf := FieldMAC64
+	if secondary {
+		mf = FieldMAC128
 	}
-	mf := macField(present)
-	zero := make([]byte, 8)
-	if err := m.BinaryField(mf, zero); err != nil {
+	var zero [8]byte
+	if err := m.BinaryField(mf, zero[:]); err != nil {
 		return nil, fmt.Errorf("wire: seal: MAC field: %w", err)
 	}
 	packed, err := m.Pack()
@@ -244,25 +252,41 @@ func (p *Protector) Seal(msg *iso8583.Message) ([]byte, error) {
 	if len(mac) != 8 {
 		return nil, fmt.Errorf("wire: seal: MAC has %d bytes, want 8", len(mac))
 	}
-	hex.Encode(packed[body:], mac)
-	copy(packed[body:], bytes.ToUpper(packed[body:]))
+	upperHex(packed[body:], mac)
 	return packed, nil
 }
 
-// copyMessage returns a copy of msg on Spec.
-func copyMessage(msg *iso8583.Message) (*iso8583.Message, error) {
-	if msg == nil {
-		return nil, errors.New("wire: seal: nil message")
-	}
-	raw, err := msg.Pack()
+// sealField sets field id of m to the encryption under key of the value of
+// f: 3DES-CBC of the value padded with ISO 9797-1 method 2, as upper-case
+// hex.
+func (p *Protector) sealField(m *iso8583.Message, key hsm.KeyName, id int, f field.Field) error {
+	plain, err := f.String()
 	if err != nil {
-		return nil, fmt.Errorf("wire: seal: %w", err)
+		return fmt.Errorf("wire: seal: field %d: %w", id, err)
 	}
-	m := iso8583.NewMessage(Spec)
-	if err := m.Unpack(raw); err != nil {
-		return nil, fmt.Errorf("wire: seal: message does not fit Spec")
+	if len(plain) > MaxEncryptedPlain {
+		return fmt.Errorf("%w: field %d has %d bytes, at most %d", ErrFieldTooLong, id, len(plain), MaxEncryptedPlain)
 	}
-	return m, nil
+	ct, err := p.c.Encrypt(key, pad2([]byte(plain)))
+	if err != nil {
+		return fmt.Errorf("wire: seal: encrypt field %d: %w", id, err)
+	}
+	h := make([]byte, 2*len(ct))
+	upperHex(h, ct)
+	if err := m.BinaryField(id, h); err != nil {
+		return fmt.Errorf("wire: seal: field %d: %w", id, err)
+	}
+	return nil
+}
+
+// upperHex writes src as upper-case hex digits into dst, which must hold
+// 2*len(src) bytes.
+func upperHex(dst, src []byte) {
+	const digits = "0123456789ABCDEF"
+	for i, b := range src {
+		dst[2*i] = digits[b>>4]
+		dst[2*i+1] = digits[b&0x0F]
+	}
 }
 
 // Open unpacks raw, verifies its MAC and decrypts fields 62 and 120. It
@@ -314,19 +338,16 @@ func (p *Protector) Open(raw []byte) (msg *iso8583.Message, err error) {
 	}
 
 	fields := m.GetFields()
-	present := map[int]bool{}
-	for id := range fields {
-		present[id] = true
-	}
-	mf := macField(present)
+	present := func(id int) bool { _, ok := fields[id]; return ok }
+	mf := macField(fields)
 	other := FieldMAC64
 	if mf == FieldMAC64 {
 		other = FieldMAC128
 	}
-	if !present[mf] || present[other] {
+	if !present(mf) || present(other) {
 		return fail(ErrMAC, mf, nil)
 	}
-	if !present[FieldMACKeyKCV] {
+	if !present(FieldMACKeyKCV) {
 		return fail(ErrMAC, FieldMACKeyKCV, nil)
 	}
 	kcv, _ := m.GetString(FieldMACKeyKCV)
@@ -368,7 +389,7 @@ func (p *Protector) Open(raw []byte) (msg *iso8583.Message, err error) {
 
 	// MAC verified: now decrypt.
 	for _, id := range encryptedFields {
-		if !present[id] {
+		if !present(id) {
 			continue
 		}
 		s, _ := m.GetString(id)

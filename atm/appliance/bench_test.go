@@ -30,7 +30,6 @@ import (
 	"github.com/cardless-atm/cardless/hsm"
 	"github.com/cardless-atm/cardless/hsm/pinblock"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
-	"github.com/cardless-atm/cardless/proxyclient/proxysim"
 )
 
 // benchCustomer has no limits and a balance no benchmark run can exhaust.
@@ -129,94 +128,51 @@ func BenchmarkEndToEnd(b *testing.B) {
 // added delays, a customer and cassettes that last any run, and the
 // dispenser observed at the moment Dispense is called.
 type benchSystem struct {
-	host  *hostsim.Server
-	proxy *proxysim.Server
-	app   *appliance.Appliance
+	*system
 	disp  *observedDispenser
 	phone *benchPhone
-	logs  *lockedWriter
 }
 
 func startBenchSystem(b *testing.B) *benchSystem {
 	b.Helper()
-	dir := b.TempDir()
-	s := &benchSystem{logs: &lockedWriter{w: new(bytes.Buffer)}}
-	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
-	hcfg, err := hostsim.LoadConfig("../../configs/hostsim.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hcfg.DBPath = filepath.Join(dir, "host.db")
-	hcfg.Logger = log.With("part", "hostsim")
-	hcfg.Customers = append(hcfg.Customers, hostsim.Customer{ID: benchCustomer, PIN: benchPIN, Name: "Benchmark",
-		Balance: 1 << 50})
-	if s.host, err = hostsim.NewServer(hcfg); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.host.Close() })
-
-	pcfg, _, _, err := proxysim.LoadConfig("../../configs/proxysim.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	pcfg.Logger = log.With("part", "proxysim")
-	pcfg.ATMTimeout = 20 * time.Second
-	if s.proxy, err = proxysim.Start(pcfg, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.proxy.Close)
-
-	cfg, err := appliance.Load("../../configs/atm.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.DataDir = filepath.Join(dir, "atm")
-	cfg.Proxy.Addr = s.proxy.ATMAddr()
-	cfg.Host.Addr = s.host.Addr()
-	cfg.Host.SendTimeout = appliance.Duration(5 * time.Second)
-	// No screen: the path under test does not include rendering.
-	cfg.Screen = appliance.Screen{Mode: "window"}
-	cfg.Control.Addr = ""
-	cfg.TakeTimeout = appliance.Duration(5 * time.Second)
-	cfg.Limits.Daily = 0
-	cfg.Dispenser.Sim.Latency = 0
-	cfg.Dispenser.Sim.TakeDelay = 0
-	for i := range cfg.Dispenser.Sim.Units {
-		cfg.Dispenser.Sim.Units[i].Count = 1_000_000
-	}
-	if s.app, err = appliance.New(cfg, log.With("part", "atm")); err != nil {
-		b.Fatal(err)
-	}
-	// Observe Dispense: rebuild the core from the appliance's own core
-	// configuration with the dispenser wrapped. The appliance hands
-	// commands to (and Run runs) whatever Core it holds, so the path is
-	// the production wiring plus one method call.
-	c := s.app.Core.Config()
-	s.disp = &observedDispenser{Sim: s.app.Dispenser, called: make(chan time.Time, 1)}
-	c.Dispenser = s.disp
-	c.Links = benchLinks{s.app}
-	if s.app.Core, err = atm.New(c); err != nil {
-		b.Fatal(err)
-	}
-	s.app.Backend = appliance.NewBackend(s.app.Core, log.With("part", "screen"))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.app.Run(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done; s.app.Close() })
-	s.waitFor(b, "in service", func(st appliance.Status) bool { return st.InService && st.ProxyUp && st.HostUp })
-
+	s := &benchSystem{}
+	s.system = newSystem(b, systemOptions{
+		logLevel: slog.LevelInfo,
+		host: func(c *hostsim.Config) {
+			c.Customers = append(c.Customers, hostsim.Customer{ID: benchCustomer, PIN: benchPIN, Name: "Benchmark", Balance: 1 << 50})
+		},
+		atm: func(cfg *appliance.Config) {
+			cfg.Host.SendTimeout = appliance.Duration(5 * time.Second)
+			// No screen: the path under test does not include rendering.
+			cfg.Screen = appliance.Screen{Mode: "window"}
+			cfg.TakeTimeout = appliance.Duration(5 * time.Second)
+			cfg.Limits.Daily = 0
+			cfg.Dispenser.Sim.TakeDelay = 0
+			for i := range cfg.Dispenser.Sim.Units {
+				cfg.Dispenser.Sim.Units[i].Count = 1_000_000
+			}
+		},
+		// Observe Dispense: rebuild the core from the appliance's own core
+		// configuration with the dispenser wrapped. The appliance hands
+		// commands to (and Run runs) whatever Core it holds, so the path is
+		// the production wiring plus one method call.
+		wire: func(app *appliance.Appliance, log *slog.Logger) {
+			c := app.Core.Config()
+			s.disp = &observedDispenser{Sim: app.Dispenser, called: make(chan time.Time, 1)}
+			c.Dispenser = s.disp
+			c.Links = benchLinks{app}
+			var err error
+			if app.Core, err = atm.New(c); err != nil {
+				b.Fatal(err)
+			}
+			app.Backend = appliance.NewBackend(app.Core, log.With("part", "screen"))
+		},
+	})
 	phone, err := phonesim.LoadConfig("../../configs/phonesim.json")
 	if err != nil {
 		b.Fatal(err)
 	}
 	s.phone = dialPhone(b, phone, s.proxy.PhoneAddr())
-	b.Cleanup(func() {
-		if b.Failed() {
-			b.Logf("logs:\n%s", s.logs.String())
-		}
-	})
 	return s
 }
 

@@ -26,7 +26,7 @@ const (
 // proxy simulators and the real appliance, all over loopback TCP with real
 // bbolt files in a temporary directory.
 type system struct {
-	t     *testing.T
+	t     testing.TB
 	host  *hostsim.Server
 	proxy *proxysim.Server
 	app   *appliance.Appliance
@@ -35,11 +35,25 @@ type system struct {
 	dir   string
 }
 
+// systemOptions tune what newSystem builds; nil hooks change nothing.
+type systemOptions struct {
+	logLevel slog.Level
+	host     func(*hostsim.Config)
+	atm      func(*appliance.Config)
+	// wire runs between appliance.New and Run, e.g. to wrap a part.
+	wire func(a *appliance.Appliance, log *slog.Logger)
+}
+
 func startSystem(t *testing.T, mutate func(*appliance.Config)) *system {
+	t.Helper()
+	return newSystem(t, systemOptions{logLevel: slog.LevelDebug, atm: mutate})
+}
+
+func newSystem(t testing.TB, o systemOptions) *system {
 	t.Helper()
 	logw := &lockedWriter{w: new(bytes.Buffer)}
 	s := &system{t: t, dir: t.TempDir(), logs: logw}
-	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: o.logLevel}))
 
 	hcfg, err := hostsim.LoadConfig("../../configs/hostsim.json")
 	if err != nil {
@@ -47,6 +61,9 @@ func startSystem(t *testing.T, mutate func(*appliance.Config)) *system {
 	}
 	hcfg.DBPath = filepath.Join(s.dir, "host.db")
 	hcfg.Logger = log.With("part", "hostsim")
+	if o.host != nil {
+		o.host(&hcfg)
+	}
 	if s.host, err = hostsim.NewServer(hcfg); err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +101,14 @@ func startSystem(t *testing.T, mutate func(*appliance.Config)) *system {
 	cfg.TakeTimeout = appliance.Duration(time.Second)
 	cfg.Dispenser.Sim.Latency = 0
 	cfg.Dispenser.Sim.TakeDelay = appliance.Duration(20 * time.Millisecond)
-	if mutate != nil {
-		mutate(cfg)
+	if o.atm != nil {
+		o.atm(cfg)
 	}
 	if s.app, err = appliance.New(cfg, log.With("part", "atm")); err != nil {
 		t.Fatal(err)
+	}
+	if o.wire != nil {
+		o.wire(s.app, log)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -28,6 +28,8 @@ type fakeHost struct {
 	rc        string // response code to answer (default 00)
 	authErr   error  // returned by Authorize instead of an answer
 	badToken  bool   // sign the token with the wrong key
+	token     string // "none": approve without a token; "small": cover one unit less; "reuse": send the previous token
+	lastToken string
 	safErr    error  // returned by Advise/Reverse
 	auths     []hostlink.AuthRequest
 	advices   []hostlink.Advice
@@ -48,9 +50,23 @@ func (h *fakeHost) Authorize(ctx context.Context, r hostlink.AuthRequest) (hostl
 	if h.badToken {
 		key = []byte("some other key, not the device's")
 	}
-	tok, err := dispenser.BuildToken(r.DispenseNonce, r.Amount, "CNY", 2, dispenser.HMACSHA256(key))
+	max := r.Amount
+	if h.token == "small" {
+		max--
+	}
+	tok, err := dispenser.BuildToken(r.DispenseNonce, max, "CNY", 2, dispenser.HMACSHA256(key))
 	if err != nil {
 		return hostlink.AuthResponse{}, err
+	}
+	switch h.token {
+	case "none":
+		tok = ""
+	case "reuse":
+		if h.lastToken != "" {
+			tok, h.lastToken = h.lastToken, tok
+		} else {
+			h.lastToken = tok
+		}
 	}
 	return hostlink.AuthResponse{ResponseCode: "00", AuthCode: "A12345", RRN: "000000000001", Token: tok}, nil
 }
@@ -378,6 +394,49 @@ func TestForgedTokenRefusedByDispenser(t *testing.T) {
 	}
 	if !strings.Contains(r.journalKinds(), "DISPENSE FAILED") {
 		t.Fatal(r.journalKinds())
+	}
+}
+
+// The dispenser itself refuses a missing token, a token covering less than
+// the dispense, and a token replayed from an earlier session; the core
+// then reverses the approval.
+func TestDispenserRefusesBadTokens(t *testing.T) {
+	for _, mode := range []string{"none", "small", "reuse"} {
+		t.Run(mode, func(t *testing.T) {
+			r := newRig(t, dispensersim.Faults{})
+			r.host.token = mode
+			if mode == "reuse" { // a first, genuine withdrawal yields the token to replay
+				r.host.token = ""
+				res := r.command(r.session(10000), "000001")
+				if res.ResponseCode != "00" {
+					t.Fatal(res)
+				}
+				r.host.mu.Lock()
+				r.host.lastToken = "" // record the next genuine token, hand it out again after
+				r.host.token = "reuse"
+				r.host.mu.Unlock()
+				r.core.Dismiss(context.Background())
+				if res := r.command(r.session(10000), "000002"); res.ResponseCode != "00" {
+					t.Fatal(res) // this one records its token
+				}
+				r.core.Dismiss(context.Background())
+			}
+			before := r.sim.Counters()
+			res := r.command(r.session(10000), "000003")
+			if res.ResponseCode == "00" || res.Dispensed != 0 {
+				t.Fatalf("result %+v", res)
+			}
+			after := r.sim.Counters()
+			for i := range after {
+				if after[i].Dispensed != before[i].Dispensed {
+					t.Fatalf("dispenser paid on a %s token", mode)
+				}
+			}
+			r.settle()
+			if _, _, rev := r.host.counts(); rev != 1 {
+				t.Fatalf("%d reversals, want 1", rev)
+			}
+		})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/store"
 )
 
 // Status is what GET /status returns: what a monitoring system reads.
@@ -46,6 +47,7 @@ type SessionStatus struct {
 //	POST /withdraw?amount=N   the customer chose an amount (minor units)
 //	POST /cancel         the customer pressed Cancel
 //	GET  /journal/verify checks the electronic journal's hash chain
+//	GET  /totals?day=YYYY-MM-DD  cash paid that day and the cassette counters, for balancing
 func (a *Appliance) ServeControl(ctx context.Context, addr string, ready func(net.Addr)) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -106,6 +108,22 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		a.Backend.Cancel()
 		writeJSON(w, 200, a.Status())
 	})
+	mux.HandleFunc("GET /totals", func(w http.ResponseWriter, r *http.Request) {
+		day := r.URL.Query().Get("day")
+		if day == "" {
+			day = time.Now().UTC().Format(time.DateOnly)
+		}
+		if _, err := time.Parse(time.DateOnly, day); err != nil {
+			writeJSON(w, 400, map[string]string{"error": "day must be YYYY-MM-DD"})
+			return
+		}
+		t, err := a.Totals(day)
+		if err != nil {
+			writeJSON(w, 500, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, 200, t)
+	})
 	mux.HandleFunc("GET /journal/verify", func(w http.ResponseWriter, r *http.Request) {
 		if err := a.Store.VerifyJournal(); err != nil {
 			writeJSON(w, 500, map[string]string{"error": err.Error()})
@@ -141,4 +159,29 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Totals is the terminal's side of daily balancing: the cash it paid out on
+// a day (UTC) and its cassette counters, to compare with the host's totals
+// for the terminal (hostsim totals) and with the cassettes' physical count.
+type Totals struct {
+	TerminalID string               `json:"terminal_id"`
+	Day        string               `json:"day"`
+	Paid       int64                `json:"paid"` // minor units
+	Currency   string               `json:"currency"`
+	Units      []store.UnitCounters `json:"units"`
+}
+
+// Totals reads the day's totals from the store.
+func (a *Appliance) Totals(day string) (Totals, error) {
+	t := Totals{TerminalID: a.Config.TerminalID, Day: day, Currency: a.Config.CurrencyAlpha}
+	err := a.Store.View(func(tx *store.Tx) error {
+		var err error
+		if t.Paid, err = tx.DailyTotal(day); err != nil {
+			return err
+		}
+		t.Units, err = tx.UnitCounters()
+		return err
+	})
+	return t, err
 }

@@ -190,6 +190,19 @@ func TestE2EApprovedAndPaid(t *testing.T) {
 	if v := s.app.Core.View(); v.Session.State != atm.StateCompleted || v.Session.Paid != 50000 {
 		t.Fatalf("session %+v", v.Session)
 	}
+	// Balancing: the terminal's day total equals the host's for the terminal.
+	day := time.Now().UTC().Format(time.DateOnly)
+	tot, err := s.app.Totals(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := s.host.Totals(day, "ATM00001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.Paid != 50000 || host.Net != tot.Paid {
+		t.Fatalf("terminal paid %d, host net %d (%+v)", tot.Paid, host.Net, host)
+	}
 	for _, secret := range []string{"123456", zhang} {
 		if strings.Contains(s.logs.String(), secret) {
 			t.Errorf("%q appears in the logs", secret)

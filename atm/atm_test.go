@@ -30,7 +30,7 @@ type fakeHost struct {
 	badToken  bool   // sign the token with the wrong key
 	token     string // "none": approve without a token; "small": cover one unit less; "reuse": send the previous token
 	lastToken string
-	safErr    error  // returned by Advise/Reverse
+	safErr    error // returned by Advise/Reverse
 	auths     []hostlink.AuthRequest
 	advices   []hostlink.Advice
 	reversals []hostlink.Reversal
@@ -558,5 +558,52 @@ func TestSAFSurvivesHostOutage(t *testing.T) {
 	r.settle()
 	if _, adv, _ := r.host.counts(); adv != 1 {
 		t.Fatalf("advices %d", adv)
+	}
+}
+
+func TestOperatorSettlesInDoubt(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		paid      int64
+		state     atm.State
+		advices   int
+		reversals int
+	}{
+		{"nothing paid", 0, atm.StateFailed, 0, 1},
+		{"part paid", 20000, atm.StateCompleted, 0, 1},
+		{"all paid", 30000, atm.StateCompleted, 1, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, dispensersim.Faults{CountUnknown: true})
+			s := r.session(30000)
+			r.command(s, "000001")
+			ctx := context.Background()
+			list, err := r.core.InDoubt()
+			if err != nil || len(list) != 1 || list[0].ID != s.ID {
+				t.Fatalf("in doubt: %v %v", list, err)
+			}
+			if _, err := r.core.Settle(ctx, s.ID, 40000, "op1"); err == nil {
+				t.Fatal("settled for more than was authorized")
+			}
+			got, err := r.core.Settle(ctx, s.ID, tt.paid, "op1")
+			if err != nil || got.State != tt.state || got.Paid != tt.paid {
+				t.Fatalf("settle: %+v %v", got, err)
+			}
+			if _, err := r.core.Settle(ctx, s.ID, tt.paid, "op1"); !errors.Is(err, atm.ErrNotInDoubt) {
+				t.Fatalf("second settle: %v", err)
+			}
+			r.settle()
+			_, adv, rev := r.host.counts()
+			if adv != tt.advices || rev != tt.reversals {
+				t.Fatalf("advices %d reversals %d", adv, rev)
+			}
+			if rev == 1 && r.host.reversals[0].Dispensed != tt.paid {
+				t.Fatalf("reversal %+v", r.host.reversals[0])
+			}
+			if !strings.Contains(r.journalKinds(), "OPERATOR SETTLED") {
+				t.Fatal(r.journalKinds())
+			}
+			r.verify()
+		})
 	}
 }

@@ -63,7 +63,10 @@ func (s *State) UnmarshalText(b []byte) error {
 	return fmt.Errorf("atm: unknown session state %q", b)
 }
 
-// Terminal reports whether no further transition is possible.
+// Terminal reports whether the session is finished for the customer: no
+// customer, host or device event moves it any more. InDoubt is terminal in
+// that sense; only an operator's count (EvOperatorPaid, EvOperatorNotPaid)
+// settles it.
 func (s State) Terminal() bool {
 	switch s {
 	case StateCompleted, StateRetracted, StateDeclined, StateFailed, StateCancelled, StateExpired, StateInDoubt:
@@ -105,6 +108,8 @@ const (
 	EvTakeTimeout           // take-cash timer expired
 	EvRetracted             // notes pulled back
 	EvRetractFailed         // retract failed: operator must count
+	EvOperatorPaid          // operator counted: the customer got some or all of the cash
+	EvOperatorNotPaid       // operator counted: the customer got nothing
 )
 
 var eventNames = [...]string{
@@ -127,6 +132,8 @@ var eventNames = [...]string{
 	EvTakeTimeout:     "TakeTimeout",
 	EvRetracted:       "Retracted",
 	EvRetractFailed:   "RetractFailed",
+	EvOperatorPaid:    "OperatorPaid",
+	EvOperatorNotPaid: "OperatorNotPaid",
 }
 
 func (e Event) String() string {
@@ -196,6 +203,13 @@ func Next(s State, e Event) (State, error) {
 			return StateCompleted, nil
 		case EvTakeTimeout:
 			return StateRetracting, nil
+		}
+	case StateInDoubt:
+		switch e {
+		case EvOperatorPaid:
+			return StateCompleted, nil
+		case EvOperatorNotPaid:
+			return StateFailed, nil
 		}
 	case StateRetracting:
 		switch e {

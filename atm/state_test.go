@@ -32,6 +32,8 @@ func TestNext(t *testing.T) {
 		{StateRetracting, EvRetracted, StateRetracted},
 		{StateRetracting, EvRetractFailed, StateInDoubt},
 		{StateRetracting, EvTaken, StateCompleted},
+		{StateInDoubt, EvOperatorPaid, StateCompleted},
+		{StateInDoubt, EvOperatorNotPaid, StateFailed},
 	}
 	for _, tt := range tests {
 		got, err := Next(tt.from, tt.ev)
@@ -46,12 +48,15 @@ func TestNext(t *testing.T) {
 func TestNextRefusesEverythingElse(t *testing.T) {
 	allowed := map[[2]uint8]bool{}
 	for s := StateNone; s <= StateInDoubt; s++ {
-		for e := EvNone; e <= EvRetractFailed; e++ {
+		for e := EvNone; e <= EvOperatorNotPaid; e++ {
 			next, err := Next(s, e)
 			if err == nil {
 				allowed[[2]uint8{uint8(s), uint8(e)}] = true
-				if s.Terminal() {
+				if s.Terminal() && s != StateInDoubt {
 					t.Errorf("terminal state %s accepted %s", s, e)
+				}
+				if s == StateInDoubt && e != EvOperatorPaid && e != EvOperatorNotPaid {
+					t.Errorf("in-doubt session moved by %s: only an operator may settle it", e)
 				}
 				if next == StateDispensing && s != StateAuthorizing {
 					t.Errorf("%s --%s--> Dispensing: only an approval may lead to a dispense", s, e)
@@ -64,8 +69,8 @@ func TestNextRefusesEverythingElse(t *testing.T) {
 			}
 		}
 	}
-	if len(allowed) != 19 {
-		t.Errorf("%d transitions allowed, want 19 (update the table test)", len(allowed))
+	if len(allowed) != 21 {
+		t.Errorf("%d transitions allowed, want 21 (update the table test)", len(allowed))
 	}
 }
 

@@ -48,6 +48,8 @@ type SessionStatus struct {
 //	POST /cancel         the customer pressed Cancel
 //	GET  /journal/verify checks the electronic journal's hash chain
 //	GET  /totals?day=YYYY-MM-DD  cash paid that day and the cassette counters, for balancing
+//	GET  /operator/in-doubt      sessions waiting for an operator's count
+//	POST /operator/settle?session=ID&paid=N&operator=NAME   record the count
 func (a *Appliance) ServeControl(ctx context.Context, addr string, ready func(net.Addr)) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -124,6 +126,32 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		}
 		writeJSON(w, 200, t)
 	})
+	mux.HandleFunc("GET /operator/in-doubt", func(w http.ResponseWriter, r *http.Request) {
+		list, err := a.Core.InDoubt()
+		if err != nil {
+			writeJSON(w, 500, map[string]string{"error": err.Error()})
+			return
+		}
+		out := []inDoubt{}
+		for _, s := range list {
+			out = append(out, inDoubt{ID: s.ID, Amount: s.Amount, Dispensed: s.Dispensed, Reason: s.Reason, Updated: s.Updated})
+		}
+		writeJSON(w, 200, out)
+	})
+	mux.HandleFunc("POST /operator/settle", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		paid, err := strconv.ParseInt(q.Get("paid"), 10, 64)
+		if err != nil {
+			writeJSON(w, 400, map[string]string{"error": "paid must be an integer in minor units"})
+			return
+		}
+		s, err := a.Core.Settle(r.Context(), q.Get("session"), paid, q.Get("operator"))
+		if err != nil {
+			writeJSON(w, 409, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, 200, sessionStatus(s))
+	})
 	mux.HandleFunc("GET /journal/verify", func(w http.ResponseWriter, r *http.Request) {
 		if err := a.Store.VerifyJournal(); err != nil {
 			writeJSON(w, 500, map[string]string{"error": err.Error()})
@@ -184,4 +212,15 @@ func (a *Appliance) Totals(day string) (Totals, error) {
 		return err
 	})
 	return t, err
+}
+
+// inDoubt is a session waiting for an operator. Its full ID is shown: the
+// nonce of a finished session is no longer a secret (it is single-use), and
+// the endpoint listens on loopback only.
+type inDoubt struct {
+	ID        string    `json:"id"`
+	Amount    int64     `json:"amount"`
+	Dispensed int64     `json:"dispensed"`
+	Reason    string    `json:"reason"`
+	Updated   time.Time `json:"updated"`
 }

@@ -23,6 +23,7 @@
 //	Authorizing --Declined--> Declined; --HostUnknown--> Failed (reversal); --HostUnavailable--> Failed
 //	Dispensing --DispenseFailed--> Failed (reversal); --CountUnknown--> InDoubt (operator)
 //	AwaitingPhone --Cancel/Expire--> Cancelled/Expired
+//	InDoubt --OperatorPaid/OperatorNotPaid--> Completed/Failed (Settle: the operator's count)
 //
 // # Durability
 //

@@ -21,8 +21,9 @@
 //
 // The simulator refuses every Dispense without a valid end-to-end token
 // (see package dispenser): CommandNonce issues a fresh random nonce (mixed
-// with a persisted counter so it never repeats), and any Dispense attempt
-// consumes it. The nonce itself is never persisted, so New starts without
+// with a counter reserved in blocks in the state file, so it never repeats),
+// and any Dispense attempt consumes it, refused or not, as do Retract and
+// Reset: one token, one attempt. The nonce itself is never persisted, so New starts without
 // one and tokens issued before a restart fail with ErrNoCommandNonce or
 // ErrInvalidTokenNonce.
 package dispensersim

@@ -333,14 +333,17 @@ func (s *Sim) Dispense(ctx context.Context, mix dispenser.Mix, token string) (di
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The command nonce is used up by any Dispense, whatever its fate: a
+	// token is good for one attempt only, so a refused token can never pay
+	// later (after a retract or reset, say).
+	nonce := s.nonce
+	s.nonce = ""
 	if err := s.ready(); err != nil {
 		return dispenser.Result{}, err
 	}
 	if s.st.Stacker.Notes() > 0 || s.st.Exit.Notes() > 0 {
 		return dispenser.Result{}, fmt.Errorf("%w: notes left in the device", dispenser.ErrSequence)
 	}
-	nonce := s.nonce
-	s.nonce = ""
 
 	// Which currency and amount: needed to check the token.
 	currency := ""
@@ -528,6 +531,7 @@ func (s *Sim) Retract(ctx context.Context) (dispenser.Result, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.nonce = "" // a retract ends the transaction: no token issued before it may pay
 	if err := s.ready(); err != nil {
 		return dispenser.Result{}, err
 	}
@@ -595,6 +599,7 @@ func (s *Sim) Reset(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.nonce = "" // a reset ends any transaction, even if the device stays offline
 	if s.faults.Offline {
 		return fmt.Errorf("%w: offline", dispenser.ErrDeviceNotReady)
 	}

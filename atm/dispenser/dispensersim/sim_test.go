@@ -412,8 +412,12 @@ func TestOffline(t *testing.T) {
 		}
 	}
 	s.SetFaults(Faults{})
-	if _, err := s.Dispense(ctx, dispenser.Mix{"CST1": 1}, tok); err != nil {
-		t.Fatalf("back online, token still valid: %v", err)
+	// One token, one attempt: the refused attempt used it up.
+	if _, err := s.Dispense(ctx, dispenser.Mix{"CST1": 1}, tok); !errors.Is(err, dispenser.ErrNoCommandNonce) {
+		t.Fatalf("back online, the refused token: %v", err)
+	}
+	if _, err := s.Dispense(ctx, dispenser.Mix{"CST1": 1}, token(t, s, 10000)); err != nil {
+		t.Fatalf("back online, a fresh token: %v", err)
 	}
 }
 
@@ -579,5 +583,38 @@ func BenchmarkDispenseCycle(b *testing.B) {
 		}
 		s.Present(ctx)
 		s.WaitTaken(ctx, time.Second)
+	}
+}
+
+// A token refused for any reason is used up: after the device is cleared it
+// still cannot pay (the anti-jackpotting rule: one token, one attempt).
+func TestRefusedTokenIsUsedUp(t *testing.T) {
+	ctx := context.Background()
+	s := newSim(t, "", Faults{})
+	// Leave notes at the exit so the next Dispense is refused with a
+	// sequence error before any note moves.
+	if _, err := s.Dispense(ctx, dispenser.Mix{"CST1": 1}, token(t, s, 10000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Present(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok := token(t, s, 10000)
+	if _, err := s.Dispense(ctx, dispenser.Mix{"CST1": 1}, tok); !errors.Is(err, dispenser.ErrSequence) {
+		t.Fatalf("dispense with notes left: %v", err)
+	}
+	if _, err := s.Retract(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Dispense(ctx, dispenser.Mix{"CST1": 1}, tok); !errors.Is(err, dispenser.ErrNoCommandNonce) {
+		t.Fatalf("refused token paid after the retract: %v", err)
+	}
+	// Retract and Reset clear a nonce that was issued but not yet used.
+	tok = token(t, s, 10000)
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Dispense(ctx, dispenser.Mix{"CST1": 1}, tok); !errors.Is(err, dispenser.ErrNoCommandNonce) {
+		t.Fatalf("token issued before a reset paid: %v", err)
 	}
 }

@@ -89,6 +89,12 @@ var ErrBusy = errors.New("atm: a session is already in progress")
 // ErrOutOfService is returned when the appliance cannot serve customers.
 var ErrOutOfService = errors.New("atm: out of service")
 
+// ErrStorage is returned by Run when a state change could not be committed
+// to bbolt. The core stops rather than go on with a session whose next step
+// is not on disk: the appliance exits, its service manager restarts it, and
+// Recover settles the session from the last committed state.
+var ErrStorage = errors.New("atm: cannot commit a state change")
+
 // CannotPayError says why an amount cannot be paid and which amounts can.
 type CannotPayError struct {
 	Reason  string  // "limit", "multiple", "daily_limit", "notes", "dispenser", "link"
@@ -126,6 +132,11 @@ type ATM struct {
 	takeCancel context.CancelFunc // stops it (more time asked)
 	safWake    chan struct{}
 	runCtx     context.Context
+	fatal      chan error
+	// unrecovered counts in-flight sessions Recover could not settle yet
+	// because the dispenser could not say what it did; the terminal stays
+	// out of service and Run retries until it can.
+	unrecovered int
 }
 
 // New validates cfg and returns a core ready for Recover and Run.
@@ -141,6 +152,7 @@ func New(cfg Config) (*ATM, error) {
 		changed: make(chan struct{}, 1),
 		waiters: map[string][]chan Result{},
 		safWake: make(chan struct{}, 1),
+		fatal:   make(chan error, 1),
 	}
 	a.view.InService = true
 	return a, nil
@@ -151,26 +163,45 @@ func (a *ATM) Config() Config { return a.cfg }
 
 // Run owns the session state until ctx is done. It first recovers sessions
 // left in flight by a crash, then serves customers, dispense commands and
-// the store-and-forward queue.
+// the store-and-forward queue. It returns ctx's error, or ErrStorage when a
+// state change could not be committed.
 func (a *ATM) Run(ctx context.Context) error {
+	a.runCtx = ctx
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
-	a.runCtx = ctx
 	go a.safLoop(ctx)
 	a.refreshService(ctx)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for {
+	for ticks := 1; ; ticks++ {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case err := <-a.fatal:
+			return err
 		case fn := <-a.events:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			fn(ctx)
 		case <-tick.C:
+			if a.unrecovered > 0 && ticks%5 == 0 {
+				if err := a.Recover(ctx); err != nil {
+					return err
+				}
+			}
 			a.checkExpiry(ctx)
 			a.refreshService(ctx)
 		}
+	}
+}
+
+// stop makes Run return err.
+func (a *ATM) stop(err error) {
+	select {
+	case a.fatal <- err:
+	default:
 	}
 }
 
@@ -192,7 +223,16 @@ func (a *ATM) do(ctx context.Context, fn func(ctx context.Context)) error {
 
 // post queues fn for the owner goroutine without waiting.
 func (a *ATM) post(fn func(ctx context.Context)) {
-	go func() { a.events <- fn }()
+	done := context.Background().Done()
+	if a.runCtx != nil {
+		done = a.runCtx.Done()
+	}
+	go func() {
+		select {
+		case a.events <- fn:
+		case <-done:
+		}
+	}()
 }
 
 // View returns a copy of what the screen should show.
@@ -250,6 +290,9 @@ func (a *ATM) refreshService(ctx context.Context) {
 }
 
 func (a *ATM) serviceProblem(ctx context.Context) string {
+	if a.unrecovered > 0 {
+		return "recovery"
+	}
 	if l := a.cfg.Links; l != nil {
 		if !l.ProxyUp() {
 			return "link"

@@ -125,8 +125,10 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 		},
 	})
 	if err != nil {
-		a.log.Error("cannot commit accepted command", "err", err)
+		a.log.Error("cannot commit accepted command; stopping for recovery", "err", err)
 		refuse("96", "cannot store session state", s.ID)
+		a.setService(false, "storage")
+		a.stop(fmt.Errorf("%w: %w", ErrStorage, err))
 		return
 	}
 	a.waiters[s.ID] = append(a.waiters[s.ID], reply)

@@ -23,6 +23,13 @@ func (a *ATM) step(id string, want State, act func(ctx context.Context) func(s *
 	}
 	go func() {
 		on := act(ctx)
+		if ctx.Err() != nil {
+			// Shutting down: the device call may have been cut short. Its
+			// result is not evidence of anything; the session stays in its
+			// committed state and Recover settles it at the next start.
+			a.log.Warn("shutdown during a device or host step; recovery will settle the session", "session", short(id), "state", want)
+			return
+		}
 		a.post(func(context.Context) {
 			s := a.cur
 			if s == nil || s.ID != id || s.State != want {
@@ -35,12 +42,14 @@ func (a *ATM) step(id string, want State, act func(ctx context.Context) func(s *
 }
 
 // advance commits ch and then starts what the new state stands for. A commit
-// error stops the session where it is (nothing done unrecorded) and takes
-// the terminal out of service; recovery settles it at the next start.
+// error stops the session where it is (nothing done unrecorded), takes the
+// terminal out of service and stops the core (ErrStorage): the appliance
+// restarts and Recover settles the session from its last committed state.
 func (a *ATM) advance(s *Session, ch change) {
 	if err := a.commit(s, ch); err != nil {
-		a.log.Error("cannot commit state change; out of service", "session", short(s.ID), "event", ch.ev, "err", err)
+		a.log.Error("cannot commit state change; stopping for recovery", "session", short(s.ID), "event", ch.ev, "err", err)
 		a.setService(false, "storage")
+		a.stop(fmt.Errorf("%w: session %s, event %s: %w", ErrStorage, short(s.ID), ch.ev, err))
 		return
 	}
 	a.log.Info("session", "session", short(s.ID), "state", s.State, "event", ch.ev)
@@ -132,6 +141,11 @@ func (a *ATM) onDispensed(s *Session, units []dispenser.CashUnit, res dispenser.
 			data:   map[string]string{"xfs": dispenser.Code(err)},
 			mutate: func(ns *Session) { ns.Reason = "dispense_failed:" + dispenser.Code(err) },
 			queue:  []string{KindReversal}})
+		if errors.Is(err, dispenser.ErrSequence) {
+			// Notes of an earlier transaction are still in the device:
+			// clear them so the next customer is not refused too.
+			a.resetDevice()
+		}
 	default:
 		// Unknown failure (e.g. device link lost mid-command): as in doubt.
 		a.advance(s, change{ev: EvCountUnknown, kind: "IN DOUBT", text: "dispense outcome unknown; operator must count: " + err.Error(),

@@ -18,6 +18,11 @@ import (
 // dispenser what was really paid (PresentStatuser), retracts notes still at
 // the exit, reverses what was not paid, marks the session for the operator
 // and journals it. It never dispenses for it again.
+//
+// A dispenser that cannot answer (offline, not ready) is not evidence: the
+// session keeps its committed state, the terminal stays out of service
+// ("recovery") and Run asks again every few seconds until it can settle it.
+// Notes no session owns any more are cleared at the end.
 func (a *ATM) Recover(ctx context.Context) error {
 	if err := a.initUnitCounters(ctx); err != nil {
 		return err
@@ -29,7 +34,7 @@ func (a *ATM) Recover(ctx context.Context) error {
 			if err := json.Unmarshal(v, &s); err != nil {
 				return fmt.Errorf("atm: session %s: %w", short(id), err)
 			}
-			if !s.State.Terminal() {
+			if !s.State.Terminal() && (a.cur == nil || a.cur.ID != s.ID) {
 				open = append(open, s)
 			}
 			return nil
@@ -38,12 +43,71 @@ func (a *ATM) Recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("atm: recovery: %w", err)
 	}
+	a.unrecovered = 0
 	for i := range open {
-		if err := a.recoverOne(ctx, &open[i]); err != nil {
+		err := a.recoverOne(ctx, &open[i])
+		switch {
+		case errors.Is(err, errDeviceUnavailable):
+			// Not evidence of anything: keep the session as it is, stay
+			// out of service, and ask the dispenser again later.
+			a.unrecovered++
+			a.log.Warn("recovery waits for the dispenser", "session", short(open[i].ID), "state", open[i].State, "err", err)
+		case err != nil:
 			return err
 		}
 	}
+	if a.unrecovered == 0 {
+		a.clearLeftovers(ctx)
+	}
 	return nil
+}
+
+// errDeviceUnavailable: the dispenser could not be asked what it did.
+var errDeviceUnavailable = errors.New("atm: dispenser unavailable for recovery")
+
+// clearLeftovers clears notes no session owns any more: notes in the
+// stacker are purged to the reject bin (reset), notes at the exit are
+// retracted, so the next customer's dispense is not refused.
+func (a *ATM) clearLeftovers(ctx context.Context) {
+	p, ok := a.cfg.Dispenser.(PresentStatuser)
+	if !ok {
+		return
+	}
+	ps, err := p.PresentStatus(ctx)
+	if err != nil {
+		return
+	}
+	var what string
+	st, serr := a.cfg.Dispenser.Status(ctx)
+	switch {
+	case serr == nil && st.Device == dispenser.StateHardwareError:
+		// A fault left by the last run (a jam, say): reset, as an ATM does
+		// at start; notes stuck inside go to the reject bin.
+		if r, ok := a.cfg.Dispenser.(Resetter); ok {
+			err, what = r.Reset(ctx), "device fault cleared by a reset at start; notes inside purged to the reject bin"
+		}
+	case ps.State == dispenser.PresentStacked:
+		if r, ok := a.cfg.Dispenser.(Resetter); ok {
+			err, what = r.Reset(ctx), "notes left in the stacker purged to the reject bin"
+		}
+	case ps.State == dispenser.PresentPresented:
+		_, err = a.cfg.Dispenser.Retract(ctx)
+		what = "notes left at the exit retracted"
+	}
+	if what == "" {
+		return
+	}
+	if err != nil {
+		a.log.Error("cannot clear notes left in the dispenser", "err", err)
+		return
+	}
+	a.log.Warn(what)
+	if err := a.db.UpdateLabeled("leftovers", func(tx *store.Tx) error {
+		_, err := tx.AppendJournal(store.Entry{Kind: "LEFTOVER NOTES CLEARED", Text: what, Data: map[string]string{"mix": ps.Dispensed.String()}})
+		return err
+	}); err != nil {
+		a.log.Error("journal", "err", err)
+	}
 }
 
 // Resolution is how recovery settles a session.
@@ -109,11 +173,11 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 	var ps *dispenser.PresentStatus
 	if s.State.InFlight() && s.State != StateAuthorizing {
 		if p, ok := a.cfg.Dispenser.(PresentStatuser); ok {
-			if got, err := p.PresentStatus(ctx); err == nil {
-				ps = &got
-			} else {
-				a.log.Error("recovery: present status", "err", err)
+			got, err := p.PresentStatus(ctx)
+			if err != nil {
+				return fmt.Errorf("%w: %w", errDeviceUnavailable, err)
 			}
+			ps = &got
 		}
 	}
 	r := Resolve(*s, ps)
@@ -135,6 +199,8 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 				r.Queue = KindReversal
 			}
 			ch.text = r.Text
+		case errors.Is(err, dispenser.ErrDeviceNotReady) || ctx.Err() != nil:
+			return fmt.Errorf("%w: retract: %w", errDeviceUnavailable, err)
 		case err != nil:
 			r = Resolution{State: StateInDoubt, Operator: true, Text: "recovery retract failed; operator must count: " + err.Error()}
 			ch.text = r.Text

@@ -112,17 +112,29 @@ func TestCrashRecovery(t *testing.T) {
 	bin := buildATM(t)
 	const amount = 30000
 	for _, tt := range []struct {
-		point string
-		paid  int64
+		point  string
+		paid   int64
+		faults appliance.SimFaults
+		// offline: the dispenser is offline at the first restart, so the
+		// appliance must wait (out of service) rather than guess.
+		offline bool
 	}{
-		{"AwaitingPhone", 0},
-		{"Authorizing", 0},
-		{"Dispensing", 0},
-		{"Presenting", 0},
-		{"AwaitingTake", 0},
-		{"Completed", amount},
+		{point: "AwaitingPhone"},
+		{point: "Authorizing"},
+		{point: "Dispensing"},
+		{point: "Presenting"},
+		{point: "AwaitingTake"},
+		{point: "Completed", paid: amount},
+		{point: "Retracting", faults: appliance.SimFaults{NotesNotTaken: true}},
+		{point: "Retracted", faults: appliance.SimFaults{NotesNotTaken: true}},
+		{point: "Failed", faults: appliance.SimFaults{JamAfter: 1}},
+		{point: "Presenting", offline: true},
 	} {
-		t.Run(tt.point, func(t *testing.T) {
+		name := tt.point
+		if tt.offline {
+			name += "-dispenser-offline-at-restart"
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			hcfg, err := hostsim.LoadConfig("../../configs/hostsim.json")
 			if err != nil {
@@ -157,9 +169,20 @@ func TestCrashRecovery(t *testing.T) {
 			cfg.Screen = appliance.Screen{Mode: "headless", PNG: filepath.Join(dir, "screen.png")}
 			cfg.TakeTimeout = appliance.Duration(2 * time.Second)
 			cfg.Dispenser.Sim.Latency, cfg.Dispenser.Sim.TakeDelay = 0, appliance.Duration(50*time.Millisecond)
+			cfg.Dispenser.Sim.Faults = tt.faults
 			b, _ := json.Marshal(cfg)
 			cfgPath := filepath.Join(dir, "atm.json")
 			os.WriteFile(cfgPath, b, 0o600)
+			// After the crash the faults are gone (an engineer fixed the
+			// device), or the dispenser is offline for the first restart.
+			cfg.Dispenser.Sim.Faults = appliance.SimFaults{}
+			b, _ = json.Marshal(cfg)
+			fixedPath := filepath.Join(dir, "atm-fixed.json")
+			os.WriteFile(fixedPath, b, 0o600)
+			cfg.Dispenser.Sim.Faults = appliance.SimFaults{Offline: true}
+			b, _ = json.Marshal(cfg)
+			offlinePath := filepath.Join(dir, "atm-offline.json")
+			os.WriteFile(offlinePath, b, 0o600)
 			logPath := filepath.Join(dir, "atm.log")
 			defer func() {
 				if t.Failed() {
@@ -196,8 +219,21 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatalf("the appliance never reached %s", tt.point)
 			}
 
+			if tt.offline {
+				p = startATM(t, bin, offlinePath, "", logPath)
+				waitStatus(t, control, "out of service waiting to recover", func(st appliance.Status) bool {
+					return st.HostUp && !st.InService && st.Reason == "recovery"
+				})
+				// Nothing is reversed on a guess: the debit stands until the
+				// dispenser can say what it did.
+				if b, _ := host.Balance(zhang); b != before-amount {
+					t.Fatalf("balance %d while recovery waits, want %d (debit standing)", b, before-amount)
+				}
+				p.cmd.Process.Signal(syscall.SIGTERM)
+				<-p.done
+			}
 			// Restart without the failure point: recovery, then the queue drains.
-			p = startATM(t, bin, cfgPath, "", logPath)
+			p = startATM(t, bin, fixedPath, "", logPath)
 			waitStatus(t, control, "recovered and settled", func(st appliance.Status) bool { return up(st) && st.SAFPending == 0 })
 			p.cmd.Process.Signal(syscall.SIGTERM)
 			<-p.done
@@ -250,7 +286,8 @@ func TestCrashRecovery(t *testing.T) {
 				}
 				return tx.JournalRange(0, func(e store.Entry) error { kinds = append(kinds, e.Kind); return nil })
 			})
-			if tt.point != "AwaitingPhone" && tt.point != "Completed" && !strings.Contains(strings.Join(kinds, ","), "RECOVERY") {
+			terminal := map[string]bool{"AwaitingPhone": true, "Completed": true, "Retracted": true, "Failed": true}
+			if !terminal[tt.point] && !strings.Contains(strings.Join(kinds, ","), "RECOVERY") {
 				t.Errorf("no recovery journaled: %v", kinds)
 			}
 		})

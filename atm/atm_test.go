@@ -98,7 +98,9 @@ func (h *fakeHost) counts() (auths, advices, reversals int) {
 }
 
 type rig struct {
-	t    *testing.T
+	t      *testing.T
+	runErr chan error      // what Run returned
+	cancel context.CancelFunc
 	core *atm.ATM
 	host *fakeHost
 	sim  *dispensersim.Sim
@@ -160,8 +162,10 @@ func newRig(t *testing.T, faults dispensersim.Faults) *rig {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.runErr = make(chan error, 1)
 	done := make(chan struct{})
-	go func() { r.core.Run(ctx); close(done) }()
+	go func() { r.runErr <- r.core.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return r
 }
@@ -605,5 +609,81 @@ func TestOperatorSettlesInDoubt(t *testing.T) {
 			}
 			r.verify()
 		})
+	}
+}
+
+// gatedHost holds every authorization until release is closed.
+type gatedHost struct {
+	*fakeHost
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedHost) Authorize(ctx context.Context, r hostlink.AuthRequest) (hostlink.AuthResponse, error) {
+	close(g.entered)
+	<-g.release
+	return g.fakeHost.Authorize(ctx, r)
+}
+
+// A state change that cannot be committed stops the core (ErrStorage) so
+// the appliance restarts and recovery settles the session; nothing is done
+// past the last committed state.
+func TestCommitFailureStopsCore(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	g := &gatedHost{fakeHost: r.host, entered: make(chan struct{}), release: make(chan struct{})}
+	core, err := atm.New(func() atm.Config { c := r.core.Config(); c.Host = g; return c }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cancel() // stop the rig's core; run ours on the same store
+	<-r.runErr
+	errc := make(chan error, 1)
+	go func() { errc <- core.Run(context.Background()) }()
+	s, err := core.RequestWithdrawal(context.Background(), 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go core.HandleCommand(context.Background(), atm.Command{STAN: "000001", TerminalID: "ATM00001", Amount: 10000, Currency: "156", QRPayload: s.QR})
+	<-g.entered
+	r.db.Close() // the disk goes away while the host is deciding
+	close(g.release)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, atm.ErrStorage) {
+			t.Fatalf("Run returned %v, want ErrStorage", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("core kept running after a failed commit")
+	}
+	if c := r.sim.Counters(); c[0].Dispensed+c[1].Dispensed != 0 {
+		t.Fatal("cash moved past a state that was never committed")
+	}
+}
+
+// Shutdown in the middle of a device step leaves the session in its
+// committed state for recovery; the cut-short call is not taken as a fault.
+func TestShutdownLeavesSessionForRecovery(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{NotesNotTaken: true})
+	s := r.session(10000)
+	go r.command(s, "000001")
+	for i := 0; i < 400; i++ {
+		if v := r.core.View(); v.Session != nil && v.Session.State == atm.StateAwaitingTake {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.cancel()
+	<-r.runErr
+	time.Sleep(50 * time.Millisecond) // let a (wrongly) posted result land, if any
+	var got atm.Session
+	r.db.View(func(tx *store.Tx) error {
+		b, err := tx.GetSession(s.ID)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &got)
+	})
+	if got.State != atm.StateAwaitingTake {
+		t.Fatalf("state after shutdown %s, want AwaitingTake (for recovery)", got.State)
 	}
 }

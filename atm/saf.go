@@ -63,7 +63,14 @@ func (a *ATM) drainSAF(ctx context.Context) time.Duration {
 			backoff := a.backoff(it.Attempts)
 			it.NextAttempt = now.Add(backoff)
 			next = min(next, backoff)
-			a.log.Warn("store-and-forward: host did not acknowledge; will resend", "kind", it.Kind, "id", it.ID, "attempts", it.Attempts, "retry_in", backoff.Round(time.Millisecond), "err", err)
+			if errors.Is(err, hostlink.ErrRejected) {
+				// The host answered but refused it: resending will not help
+				// on its own. Keep it (it must reach the host) and raise the
+				// alarm for the operator and the bank.
+				a.log.Error("ALARM store-and-forward: host rejected an advice or reversal; operator and bank must reconcile", "kind", it.Kind, "id", it.ID, "attempts", it.Attempts, "err", err)
+			} else {
+				a.log.Warn("store-and-forward: host did not acknowledge; will resend", "kind", it.Kind, "id", it.ID, "attempts", it.Attempts, "retry_in", backoff.Round(time.Millisecond), "err", err)
+			}
 			if uerr := a.db.UpdateLabeled("saf-retry", func(tx *store.Tx) error { return tx.UpdateQueueItem(it) }); uerr != nil {
 				a.log.Error("store-and-forward: update item", "err", uerr)
 			}

@@ -16,6 +16,7 @@
 package qr
 
 import (
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -107,15 +108,15 @@ func Parse(s string) (Payload, error) {
 	return p, nil
 }
 
-// Verify recomputes the MAC of p with mac and compares it. The comparison
-// need not be constant-time: the MAC is printed on the screen for anyone to
-// read; what it protects against is changing the other fields.
+// Verify recomputes the MAC of p with mac and compares it in constant time
+// (the MAC is on the screen for anyone to read, but a verifier should never
+// leak how much of a forged MAC was right).
 func Verify(p Payload, mac Macer) error {
 	m, err := mac([]byte(p.Signed()))
 	if err != nil {
 		return fmt.Errorf("qr: MAC: %w", err)
 	}
-	if strings.ToUpper(hex.EncodeToString(m)) != p.MAC {
+	if subtle.ConstantTimeCompare([]byte(strings.ToUpper(hex.EncodeToString(m))), []byte(p.MAC)) != 1 {
 		return ErrMAC
 	}
 	return nil

@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/moov-io/iso8583"
 	iso8583errors "github.com/moov-io/iso8583/errors"
@@ -52,14 +53,25 @@ func (c *Codec) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 	return m, nil
 }
 
-// WriteMessage implements connection.MessageWriter.
+// WriteMessage implements connection.MessageWriter. The message is sealed
+// straight into a pooled frame buffer (header and TPDU first), framed in
+// place and written in one call.
 func (c *Codec) WriteMessage(w io.Writer, m *iso8583.Message) error {
-	raw, err := c.Protector.Seal(m)
+	bp := framePool.Get().(*[]byte)
+	defer framePool.Put(bp)
+	hdr := 2 + len(c.Framer.TPDU)
+	buf := (*bp)[:0]
+	for range hdr {
+		buf = append(buf, 0)
+	}
+	buf, err := c.Protector.appendSeal(buf, m)
 	if err != nil {
 		return &iso8583errors.PackError{Err: err}
 	}
-	// One buffer sized for header, TPDU and message, written in one call.
-	frame, err := c.Framer.AppendFrame(make([]byte, 0, 2+len(c.Framer.TPDU)+len(raw)), raw)
+	if cap(buf) <= maxPooledFrame {
+		*bp = buf[:0]
+	}
+	frame, err := c.Framer.frameInPlace(buf)
 	if err != nil {
 		return &iso8583errors.PackError{Err: err}
 	}
@@ -68,3 +80,8 @@ func (c *Codec) WriteMessage(w io.Writer, m *iso8583.Message) error {
 	}
 	return nil
 }
+
+// maxPooledFrame bounds the frame buffers kept in framePool.
+const maxPooledFrame = 8 << 10
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

@@ -147,6 +147,27 @@ func (f Framer) AppendFrame(dst, msg []byte) ([]byte, error) {
 	return append(dst, msg...), nil
 }
 
+// frameInPlace frames the message that buf holds after room for the
+// header and TPDU (2+len(f.TPDU) bytes, whatever their content): it writes
+// the header and TPDU there and returns buf. The checks and errors are
+// those of AppendFrame.
+func (f Framer) frameInPlace(buf []byte) ([]byte, error) {
+	if err := f.checkTPDU(); err != nil {
+		return nil, err
+	}
+	hdr := 2 + len(f.TPDU)
+	if len(buf) <= hdr {
+		return nil, &FrameError{Err: ErrFrameMalformed, Length: 0, Reason: "empty message"}
+	}
+	n := len(buf) - 2
+	if n > f.max() {
+		return nil, &FrameError{Err: ErrFrameTooLarge, Length: n, Reason: fmt.Sprintf("max %d", f.max())}
+	}
+	binary.BigEndian.PutUint16(buf, uint16(n))
+	copy(buf[2:], f.TPDU)
+	return buf, nil
+}
+
 // WriteFrame writes the frame of msg with a single Write call.
 func (f Framer) WriteFrame(w io.Writer, msg []byte) error {
 	b, err := f.AppendFrame(make([]byte, 0, 2+TPDULen+len(msg)), msg)

@@ -46,7 +46,10 @@ func FuzzReadFrame(f *testing.F) {
 
 // FuzzOpen: Open never panics, never returns both a message and an error,
 // and accepts only messages whose MAC verifies: an accepted message is
-// exactly what Seal produces for it.
+// exactly what Seal produces for it. Open also agrees with the
+// implementation before the fast paths (openRef) on every input: same
+// acceptance, same message, same error details; and the fast path's
+// canonical-form scan agrees with the module's unpack and re-pack.
 func FuzzOpen(f *testing.F) {
 	mod := newModule(f)
 	p := NewProtector(mod, gen1)
@@ -54,6 +57,8 @@ func FuzzOpen(f *testing.F) {
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkOpenSame(t, p, data)
+		checkScan(t, data)
 		m, err := p.Open(data)
 		if (m == nil) == (err == nil) {
 			t.Fatalf("Open returned message %v and error %v", m != nil, err)

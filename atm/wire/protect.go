@@ -182,10 +182,34 @@ func macField[V any](fields map[int]V) int {
 // MAC field) goes in field 128, or 64 when no field above 64 is present.
 // Because field 96 is always present, in practice the MAC is in field 128.
 //
-// The copy is made field by field (each value moved with Bytes/SetBytes,
-// the encrypted fields set straight to their ciphertext), and the result
-// is packed once; the MAC is then written over the packed placeholder.
+// Messages whose fields all have a simple layout on Spec (every field the
+// system uses) are written straight to bytes (fast.go); any other message
+// goes through sealGeneric. Both give the same bytes.
 func (p *Protector) Seal(msg *iso8583.Message) ([]byte, error) {
+	return p.appendSeal(nil, msg)
+}
+
+// appendSeal appends the sealed form of msg to dst (Seal; the Codec seals
+// straight into its frame buffer).
+func (p *Protector) appendSeal(dst []byte, msg *iso8583.Message) ([]byte, error) {
+	if msg == nil {
+		return nil, errors.New("wire: seal: nil message")
+	}
+	if out, ok := p.sealFast(dst, msg); ok {
+		return out, nil
+	}
+	packed, err := p.sealGeneric(msg)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, packed...), nil
+}
+
+// sealGeneric is Seal through the iso8583 module: the message is copied
+// field by field (each value moved with Bytes/SetBytes, the encrypted
+// fields set straight to their ciphertext) and packed once; the MAC is
+// then written over the packed placeholder.
+func (p *Protector) sealGeneric(msg *iso8583.Message) ([]byte, error) {
 	if msg == nil {
 		return nil, errors.New("wire: seal: nil message")
 	}
@@ -289,12 +313,30 @@ func upperHex(dst, src []byte) {
 	}
 }
 
-// Open unpacks raw, verifies its MAC and decrypts fields 62 and 120. It
-// fails closed: a missing MAC, a wrong MAC, an unknown key KCV in field 96
-// or a malformed message all give a *MessageError (ErrMAC or ErrMalformed)
-// and no message. Nothing is decrypted before the MAC verifies. The
-// returned message has fields 62 and 120 in clear.
-func (p *Protector) Open(raw []byte) (msg *iso8583.Message, err error) {
+// Open checks that raw is a canonical message on Spec, verifies its MAC
+// and decrypts fields 62 and 120. It fails closed: a missing MAC, a wrong
+// MAC, an unknown key KCV in field 96 or a malformed message all give a
+// *MessageError (ErrMAC or ErrMalformed) and no message. Nothing is
+// decrypted before the MAC verifies. The returned message has fields 62
+// and 120 in clear.
+//
+// Canonical messages whose fields all have a simple layout are parsed
+// once, directly from raw (fast.go): the canonical form is checked while
+// parsing, which is equivalent to the general path's unpack and re-pack;
+// everything else goes through openGeneric. Both accept the same inputs
+// and give the same message or error.
+func (p *Protector) Open(raw []byte) (*iso8583.Message, error) {
+	if m, err, ok := p.openFast(raw); ok {
+		return m, err
+	}
+	return p.openGeneric(raw)
+}
+
+// openGeneric is Open through the iso8583 module: unpack, re-pack to check
+// the canonical form, verify, decrypt. Open uses it for every input the
+// fast path does not take (anything that is not a canonical message of
+// fields with simple layouts, so in practice only malformed input).
+func (p *Protector) openGeneric(raw []byte) (msg *iso8583.Message, err error) {
 	merr := &MessageError{MTI: sniffMTI(raw)}
 	defer func() {
 		if r := recover(); r != nil {

@@ -99,13 +99,13 @@ func (h *fakeHost) counts() (auths, advices, reversals int) {
 
 type rig struct {
 	t      *testing.T
-	runErr chan error      // what Run returned
+	runErr chan error // what Run returned
 	cancel context.CancelFunc
-	core *atm.ATM
-	host *fakeHost
-	sim  *dispensersim.Sim
-	db   *store.DB
-	now  *clock
+	core   *atm.ATM
+	host   *fakeHost
+	sim    *dispensersim.Sim
+	db     *store.DB
+	now    *clock
 }
 
 // clock runs at real speed from a fixed start, and Add jumps it ahead.

@@ -124,10 +124,11 @@ type Client struct {
 	st     Status
 	conn   *connection.Connection
 	prot   *wire.Protector
-	cur    *keyGen          // working keys in use
-	prev   *keyGen          // previous keys, accepted inbound until confirmed (162)
-	kxResp map[string]error // 0810 to our 001/161, by STAN: key install result
-	kxPush map[string]error // proxy's 0800/162, by STAN: key install result
+	cur    *keyGen              // working keys in use
+	prev   *keyGen              // previous keys, accepted inbound until confirmed (162)
+	kxResp map[string]error     // 0810 to our 001/161, by STAN: key install result
+	kxPush map[string]error     // proxy's 0800/162, by STAN: key install result
+	kxSeen map[string]time.Time // 162 STANs accepted within the duplicate window
 	seen   map[string]*seenSTAN
 }
 
@@ -192,6 +193,7 @@ func New(cfg Config) (*Client, error) {
 		log:    cfg.Logger.With("component", "proxyclient", "terminal", cfg.TerminalID),
 		kxResp: map[string]error{},
 		kxPush: map[string]error{},
+		kxSeen: map[string]time.Time{},
 		seen:   map[string]*seenSTAN{},
 	}
 	c.stan.Store(uint32(rand.IntN(999999)))

@@ -41,7 +41,7 @@ func (c *Client) netMgmtRequest(conn *connection.Connection, m *iso8583.Message)
 		switch {
 		case !ok:
 			rc = wire.RCSystemMalfunction
-		case errors.Is(err, hsm.ErrKCVMismatch):
+		case errors.Is(err, hsm.ErrKCVMismatch), errors.Is(err, errReplayedKeyChange):
 			rc = wire.RCSecurityViolation
 		case err != nil:
 			rc = wire.RCSystemMalfunction

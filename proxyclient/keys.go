@@ -62,6 +62,14 @@ func (c *Client) afterRead(prot *wire.Protector, m *iso8583.Message) {
 		err := c.installKeys(prot, field(m, wire.FieldAdditionalData), false)
 		c.setKX(c.kxResp, stan, err, true)
 	case mti == wire.MTINetMgmtRequest && code == wire.NetKeyChange:
+		// The network-management MAC key never changes, so a recorded 162
+		// would verify forever: refuse one that is stale or seen before,
+		// or an attacker could put old working keys back.
+		if err := c.freshKeyChange(stan, field(m, wire.FieldTransmissionDT)); err != nil {
+			c.log.Warn("key change refused", "stan", stan, "reason", err)
+			c.setKX(c.kxPush, stan, err, true)
+			return
+		}
 		// A new push implies the proxy confirmed and uses the staged keys
 		// (it pushes only after the ack of the previous one).
 		c.confirm(prot)
@@ -159,4 +167,29 @@ func (c *Client) deleteKeys(gs ...*keyGen) {
 			}
 		}
 	}
+}
+
+// errReplayedKeyChange: a key change push outside the duplicate window or
+// with a STAN already seen in it.
+var errReplayedKeyChange = errors.New("proxyclient: replayed or stale key change")
+
+// freshKeyChange accepts a 162 only once per STAN within the duplicate
+// window and only with a transmission time inside it.
+func (c *Client) freshKeyChange(stan, dt string) error {
+	now := c.cfg.Now()
+	if dt == "" || stale(dt, now, c.cfg.DuplicateWindow) {
+		return fmt.Errorf("%w: transmission time %q outside %s of now", errReplayedKeyChange, dt, c.cfg.DuplicateWindow)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s, at := range c.kxSeen {
+		if now.Sub(at) > c.cfg.DuplicateWindow {
+			delete(c.kxSeen, s)
+		}
+	}
+	if _, ok := c.kxSeen[stan]; ok {
+		return fmt.Errorf("%w: STAN %s seen before", errReplayedKeyChange, stan)
+	}
+	c.kxSeen[stan] = now
+	return nil
 }

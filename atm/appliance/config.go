@@ -123,6 +123,10 @@ type SimFaults struct {
 // POST /withdraw...). Empty Addr: none.
 type Control struct {
 	Addr string `json:"addr"`
+	// CustomerInput enables POST /withdraw and POST /cancel: the customer's
+	// input for headless runs and the laptop simulator. Off on a real ATM,
+	// where only the screen and keypad speak for the customer.
+	CustomerInput bool `json:"customerInput"`
 }
 
 // Screen says how the customer's screen is shown.

@@ -44,12 +44,15 @@ type SessionStatus struct {
 //
 //	GET  /status         link, service and session status (JSON)
 //	GET  /screen.png     the customer's screen as last rendered (headless)
-//	POST /withdraw?amount=N   the customer chose an amount (minor units)
-//	POST /cancel         the customer pressed Cancel
+//	POST /withdraw?amount=N   the customer chose an amount (minor units) *
+//	POST /cancel         the customer pressed Cancel *
 //	GET  /journal/verify checks the electronic journal's hash chain
 //	GET  /totals?day=YYYY-MM-DD  cash paid that day and the cassette counters, for balancing
 //	GET  /operator/in-doubt      sessions waiting for an operator's count
 //	POST /operator/settle?session=ID&paid=N&operator=NAME   record the count
+//
+// (*) only with control.customerInput: simulated customer input for headless
+// runs and the laptop simulator.
 func (a *Appliance) ServeControl(ctx context.Context, addr string, ready func(net.Addr)) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -90,6 +93,9 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		_, _ = w.Write(a.screen.PNG())
 	})
 	mux.HandleFunc("POST /withdraw", func(w http.ResponseWriter, r *http.Request) {
+		if !a.customerInput(w) {
+			return
+		}
 		amount, err := strconv.ParseInt(r.URL.Query().Get("amount"), 10, 64)
 		if err != nil {
 			writeJSON(w, 400, map[string]string{"error": "amount must be an integer in minor units"})
@@ -107,6 +113,9 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		}
 	})
 	mux.HandleFunc("POST /cancel", func(w http.ResponseWriter, r *http.Request) {
+		if !a.customerInput(w) {
+			return
+		}
 		a.Backend.Cancel()
 		writeJSON(w, 200, a.Status())
 	})
@@ -160,6 +169,16 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		writeJSON(w, 200, map[string]bool{"ok": true})
 	})
 	return mux
+}
+
+// customerInput refuses the simulated-customer endpoints unless the
+// configuration enables them.
+func (a *Appliance) customerInput(w http.ResponseWriter) bool {
+	if a.Config.Control.CustomerInput {
+		return true
+	}
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": "customer input through the control endpoint is disabled (control.customerInput)"})
+	return false
 }
 
 // Status reports links, service and the current session.

@@ -137,6 +137,17 @@ func TestDuplicateAuthorizationDebitsOnce(t *testing.T) {
 	if got := mustBalance(t, f.Host, "C-ALICE"); got != before-10000 {
 		t.Fatalf("balance %d after STAN reuse", got)
 	}
+	// The same STAN at another transmission time is another transaction:
+	// the terminal's STAN wraps after 999999 and must not lock it out.
+	later := r
+	later.Time = r.Time.Add(26 * time.Hour)
+	later.DispenseNonce = linktest.Nonce(t)
+	if a := authorize(t, c, later); !a.Approved() {
+		t.Fatalf("wrapped STAN answered %s, want an approval", a.ResponseCode)
+	}
+	if got := mustBalance(t, f.Host, "C-ALICE"); got != before-20000 {
+		t.Fatalf("balance %d, want two debits", got)
+	}
 }
 
 func TestCompletionAndReversalExactlyOnce(t *testing.T) {

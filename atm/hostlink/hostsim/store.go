@@ -93,7 +93,12 @@ type Totals struct {
 	Net      int64 `json:"net"`      // Approved - Reversed
 }
 
-func authKey(terminal, stan string) []byte { return []byte(terminal + "/" + stan) }
+// authKey identifies an authorization as ISO 8583 does: terminal, STAN and
+// the transmission date-time of the original (both are in field 90 of its
+// advice or reversal). The STAN alone wraps after 999999 transactions.
+func authKey(terminal, stan, transmitDT string) []byte {
+	return []byte(terminal + "/" + stan + "/" + transmitDT)
+}
 
 func dayKey(id, day string) []byte { return []byte(id + "/" + day) }
 

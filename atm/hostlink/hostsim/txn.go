@@ -46,7 +46,7 @@ func (s *Server) authorize(term string, w *wire.Withdrawal, f Faults) *wire.With
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		auths := tx.Bucket(bucketAuths)
 		var old authRecord
-		found, err := getJSON(auths, authKey(term, w.STAN), &old)
+		found, err := getJSON(auths, authKey(term, w.STAN, w.TransmissionDateTime), &old)
 		if err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func (s *Server) authorize(term string, w *wire.Withdrawal, f Faults) *wire.With
 		if err != nil {
 			return err
 		}
-		return putJSON(auths, authKey(term, w.STAN), &rec)
+		return putJSON(auths, authKey(term, w.STAN, w.TransmissionDateTime), &rec)
 	})
 	if err != nil {
 		log.Error("0200 failed", "err", err)
@@ -191,7 +191,7 @@ func (s *Server) advice(term string, a *wire.Advice) *wire.Advice {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		auths := tx.Bucket(bucketAuths)
 		var rec authRecord
-		found, err := getJSON(auths, authKey(term, od.STAN), &rec)
+		found, err := getJSON(auths, authKey(term, od.STAN, od.TransmitDT), &rec)
 		switch {
 		case err != nil:
 			return err
@@ -207,7 +207,7 @@ func (s *Server) advice(term string, a *wire.Advice) *wire.Advice {
 		}
 		rec.Completed = true
 		log.Info("completion applied", "reversedBefore", rec.Reversed)
-		return putJSON(auths, authKey(term, od.STAN), &rec)
+		return putJSON(auths, authKey(term, od.STAN, od.TransmitDT), &rec)
 	})
 	if err != nil {
 		log.Error("0220 failed", "err", err)
@@ -241,7 +241,7 @@ func (s *Server) reversal(term string, r *wire.Reversal) *wire.Reversal {
 	log := s.log.With("terminal", term, "stan", r.STAN, "original", od.STAN, "reason", r.ResponseCode)
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		auths := tx.Bucket(bucketAuths)
-		key := authKey(term, od.STAN)
+		key := authKey(term, od.STAN, od.TransmitDT)
 		var rec authRecord
 		found, err := getJSON(auths, key, &rec)
 		switch {

@@ -252,10 +252,18 @@ func (a *ATM) retract(s Session) {
 				a.advance(s, change{ev: EvRetractFailed, kind: "IN DOUBT", text: "retract failed; operator must count: " + err.Error(),
 					mutate: func(ns *Session) { ns.Reason, ns.Operator = "retract_failed", true }})
 			default:
-				a.advance(s, change{ev: EvRetracted, kind: "CASH RETRACTED", text: "notes retracted: " + res.Mix.String(),
+				ch := change{ev: EvRetracted, kind: "CASH RETRACTED", text: "notes retracted: " + res.Mix.String(),
 					retracted: res.Mix, units: st.Units,
 					mutate: func(ns *Session) { ns.Paid, ns.Reason = 0, "not_taken" },
-					queue:  []string{KindReversal}})
+					queue:  []string{KindReversal}}
+				if s.TakeDeadline.IsZero() {
+					// Never presented (the present failed): the device
+					// purges stacked notes to the reject bin, not the
+					// retract bin.
+					ch.kind, ch.text, ch.retracted, ch.rejected = "CASH REJECTED", "notes never presented, purged to the reject bin: "+res.Mix.String(), nil, res.Mix
+					ch.mutate = func(ns *Session) { ns.Paid, ns.Reason = 0, "present_failed" }
+				}
+				a.advance(s, ch)
 			}
 		}
 	})

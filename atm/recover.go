@@ -77,22 +77,28 @@ func (a *ATM) clearLeftovers(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	var what string
+	var (
+		what                string
+		rejected, retracted dispenser.Mix
+	)
 	st, serr := a.cfg.Dispenser.Status(ctx)
 	switch {
 	case serr == nil && st.Device == dispenser.StateHardwareError:
 		// A fault left by the last run (a jam, say): reset, as an ATM does
-		// at start; notes stuck inside go to the reject bin.
+		// at start; notes stuck inside go to the reject bin. Notes of a
+		// jam were counted as rejected when the jam was committed.
 		if r, ok := a.cfg.Dispenser.(Resetter); ok {
 			err, what = r.Reset(ctx), "device fault cleared by a reset at start; notes inside purged to the reject bin"
 		}
 	case ps.State == dispenser.PresentStacked:
 		if r, ok := a.cfg.Dispenser.(Resetter); ok {
 			err, what = r.Reset(ctx), "notes left in the stacker purged to the reject bin"
+			rejected = ps.Dispensed
 		}
 	case ps.State == dispenser.PresentPresented:
-		_, err = a.cfg.Dispenser.Retract(ctx)
-		what = "notes left at the exit retracted"
+		var res dispenser.Result
+		res, err = a.cfg.Dispenser.Retract(ctx)
+		what, retracted = "notes left at the exit retracted", res.Mix
 	}
 	if what == "" {
 		return
@@ -103,6 +109,9 @@ func (a *ATM) clearLeftovers(ctx context.Context) {
 	}
 	a.log.Warn(what)
 	if err := a.db.UpdateLabeled("leftovers", func(tx *store.Tx) error {
+		if err := countUnits(tx, st.Units, nil, retracted, rejected); err != nil {
+			return err
+		}
 		_, err := tx.AppendJournal(store.Entry{Kind: "LEFTOVER NOTES CLEARED", Text: what, Data: map[string]string{"mix": ps.Dispensed.String()}})
 		return err
 	}); err != nil {
@@ -212,6 +221,8 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 		if rs, ok := a.cfg.Dispenser.(Resetter); ok {
 			if err := rs.Reset(ctx); err != nil {
 				a.log.Error("recovery: reset", "err", err)
+			} else {
+				ch.rejected = ps.Dispensed
 			}
 		}
 	}

@@ -249,11 +249,11 @@ func TestCrashRecovery(t *testing.T) {
 				denom[u.ID] = u.Denomination
 			}
 			var dispensed, paid int64
-			simCounts := map[string]int{}
+			simCounts := map[string]dispensersim.UnitCounters{}
 			for _, c := range sim.Counters() {
 				dispensed += int64(c.Dispensed) * denom[c.ID]
 				paid += int64(c.Dispensed-c.Rejected-c.Retracted) * denom[c.ID]
-				simCounts[c.ID] = c.Dispensed
+				simCounts[c.ID] = c
 			}
 			if dispensed > amount {
 				t.Fatalf("dispensed %d for a %d withdrawal: paid twice", dispensed, amount)
@@ -276,8 +276,10 @@ func TestCrashRecovery(t *testing.T) {
 			db.View(func(tx *store.Tx) error {
 				units, _ := tx.UnitCounters()
 				for _, u := range units {
-					if int(u.Dispensed) != simCounts[u.UnitID] {
-						t.Errorf("unit %s: ATM counted %d dispensed, dispenser %d", u.UnitID, u.Dispensed, simCounts[u.UnitID])
+					d := simCounts[u.UnitID]
+					if int(u.Dispensed) != d.Dispensed || int(u.Rejected) != d.Rejected || int(u.Retracted) != d.Retracted {
+						t.Errorf("unit %s: ATM counted dispensed/rejected/retracted %d/%d/%d, the dispenser %d/%d/%d",
+							u.UnitID, u.Dispensed, u.Rejected, u.Retracted, d.Dispensed, d.Rejected, d.Retracted)
 					}
 				}
 				items, _ := tx.QueueItems()

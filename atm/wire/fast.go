@@ -294,18 +294,7 @@ func (p *Protector) openFast(raw []byte) (msg *iso8583.Message, err error, ok bo
 	}
 	p.mu.RUnlock()
 
-	var keys *KeySet
-	for i := range sets[:nsets] {
-		name := sets[i].macKey(s.mti)
-		if name == "" {
-			continue
-		}
-		k, kerr := p.c.KCV(name)
-		if kerr == nil && k == kcv {
-			keys = &sets[i]
-			break
-		}
-	}
+	keys := p.keySetFor(sets[:nsets], s.mti, kcv)
 	if keys == nil {
 		return fail(ErrMAC, FieldMACKeyKCV, nil)
 	}

@@ -401,18 +401,7 @@ func (p *Protector) openGeneric(raw []byte) (msg *iso8583.Message, err error) {
 	}
 	p.mu.RUnlock()
 
-	var keys *KeySet
-	for i := range sets {
-		name := sets[i].macKey(mti)
-		if name == "" {
-			continue
-		}
-		k, kerr := p.c.KCV(name)
-		if kerr == nil && k == kcv {
-			keys = &sets[i]
-			break
-		}
-	}
+	keys := p.keySetFor(sets, mti, kcv)
 	if keys == nil {
 		return fail(ErrMAC, FieldMACKeyKCV, nil)
 	}
@@ -488,4 +477,19 @@ func digitsOnly(s string, n int) string {
 		return s
 	}
 	return ""
+}
+
+// keySetFor returns the key set (current or previous) whose MAC key for mti
+// has the check value kcv, the one field 96 names; nil if none has.
+func (p *Protector) keySetFor(sets []KeySet, mti, kcv string) *KeySet {
+	for i := range sets {
+		name := sets[i].macKey(mti)
+		if name == "" {
+			continue
+		}
+		if k, err := p.c.KCV(name); err == nil && k == kcv {
+			return &sets[i]
+		}
+	}
+	return nil
 }

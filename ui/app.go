@@ -146,6 +146,11 @@ type App struct {
 	cur        []choice // choices of the frame being laid out
 	clicks     map[string]*widget.Clickable
 	tapWelcome widget.Clickable
+
+	overflow bool        // some text of the current fit attempt does not fit
+	noWrap   bool        // labels laid out now keep to one line
+	trace    bool        // record laid (tests)
+	laid     []laidLabel // texts of the frame being laid out, when tracing
 }
 
 // New returns an App showing the Welcome screen.
@@ -257,6 +262,11 @@ func (a *App) Layout(gtx layout.Context) layout.Dimensions {
 		pointer.CursorNone.Add(gtx.Ops)
 	}
 	a.cur = a.cur[:0]
+	a.laid = a.laid[:0]
+	a.overflow = false
+	s := scaleFor(gtx.Metric, gtx.Constraints.Max)
+	gtx.Metric.PxPerDp *= s
+	gtx.Metric.PxPerSp *= s
 	dims := a.layoutScreen(gtx, sc, now)
 	a.shown = append(a.shown[:0], a.cur...)
 	if next, ok := a.nextWake(sc, now); ok {

@@ -56,13 +56,27 @@
 // (op.InvalidateCmd for the next second change); an idle screen schedules
 // nothing.
 //
+// # Sizes
+//
+// The screens lay out from 800x600 up: common ATM displays are 800x600 and
+// 1024x768 (4:3), 1280x1024 (5:4), 1280x800 and 1920x1080 (wide). Every
+// size in dp and sp is scaled by the window: the design is for 1100x800 dp
+// and scales with the smaller ratio (never below 70 %), so text is larger
+// on big displays. Where text still does not fit its space, the header,
+// the title, the body and each button are laid out again a little smaller
+// until it does (App.fit). Text breaks only between words (UAX #14, so
+// between CJK characters too); a button's label keeps to one line and
+// shrinks first, then wraps at spaces only. The QR takes the full body
+// height up to 60 % of its width, in whole pixels per module.
+//
 // # Entry points
 //
 // Run drives an app.Window (Options.Kiosk: full screen, no decorations,
-// hidden pointer). App.Layout lays the UI out into any layout.Context, and
-// App.Screen tells which screen the last Layout showed. Render draws one
-// frame headlessly (gioui.org/gpu/headless; set EGL_PLATFORM=surfaceless
-// without a display) for screenshots. Every text is also published in
+// hidden pointer; otherwise a resizable 1280x800 window). App.Layout lays
+// the UI out into any layout.Context, and App.Screen tells which screen the
+// last Layout showed. Render draws one frame headlessly
+// (gioui.org/gpu/headless; set EGL_PLATFORM=surfaceless without a
+// display) for screenshots. Every text is also published in
 // Gio's semantic tree (label and bounds), which is what the tests inspect
 // and what screen readers use.
 //

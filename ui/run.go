@@ -3,13 +3,15 @@ package ui
 import (
 	"gioui.org/app"
 	"gioui.org/op"
+	"gioui.org/unit"
 
 	"github.com/cardless-atm/cardless/ui/i18n"
 )
 
 // Run drives w until it is closed: it redraws when the Backend signals
 // Changed, when the customer gives input, and once per second while a
-// countdown is visible; nothing is drawn otherwise. In kiosk mode the window
+// countdown is visible; nothing is drawn otherwise. Outside kiosk mode the
+// window opens at 1280x800 dp and stays resizable. In kiosk mode the window
 // is full screen without decorations and the pointer is hidden; keys other
 // than the ones the screens use are consumed and do nothing. Run returns the
 // window's DestroyEvent error (nil on a normal close); a service manager is
@@ -19,6 +21,10 @@ func Run(w *app.Window, b Backend, opts Options) error {
 	w.Option(app.Title(i18n.T(a.lang, "app.title")))
 	if a.opts.Kiosk {
 		w.Option(app.Fullscreen.Option(), app.Decorated(false))
+	} else {
+		// A resizable window the size of a common ATM display (Gio's
+		// default, 800x600, is the smallest one the screens support).
+		w.Option(app.Size(unit.Dp(1280), unit.Dp(800)))
 	}
 	done := make(chan struct{})
 	defer close(done)

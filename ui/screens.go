@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gioui.org/font"
@@ -18,6 +19,7 @@ import (
 	"gioui.org/unit"
 	"gioui.org/widget"
 	"gioui.org/widget/material"
+	"golang.org/x/image/math/fixed"
 
 	"github.com/cardless-atm/cardless/ui/i18n"
 	"github.com/cardless-atm/cardless/ui/internal/offscreen"
@@ -60,29 +62,139 @@ const (
 )
 
 // label lays out one line or paragraph of text and records it as a semantic
-// node (label text + bounds in window coordinates). Height is unbounded, so
-// text that does not fit shows up as bounds outside its area rather than
-// being silently cut.
+// node (label text + bounds in window coordinates). Lines break only
+// between words (UAX #14 segments: at spaces, after dashes, between CJK
+// characters), never inside one. Height is unbounded, so text that does
+// not fit shows up as bounds outside its area rather than being silently
+// cut; text wider or taller than its constraints marks the frame's current
+// fit attempt as overflowing (see fit), which then retries smaller.
 func (a *App) label(gtx C, size unit.Sp, txt string, col color.NRGBA, bold bool, align text.Alignment, desc string) D {
 	l := material.Label(a.th, size, txt)
 	l.Color = col
 	l.Alignment = align
+	l.WrapPolicy = text.WrapWords
 	if bold {
 		l.Font.Weight = font.Bold
 	}
-	gtx.Constraints.Max.Y = 1 << 20
-	if gtx.Constraints.Max.X < 0 {
-		gtx.Constraints.Max.X = 0
+	maxW, maxH := max(gtx.Constraints.Max.X, 0), gtx.Constraints.Max.Y
+	// A button label without spaces ("Cancel", "取消", "CNY 1,000.00" has
+	// one but its words must stay together too) is one line: it shrinks
+	// rather than wraps. Other text wraps between words.
+	single := a.noWrap || strings.HasPrefix(desc, descButton) && !strings.Contains(txt, " ")
+	wrapW := maxW
+	if single {
+		wrapW = 1 << 20
 	}
+	sh := a.shape(gtx, l, wrapW)
+	gtx.Constraints.Max = image.Pt(maxW, 1<<20)
+	if single {
+		gtx.Constraints.Max.X = max(maxW, sh.width)
+	}
+	gtx.Constraints.Min.X = min(gtx.Constraints.Min.X, gtx.Constraints.Max.X)
 	m := op.Record(gtx.Ops)
 	dims := l.Layout(gtx)
 	call := m.Stop()
+	over := sh.width > maxW || dims.Size.Y > maxH
+	if over {
+		a.overflow = true
+	}
+	if a.trace {
+		a.laid = append(a.laid, laidLabel{Text: txt, Desc: desc, Lines: sh.lines, Overflow: over})
+	}
 	cl := clip.Rect{Max: dims.Size}.Push(gtx.Ops)
 	semantic.LabelOp(txt).Add(gtx.Ops)
 	semantic.DescriptionOp(desc).Add(gtx.Ops)
 	cl.Pop()
 	call.Add(gtx.Ops)
 	return dims
+}
+
+// laidLabel is what label recorded about one text when tracing (tests).
+type laidLabel struct {
+	Text, Desc string
+	Lines      []string // the text as broken into lines
+	Overflow   bool     // wider or taller than its constraints
+}
+
+type shaped struct {
+	lines []string
+	width int // widest line, in pixels
+}
+
+// shape breaks l's text into lines as l.Layout will at width maxW (the
+// shaper caches the result, so the layout that follows costs nothing more).
+func (a *App) shape(gtx C, l material.LabelStyle, maxW int) shaped {
+	sh := a.th.Shaper
+	sh.LayoutString(text.Parameters{
+		Font:       l.Font,
+		PxPerEm:    fixed.I(gtx.Sp(l.TextSize)),
+		WrapPolicy: l.WrapPolicy,
+		MaxWidth:   maxW,
+		Locale:     gtx.Locale,
+	}, l.Text)
+	runes := []rune(l.Text)
+	var out shaped
+	start, off := 0, 0
+	for g, ok := sh.NextGlyph(); ok; g, ok = sh.NextGlyph() {
+		off += int(g.Runes)
+		out.width = max(out.width, (g.X + g.Advance).Ceil())
+		if g.Flags&text.FlagLineBreak != 0 {
+			end := min(off, len(runes))
+			out.lines = append(out.lines, string(runes[start:end]))
+			start = end
+		}
+	}
+	if start < len(runes) {
+		out.lines = append(out.lines, string(runes[start:]))
+	}
+	return out
+}
+
+// fit lays w out at the context's scale and, while some text in it
+// overflows its space, again at smaller scales (down to minScale), and
+// keeps the first attempt that fits (or the smallest).
+func (a *App) fit(gtx C, minScale float32, w layout.Widget) D {
+	outer := a.overflow
+	defer func() { a.overflow = outer }()
+	n := len(a.laid)
+	for f := float32(1); ; f -= 0.05 {
+		g := gtx
+		g.Metric.PxPerDp *= f
+		g.Metric.PxPerSp *= f
+		a.overflow = false
+		a.laid = a.laid[:n]
+		m := op.Record(gtx.Ops)
+		dims := w(g)
+		call := m.Stop()
+		if !a.overflow || f-0.05 < minScale {
+			outer = outer || a.overflow
+			call.Add(gtx.Ops)
+			return dims
+		}
+	}
+}
+
+// oneLine is fit for text that must not wrap: its labels keep to one line
+// and shrink (down to minScale) to fit; if they still do not, the
+// enclosing fit shrinks everything.
+func (a *App) oneLine(gtx C, minScale float32, w layout.Widget) D {
+	nw := a.noWrap
+	a.noWrap = true
+	defer func() { a.noWrap = nw }()
+	return a.fit(gtx, minScale, w)
+}
+
+// scaleFor is the factor applied to every size (dp and sp) for a window of
+// sz pixels: the screens are designed for 1100x800 dp and scale with the
+// smaller ratio, so text grows on big displays and shrinks on small ones,
+// never below 70 %.
+func scaleFor(m unit.Metric, sz image.Point) float32 {
+	px := m.PxPerDp
+	if px <= 0 {
+		px = 1
+	}
+	s := min(float32(sz.X)/px/1100, float32(sz.Y)/px/800)
+	return max(0.7, min(s, 4))
 }
 
 func (a *App) txt(gtx C, size unit.Sp, s string) D {
@@ -127,7 +239,7 @@ func (a *App) button(gtx C, c choice, badgeRight bool) D {
 				return D{}
 			}
 			return layout.UniformInset(10).Layout(gtx, func(gtx C) D {
-				bs := image.Pt(gtx.Dp(64), sz.Y-gtx.Dp(20))
+				bs := image.Pt(gtx.Dp(56), sz.Y-gtx.Dp(20))
 				fill(gtx, colBadge, bs, gtx.Dp(6))
 				gtx.Constraints = layout.Exact(bs)
 				return layout.Center.Layout(gtx, func(gtx C) D {
@@ -137,11 +249,29 @@ func (a *App) button(gtx C, c choice, badgeRight bool) D {
 			})
 		})
 		lbl := layout.Flexed(1, func(gtx C) D {
-			return layout.Center.Layout(gtx, func(gtx C) D {
-				gtx.Constraints.Min = image.Point{}
-				return layout.UniformInset(6).Layout(gtx, func(gtx C) D {
-					return a.label(gtx, spButton, c.label, colBg, true, text.Middle, descButton+c.id)
-				})
+			return layout.UniformInset(6).Layout(gtx, func(gtx C) D {
+				// A narrow button first shrinks its label (to 75 %) on
+				// one line, then wraps it between words, then shrinks
+				// further; it never breaks a word.
+				lay := func(gtx C) D {
+					return layout.Center.Layout(gtx, func(gtx C) D {
+						gtx.Constraints.Min = image.Point{}
+						return a.label(gtx, spButton, c.label, colBg, true, text.Middle, descButton+c.id)
+					})
+				}
+				outer, n := a.overflow, len(a.laid)
+				a.overflow, a.noWrap = false, true
+				m := op.Record(gtx.Ops)
+				dims := a.fit(gtx, 0.75, lay)
+				call := m.Stop()
+				fits := !a.overflow
+				a.overflow, a.noWrap = outer, false
+				if fits {
+					call.Add(gtx.Ops)
+					return dims
+				}
+				a.laid = a.laid[:n]
+				return a.fit(gtx, 0.45, lay)
 			})
 		})
 		if badgeRight {
@@ -163,9 +293,11 @@ func (a *App) keyButton(gtx C, c choice) D {
 		}
 		fill(gtx, bg, sz, gtx.Dp(8))
 		gtx.Constraints = layout.Exact(sz)
-		return layout.Center.Layout(gtx, func(gtx C) D {
-			gtx.Constraints.Min = image.Point{}
-			return a.label(gtx, spKey, c.label, fg, true, text.Middle, descButton+c.id)
+		return a.fit(gtx, 0.45, func(gtx C) D {
+			return layout.Center.Layout(gtx, func(gtx C) D {
+				gtx.Constraints.Min = image.Point{}
+				return a.label(gtx, spKey, c.label, fg, true, text.Middle, descButton+c.id)
+			})
 		})
 	})
 }
@@ -184,6 +316,9 @@ func (a *App) page(gtx C, title string, body layout.Widget) D {
 			right[c.fkey-5] = c
 		}
 	}
+	// Both columns are about 300 dp wide, kept between 22 % and 30 % of
+	// the window width.
+	colW := max(gtx.Constraints.Max.X*22/100, min(gtx.Dp(300), gtx.Constraints.Max.X*30/100))
 	column := func(cs [4]*choice, badgeRight bool) layout.FlexChild {
 		return layout.Rigid(func(gtx C) D {
 			empty := true
@@ -193,8 +328,7 @@ func (a *App) page(gtx C, title string, body layout.Widget) D {
 			if empty {
 				return D{Size: image.Pt(gtx.Dp(24), 0)}
 			}
-			w := min(gtx.Dp(320), gtx.Constraints.Max.X*28/100)
-			gtx.Constraints = layout.Exact(image.Pt(w, gtx.Constraints.Max.Y))
+			gtx.Constraints = layout.Exact(image.Pt(min(colW, gtx.Constraints.Max.X), gtx.Constraints.Max.Y))
 			rows := make([]layout.FlexChild, 4)
 			for i, c := range cs {
 				rows[i] = layout.Flexed(1, func(gtx C) D {
@@ -218,24 +352,29 @@ func (a *App) page(gtx C, title string, body layout.Widget) D {
 			paint.FillShape(gtx.Ops, colAccent, clip.Rect{Max: sz}.Op())
 			gtx.Constraints = layout.Exact(sz)
 			return layout.Inset{Left: 24, Right: 24}.Layout(gtx, func(gtx C) D {
-				return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
-					layout.Flexed(1, func(gtx C) D {
-						return layout.W.Layout(gtx, func(gtx C) D {
+				return a.fit(gtx, 0.5, func(gtx C) D {
+					return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
+						layout.Flexed(1, func(gtx C) D {
+							return layout.W.Layout(gtx, func(gtx C) D {
+								gtx.Constraints.Min = image.Point{}
+								return a.label(gtx, spHeader, a.t("app.title"), colBg, true, text.Start, descText)
+							})
+						}),
+						layout.Rigid(func(gtx C) D {
 							gtx.Constraints.Min = image.Point{}
-							return a.label(gtx, spHeader, a.t("app.title"), colBg, true, text.Start, descText)
-						})
-					}),
-					layout.Rigid(func(gtx C) D {
-						gtx.Constraints.Min = image.Point{}
-						return a.label(gtx, spSmall, a.snap.TerminalID, colBg, false, text.End, descText)
-					}),
-				)
+							return a.label(gtx, spSmall, a.snap.TerminalID, colBg, false, text.End, descText)
+						}),
+					)
+				})
 			})
 		}),
 		layout.Rigid(func(gtx C) D {
 			return layout.Inset{Top: 20, Bottom: 12, Left: 24, Right: 24}.Layout(gtx, func(gtx C) D {
 				gtx.Constraints.Min.X = gtx.Constraints.Max.X
-				return a.txtC(gtx, spTitle, title, colAccent, true)
+				gtx.Constraints.Max.Y = gtx.Dp(120)
+				return a.fit(gtx, 0.6, func(gtx C) D {
+					return a.txtC(gtx, spTitle, title, colAccent, true)
+				})
 			})
 		}),
 		layout.Flexed(1, func(gtx C) D {
@@ -243,7 +382,9 @@ func (a *App) page(gtx C, title string, body layout.Widget) D {
 				return layout.Flex{}.Layout(gtx,
 					column(left, false),
 					layout.Flexed(1, func(gtx C) D {
-						return layout.Inset{Left: 8, Right: 8}.Layout(gtx, body)
+						return layout.Inset{Left: 8, Right: 8}.Layout(gtx, func(gtx C) D {
+							return a.fit(gtx, 0.5, body)
+						})
 					}),
 					column(right, true),
 				)
@@ -473,7 +614,9 @@ func (a *App) qrScreen(gtx C, now time.Time) D {
 	return a.page(gtx, a.t("qr.title"), func(gtx C) D {
 		return layout.Flex{Spacing: layout.SpaceAround}.Layout(gtx,
 			layout.Rigid(func(gtx C) D {
-				side := min(gtx.Constraints.Max.Y, gtx.Constraints.Max.X*55/100)
+				// As large as the height allows, leaving 40 % of the
+				// width to the details.
+				side := min(gtx.Constraints.Max.Y, gtx.Constraints.Max.X*60/100)
 				gtx.Constraints = layout.Exact(image.Pt(side, side))
 				if a.qr == nil {
 					return D{Size: gtx.Constraints.Min}
@@ -490,7 +633,15 @@ func (a *App) qrScreen(gtx C, now time.Time) D {
 							return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 								layout.Rigid(func(gtx C) D { return a.txt(gtx, spSmall, a.t(k)) }),
 								layout.Rigid(func(gtx C) D {
-									return a.label(gtx, size, v, colText, true, text.Start, descText)
+									lay := func(gtx C) D {
+										return a.label(gtx, size, v, colText, true, text.Start, descText)
+									}
+									if size != spBig {
+										return lay(gtx)
+									}
+									// The amount and the countdown keep to one
+									// line ("CNY 500.00"), shrinking alone first.
+									return a.oneLine(gtx, 0.6, lay)
 								}))
 						}
 					}

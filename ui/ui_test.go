@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"gioui.org/io/key"
 	"github.com/makiuchi-d/gozxing"
@@ -36,7 +37,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var size = image.Pt(1280, 800)
+// size is the window of the flow tests; sizes are the common ATM
+// displays (4:3, 5:4 and wide, landscape) every screen is checked at.
+var (
+	size  = image.Pt(1280, 800)
+	sizes = []image.Point{{800, 600}, {1024, 768}, {1280, 800}, {1280, 1024}, {1920, 1080}}
+)
 
 // fakeClock is a settable clock shared by the fake backend and the UI.
 type fakeClock struct {
@@ -128,12 +134,18 @@ func expected(sc ui.Screen, l i18n.Lang) []string {
 // newDriver returns a driver showing st (as ui.Render would) for b.
 func newDriver(t testing.TB, b ui.Backend, st ui.State) *uitest.Driver {
 	t.Helper()
-	h, err := uitest.New(b, ui.Options{Lang: st.Lang, Clock: st.Clock}, size)
+	return newDriverAt(t, b, st, size)
+}
+
+func newDriverAt(t testing.TB, b ui.Backend, st ui.State, sz image.Point) *uitest.Driver {
+	t.Helper()
+	h, err := uitest.New(b, ui.Options{Lang: st.Lang, Clock: st.Clock}, sz)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
 	h.App().ApplyForTest(st)
+	h.App().TraceForTest()
 	return h
 }
 
@@ -144,54 +156,129 @@ func frame(t testing.TB, h *uitest.Driver) {
 	}
 }
 
-// TestEveryScreen renders every screen in both languages and checks that
-// the expected catalog texts were laid out, that no text falls outside the
-// window, that no catalog key is missing, and that the QR decodes.
+// TestEveryScreen renders every screen in both languages at every ATM
+// display size and checks that the expected catalog texts were laid out,
+// that no catalog key is missing, that the QR decodes, and that the
+// layout holds: no text outside the window or overflowing its space, no
+// two texts overlapping, every button label inside its button, and lines
+// broken only between words (button labels: only at spaces).
 func TestEveryScreen(t *testing.T) {
-	for _, l := range i18n.Langs {
-		for _, sc := range ui.Screens {
-			t.Run(sc.String()+"-"+l.String(), func(t *testing.T) {
-				clk := newClock()
-				b, st := setup(t, sc, l, clk)
-				h := newDriver(t, b, st)
-				frame(t, h)
-				if h.Screen() != sc {
-					t.Fatalf("screen = %s, want %s", h.Screen(), sc)
-				}
-				labels := h.Nodes()
-				win := image.Rectangle{Max: size}
-				for _, lb := range labels {
-					if strings.Contains(lb.Text, "[") && strings.Contains(lb.Text, "]") && !strings.Contains(lb.Text, ":") {
-						t.Errorf("missing catalog key shown: %q", lb.Text)
-					}
-					if lb.Bounds.Empty() && lb.Text != "" {
-						t.Errorf("label %q has empty bounds", lb.Text)
-					}
-					if !lb.Bounds.In(win) {
-						t.Errorf("label %q at %v is clipped by the window %v", lb.Text, lb.Bounds, win)
-					}
-				}
-				got := h.Labels()
-				for _, want := range expected(sc, l) {
-					if !slices.Contains(got, want) {
-						t.Errorf("text %q not drawn; drawn: %q", want, got)
-					}
-				}
-				if l == i18n.Chinese && sc != ui.ScreenSupervisor {
-					if !slices.ContainsFunc(got, hasHan) {
-						t.Errorf("no Chinese text drawn: %q", got)
-					}
-				}
-				img, err := h.Image()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if sc == ui.ScreenQR {
-					if got, want := decode(t, img), b.Snapshot().QRPayload; got != want {
-						t.Errorf("QR decodes to %q, want %q", got, want)
-					}
-				}
-			})
+	for _, sz := range sizes {
+		for _, l := range i18n.Langs {
+			for _, sc := range ui.Screens {
+				t.Run(fmt.Sprintf("%dx%d/%s-%s", sz.X, sz.Y, sc, l), func(t *testing.T) {
+					checkScreen(t, sc, l, sz)
+				})
+			}
+		}
+	}
+}
+
+func checkScreen(t *testing.T, sc ui.Screen, l i18n.Lang, sz image.Point) {
+	clk := newClock()
+	b, st := setup(t, sc, l, clk)
+	h := newDriverAt(t, b, st, sz)
+	frame(t, h)
+	if h.Screen() != sc {
+		t.Fatalf("screen = %s, want %s", h.Screen(), sc)
+	}
+	labels := h.Nodes()
+	win := image.Rectangle{Max: sz}
+	for i, lb := range labels {
+		if strings.Contains(lb.Text, "[") && strings.Contains(lb.Text, "]") && !strings.Contains(lb.Text, ":") {
+			t.Errorf("missing catalog key shown: %q", lb.Text)
+		}
+		if lb.Bounds.Empty() && lb.Text != "" {
+			t.Errorf("label %q has empty bounds", lb.Text)
+		}
+		if !lb.Bounds.In(win) {
+			t.Errorf("label %q at %v is clipped by the window %v", lb.Text, lb.Bounds, win)
+		}
+		if lb.Button != "" && !lb.Bounds.In(lb.Container) {
+			t.Errorf("button label %q at %v sticks out of its button %v", lb.Text, lb.Bounds, lb.Container)
+		}
+		for _, o := range labels[i+1:] {
+			if lb.Bounds.Overlaps(o.Bounds) {
+				t.Errorf("labels %q at %v and %q at %v overlap", lb.Text, lb.Bounds, o.Text, o.Bounds)
+			}
+		}
+	}
+	laid := h.App().LaidForTest()
+	if len(laid) != len(labels) {
+		t.Errorf("%d texts laid out, %d published", len(laid), len(labels))
+	}
+	for _, ll := range laid {
+		if ll.Overflow {
+			t.Errorf("text %q (%s) does not fit its space: lines %q", ll.Text, ll.Desc, ll.Lines)
+		}
+		button := strings.HasPrefix(ll.Desc, "button:")
+		if bad := badBreak(ll.Lines, button); bad != "" {
+			t.Errorf("text %q broken inside a word (%s): lines %q", ll.Text, bad, ll.Lines)
+		}
+	}
+	got := h.Labels()
+	for _, want := range expected(sc, l) {
+		if !slices.Contains(got, want) {
+			t.Errorf("text %q not drawn; drawn: %q", want, got)
+		}
+	}
+	if l == i18n.Chinese && sc != ui.ScreenSupervisor {
+		if !slices.ContainsFunc(got, hasHan) {
+			t.Errorf("no Chinese text drawn: %q", got)
+		}
+	}
+	if sc == ui.ScreenQR {
+		img, err := h.Image()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := decode(t, img), b.Snapshot().QRPayload; got != want {
+			t.Errorf("QR decodes to %q, want %q", got, want)
+		}
+	}
+}
+
+// badBreak describes the first line break of lines that falls inside a
+// word, or returns "". Text may break at a space, after a dash or slash,
+// and next to a CJK character (UAX #14); a button's label only at a space.
+func badBreak(lines []string, button bool) string {
+	for i := 1; i < len(lines); i++ {
+		p, n := []rune(lines[i-1]), []rune(lines[i])
+		if len(p) == 0 || len(n) == 0 {
+			return fmt.Sprintf("empty line %d", i)
+		}
+		prev, next := p[len(p)-1], n[0]
+		ok := unicode.IsSpace(prev) || unicode.IsSpace(next)
+		if !button {
+			ok = ok || strings.ContainsRune("-—/", prev) || isCJK(prev) || isCJK(next)
+		}
+		if !ok {
+			return fmt.Sprintf("between %q and %q", prev, next)
+		}
+	}
+	return ""
+}
+
+func isCJK(r rune) bool {
+	return unicode.Is(unicode.Han, r) || r >= 0x3000 && r <= 0x303F || r >= 0xFF00 && r <= 0xFFEF
+}
+
+func TestBadBreak(t *testing.T) {
+	for _, c := range []struct {
+		lines  []string
+		button bool
+		bad    bool
+	}{
+		{[]string{"Cancel"}, true, false},
+		{[]string{"Cance", "l"}, true, true},
+		{[]string{"Other ", "amount"}, true, false},
+		{[]string{"CNY 1,000.", "00"}, false, true},
+		{[]string{"无卡取", "款"}, false, false},
+		{[]string{"无卡取", "款"}, true, true},
+		{[]string{"phone —", " no card"}, false, false},
+	} {
+		if got := badBreak(c.lines, c.button) != ""; got != c.bad {
+			t.Errorf("badBreak(%q, %v) = %v, want %v", c.lines, c.button, got, c.bad)
 		}
 	}
 }
@@ -222,7 +309,7 @@ func decode(t testing.TB, img image.Image) string {
 // and, when installed, with zbarimg on a saved PNG.
 func TestQRDecodesAtSizes(t *testing.T) {
 	zbar, zerr := exec.LookPath("zbarimg")
-	for _, sz := range []image.Point{{1280, 800}, {1024, 768}, {1920, 1080}, {800, 600}} {
+	for _, sz := range sizes {
 		t.Run(fmt.Sprintf("%dx%d", sz.X, sz.Y), func(t *testing.T) {
 			clk := newClock()
 			b := uifake.New(clk.Now)

@@ -39,7 +39,7 @@ var catalogs = map[Lang]map[Key]string{
 		"cannot.cash":         "There is not enough cash in this machine.",
 		"cannot.unknown":      "This machine cannot pay out this amount.",
 		"qr.title":            "Scan with your bank app",
-		"qr.steps":            "Open your bank's app, choose “Cardless withdrawal” and scan this code. Check the amount and location in the app.",
+		"qr.steps":            "Open your bank's app, choose \"Cardless withdrawal\" and scan this code. Check the amount and location in the app.",
 		"qr.amount":           "Amount",
 		"qr.terminal":         "Terminal",
 		"qr.location":         "Location",

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gioui.org/f32"
+	"gioui.org/io/input"
 	"gioui.org/io/key"
 	"gioui.org/io/pointer"
 	"gioui.org/layout"
@@ -31,6 +32,10 @@ type Node struct {
 	Text   string
 	Button string // the choice id when the text is a button's label ("start", "key.5", "preset1", ...)
 	Bounds image.Rectangle
+	// Container is the area of the nearest clickable around the text (for
+	// a button's label, the button; for the texts of the Welcome screen,
+	// which is tappable, the page), empty when there is none.
+	Container image.Rectangle
 }
 
 // ErrTimeout is returned by WaitFor when its condition did not hold in time.
@@ -112,13 +117,31 @@ func (d *Driver) Click(name string) error {
 // Nodes returns every text laid out on the last frame, in layout order.
 func (d *Driver) Nodes() []Node {
 	var out []Node
-	for _, n := range d.win.Semantics() {
+	sem := d.win.Semantics()
+	byID := make(map[input.SemanticID]input.SemanticNode, len(sem))
+	for _, n := range sem {
+		byID[n.ID] = n
+	}
+	container := func(n input.SemanticNode) image.Rectangle {
+		for i := 0; i < len(sem); i++ { // bounded walk up the tree
+			p, ok := byID[n.ParentID]
+			if !ok || n.ParentID == n.ID {
+				return image.Rectangle{}
+			}
+			if p.Desc.Gestures&input.ClickGesture != 0 {
+				return p.Desc.Bounds
+			}
+			n = p
+		}
+		return image.Rectangle{}
+	}
+	for _, n := range sem {
 		desc := n.Desc
 		switch {
 		case desc.Description == offscreen.DescText:
-			out = append(out, Node{Text: desc.Label, Bounds: desc.Bounds})
+			out = append(out, Node{Text: desc.Label, Bounds: desc.Bounds, Container: container(n)})
 		case strings.HasPrefix(desc.Description, offscreen.DescButton):
-			out = append(out, Node{Text: desc.Label, Button: strings.TrimPrefix(desc.Description, offscreen.DescButton), Bounds: desc.Bounds})
+			out = append(out, Node{Text: desc.Label, Button: strings.TrimPrefix(desc.Description, offscreen.DescButton), Bounds: desc.Bounds, Container: container(n)})
 		}
 	}
 	return out

@@ -129,7 +129,7 @@ func openDB(path string, customers []Customer) (*bolt.DB, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("hostsim: open %s: %w", path, err)
+		return nil, openErr(path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketAuths, bucketDaily, bucketTotals} {
@@ -170,7 +170,7 @@ func openDB(path string, customers []Customer) (*bolt.DB, error) {
 func ReadTotals(path, day, terminalID string) (Totals, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
 	if err != nil {
-		return Totals{}, fmt.Errorf("hostsim: open %s: %w", path, err)
+		return Totals{}, openErr(path, err)
 	}
 	defer db.Close()
 	return readTotals(db, day, terminalID)
@@ -180,7 +180,7 @@ func ReadTotals(path, day, terminalID string) (Totals, error) {
 func ReadAllTotals(path, day string) (map[string]Totals, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("hostsim: open %s: %w", path, err)
+		return nil, openErr(path, err)
 	}
 	defer db.Close()
 	out := map[string]Totals{}
@@ -246,4 +246,13 @@ func dailyUsed(tx *bolt.Tx, customer, day string) (int64, error) {
 	var used int64
 	_, err := getJSON(tx.Bucket(bucketDaily), dayKey(customer, day), &used)
 	return used, err
+}
+
+// openErr explains bbolt's lock timeout: another process (a running
+// hostsim) holds the file.
+func openErr(path string, err error) error {
+	if errors.Is(err, bolt.ErrTimeout) {
+		return fmt.Errorf("hostsim: open %s: the file is locked by another process (a running hostsim?); stop it first: %w", path, err)
+	}
+	return fmt.Errorf("hostsim: open %s: %w", path, err)
 }

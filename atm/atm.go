@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/hsm"
 )
@@ -86,9 +87,6 @@ func (c *Config) defaults() error {
 // is still in progress.
 var ErrBusy = errors.New("atm: a session is already in progress")
 
-// ErrOutOfService is returned when the appliance cannot serve customers.
-var ErrOutOfService = errors.New("atm: out of service")
-
 // ErrStorage is returned by Run when a state change could not be committed
 // to bbolt. The core stops rather than go on with a session whose next step
 // is not on disk: the appliance exits, its service manager restarts it, and
@@ -123,6 +121,7 @@ type ATM struct {
 
 	mu      sync.Mutex
 	view    View
+	units   []dispenser.CashUnit // cash units as last reported (for the counters)
 	changed chan struct{}
 
 	// owned by the Run goroutine
@@ -285,34 +284,50 @@ func (a *ATM) refreshService(ctx context.Context) {
 	if a.cur != nil && !a.cur.State.Terminal() {
 		return
 	}
-	reason := a.serviceProblem(ctx)
+	reason, _ := a.serviceProblem(ctx)
 	a.setService(reason == "", reason)
 }
 
-func (a *ATM) serviceProblem(ctx context.Context) string {
+// serviceProblem says why the terminal cannot serve a customer ("" when it
+// can), with the dispenser status it read.
+func (a *ATM) serviceProblem(ctx context.Context) (string, dispenser.Status) {
 	if a.unrecovered > 0 {
-		return "recovery"
+		return "recovery", dispenser.Status{}
 	}
-	if l := a.cfg.Links; l != nil {
-		if !l.ProxyUp() {
-			return "link"
-		}
-		if !l.HostUp() {
-			return "link"
-		}
+	if l := a.cfg.Links; l != nil && (!l.ProxyUp() || !l.HostUp()) {
+		return "link", dispenser.Status{}
 	}
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := a.cfg.Dispenser.Status(sctx)
+	st, err := a.dispenserStatus(ctx)
 	if err != nil || !st.Ready() {
-		return "dispenser"
+		return "dispenser", st
 	}
 	for _, u := range st.Units {
 		if u.Usable() {
-			return ""
+			return "", st
 		}
 	}
-	return "dispenser"
+	return "dispenser", st
+}
+
+// dispenserStatus asks the dispenser for its status and keeps its cash
+// units: their denominations label the cassette counters.
+func (a *ATM) dispenserStatus(ctx context.Context) (dispenser.Status, error) {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := a.cfg.Dispenser.Status(sctx)
+	if err == nil {
+		a.mu.Lock()
+		a.units = st.Units
+		a.mu.Unlock()
+	}
+	return st, err
+}
+
+// cashUnits returns the cash units last reported by the dispenser.
+func (a *ATM) cashUnits() []dispenser.CashUnit {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.units
 }
 
 // Supervisor returns what the supervisor screen shows: counters, cassette

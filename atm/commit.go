@@ -52,7 +52,6 @@ type change struct {
 	dispensed dispenser.Mix // notes out of the cassettes
 	retracted dispenser.Mix // notes back into the retract bin
 	rejected  dispenser.Mix // notes purged to the reject bin
-	units     []dispenser.CashUnit
 	daily     int64
 	extra     func(tx *store.Tx, s *Session) error // more writes in the same transaction, before the session is stored
 }
@@ -105,7 +104,7 @@ func (a *ATM) write(ns *Session, ch change) error {
 				return err
 			}
 		}
-		if err := countUnits(tx, ch.units, ch.dispensed, ch.retracted, ch.rejected); err != nil {
+		if err := countUnits(tx, a.cashUnits(), ch.dispensed, ch.retracted, ch.rejected); err != nil {
 			return err
 		}
 		if ch.daily != 0 {

@@ -65,15 +65,13 @@ func (a *ATM) startSession(ctx context.Context, amount int64) (*Session, error) 
 	if a.cur != nil && !a.cur.State.Terminal() {
 		return nil, ErrBusy
 	}
-	if reason := a.serviceProblem(ctx); reason != "" {
+	reason, st := a.serviceProblem(ctx)
+	if reason != "" {
 		a.setService(false, reason)
 		return nil, &CannotPayError{Reason: reason}
 	}
-	st, err := a.cfg.Dispenser.Status(ctx)
-	if err != nil {
-		return nil, &CannotPayError{Reason: "dispenser"}
-	}
-	if cerr := a.checkAmount(amount, st); cerr != nil {
+	mix, cerr := a.checkAmount(amount, st)
+	if cerr != nil {
 		a.log.Info("amount refused", "amount", amount, "reason", cerr.Reason, "nearest", cerr.Nearest)
 		return nil, cerr
 	}
@@ -90,13 +88,12 @@ func (a *ATM) startSession(ctx context.Context, amount int64) (*Session, error) 
 		Created:    now,
 		Expires:    now.Add(a.cfg.SessionTTL).Truncate(time.Second),
 	}
+	var err error
 	if s.QR, err = a.signQR(s); err != nil {
 		return nil, err
 	}
 	next, _ := Next(StateNone, EvSessionCreated)
-	s.State, s.Updated = next, now
-	mix, _ := dispenser.Denominate(amount, st.Units, st.MaxNotes)
-	s.Mix = mix
+	s.State, s.Updated, s.Mix = next, now, mix
 	// The nonce is registered as used and the session written in the same
 	// transaction, before the QR reaches the screen.
 	err = a.write(s, change{
@@ -126,15 +123,16 @@ func (a *ATM) qrMAC(data []byte) ([]byte, error) {
 }
 
 // checkAmount is the fault check: limits, then whether the notes in the
-// cassettes can make the amount within the dispenser's note limit.
-func (a *ATM) checkAmount(amount int64, st dispenser.Status) *CannotPayError {
+// cassettes can make the amount within the dispenser's note limit. It
+// returns the notes to dispense.
+func (a *ATM) checkAmount(amount int64, st dispenser.Status) (dispenser.Mix, *CannotPayError) {
 	l := a.cfg.Limits
 	nearest := func() []int64 { return dispenser.Nearest(clamp(amount, l), st.Units, st.MaxNotes, 2) }
 	switch {
 	case amount <= 0 || amount < l.Min || amount > l.Max:
-		return &CannotPayError{Reason: "limit", Nearest: a.payable(nearest())}
+		return nil, &CannotPayError{Reason: "limit", Nearest: a.payable(nearest())}
 	case l.Multiple > 0 && amount%l.Multiple != 0:
-		return &CannotPayError{Reason: "multiple", Nearest: a.payable(nearest())}
+		return nil, &CannotPayError{Reason: "multiple", Nearest: a.payable(nearest())}
 	}
 	if l.Daily > 0 {
 		var total int64
@@ -144,13 +142,14 @@ func (a *ATM) checkAmount(amount int64, st dispenser.Status) *CannotPayError {
 			return err
 		})
 		if total+amount > l.Daily {
-			return &CannotPayError{Reason: "daily_limit"}
+			return nil, &CannotPayError{Reason: "daily_limit"}
 		}
 	}
-	if _, err := dispenser.Denominate(amount, st.Units, st.MaxNotes); err != nil {
-		return &CannotPayError{Reason: "notes", Nearest: a.payable(nearest())}
+	mix, err := dispenser.Denominate(amount, st.Units, st.MaxNotes)
+	if err != nil {
+		return nil, &CannotPayError{Reason: "notes", Nearest: a.payable(nearest())}
 	}
-	return nil
+	return mix, nil
 }
 
 func clamp(amount int64, l Limits) int64 {

@@ -106,32 +106,31 @@ func (a *ATM) onAuthorized(s *Session, resp hostlink.AuthResponse, err error) {
 
 func (a *ATM) dispense(s Session) {
 	a.step(s.ID, StateDispensing, func(ctx context.Context) func(*Session) {
-		st, _ := a.cfg.Dispenser.Status(ctx)
 		res, err := a.cfg.Dispenser.Dispense(ctx, s.Mix, s.Token)
-		return func(s *Session) { a.onDispensed(s, st.Units, res, err) }
+		return func(s *Session) { a.onDispensed(s, res, err) }
 	})
 }
 
-func (a *ATM) onDispensed(s *Session, units []dispenser.CashUnit, res dispenser.Result, err error) {
+func (a *ATM) onDispensed(s *Session, res dispenser.Result, err error) {
 	var de *dispenser.DispenseError
 	switch {
 	case err == nil:
 		a.advance(s, change{ev: EvDispensed, kind: "CASH DISPENSED", text: "notes counted: " + res.Mix.String(),
-			dispensed: res.Mix, units: units,
-			mutate: func(ns *Session) { ns.Dispensed, ns.DispensedMix = res.Amount, res.Mix }})
+			dispensed: res.Mix,
+			mutate:    func(ns *Session) { ns.Dispensed, ns.DispensedMix = res.Amount, res.Mix }})
 	case errors.As(err, &de) && de.CountKnown && errors.Is(err, dispenser.ErrJam):
 		// The picked notes are stuck inside; a reset purges them to the
 		// reject bin. Nothing reached the customer: reverse in full.
 		a.advance(s, change{ev: EvDispenseFailed, kind: "DISPENSE JAMMED", text: fmt.Sprintf("%v; notes purged to the reject bin", err),
-			data: map[string]string{"xfs": dispenser.Code(err)}, dispensed: de.Dispensed, rejected: de.Dispensed, units: units,
+			data: map[string]string{"xfs": dispenser.Code(err)}, dispensed: de.Dispensed, rejected: de.Dispensed,
 			mutate: func(ns *Session) { ns.Reason = "dispense_failed:" + dispenser.Code(err) },
 			queue:  []string{KindReversal}})
 		a.resetDevice()
 	case errors.As(err, &de) && de.CountKnown && de.Dispensed.Notes() > 0:
-		amt, _ := de.Dispensed.Amount(units)
+		amt, _ := de.Dispensed.Amount(a.cashUnits())
 		a.advance(s, change{ev: EvPartialDispense, kind: "PARTIAL DISPENSE", text: fmt.Sprintf("%v; notes counted: %s", err, de.Dispensed),
-			dispensed: de.Dispensed, units: units,
-			mutate: func(ns *Session) { ns.Dispensed, ns.DispensedMix, ns.Reason = amt, de.Dispensed, dispenser.Code(err) }})
+			dispensed: de.Dispensed,
+			mutate:    func(ns *Session) { ns.Dispensed, ns.DispensedMix, ns.Reason = amt, de.Dispensed, dispenser.Code(err) }})
 	case errors.As(err, &de) && !de.CountKnown, errors.Is(err, dispenser.ErrCountUnknown):
 		a.advance(s, change{ev: EvCountUnknown, kind: "IN DOUBT", text: "dispensed count unknown; operator must count: " + err.Error(),
 			mutate: func(ns *Session) { ns.Reason, ns.Operator = "count_unknown", true }})
@@ -242,7 +241,6 @@ func (a *ATM) taken(s *Session) {
 
 func (a *ATM) retract(s Session) {
 	a.step(s.ID, StateRetracting, func(ctx context.Context) func(*Session) {
-		st, _ := a.cfg.Dispenser.Status(ctx)
 		res, err := a.cfg.Dispenser.Retract(ctx)
 		return func(s *Session) {
 			switch {
@@ -253,9 +251,9 @@ func (a *ATM) retract(s Session) {
 					mutate: func(ns *Session) { ns.Reason, ns.Operator = "retract_failed", true }})
 			default:
 				ch := change{ev: EvRetracted, kind: "CASH RETRACTED", text: "notes retracted: " + res.Mix.String(),
-					retracted: res.Mix, units: st.Units,
-					mutate: func(ns *Session) { ns.Paid, ns.Reason = 0, "not_taken" },
-					queue:  []string{KindReversal}}
+					retracted: res.Mix,
+					mutate:    func(ns *Session) { ns.Paid, ns.Reason = 0, "not_taken" },
+					queue:     []string{KindReversal}}
 				if s.TakeDeadline.IsZero() {
 					// Never presented (the present failed): the device
 					// purges stacked notes to the reject bin, not the

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/store"
@@ -81,7 +80,7 @@ func (a *ATM) clearLeftovers(ctx context.Context) {
 		what                string
 		rejected, retracted dispenser.Mix
 	)
-	st, serr := a.cfg.Dispenser.Status(ctx)
+	st, serr := a.dispenserStatus(ctx)
 	switch {
 	case serr == nil && st.Device == dispenser.StateHardwareError:
 		// A fault left by the last run (a jam, say): reset, as an ATM does
@@ -109,7 +108,7 @@ func (a *ATM) clearLeftovers(ctx context.Context) {
 	}
 	a.log.Warn(what)
 	if err := a.db.UpdateLabeled("leftovers", func(tx *store.Tx) error {
-		if err := countUnits(tx, st.Units, nil, retracted, rejected); err != nil {
+		if err := countUnits(tx, a.cashUnits(), nil, retracted, rejected); err != nil {
 			return err
 		}
 		_, err := tx.AppendJournal(store.Entry{Kind: "LEFTOVER NOTES CLEARED", Text: what, Data: map[string]string{"mix": ps.Dispensed.String()}})
@@ -190,8 +189,7 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 		}
 	}
 	r := Resolve(*s, ps)
-	st, _ := a.cfg.Dispenser.Status(ctx)
-	ch := change{kind: "RECOVERY", text: r.Text, units: st.Units}
+	ch := change{kind: "RECOVERY", text: r.Text}
 	if ps != nil && ps.Nonce == s.DispenseNonce && s.State == StateDispensing {
 		// The crash came before the dispense was recorded: count it now.
 		ch.dispensed = ps.Dispensed
@@ -250,9 +248,7 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 // initUnitCounters records the cassettes' loaded counts the first time the
 // appliance sees them.
 func (a *ATM) initUnitCounters(ctx context.Context) error {
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := a.cfg.Dispenser.Status(sctx)
+	st, err := a.dispenserStatus(ctx)
 	if err != nil {
 		a.log.Warn("dispenser status at start", "err", err)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/hostlink"
@@ -58,7 +59,14 @@ func (a *ATM) drainSAF(ctx context.Context) time.Duration {
 			next = min(next, it.NextAttempt.Sub(now))
 			continue
 		}
-		if err := a.sendSAF(ctx, it); err != nil {
+		var m SAFMessage
+		err := json.Unmarshal(it.Payload, &m)
+		if err != nil {
+			err = fmt.Errorf("corrupt queue item %d: %w", it.ID, err)
+		} else {
+			err = a.sendSAF(ctx, m)
+		}
+		if err != nil {
 			it.Attempts++
 			backoff := a.backoff(it.Attempts)
 			it.NextAttempt = now.Add(backoff)
@@ -76,13 +84,11 @@ func (a *ATM) drainSAF(ctx context.Context) time.Duration {
 			}
 			continue
 		}
-		var m SAFMessage
-		_ = json.Unmarshal(it.Payload, &m)
-		err := a.db.UpdateLabeled("saf-ack", func(tx *store.Tx) error {
+		err = a.db.UpdateLabeled("saf-ack", func(tx *store.Tx) error {
 			if err := tx.Ack(it.ID); err != nil {
 				return err
 			}
-			_, err := tx.AppendJournal(store.Entry{Kind: "HOST ACK " + upperKind(it.Kind), SessionID: m.SessionID,
+			_, err := tx.AppendJournal(store.Entry{Kind: "HOST ACK " + strings.ToUpper(it.Kind), SessionID: m.SessionID,
 				Text: fmt.Sprintf("host acknowledged %s (stan %s)", it.Kind, m.STAN),
 				Data: map[string]string{"queue_id": fmt.Sprint(it.ID), "attempts": fmt.Sprint(it.Attempts + 1)}})
 			return err
@@ -96,16 +102,6 @@ func (a *ATM) drainSAF(ctx context.Context) time.Duration {
 	return next
 }
 
-func upperKind(k string) string {
-	switch k {
-	case KindAdvice:
-		return "ADVICE"
-	case KindReversal:
-		return "REVERSAL"
-	}
-	return k
-}
-
 func (a *ATM) backoff(attempts int) time.Duration {
 	d := a.cfg.SAFRetryMin
 	for i := 1; i < attempts && d < a.cfg.SAFRetryMax; i++ {
@@ -116,11 +112,7 @@ func (a *ATM) backoff(attempts int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func (a *ATM) sendSAF(ctx context.Context, it store.QueueItem) error {
-	var m SAFMessage
-	if err := json.Unmarshal(it.Payload, &m); err != nil {
-		return fmt.Errorf("corrupt queue item %d: %w", it.ID, err)
-	}
+func (a *ATM) sendSAF(ctx context.Context, m SAFMessage) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.HostTimeout)
 	defer cancel()
 	orig := hostlink.OriginalData{MTI: "0200", STAN: m.OrigSTAN, Time: m.OrigTime}

@@ -64,7 +64,7 @@ fuzz:
 sim: build
 	$(BIN)/sim
 
-# The same, stopping after the demo withdrawal (used by CI smoke runs).
+# The same, stopping after the demo withdrawal (a quick smoke run by hand).
 sim-once: build
 	$(BIN)/sim --once --window=false
 

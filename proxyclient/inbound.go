@@ -159,7 +159,7 @@ func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
 		reply(resp)
 		return
 	}
-	defer c.done(req.STAN, c.cfg.Now())
+	defer c.done(req.STAN, now) // the duplicate window runs from the command's arrival
 	if stale(req.TransmissionDateTime, now, c.cfg.DuplicateWindow) {
 		c.log.Warn("replayed dispense command refused (transmission time outside the window)", "stan", req.STAN)
 		resp.ResponseCode = wire.RCDuplicate

@@ -88,7 +88,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		Exponent: cfg.Exponent, SessionTTL: cfg.SessionTTL.D(), TakeTimeout: cfg.TakeTimeout.D(),
 		Limits:  atm.Limits{Min: cfg.Limits.Min, Max: cfg.Limits.Max, Multiple: cfg.Limits.Multiple, Daily: cfg.Limits.Daily},
 		Presets: cfg.Presets, Store: a.Store, HSM: a.HSM, Dispenser: a.Dispenser, Host: a.Host,
-		Links: links{a}, Logger: log.With("part", "core"),
+		Links: a.Links(), Logger: log.With("part", "core"),
 	})
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Backend = NewBackend(a.Core, log.With("part", "screen"))
+	a.Backend = NewBackend(a.Core)
 	ok = true
 	return a, nil
 }
@@ -112,7 +112,9 @@ func (a *Appliance) handle(ctx context.Context, c proxyclient.Command) proxyclie
 	return proxyclient.Result{ResponseCode: r.ResponseCode, AuthCode: r.AuthCode, RRN: r.RRN, Dispensed: r.Dispensed}
 }
 
-// links reports link health to the core.
+// Links reports the health of the appliance's proxy and host links.
+func (a *Appliance) Links() atm.Links { return links{a} }
+
 type links struct{ a *Appliance }
 
 func (l links) ProxyUp() bool { return l.a.Proxy != nil && l.a.Proxy.Status().SignedOn }
@@ -123,13 +125,16 @@ func (a *Appliance) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 1) // the first failure; it stops the rest
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errc <- fmt.Errorf("%s: %w", name, err)
+				select {
+				case errc <- fmt.Errorf("%s: %w", name, err):
+				default:
+				}
 				cancel()
 			}
 		}()
@@ -142,7 +147,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	// the screen itself in headless mode, and in window or kiosk mode a
 	// "camera" copy that the phone simulator can photograph.
 	if c := a.Config.Screen; c.PNG != "" || c.Mode == "headless" {
-		a.screen = &screenWriter{b: a.Backend, path: c.PNG}
+		a.screen = &screenWriter{b: a.Backend, path: c.PNG, log: a.Log.With("part", "screen")}
 		run("screen", a.screen.run)
 	}
 	if addr := a.Config.Control.Addr; addr != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -15,9 +14,8 @@ import (
 // Backend adapts the core to the screens' ui.Backend: the core never
 // depends on the UI, the UI never imports the core.
 type Backend struct {
-	core   *atm.ATM
-	logger *slog.Logger
-	cfg    atm.Config
+	core *atm.ATM
+	cfg  atm.Config
 
 	mu   sync.Mutex
 	subs []chan struct{}
@@ -25,8 +23,8 @@ type Backend struct {
 }
 
 // NewBackend wraps core.
-func NewBackend(core *atm.ATM, log *slog.Logger) *Backend {
-	b := &Backend{core: core, cfg: core.Config(), logger: log}
+func NewBackend(core *atm.ATM) *Backend {
+	b := &Backend{core: core, cfg: core.Config()}
 	b.ui = b.Subscribe()
 	return b
 }
@@ -162,5 +160,3 @@ func (b *Backend) Supervisor() ui.SupervisorInfo {
 	}
 	return info
 }
-
-func (b *Backend) log() *slog.Logger { return b.logger }

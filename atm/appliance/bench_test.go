@@ -102,10 +102,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 		s.phone.answer(b, i)
 		s.settle(b)
+		rec := s.app.Core.View().Session // the finished session's record, for the floor's commits
 		if err := s.app.Core.Dismiss(ctx); err != nil {
 			b.Fatal(err)
 		}
-		fl.sample(b, sess.ID)
+		fl.sample(b, rec)
 	}
 	if err := s.app.Store.VerifyJournal(); err != nil {
 		b.Fatal(err)
@@ -160,12 +161,11 @@ func startBenchSystem(b *testing.B) *benchSystem {
 			c := app.Core.Config()
 			s.disp = &observedDispenser{Sim: app.Dispenser, called: make(chan time.Time, 1)}
 			c.Dispenser = s.disp
-			c.Links = benchLinks{app}
 			var err error
 			if app.Core, err = atm.New(c); err != nil {
 				b.Fatal(err)
 			}
-			app.Backend = appliance.NewBackend(app.Core, log.With("part", "screen"))
+			app.Backend = appliance.NewBackend(app.Core)
 		},
 	})
 	phone, err := phonesim.LoadConfig("../../configs/phonesim.json")
@@ -247,13 +247,6 @@ var (
 	_ atm.PresentStatuser = (*observedDispenser)(nil)
 	_ atm.Resetter        = (*observedDispenser)(nil)
 )
-
-// benchLinks is the appliance's link report (appliance.links) for the
-// rebuilt core.
-type benchLinks struct{ a *appliance.Appliance }
-
-func (l benchLinks) ProxyUp() bool { return l.a.Proxy.Status().SignedOn }
-func (l benchLinks) HostUp() bool  { return l.a.Host.Connected() }
 
 // benchPhone is the phone app of phonesim on one kept-open connection to
 // the proxy, so that a request can be sealed beforehand and timed from the
@@ -436,18 +429,14 @@ func echoServer(ln net.Listener) {
 
 // sample takes one sample of each component, using the finished session's
 // record so the sizes are those of the path.
-func (f *floor) sample(b *testing.B, sessionID string) {
+func (f *floor) sample(b *testing.B, sess *atm.Session) {
 	b.Helper()
 	f.seq++
-	v := f.sys.app.Core.View()
-	if v.Session == nil {
-		v.Session = &atm.Session{ID: sessionID}
-	}
-	rec, err := json.Marshal(v.Session)
+	rec, err := json.Marshal(sess)
 	if err != nil {
 		b.Fatal(err)
 	}
-	id := fmt.Sprintf("%s-%d", sessionID, f.seq)
+	id := fmt.Sprintf("%s-%d", sess.ID, f.seq)
 
 	// atm/command.go: the COMMAND ACCEPTED commit (state Authorizing), with
 	// the host STAN allocated in the same transaction.

@@ -21,7 +21,8 @@ type Status struct {
 	Reason     string         `json:"reason,omitempty"`
 	ProxyUp    bool           `json:"proxy_signed_on"`
 	HostUp     bool           `json:"host_connected"`
-	SAFPending int            `json:"saf_pending"`
+	SAFPending int            `json:"saf_pending"` // -1 when the store cannot be read (see Error)
+	Error      string         `json:"error,omitempty"`
 	Session    *SessionStatus `json:"session,omitempty"`
 }
 
@@ -184,9 +185,13 @@ func (a *Appliance) customerInput(w http.ResponseWriter) bool {
 // Status reports links, service and the current session.
 func (a *Appliance) Status() Status {
 	v := a.Core.View()
-	n, _ := a.Core.PendingSAF()
+	l := a.Links()
 	st := Status{TerminalID: a.Config.TerminalID, InService: v.InService, Reason: v.Reason,
-		ProxyUp: a.Proxy.Status().SignedOn, HostUp: a.Host.Connected(), SAFPending: n}
+		ProxyUp: l.ProxyUp(), HostUp: l.HostUp()}
+	var err error
+	if st.SAFPending, err = a.Core.PendingSAF(); err != nil {
+		st.SAFPending, st.Error = -1, "store: "+err.Error()
+	}
 	if v.Session != nil {
 		st.Session = sessionStatus(v.Session)
 	}

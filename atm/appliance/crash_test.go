@@ -3,7 +3,6 @@ package appliance_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -22,13 +21,10 @@ import (
 	"github.com/cardless-atm/cardless/proxyclient/proxysim"
 )
 
-// buildATM builds cmd/atm once per test binary.
+// buildATM builds cmd/atm into the test's temporary directory.
 func buildATM(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(os.TempDir(), fmt.Sprintf("cardless-atm-crashtest-%d", os.Getpid()))
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
+	bin := filepath.Join(t.TempDir(), "atm")
 	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/atm").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build cmd/atm: %v\n%s", err, out)
@@ -273,8 +269,14 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 			var kinds []string
-			db.View(func(tx *store.Tx) error {
-				units, _ := tx.UnitCounters()
+			err = db.View(func(tx *store.Tx) error {
+				units, err := tx.UnitCounters()
+				if err != nil {
+					return err
+				}
+				if len(units) != len(simCounts) {
+					t.Errorf("ATM has counters for %d cash units, the dispenser %d", len(units), len(simCounts))
+				}
 				for _, u := range units {
 					d := simCounts[u.UnitID]
 					if int(u.Dispensed) != d.Dispensed || int(u.Rejected) != d.Rejected || int(u.Retracted) != d.Retracted {
@@ -282,12 +284,18 @@ func TestCrashRecovery(t *testing.T) {
 							u.UnitID, u.Dispensed, u.Rejected, u.Retracted, d.Dispensed, d.Rejected, d.Retracted)
 					}
 				}
-				items, _ := tx.QueueItems()
+				items, err := tx.QueueItems()
+				if err != nil {
+					return err
+				}
 				if len(items) != 0 {
 					t.Errorf("%d advices/reversals never acknowledged", len(items))
 				}
 				return tx.JournalRange(0, func(e store.Entry) error { kinds = append(kinds, e.Kind); return nil })
 			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			terminal := map[string]bool{"AwaitingPhone": true, "Completed": true, "Retracted": true, "Failed": true}
 			if !terminal[tt.point] && !strings.Contains(strings.Join(kinds, ","), "RECOVERY") {
 				t.Errorf("no recovery journaled: %v", kinds)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +11,9 @@ import (
 
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/appliance"
+	"github.com/cardless-atm/cardless/atm/devsim"
 	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
+	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 	"github.com/cardless-atm/cardless/proxyclient/proxysim"
 )
@@ -174,6 +175,21 @@ func (s *system) settled() {
 	}
 }
 
+// wantJournal fails the test unless the ATM's journal holds an entry of kind.
+func (s *system) wantJournal(kind string) {
+	s.t.Helper()
+	found := false
+	err := s.app.Store.View(func(tx *store.Tx) error {
+		return tx.JournalRange(0, func(e store.Entry) error {
+			found = found || e.Kind == kind
+			return nil
+		})
+	})
+	if err != nil || !found {
+		s.t.Fatalf("journal has no %q entry (%v)", kind, err)
+	}
+}
+
 func (s *system) dismiss() { s.app.Core.Dismiss(context.Background()) }
 
 func TestE2EApprovedAndPaid(t *testing.T) {
@@ -307,6 +323,23 @@ func TestE2EHostFaults(t *testing.T) {
 		if s.balance(zhang) != before {
 			t.Fatalf("balance %d, want %d", s.balance(zhang), before)
 		}
+		// The host never processed the 0200, so the balance alone proves
+		// nothing: the reversal must still have reached it.
+		s.wantJournal("HOST ACK REVERSAL")
+	})
+	t.Run("slow answer", func(t *testing.T) {
+		// The host debits, then answers after the ATM gave up (5 s against
+		// the ATM's 2 s): only the reversal brings the money back.
+		s := startSystem(t, nil)
+		before := s.balance(hostsim.MagicSlow)
+		if out := s.withdraw(s.qr(10000), hostsim.MagicSlow, "123456"); out.ResponseCode == "00" || out.Dispensed != 0 {
+			t.Fatalf("outcome %+v", out)
+		}
+		s.settled()
+		if got := s.balance(hostsim.MagicSlow); got != before {
+			t.Fatalf("balance %d, want %d: the reversal did not undo the debit", got, before)
+		}
+		s.wantJournal("HOST ACK REVERSAL")
 	})
 	t.Run("drop after approve", func(t *testing.T) {
 		s := startSystem(t, nil)
@@ -363,27 +396,14 @@ func TestE2EForgedTokenRefused(t *testing.T) {
 
 // The QR on the rendered screen decodes, from pixels, to the session's payload.
 func TestE2EPhoneReadsScreen(t *testing.T) {
-	if os.Getenv("EGL_PLATFORM") == "" {
-		os.Setenv("EGL_PLATFORM", "surfaceless")
-	}
 	s := startSystem(t, nil)
 	qr := s.qr(10000)
-	png := filepath.Join(s.dir, "screen.png")
-	var got string
-	for i := 0; i < 100; i++ {
-		if f, err := os.Open(png); err == nil {
-			got, err = phonesim.DecodePNG(f)
-			f.Close()
-			if err == nil && got == qr {
-				break
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := devsim.WaitScreenQR(ctx, filepath.Join(s.dir, "screen.png"), qr, 5*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	if got != qr {
-		t.Fatalf("screen QR %q, session QR %q", got, qr)
-	}
-	if out := s.withdraw(got, zhang, "123456"); !out.PaidInFull() {
+	if out := s.withdraw(qr, zhang, "123456"); !out.PaidInFull() {
 		t.Fatalf("outcome %+v", out)
 	}
 }

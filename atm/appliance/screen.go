@@ -5,13 +5,13 @@ import (
 	"context"
 	"image"
 	"image/png"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/cardless-atm/cardless/ui"
-	"github.com/cardless-atm/cardless/ui/i18n"
 )
 
 // ScreenSize is the headless screen's size: a common 4:3 ATM display.
@@ -24,7 +24,7 @@ var ScreenSize = image.Pt(1024, 768)
 type screenWriter struct {
 	b    *Backend
 	path string
-	lang i18n.Lang
+	log  *slog.Logger
 
 	mu   sync.Mutex
 	last []byte
@@ -50,9 +50,9 @@ func (w *screenWriter) run(ctx context.Context) error {
 }
 
 func (w *screenWriter) write() {
-	img, err := ui.Render(w.b, ui.State{Lang: w.lang}, ScreenSize)
+	img, err := ui.Render(w.b, ui.State{}, ScreenSize)
 	if err != nil {
-		w.b.log().Error("screen render", "err", err)
+		w.log.Error("screen render", "err", err)
 		return
 	}
 	var buf bytes.Buffer
@@ -67,11 +67,11 @@ func (w *screenWriter) write() {
 	}
 	tmp := filepath.Join(filepath.Dir(w.path), "."+filepath.Base(w.path)+".tmp")
 	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		w.b.log().Error("screen write", "err", err)
+		w.log.Error("screen write", "err", err)
 		return
 	}
 	if err := os.Rename(tmp, w.path); err != nil {
-		w.b.log().Error("screen write", "err", err)
+		w.log.Error("screen write", "err", err)
 	}
 }
 

@@ -47,9 +47,8 @@ func Defaults() Options {
 }
 
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
+	cmd *exec.Cmd
+	log string
 }
 
 // Run starts the system, runs one withdrawal and, unless Once, keeps the
@@ -74,7 +73,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}()
 	start := func(name string, args ...string) error {
-		p := &proc{name: name, log: filepath.Join(logs, name+".log")}
+		p := &proc{log: filepath.Join(logs, name+".log")}
 		f, err := os.Create(p.log)
 		if err != nil {
 			return err
@@ -122,26 +121,37 @@ func Run(ctx context.Context, o Options) (err error) {
 	say("      session written to bbolt, QR on screen (expires %s)", sess.Expires.Local().Format("15:04:05"))
 	say("      QR payload: %s", sess.QR)
 	png := filepath.Join(o.Var, "atm", "screen.png")
-	if err := waitScreenQR(ctx, png, sess.QR, 15*time.Second); err != nil {
+	if err := WaitScreenQR(ctx, png, sess.QR, 15*time.Second); err != nil {
 		return err
 	}
 
 	say("[4/6] Customer scans the screen with the phone app (phonesim reads %s from pixels)", png)
 	say("      phone -> proxy (ISO 8583, 3DES) -> ATM -> host (authorize) -> dispenser")
 	seen := make(chan struct{})
-	go narrate(ctx, o, say, seen)
+	nctx, stopNarrating := context.WithCancel(ctx)
+	defer stopNarrating()
+	go narrate(nctx, o, say, seen)
 	phone := exec.CommandContext(ctx, filepath.Join(o.Bin, "phonesim"), "--proxy", o.ProxyPhone, "--config", cfg("phonesim.json"),
 		"--qr-png", png, "--customer", o.Customer, "--pin", o.PIN)
 	phone.Stderr = os.Stderr
 	outb, perr := phone.Output()
+	if perr != nil {
+		stopNarrating() // the session may never finish: do not wait for it
+	}
 	<-seen
 	say("[5/6] Phone app shows the outcome: %s", strings.TrimSpace(string(outb)))
 	if perr != nil {
 		return fmt.Errorf("withdrawal not approved and paid: %v (logs in %s)", perr, logs)
 	}
-	st, _ = waitStatus(ctx, o.Control, 30*time.Second, func(s status) bool { return s.SAFPending == 0 })
+	st, err = waitStatus(ctx, o.Control, 30*time.Second, func(s status) bool { return s.SAFPending == 0 })
+	if err != nil {
+		return fmt.Errorf("the completion advice was not acknowledged by the host: %w (logs in %s)", err, logs)
+	}
 	say("      completion advice acknowledged by the host (store-and-forward queue: %d pending)", st.SAFPending)
-	say("[6/6] Cash paid out. Journal chain verified: %s", verify(o.Control))
+	if v := verify(o.Control); v != "ok" {
+		return fmt.Errorf("the journal does not verify: %s", v)
+	}
+	say("[6/6] Cash paid out. Journal chain verified: ok")
 	say("")
 	say("Do one by hand (the system keeps running):")
 	say("  curl -X POST 'http://%s/withdraw?amount=20000'      # the customer picks 200.00", o.Control)
@@ -278,9 +288,9 @@ func verify(addr string) string {
 	return "ok"
 }
 
-// waitScreenQR waits until the screen the ATM rendered shows the session's
-// QR code, decoded from the pixels as the phone's camera would.
-func waitScreenQR(ctx context.Context, path, want string, d time.Duration) error {
+// WaitScreenQR waits until the screen the ATM rendered to path shows the
+// QR code want, decoded from the pixels as the phone's camera would.
+func WaitScreenQR(ctx context.Context, path, want string, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if f, err := os.Open(path); err == nil {

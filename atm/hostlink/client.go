@@ -13,7 +13,6 @@ import (
 
 	"github.com/moov-io/iso8583"
 	connection "github.com/moov-io/iso8583-connection"
-	iso8583errors "github.com/moov-io/iso8583/errors"
 
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
@@ -250,7 +249,7 @@ func (c *Client) netMgmt(conn *connection.Connection, code string) error {
 	m, err := wire.Build(&wire.NetMgmt{
 		MTI:                  wire.MTINetMgmtRequest,
 		TransmissionDateTime: wire.FormatTransmissionDT(now),
-		STAN:                 wire.FormatSTAN(c.netSTAN.Add(1)),
+		STAN:                 wire.FormatSTAN(c.netSTAN.Add(1)%999999 + 1),
 		TerminalID:           c.cfg.TerminalID,
 		NetMgmtCode:          code,
 	})
@@ -316,12 +315,9 @@ func (c *Client) exchange(ctx context.Context, m *iso8583.Message) (*iso8583.Mes
 	if r.err == nil {
 		return r.m, nil
 	}
-	var pe *iso8583errors.PackError
 	switch {
 	case errors.Is(r.err, connection.ErrSendTimeout):
 		return nil, fmt.Errorf("%w: %s stan %s: no answer in %s", ErrOutcomeUnknown, mti, stan, timeout)
-	case errors.As(r.err, &pe) && !sent.Load():
-		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrUnavailable, mti, stan, r.err)
 	case sent.Load():
 		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrOutcomeUnknown, mti, stan, r.err)
 	default:

@@ -108,7 +108,9 @@ func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
 		return false, nil
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("hostsim: corrupt record %q: %w", key, err)
+		// The key is not quoted: in the customer and daily buckets it is
+		// the customer's ID, and this error reaches the log.
+		return false, fmt.Errorf("hostsim: corrupt record in bucket: %w", err)
 	}
 	return true, nil
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -33,38 +32,22 @@ type entry struct {
 	kind keyKind
 	key  []byte
 
-	// The expanded key schedules of a 3DES key and its KCV, built once (at
-	// import, or on first use for keys loaded from the store) so that no
-	// MAC, encryption or KCV call pays for a DES key setup. Readers build
-	// it under s.mu.RLock, hence the sync.Once; wipe drops it under the
-	// write lock.
-	once  sync.Once
+	// sched holds the expanded key schedules of a 3DES key and its KCV,
+	// built when the entry is made (import, derivation or store load) so
+	// that no MAC, encryption or KCV call pays for a DES key setup. Nil for
+	// HMAC keys and after wipe.
 	sched *schedule
-	err   error
 }
 
-// errWiped is returned by a wiped entry; no wiped entry is reachable from
-// Soft.keys, so callers never see it.
-var errWiped = errors.New("hsm: key was wiped")
-
 // newTDESEntry returns the entry of the clear 3DES key k with its key
-// schedules already built. k becomes the entry's; on error the caller
-// still owns (and zeroes) it.
+// schedules built. k becomes the entry's; on error the caller still owns
+// (and zeroes) it.
 func newTDESEntry(k []byte) (*entry, error) {
 	ks, err := newSchedule(k)
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{kind: kindTDES, key: k}
-	e.once.Do(func() { e.sched = ks })
-	return e, nil
-}
-
-// schedule returns the expanded key of a 3DES entry, building it on first
-// use. The caller holds s.mu (for reading or writing).
-func (e *entry) schedule() (*schedule, error) {
-	e.once.Do(func() { e.sched, e.err = newSchedule(e.key) })
-	return e.sched, e.err
+	return &entry{kind: kindTDES, key: k, sched: ks}, nil
 }
 
 // wipe zeroes the key bytes and drops the key schedules (crypto/des cannot
@@ -72,8 +55,7 @@ func (e *entry) schedule() (*schedule, error) {
 // collector). The caller holds s.mu for writing, or owns e alone.
 func (e *entry) wipe() {
 	zero(e.key)
-	e.once.Do(func() {})
-	e.sched, e.err = nil, errWiped
+	e.sched = nil
 }
 
 // KeyInfo describes a stored key without revealing it.
@@ -146,11 +128,7 @@ func (s *Soft) Keys() ([]KeyInfo, error) {
 			info.Type = "HMAC-SHA256"
 		default:
 			info.Type = fmt.Sprintf("3DES-%d", len(e.key)/8)
-			ks, err := e.schedule()
-			if err != nil {
-				return nil, err
-			}
-			info.KCV = ks.kcv
+			info.KCV = e.sched.kcv
 		}
 		out = append(out, info)
 	}
@@ -235,7 +213,7 @@ func (s *Soft) tdes(name KeyName) (*schedule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.schedule()
+	return e.sched, nil
 }
 
 // ImportClearKey implements ClearKeyImporter. The key must be 16 or 24

@@ -108,7 +108,7 @@ func decodeKeys(p []byte) (map[KeyName]*entry, error) {
 	keys := make(map[KeyName]*entry)
 	fail := func(msg string) (map[KeyName]*entry, error) {
 		for _, e := range keys {
-			zero(e.key)
+			e.wipe()
 		}
 		return nil, fmt.Errorf("hsm: key store content is malformed: %s", msg)
 	}
@@ -139,7 +139,17 @@ func decodeKeys(p []byte) (map[KeyName]*entry, error) {
 		if (kind == kindTDES && klen != 16 && klen != 24) || (kind == kindHMAC && klen < MinHMACKeyLen) {
 			return fail("bad key length")
 		}
-		keys[name] = &entry{kind: kind, key: append([]byte(nil), p[:klen]...)}
+		k := append([]byte(nil), p[:klen]...)
+		if kind == kindHMAC {
+			keys[name] = &entry{kind: kind, key: k}
+		} else {
+			e, err := newTDESEntry(k)
+			if err != nil {
+				zero(k)
+				return fail("bad 3DES key")
+			}
+			keys[name] = e
+		}
 		p = p[klen:]
 	}
 	return keys, nil

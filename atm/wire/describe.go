@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/moov-io/iso8583"
 	"github.com/moov-io/iso8583/field"
@@ -23,29 +24,40 @@ var redacted = map[int]bool{
 	FieldDispenseToken:  true,
 }
 
-// maskField is the one place that decides how a field value is shown in
-// logs. Account numbers (2) keep their first and last four digits; the
-// redacted fields show only their length.
-func maskField(id int, s string) string {
-	switch {
-	case redacted[id]:
-		return fmt.Sprintf("[redacted, %d chars]", len(s))
-	case id == 2:
-		return iso8583.PANFilter(s, nil)
-	}
-	return s
-}
-
-// filters returns iso8583 field filters applying maskField, on top of the
-// library's defaults (tracks 35, 36, 45 and EMV data 55).
+// filters returns the iso8583 field filters of Describe and LogValue,
+// the one masking rule: the library's defaults (account numbers in fields
+// 2 and 20 keep their first and last four digits; tracks 35, 36 and 45
+// have their account number masked; EMV data 55 is shortened), then the
+// redacted fields, which show only their length (52 replaces the
+// library's PIN filter).
 func filters() []iso8583.FieldFilter {
 	fs := iso8583.DefaultFilters()
-	for _, id := range append(slices.Sorted(maps.Keys(redacted)), 2) {
-		fs = append(fs, iso8583.FilterField(strconv.Itoa(id), func(in string, _ field.Field) string {
-			return maskField(id, in)
-		}))
+	for _, id := range slices.Sorted(maps.Keys(redacted)) {
+		fs = append(fs, iso8583.FilterField(strconv.Itoa(id), redact))
 	}
 	return fs
+}
+
+func redact(in string, _ field.Field) string {
+	return fmt.Sprintf("[redacted, %d chars]", len(in))
+}
+
+// filterFuncs is filters() as the map iso8583.Describe builds from them,
+// for LogValue.
+var filterFuncs = sync.OnceValue(func() map[string]iso8583.FilterFunc {
+	m := make(map[string]iso8583.FilterFunc)
+	for _, f := range filters() {
+		f(m)
+	}
+	return m
+})
+
+// maskField returns the value s of field f (id) as Describe shows it.
+func maskField(id int, f field.Field, s string) string {
+	if fn, ok := filterFuncs()[strconv.Itoa(id)]; ok {
+		return fn(s, f)
+	}
+	return s
 }
 
 // Describe writes a human-readable, masked listing of msg to w.
@@ -73,7 +85,7 @@ func LogValue(msg *iso8583.Message) slog.Value {
 		if err != nil {
 			s = "[unreadable]"
 		}
-		attrs = append(attrs, slog.String("f"+strconv.Itoa(id), maskField(id, s)))
+		attrs = append(attrs, slog.String("f"+strconv.Itoa(id), maskField(id, fields[id], s)))
 	}
 	return slog.GroupValue(attrs...)
 }

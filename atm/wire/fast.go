@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/moov-io/iso8583"
@@ -19,8 +18,8 @@ import (
 // module's Pack would refuse, a crypto error, or bytes that are not a
 // canonical message), it gives up and the general implementation in
 // protect.go runs instead, so results and errors are those of the general
-// implementation. The differential tests (fast_test.go) check both against
-// the implementation before the fast paths (reference_test.go).
+// implementation. The differential tests (fast_test.go) and FuzzOpen check
+// the fast paths against sealGeneric and openGeneric.
 
 // sealFast appends the sealed form of msg to dst. ok is false when msg
 // must go through sealGeneric; out is then meaningless.
@@ -227,7 +226,7 @@ func scanCanonical(raw []byte, s *scan) bool {
 			s.val[id] = span{int32(off + l.digits), int32(off + l.digits + n)}
 			off += l.digits + n
 		case layoutBinHex:
-			if len(rest) < 2*l.n || !isUpperHex(string(rest[:2*l.n])) {
+			if len(rest) < 2*l.n || !isUpperHex(rest[:2*l.n]) {
 				return false
 			}
 			s.val[id] = span{int32(off), int32(off + 2*l.n)}
@@ -258,81 +257,11 @@ func (p *Protector) openFast(raw []byte) (msg *iso8583.Message, err error, ok bo
 	if s.present[FieldSTAN] {
 		stan = digitsOnly(s.str(raw, FieldSTAN), 6)
 	}
-	fail := func(sentinel error, field int, cause error) (*iso8583.Message, error, bool) {
-		return nil, &MessageError{MTI: s.mti, STAN: stan, Err: sentinel, Field: field, Cause: cause}, true
-	}
-	for _, id := range numericFields {
-		if s.present[id] && !isDigits(s.str(raw, id)) {
-			return fail(ErrMalformed, id, nil)
-		}
-	}
-	mf := FieldMAC64
-	for id := 65; id < FieldMAC128; id++ {
-		if s.present[id] {
-			mf = FieldMAC128
-			break
-		}
-	}
-	other := FieldMAC64
-	if mf == FieldMAC64 {
-		other = FieldMAC128
-	}
-	if !s.present[mf] || s.present[other] {
-		return fail(ErrMAC, mf, nil)
-	}
-	if !s.present[FieldMACKeyKCV] {
-		return fail(ErrMAC, FieldMACKeyKCV, nil)
-	}
-	kcv := s.str(raw, FieldMACKeyKCV)
-
-	p.mu.RLock()
-	sets := [2]KeySet{p.cur}
-	nsets := 1
-	if p.prev != nil {
-		sets[1] = *p.prev
-		nsets = 2
-	}
-	p.mu.RUnlock()
-
-	keys := p.keySetFor(sets[:nsets], s.mti, kcv)
-	if keys == nil {
-		return fail(ErrMAC, FieldMACKeyKCV, nil)
-	}
-	// The MAC field is the last one and canonical: 16 upper-case hex digits.
-	body := len(raw) - 16
-	var mac [8]byte
-	decodeUpperHex(mac[:], raw[body:])
-	if verr := p.c.VerifyMAC(keys.macKey(s.mti), raw[:body], mac[:], MACPadding); verr != nil {
-		var cause error
-		if !errors.Is(verr, hsm.ErrMACMismatch) {
-			cause = verr
-		}
-		return fail(ErrMAC, mf, cause)
-	}
-
-	// MAC verified: now decrypt.
-	var plain [2]string
-	for i, id := range encryptedFields {
-		if !s.present[id] {
-			continue
-		}
-		h := raw[s.val[id].off:s.val[id].end]
-		if len(h) == 0 || len(h)%16 != 0 {
-			return fail(ErrMalformed, id, nil)
-		}
-		ct := make([]byte, len(h)/2)
-		if !decodeUpperHex(ct, h) {
-			return fail(ErrMalformed, id, nil)
-		}
-		pt, derr := p.c.Decrypt(keys.Data, ct)
-		if derr != nil {
-			return fail(ErrMalformed, id, derr)
-		}
-		v, good := unpad2(pt)
-		if !good {
-			return fail(ErrMalformed, id, nil)
-		}
-		plain[i] = string(v)
+	plain, err := p.openVerified(raw, s.mti, stan, func(id int) ([]byte, bool) {
+		return raw[s.val[id].off:s.val[id].end], s.present[id]
+	})
+	if err != nil {
+		return nil, err, true
 	}
 	m, berr := s.message(raw, plain)
 	if berr != nil {

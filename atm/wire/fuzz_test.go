@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/cardless-atm/cardless/hsm"
@@ -46,8 +48,8 @@ func FuzzReadFrame(f *testing.F) {
 
 // FuzzOpen: Open never panics, never returns both a message and an error,
 // and accepts only messages whose MAC verifies: an accepted message is
-// exactly what Seal produces for it. Open also agrees with the
-// implementation before the fast paths (openRef) on every input: same
+// exactly what Seal produces for it. Open also agrees with the general
+// implementation through the module (openGeneric) on every input: same
 // acceptance, same message, same error details; and the fast path's
 // canonical-form scan agrees with the module's unpack and re-pack.
 func FuzzOpen(f *testing.F) {
@@ -105,41 +107,64 @@ func seedMessages(tb testing.TB, p *Protector) [][]byte {
 	return append(out, noMAC, tampered, out[1][:len(out[1])-1])
 }
 
-// TestGenerateFuzzSeeds writes the seed corpus when run with
-// -wire.genseeds; otherwise it checks the committed seeds still open.
+// TestGenerateFuzzSeeds writes the seed corpus under testdata/fuzz when
+// run with -wire.genseeds. In every run it checks that each committed seed
+// file is exactly what the current code generates (as TestSealGolden does
+// for its golden file), so a stale seed fails here, and that the seeds
+// that are real sealed messages open and the near misses do not.
 func TestGenerateFuzzSeeds(t *testing.T) {
 	p := NewProtector(newModule(t), gen1)
 	seeds := seedMessages(t, p)
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
+	corpus := func(s []byte) []byte { return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", s) }
+	files := map[string][]byte{} // path -> content
+	openDir := filepath.Join("testdata", "fuzz", "FuzzOpen")
+	for i, s := range seeds {
+		files[filepath.Join(openDir, fmt.Sprintf("seed-%02d", i))] = corpus(s)
+	}
+	var b bytes.Buffer
+	if err := (Framer{}).WriteFrame(&b, seeds[0]); err != nil {
+		t.Fatal(err)
+	}
+	plain := bytes.Clone(b.Bytes())
+	b.Reset()
+	if err := (Framer{TPDU: testTPDU}).WriteFrame(&b, seeds[1]); err != nil {
+		t.Fatal(err)
+	}
+	frameDir := filepath.Join("testdata", "fuzz", "FuzzReadFrame")
+	files[filepath.Join(frameDir, "plain-0200")] = corpus(plain)
+	files[filepath.Join(frameDir, "tpdu-0800")] = corpus(b.Bytes())
+	files[filepath.Join(frameDir, "truncated")] = corpus(plain[:40])
+
 	if *genSeeds {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i, s := range seeds {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
+		for path, content := range files {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
 			}
-		}
-		frames := map[string][]byte{}
-		var b bytes.Buffer
-		Framer{}.WriteFrame(&b, seeds[0])
-		frames["plain-0200"] = bytes.Clone(b.Bytes())
-		b.Reset()
-		Framer{TPDU: testTPDU}.WriteFrame(&b, seeds[1])
-		frames["tpdu-0800"] = bytes.Clone(b.Bytes())
-		frames["truncated"] = frames["plain-0200"][:40]
-		fdir := filepath.Join("testdata", "fuzz", "FuzzReadFrame")
-		if err := os.MkdirAll(fdir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, s := range frames {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-			if err := os.WriteFile(filepath.Join(fdir, name), []byte(body), 0o644); err != nil {
+			if err := os.WriteFile(path, content, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+	for _, path := range slices.Sorted(maps.Keys(files)) {
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("committed seed missing (regenerate with -wire.genseeds): %v", err)
+		}
+		if !bytes.Equal(got, files[path]) {
+			t.Errorf("committed seed %s differs from the generated one (regenerate with -wire.genseeds)", path)
+		}
+	}
+	// No committed seed-NN file beyond those generated.
+	extra, err := filepath.Glob(filepath.Join(openDir, "seed-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range extra {
+		if _, ok := files[path]; !ok {
+			t.Errorf("stale committed seed %s: not generated any more", path)
+		}
+	}
+
 	// The first six seeds are real sealed messages and must open.
 	for i, s := range seeds[:6] {
 		if _, err := p.Open(s); err != nil {

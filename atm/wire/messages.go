@@ -309,7 +309,7 @@ func ParseKeyBlock(s string) (KeyBlock, error) {
 	return k, nil
 }
 
-func isDigits(s string) bool {
+func isDigits[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false
@@ -318,7 +318,7 @@ func isDigits(s string) bool {
 	return true
 }
 
-func isUpperHex(s string) bool {
+func isUpperHex[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {

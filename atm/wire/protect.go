@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -163,17 +162,6 @@ func (k KeySet) macKey(mti string) hsm.KeyName {
 	return k.MAC
 }
 
-// macField is the field that carries the MAC of m: 128 when the message has
-// a secondary bitmap (any field 65-128 other than the MAC), else 64.
-func macField[V any](fields map[int]V) int {
-	for id := range fields {
-		if id > 64 && id != FieldMAC128 {
-			return FieldMAC128
-		}
-	}
-	return FieldMAC64
-}
-
 // Seal protects a copy of msg (msg itself is not changed) and returns the
 // packed bytes: fields 62 and 120 are encrypted with the current Data key
 // (3DES-CBC, zero IV, ISO 9797-1 padding method 2, upper-case hex), field
@@ -208,11 +196,9 @@ func (p *Protector) appendSeal(dst []byte, msg *iso8583.Message) ([]byte, error)
 // sealGeneric is Seal through the iso8583 module: the message is copied
 // field by field (each value moved with Bytes/SetBytes, the encrypted
 // fields set straight to their ciphertext) and packed once; the MAC is
-// then written over the packed placeholder.
+// then written over the packed placeholder. msg is not nil (appendSeal
+// checks).
 func (p *Protector) sealGeneric(msg *iso8583.Message) ([]byte, error) {
-	if msg == nil {
-		return nil, errors.New("wire: seal: nil message")
-	}
 	keys := p.Keys()
 	mti, err := msg.GetMTI()
 	if err != nil || len(mti) != 4 {
@@ -276,8 +262,7 @@ func (p *Protector) sealGeneric(msg *iso8583.Message) ([]byte, error) {
 	if len(mac) != 8 {
 		return nil, fmt.Errorf("wire: seal: MAC has %d bytes, want 8", len(mac))
 	}
-	upperHex(packed[body:], mac)
-	return packed, nil
+	return appendUpperHex(packed[:body], mac), nil
 }
 
 // sealField sets field id of m to the encryption under key of the value of
@@ -291,26 +276,15 @@ func (p *Protector) sealField(m *iso8583.Message, key hsm.KeyName, id int, f fie
 	if len(plain) > MaxEncryptedPlain {
 		return fmt.Errorf("%w: field %d has %d bytes, at most %d", ErrFieldTooLong, id, len(plain), MaxEncryptedPlain)
 	}
-	ct, err := p.c.Encrypt(key, pad2([]byte(plain)))
+	ct, err := p.c.Encrypt(key, pad2To(nil, plain))
 	if err != nil {
 		return fmt.Errorf("wire: seal: encrypt field %d: %w", id, err)
 	}
-	h := make([]byte, 2*len(ct))
-	upperHex(h, ct)
+	h := appendUpperHex(make([]byte, 0, 2*len(ct)), ct)
 	if err := m.BinaryField(id, h); err != nil {
 		return fmt.Errorf("wire: seal: field %d: %w", id, err)
 	}
 	return nil
-}
-
-// upperHex writes src as upper-case hex digits into dst, which must hold
-// 2*len(src) bytes.
-func upperHex(dst, src []byte) {
-	const digits = "0123456789ABCDEF"
-	for i, b := range src {
-		dst[2*i] = digits[b>>4]
-		dst[2*i+1] = digits[b&0x0F]
-	}
 }
 
 // Open checks that raw is a canonical message on Spec, verifies its MAC
@@ -371,46 +345,80 @@ func (p *Protector) openGeneric(raw []byte) (msg *iso8583.Message, err error) {
 	if perr != nil || !bytes.Equal(again, raw) {
 		return fail(ErrMalformed, 0, nil)
 	}
-	for _, id := range numericFields {
-		if m.GetField(id) != nil {
-			if s, _ := m.GetString(id); !isDigits(s) {
+	fields := m.GetFields()
+	plain, err := p.openVerified(raw, mti, merr.STAN, func(id int) ([]byte, bool) {
+		f, ok := fields[id]
+		if !ok {
+			return nil, false
+		}
+		s, _ := f.String()
+		return []byte(s), true
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range encryptedFields {
+		if _, ok := fields[id]; ok {
+			if serr := m.Field(id, plain[i]); serr != nil {
 				return fail(ErrMalformed, id, nil)
 			}
 		}
 	}
+	return m, nil
+}
 
-	fields := m.GetFields()
-	present := func(id int) bool { _, ok := fields[id]; return ok }
-	mf := macField(fields)
-	other := FieldMAC64
-	if mf == FieldMAC64 {
-		other = FieldMAC128
+// openVerified is the part of Open that follows parsing: openFast and
+// openGeneric call it once raw has been parsed and found canonical
+// (scanCanonical, or the module's unpack and re-pack), so that the checks,
+// their order and the errors are the same on both paths. value returns the
+// bytes of field id as parsed (for an encrypted field, its hex cipher text)
+// and whether the field is present; it may return a slice of raw, which is
+// only read.
+//
+// It checks that the numeric fields hold digits, that the message has its
+// MAC field (128 when a field 65-127 is present, else 64; not the other
+// one) and field 96, finds the key set whose MAC key field 96 names,
+// verifies the MAC (the last 16 bytes of raw, upper-case hex in a
+// canonical message) over the bytes before it, and only then decrypts the
+// encrypted fields. It returns their clear values in the order of
+// encryptedFields ("" for an absent field). On failure it returns a
+// *MessageError with the message's mti and stan (as digitsOnly gives it).
+func (p *Protector) openVerified(raw []byte, mti, stan string, value func(id int) ([]byte, bool)) (plain [2]string, err error) {
+	fail := func(sentinel error, field int, cause error) ([2]string, error) {
+		return [2]string{}, &MessageError{MTI: mti, STAN: stan, Err: sentinel, Field: field, Cause: cause}
 	}
-	if !present(mf) || present(other) {
+	for _, id := range numericFields {
+		if v, ok := value(id); ok && !isDigits(v) {
+			return fail(ErrMalformed, id, nil)
+		}
+	}
+	mf, other := FieldMAC64, FieldMAC128
+	for id := 65; id < FieldMAC128; id++ {
+		if _, ok := value(id); ok {
+			mf, other = FieldMAC128, FieldMAC64
+			break
+		}
+	}
+	if _, ok := value(mf); !ok {
 		return fail(ErrMAC, mf, nil)
 	}
-	if !present(FieldMACKeyKCV) {
+	if _, ok := value(other); ok {
+		return fail(ErrMAC, mf, nil)
+	}
+	kcv, ok := value(FieldMACKeyKCV)
+	if !ok {
 		return fail(ErrMAC, FieldMACKeyKCV, nil)
 	}
-	kcv, _ := m.GetString(FieldMACKeyKCV)
-
-	p.mu.RLock()
-	sets := []KeySet{p.cur}
-	if p.prev != nil {
-		sets = append(sets, *p.prev)
-	}
-	p.mu.RUnlock()
-
-	keys := p.keySetFor(sets, mti, kcv)
-	if keys == nil {
+	keys, ok := p.keySetFor(mti, kcv)
+	if !ok {
 		return fail(ErrMAC, FieldMACKeyKCV, nil)
 	}
 	body := len(raw) - 16
-	mac := make([]byte, 8)
-	if _, herr := hex.Decode(mac, raw[body:]); herr != nil {
+	var mac [8]byte
+	if body < 0 || !decodeUpperHex(mac[:], raw[body:]) {
 		return fail(ErrMAC, mf, nil)
 	}
-	if verr := p.c.VerifyMAC(keys.macKey(mti), raw[:body], mac, MACPadding); verr != nil {
+	if verr := p.c.VerifyMAC(keys.macKey(mti), raw[:body], mac[:], MACPadding); verr != nil {
 		var cause error
 		if !errors.Is(verr, hsm.ErrMACMismatch) {
 			cause = verr
@@ -419,41 +427,33 @@ func (p *Protector) openGeneric(raw []byte) (msg *iso8583.Message, err error) {
 	}
 
 	// MAC verified: now decrypt.
-	for _, id := range encryptedFields {
-		if !present(id) {
+	for i, id := range encryptedFields {
+		h, ok := value(id)
+		if !ok {
 			continue
 		}
-		s, _ := m.GetString(id)
-		ct, herr := hex.DecodeString(s)
-		if herr != nil || len(ct) == 0 || len(ct)%8 != 0 || !isUpperHex(s) {
+		if len(h) == 0 || len(h)%16 != 0 {
+			return fail(ErrMalformed, id, nil)
+		}
+		ct := make([]byte, len(h)/2)
+		if !decodeUpperHex(ct, h) {
 			return fail(ErrMalformed, id, nil)
 		}
 		pt, derr := p.c.Decrypt(keys.Data, ct)
 		if derr != nil {
 			return fail(ErrMalformed, id, derr)
 		}
-		plain, ok := unpad2(pt)
-		if !ok {
+		v, good := unpad2(pt)
+		if !good {
 			return fail(ErrMalformed, id, nil)
 		}
-		if serr := m.Field(id, string(plain)); serr != nil {
-			return fail(ErrMalformed, id, nil)
-		}
+		plain[i] = string(v)
 	}
-	return m, nil
+	return plain, nil
 }
 
-// pad2 is ISO 9797-1 padding method 2: 0x80 then zeros to a multiple of 8.
-func pad2(b []byte) []byte {
-	out := make([]byte, 0, (len(b)/8+1)*8)
-	out = append(out, b...)
-	out = append(out, 0x80)
-	for len(out)%8 != 0 {
-		out = append(out, 0)
-	}
-	return out
-}
-
+// unpad2 removes ISO 9797-1 padding method 2 (see pad2To); false if b
+// is not padded that way (no 0x80, or more than 8 padding bytes).
 func unpad2(b []byte) ([]byte, bool) {
 	i := len(b) - 1
 	for i >= 0 && b[i] == 0 {
@@ -479,17 +479,27 @@ func digitsOnly(s string, n int) string {
 	return ""
 }
 
-// keySetFor returns the key set (current or previous) whose MAC key for mti
-// has the check value kcv, the one field 96 names; nil if none has.
-func (p *Protector) keySetFor(sets []KeySet, mti, kcv string) *KeySet {
-	for i := range sets {
-		name := sets[i].macKey(mti)
+// keySetFor returns the key set (current, else previous) whose MAC key
+// for mti has the check value kcv, the one field 96 names; false if none
+// has. It takes the key sets under the lock and asks the module for the
+// check values after releasing it.
+func (p *Protector) keySetFor(mti string, kcv []byte) (KeySet, bool) {
+	p.mu.RLock()
+	sets := [2]KeySet{p.cur}
+	n := 1
+	if p.prev != nil {
+		sets[1] = *p.prev
+		n = 2
+	}
+	p.mu.RUnlock()
+	for _, k := range sets[:n] {
+		name := k.macKey(mti)
 		if name == "" {
 			continue
 		}
-		if k, err := p.c.KCV(name); err == nil && k == kcv {
-			return &sets[i]
+		if c, err := p.c.KCV(name); err == nil && c == string(kcv) {
+			return k, true
 		}
 	}
-	return nil
+	return KeySet{}, false
 }

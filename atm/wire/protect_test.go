@@ -286,13 +286,16 @@ func TestSealErrors(t *testing.T) {
 func TestPadding2(t *testing.T) {
 	for n := range 20 {
 		in := bytes.Repeat([]byte{0x80}, n)
-		p := pad2(in)
+		p := pad2To(nil, in)
 		if len(p)%8 != 0 || len(p) <= n || len(p) > n+8 {
-			t.Fatalf("pad2(%d) has length %d", n, len(p))
+			t.Fatalf("pad2To(%d) has length %d", n, len(p))
+		}
+		if !bytes.Equal(pad2To(make([]byte, 0, 1), string(in)), p) {
+			t.Fatalf("pad2To of a string differs from pad2To of bytes (%d)", n)
 		}
 		out, ok := unpad2(p)
 		if !ok || !bytes.Equal(out, in) {
-			t.Fatalf("unpad2(pad2(%d)) failed", n)
+			t.Fatalf("unpad2(pad2To(%d)) failed", n)
 		}
 	}
 	for _, bad := range [][]byte{{}, make([]byte, 8), {1, 2, 3, 4, 5, 6, 7, 8}, append([]byte{0x80}, make([]byte, 8)...)} {

@@ -144,7 +144,7 @@ func newRig(t *testing.T, faults dispensersim.Faults) *rig {
 			{ID: "CST1", Denomination: 10000, Currency: "CNY", Count: 50},
 			{ID: "CST2", Denomination: 5000, Currency: "CNY", Count: 50},
 		},
-		MaxNotes: 40, TokenKey: tokenKey, TakeDelay: 10 * time.Millisecond,
+		Exponent: 2, MaxNotes: 40, TokenKey: tokenKey, TakeDelay: 10 * time.Millisecond,
 		StateFile: t.TempDir() + "/sim.json", Faults: faults,
 	})
 	if err != nil {

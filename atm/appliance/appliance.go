@@ -17,6 +17,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
 	"github.com/cardless-atm/cardless/proxyclient"
 )
@@ -66,7 +67,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	tokenKey, _ := hex.DecodeString(sim.TokenKey)
 	f := sim.Faults
 	a.Dispenser, err = dispensersim.New(dispensersim.Config{
-		Units: sim.Units, MaxNotes: sim.MaxNotes, LowThreshold: sim.LowThreshold, TokenKey: tokenKey,
+		Units: sim.Units, Exponent: cfg.Exponent, MaxNotes: sim.MaxNotes, LowThreshold: sim.LowThreshold, TokenKey: tokenKey,
 		Latency: sim.Latency.D(), TakeDelay: sim.TakeDelay.D(),
 		StateFile: filepath.Join(cfg.DataDir, "dispenser-sim.json"),
 		Faults: dispensersim.Faults{Offline: f.Offline, Jam: f.JamAfter > 0, JamAfter: f.JamAfter, ShortDispense: f.ShortDispense,
@@ -240,9 +241,6 @@ func crashHook(point string, log *slog.Logger) func(string) {
 
 // decodeTPDU returns nil for no TPDU (validated by Config.Validate).
 func decodeTPDU(s string) []byte {
-	if s == "" {
-		return nil
-	}
-	b, _ := hex.DecodeString(s)
+	b, _ := wire.ParseTPDU(s)
 	return b
 }

@@ -33,8 +33,9 @@
 //     where TOKENLENGTH is the length of the whole token and the HMAC-SHA256
 //     covers the text up to and including "HMACSHA256=";
 //  3. the device checks it with VerifyToken (format, length, nonce, HMAC,
-//     then that the dispense does not exceed DISPENSE1 in its currency) and
-//     only then moves notes.
+//     then that the dispense does not exceed DISPENSE1 in its currency, read
+//     with the currency exponent the device is configured with, never
+//     guessed from the code) and only then moves notes.
 //
 // # Errors
 //

@@ -6,13 +6,11 @@ import (
 	"strings"
 )
 
-// codeError is a sentinel carrying its XFS4IoT completion or error code.
+// codeError is a sentinel carrying its XFS4IoT completion or error code
+// (read with Code).
 type codeError struct{ code, text string }
 
 func (e *codeError) Error() string { return "dispenser: " + e.text }
-
-// XFSCode returns the XFS4IoT completion code or error code of the sentinel.
-func (e *codeError) XFSCode() string { return e.code }
 
 // Token refusals: the XFS4IoT completion codes of a command whose
 // end-to-end token the device did not accept. No cash moved.

@@ -40,9 +40,9 @@ func ExampleBuildToken() {
 	fmt.Println(len(token))
 
 	// Device side: check it before moving any cash.
-	fmt.Println(dispenser.VerifyToken(token, nonce, key, 5000, "EUR"))
-	fmt.Println(dispenser.VerifyToken(token, nonce, key, 6000, "EUR") != nil)
-	fmt.Println(errors.Is(dispenser.VerifyToken(token, "00000000000000000000000000000000", key, 5000, "EUR"), dispenser.ErrInvalidTokenNonce))
+	fmt.Println(dispenser.VerifyToken(token, nonce, key, 5000, "EUR", 2))
+	fmt.Println(dispenser.VerifyToken(token, nonce, key, 6000, "EUR", 2) != nil)
+	fmt.Println(errors.Is(dispenser.VerifyToken(token, "00000000000000000000000000000000", key, 5000, "EUR", 2), dispenser.ErrInvalidTokenNonce))
 	// Output:
 	// NONCE=254611E63B2531576314E86527338D61,TOKENFORMAT=1,TOKENLENGTH=0164,DISPENSE1=50.00EUR,HMACSHA256=
 	// 164

@@ -17,6 +17,7 @@ const (
 	MaxTokenLength = 1024 // characters, whole token
 	NonceLength    = 32   // hex digits of a command nonce (128 bits)
 	hmacKey        = "HMACSHA256="
+	maxExponent    = 4 // most minor-unit digits of a currency (and of DISPENSE1)
 )
 
 // Token is a parsed XFS4IoT dispense token such as
@@ -34,9 +35,14 @@ type Token struct {
 }
 
 // MaxAmount returns the token's DISPENSE1 value in minor units of a currency
-// with the given exponent. ok is false if the value cannot be written exactly
-// in those units (more decimals than the currency has) or overflows.
+// with the given exponent (0-4). ok is false if the exponent is out of
+// range, if the value cannot be written exactly in those units (more
+// decimals than the currency has: "50.005EUR" with exponent 2) or if it
+// overflows.
 func (t Token) MaxAmount(exponent int) (amount int64, ok bool) {
+	if exponent < 0 || exponent > maxExponent {
+		return 0, false
+	}
 	v := big.NewInt(t.Value)
 	if exponent >= t.Decimals {
 		v.Mul(v, pow10(exponent-t.Decimals))
@@ -127,7 +133,7 @@ func BuildToken(nonce string, maxAmount int64, currency string, exponent int, ma
 	if !isCurrency(currency) {
 		return "", fmt.Errorf("%w: currency %q is not an ISO 4217 code", ErrInvalidTokenFormat, currency)
 	}
-	if exponent < 0 || exponent > 4 {
+	if exponent < 0 || exponent > maxExponent {
 		return "", fmt.Errorf("%w: currency exponent %d", ErrInvalidTokenFormat, exponent)
 	}
 	if mac == nil {
@@ -264,10 +270,18 @@ func parseDispense(v string, t *Token) error {
 //   - ErrInvalidTokenNonce: the token's nonce is not the current nonce;
 //   - ErrInvalidTokenHMAC: the HMAC-SHA256 under key does not verify;
 //   - ErrInvalidToken: the token does not cover dispenseAmount (minor
-//     units) of currency: other currency, or amount above DISPENSE1.
+//     units) of currency: other currency, amount above DISPENSE1, or a
+//     DISPENSE1 that does not convert exactly to minor units (refused
+//     rather than rounded).
+//
+// exponent is the ISO 4217 minor-unit exponent of currency as the device is
+// configured (0 for XPF or JPY, 2 for CNY or EUR, 3 for KWD), the same value
+// the host passed to BuildToken; it must be 0-4. It is configuration, never
+// guessed from the currency code: with the wrong exponent a token would
+// cover a multiple of its amount.
 //
 // Nonce and HMAC comparisons are constant-time.
-func VerifyToken(s, expectNonce string, key []byte, dispenseAmount int64, currency string) error {
+func VerifyToken(s, expectNonce string, key []byte, dispenseAmount int64, currency string, exponent int) error {
 	if s == "" {
 		return fmt.Errorf("%w: no token", ErrInvalidToken)
 	}
@@ -292,35 +306,20 @@ func VerifyToken(s, expectNonce string, key []byte, dispenseAmount int64, curren
 	if t.Currency != currency {
 		return fmt.Errorf("%w: token is for %s, dispense is in %.3q", ErrInvalidToken, t.Currency, currency)
 	}
+	if exponent < 0 || exponent > maxExponent {
+		return fmt.Errorf("%w: currency exponent %d out of range 0-%d", ErrInvalidToken, exponent, maxExponent)
+	}
 	if dispenseAmount <= 0 {
 		return fmt.Errorf("%w: dispense amount %d", ErrInvalidToken, dispenseAmount)
 	}
-	exp, _ := CurrencyExponent(currency)
-	// dispenseAmount / 10^exp <= Value / 10^Decimals
-	lhs := new(big.Int).Mul(big.NewInt(dispenseAmount), pow10(t.Decimals))
-	rhs := new(big.Int).Mul(big.NewInt(t.Value), pow10(exp))
-	if lhs.Cmp(rhs) > 0 {
+	limit, ok := t.MaxAmount(exponent)
+	if !ok {
+		return fmt.Errorf("%w: token's %s does not convert exactly to minor units of exponent %d", ErrInvalidToken,
+			FormatAmount(t.Value, t.Decimals)+t.Currency, exponent)
+	}
+	if dispenseAmount > limit {
 		return fmt.Errorf("%w: dispense of %s %s exceeds the token's %s", ErrInvalidToken,
-			FormatAmount(dispenseAmount, exp), currency, FormatAmount(t.Value, t.Decimals)+t.Currency)
+			FormatAmount(dispenseAmount, exponent), currency, FormatAmount(t.Value, t.Decimals)+t.Currency)
 	}
 	return nil
-}
-
-// currencyExponents holds the ISO 4217 minor-unit exponents that differ from
-// 2, plus common currencies with 2 for clarity.
-var currencyExponents = map[string]int{
-	"CNY": 2, "HKD": 2, "MOP": 2, "TWD": 2, "USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "SGD": 2, "AUD": 2, "CAD": 2,
-	"JPY": 0, "KRW": 0, "VND": 0, "ISK": 0, "CLP": 0, "PYG": 0, "UGX": 0, "XAF": 0, "XOF": 0, "RWF": 0,
-	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}
-
-// CurrencyExponent returns the ISO 4217 minor-unit exponent of a currency
-// (2 for CNY: 1 yuan = 100 fen). For a code it does not know it returns 2 and
-// false.
-func CurrencyExponent(code string) (int, bool) {
-	e, ok := currencyExponents[code]
-	if !ok {
-		return 2, false
-	}
-	return e, true
 }

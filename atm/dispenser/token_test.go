@@ -134,7 +134,7 @@ func TestVerifyToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyToken(tt.token, tt.nonce, testKey, tt.amount, tt.cur)
+			err := VerifyToken(tt.token, tt.nonce, testKey, tt.amount, tt.cur, 2)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("VerifyToken: %v", err)
@@ -161,19 +161,52 @@ func TestVerifyTokenExponents(t *testing.T) {
 	if !strings.Contains(tok, "DISPENSE1=10000JPY,") {
 		t.Fatalf("token %s", tok)
 	}
-	if err := VerifyToken(tok, nonce, testKey, 10000, "JPY"); err != nil {
+	if err := VerifyToken(tok, nonce, testKey, 10000, "JPY", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyToken(tok, nonce, testKey, 10001, "JPY"); !errors.Is(err, ErrInvalidToken) {
+	if err := VerifyToken(tok, nonce, testKey, 10001, "JPY", 0); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("err = %v", err)
 	}
 	// A token written with fewer decimals than the currency is compared by value.
 	tok = mustToken(t, nonce, 50, "CNY", 0) // "50CNY" = 5000 fen
-	if err := VerifyToken(tok, nonce, testKey, 5000, "CNY"); err != nil {
+	if err := VerifyToken(tok, nonce, testKey, 5000, "CNY", 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyToken(tok, nonce, testKey, 5001, "CNY"); !errors.Is(err, ErrInvalidToken) {
+	if err := VerifyToken(tok, nonce, testKey, 5001, "CNY", 2); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestVerifyTokenConfiguredExponent: the exponent is the device's
+// configuration, not a guess from the currency code. XPF has no minor unit
+// and is in no built-in table; a token for 500 XPF must not cover 50000.
+func TestVerifyTokenConfiguredExponent(t *testing.T) {
+	nonce := strings.Repeat("C", 32)
+	tok := mustToken(t, nonce, 500, "XPF", 0)
+	if !strings.Contains(tok, "DISPENSE1=500XPF,") {
+		t.Fatalf("token %s", tok)
+	}
+	if err := VerifyToken(tok, nonce, testKey, 500, "XPF", 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, amt := range []int64{501, 50000} {
+		if err := VerifyToken(tok, nonce, testKey, amt, "XPF", 0); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("VerifyToken(500XPF token, %d) = %v, want ErrInvalidToken", amt, err)
+		}
+	}
+	// A DISPENSE1 finer than the currency's minor unit is refused, not rounded.
+	tok = mustToken(t, nonce, 50005, "EUR", 3) // "50.005EUR"
+	if err := VerifyToken(tok, nonce, testKey, 5000, "EUR", 2); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("inexact token: err = %v, want ErrInvalidToken", err)
+	}
+	if err := VerifyToken(tok, nonce, testKey, 50005, "EUR", 3); err != nil {
+		t.Fatal(err)
+	}
+	// An exponent outside 0-4 is refused.
+	for _, exp := range []int{-1, 5} {
+		if err := VerifyToken(tok, nonce, testKey, 1, "EUR", exp); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("exponent %d: err = %v, want ErrInvalidToken", exp, err)
+		}
 	}
 }
 
@@ -209,7 +242,7 @@ func FuzzParseToken(f *testing.F) {
 			if !errors.Is(err, ErrInvalidTokenFormat) {
 				t.Fatalf("ParseToken error %v does not wrap ErrInvalidTokenFormat", err)
 			}
-			if VerifyToken(s, testNonce, key, 1, "EUR") == nil {
+			if VerifyToken(s, testNonce, key, 1, "EUR", 2) == nil {
 				t.Fatal("VerifyToken accepted an unparsable token")
 			}
 			return
@@ -226,16 +259,26 @@ func FuzzParseToken(f *testing.F) {
 		if err != nil || re[:len(re)-64] != tok.Signed {
 			return // non-canonical spelling such as "050.00EUR" or zero
 		}
-		exp, _ := CurrencyExponent(tok.Currency)
-		amt, ok := tok.MaxAmount(exp)
-		if !ok || amt <= 0 || amt == 1<<63-1 {
-			return
-		}
-		if err := VerifyToken(re, tok.Nonce, key, amt, tok.Currency); err != nil {
-			t.Fatalf("rebuilt token %q does not verify for %d: %v", re, amt, err)
-		}
-		if err := VerifyToken(re, tok.Nonce, key, amt+1, tok.Currency); !errors.Is(err, ErrInvalidToken) {
-			t.Fatalf("rebuilt token %q verifies above its amount: %v", re, err)
+		// For every currency exponent: an exact conversion verifies up to its
+		// amount and not one minor unit more; an inexact one (or one out of
+		// range) is refused outright.
+		for exp := 0; exp <= 4; exp++ {
+			amt, ok := tok.MaxAmount(exp)
+			if !ok {
+				if err := VerifyToken(re, tok.Nonce, key, 1, tok.Currency, exp); !errors.Is(err, ErrInvalidToken) {
+					t.Fatalf("token %q without an exact amount at exponent %d: %v", re, exp, err)
+				}
+				continue
+			}
+			if amt <= 0 || amt == 1<<63-1 {
+				continue
+			}
+			if err := VerifyToken(re, tok.Nonce, key, amt, tok.Currency, exp); err != nil {
+				t.Fatalf("rebuilt token %q does not verify for %d at exponent %d: %v", re, amt, exp, err)
+			}
+			if err := VerifyToken(re, tok.Nonce, key, amt+1, tok.Currency, exp); !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("rebuilt token %q verifies above its amount at exponent %d: %v", re, exp, err)
+			}
 		}
 	})
 }

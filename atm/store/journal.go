@@ -1,12 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -59,11 +59,7 @@ func entryHash(e *Entry) string {
 	field(e.Kind)
 	field(e.SessionID)
 	field(e.Text)
-	keys := make([]string, 0, len(e.Data))
-	for k := range e.Data {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(e.Data))
 	binary.BigEndian.PutUint64(num[:], uint64(len(keys)))
 	h.Write(num[:])
 	for _, k := range keys {
@@ -110,11 +106,7 @@ func (tx *Tx) AppendJournal(e Entry) (Entry, error) {
 	}
 	e.Time = tx.db.now().UTC().Round(0)
 	if len(e.Data) > 0 {
-		d := make(map[string]string, len(e.Data))
-		for k, v := range e.Data {
-			d[k] = v
-		}
-		e.Data = d
+		e.Data = maps.Clone(e.Data)
 	} else {
 		e.Data = nil
 	}
@@ -250,7 +242,7 @@ func (tx *Tx) VerifyJournal() error {
 		}
 		return &JournalError{Seq: headSeq + 1, Reason: fmt.Sprintf("entries beyond the head record %d", headSeq)}
 	}
-	if !bytes.Equal([]byte(prev), []byte(headHash)) {
+	if prev != headHash {
 		return &JournalError{Seq: last, Reason: "last entry's hash differs from the head record"}
 	}
 	return nil

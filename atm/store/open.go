@@ -30,7 +30,6 @@ var (
 	bucketQueueKeys  = []byte("queue_keys")
 	bucketQueueAcked = []byte("queue_acked")
 	bucketCounters   = []byte("counters")
-	bucketSeqs       = []byte("seqs")
 	bucketUnits      = []byte("units")
 	bucketDaily      = []byte("daily")
 	bucketNonces     = []byte("nonces")
@@ -42,7 +41,7 @@ var (
 	keySTAN        = []byte("stan")
 
 	allBuckets = [][]byte{bucketMeta, bucketSessions, bucketJournal, bucketQueue,
-		bucketQueueKeys, bucketQueueAcked, bucketCounters, bucketSeqs, bucketUnits,
+		bucketQueueKeys, bucketQueueAcked, bucketCounters, bucketUnits,
 		bucketDaily, bucketNonces}
 )
 
@@ -243,10 +242,12 @@ func preflight(path string) error {
 	return nil
 }
 
-// validate opens the file read-only (no byte of it changes), walks every
-// bucket and key, checks identity and schema, and runs bbolt's consistency
-// check. Panics and memory faults raised by bbolt on damaged pages are
-// turned into ErrCorrupt.
+// validate opens the file read-only (no byte of it changes), checks identity
+// and schema, and runs bbolt's consistency check. It runs after preflight,
+// whose bounds-checked walk of every page (verifyStructure) has already
+// refused element offsets and page numbers that would make bbolt read past
+// the file. Panics and memory faults raised by bbolt on damaged pages are
+// still turned into ErrCorrupt.
 func validate(path string, timeout time.Duration) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -266,9 +267,6 @@ func validate(path string, timeout time.Duration) (err error) {
 	}
 	defer bdb.Close()
 	return bdb.View(func(btx *bolt.Tx) error {
-		if err := walk(btx); err != nil {
-			return fmt.Errorf("store: open %s: %w: %w", path, ErrCorrupt, err)
-		}
 		if err := checkIdentity(path, btx); err != nil {
 			return err
 		}
@@ -285,42 +283,9 @@ func validate(path string, timeout time.Duration) (err error) {
 	})
 }
 
-// walk touches every page reachable from the root so a damaged page panics
-// here, in a goroutine that recovers, rather than inside tx.Check's own
-// goroutine.
-//
-// It also reads every key and value byte: bbolt keeps no checksum on data
-// pages, and a damaged element length can point past the end of the file,
-// which faults on first access. Faulting here, under SetPanicOnFault, turns
-// that into ErrCorrupt instead of a crash later.
-func walk(btx *bolt.Tx) error {
-	var sink byte
-	touch := func(b []byte) {
-		for _, c := range b {
-			sink ^= c
-		}
-	}
-	var visit func(b *bolt.Bucket) error
-	visit = func(b *bolt.Bucket) error {
-		return b.ForEach(func(k, v []byte) error {
-			touch(k)
-			touch(v)
-			if v == nil {
-				if child := b.Bucket(k); child != nil {
-					return visit(child)
-				}
-			}
-			return nil
-		})
-	}
-	defer func() { walkSink = sink }()
-	return btx.ForEach(func(name []byte, b *bolt.Bucket) error { return visit(b) })
-}
-
-// walkSink keeps the compiler from discarding walk's reads.
-var walkSink byte
-
-// checkIdentity verifies magic, schema version and the presence of every bucket.
+// checkIdentity verifies magic, schema version and the presence of every
+// bucket this version uses. Other buckets are allowed: files written by
+// earlier versions keep a "seqs" bucket nothing reads any more.
 func checkIdentity(path string, btx *bolt.Tx) error {
 	meta := btx.Bucket(bucketMeta)
 	if meta == nil || !bytes.Equal(meta.Get(keyMagic), []byte(Magic)) {

@@ -282,6 +282,32 @@ func TestOpenRefusesMissingBucket(t *testing.T) {
 	expectRefused(t, path, ErrCorrupt)
 }
 
+// TestOpenAcceptsEarlierBuckets: files written by earlier versions carry a
+// "seqs" bucket this version no longer creates or reads; they still open,
+// and their data is intact.
+func TestOpenAcceptsEarlierBuckets(t *testing.T) {
+	path := populated(t)
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("seqs"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("batch"), u64(3))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bdb.Close()
+	db := openAt(t, path, Options{})
+	if err := db.VerifyJournal(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+}
+
 func TestOpenRefusesDirectory(t *testing.T) {
 	if _, err := Open(t.TempDir(), Options{}); err == nil {
 		t.Fatal("opened a directory")

@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func u64(v uint64) []byte {
@@ -90,39 +91,10 @@ func (tx *Tx) NextSTAN() (string, error) {
 	return fmt.Sprintf("%06d", next), nil
 }
 
-// NextSeq increments and returns the named sequence; the first value is 1.
-func (tx *Tx) NextSeq(name string) (uint64, error) {
-	if name == "" {
-		return 0, fmt.Errorf("store: next seq: %w: empty name", ErrInvalid)
-	}
-	b, err := tx.bucket(bucketSeqs)
-	if err != nil {
-		return 0, err
-	}
-	cur, err := readU64(b.Get([]byte(name)))
-	if err != nil {
-		return 0, fmt.Errorf("store: seq %q: %w", name, err)
-	}
-	if cur == math.MaxUint64 {
-		return 0, fmt.Errorf("store: seq %q: %w: exhausted", name, ErrInvalid)
-	}
-	if err := b.Put([]byte(name), u64(cur+1)); err != nil {
-		return 0, err
-	}
-	return cur + 1, nil
-}
-
 // Counter returns the named counter's value (0 if never set).
 func (tx *Tx) Counter(name string) (int64, error) {
-	b, err := tx.bucket(bucketCounters)
-	if err != nil {
-		return 0, err
-	}
-	v, err := readU64(b.Get([]byte(name)))
-	if err != nil {
-		return 0, fmt.Errorf("store: counter %q: %w", name, err)
-	}
-	return int64(v), nil
+	v, _, err := tx.getInt(bucketCounters, name)
+	return v, err
 }
 
 // AddCounter adds delta to the named counter and returns the new value.
@@ -134,16 +106,25 @@ func (tx *Tx) AddCounter(name string, delta int64) (int64, error) {
 	return tx.addInt(bucketCounters, name, delta, false)
 }
 
-func (tx *Tx) addInt(bucket []byte, name string, delta int64, nonNegative bool) (int64, error) {
+// getInt returns the integer record name of bucket (0 if absent) and the
+// bucket, for a caller that updates it.
+func (tx *Tx) getInt(bucket []byte, name string) (int64, *bolt.Bucket, error) {
 	b, err := tx.bucket(bucket)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := readU64(b.Get([]byte(name)))
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: %s %q: %w", bucket, name, err)
+	}
+	return int64(v), b, nil
+}
+
+func (tx *Tx) addInt(bucket []byte, name string, delta int64, nonNegative bool) (int64, error) {
+	cur, b, err := tx.getInt(bucket, name)
 	if err != nil {
 		return 0, err
 	}
-	raw, err := readU64(b.Get([]byte(name)))
-	if err != nil {
-		return 0, fmt.Errorf("store: %s %q: %w", bucket, name, err)
-	}
-	cur := int64(raw)
 	next := cur + delta
 	if (delta > 0 && next < cur) || (delta < 0 && next > cur) {
 		return 0, fmt.Errorf("store: %s %q: %w: overflow adding %d to %d", bucket, name, ErrInvalid, delta, cur)
@@ -181,15 +162,8 @@ func (tx *Tx) DailyTotal(day string) (int64, error) {
 	if err := checkDay(day); err != nil {
 		return 0, err
 	}
-	b, err := tx.bucket(bucketDaily)
-	if err != nil {
-		return 0, err
-	}
-	v, err := readU64(b.Get([]byte(day)))
-	if err != nil {
-		return 0, fmt.Errorf("store: daily total %s: %w", day, err)
-	}
-	return int64(v), nil
+	v, _, err := tx.getInt(bucketDaily, day)
+	return v, err
 }
 
 // ---- Cassette counters ----

@@ -108,15 +108,6 @@ func TestCountersRoundTrip(t *testing.T) {
 	path := tempPath(t)
 	db := openAt(t, path, Options{})
 	mustUpdate(t, db, func(tx *Tx) error {
-		for want := uint64(1); want <= 3; want++ {
-			got, err := tx.NextSeq("batch")
-			if err != nil || got != want {
-				t.Errorf("NextSeq = %d, %v; want %d", got, err, want)
-			}
-		}
-		if got, _ := tx.NextSeq("other"); got != 1 {
-			t.Errorf("independent sequence started at %d", got)
-		}
 		if v, err := tx.AddCounter("notes", 5); err != nil || v != 5 {
 			t.Errorf("AddCounter = %d, %v", v, err)
 		}
@@ -181,12 +172,6 @@ func TestCountersRoundTrip(t *testing.T) {
 		}
 		if fmt.Sprint(units) != fmt.Sprint(want) {
 			t.Errorf("UnitCounters = %+v, want %+v", units, want)
-		}
-		return nil
-	})
-	mustUpdate(t, db, func(tx *Tx) error {
-		if got, _ := tx.NextSeq("batch"); got != 4 {
-			t.Errorf("NextSeq after reopen = %d, want 4", got)
 		}
 		return nil
 	})

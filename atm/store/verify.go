@@ -175,7 +175,10 @@ func (v *structVerifier) nodes(buf []byte, id uint64, depth int) error {
 			continue
 		}
 		inline := val[inBucketSize:]
-		if len(inline) < pageHeaderSize || ne.Uint16(inline[8:]) != leafPageFlag {
+		// bbolt writes an inline page with id 0 and takes a non-zero id for
+		// a real page to free when the bucket next changes (it then panics
+		// on the mismatch).
+		if len(inline) < pageHeaderSize || ne.Uint64(inline[0:]) != 0 || ne.Uint16(inline[8:]) != leafPageFlag {
 			return v.fail("page %d element %d: inline bucket damaged", id, i)
 		}
 		if depth+1 > maxTreeDepth {

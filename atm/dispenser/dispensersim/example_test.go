@@ -25,6 +25,7 @@ func Example() {
 		},
 		MaxNotes:  40,
 		TokenKey:  key,
+		Exponent:  2, // CNY: 1 yuan = 100 fen
 		StateFile: filepath.Join(dir, "dispenser.json"),
 	})
 	if err != nil {
@@ -47,7 +48,7 @@ func Example() {
 	fmt.Println(errors.Is(err, dispenser.ErrNoCommandNonce))
 
 	// After a restart the device still knows what it paid.
-	again, _ := dispensersim.New(dispensersim.Config{TokenKey: key, StateFile: filepath.Join(dir, "dispenser.json")})
+	again, _ := dispensersim.New(dispensersim.Config{TokenKey: key, Exponent: 2, StateFile: filepath.Join(dir, "dispenser.json")})
 	ps, _ := again.PresentStatus(ctx)
 	fmt.Println(ps.State, ps.PaidAmount(), ps.Nonce == nonce)
 	// Output:

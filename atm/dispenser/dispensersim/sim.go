@@ -64,6 +64,11 @@ type Config struct {
 	// TokenKey is the HMAC-SHA256 key shared with the host for
 	// end-to-end dispense tokens. Required; never logged.
 	TokenKey []byte
+	// Exponent is the number of minor-unit digits of the cash units'
+	// currency (ISO 4217 exponent, 0-3: 2 for CNY, 0 for JPY or XPF), the
+	// value the host signs tokens with. Dispense reads a token's DISPENSE1
+	// with it; a wrong value makes tokens cover the wrong amount.
+	Exponent int
 	// Latency is added before every command.
 	Latency time.Duration
 	// TakeDelay is how long after Present the customer takes the notes.
@@ -109,6 +114,9 @@ func New(cfg Config) (*Sim, error) {
 	}
 	if cfg.MaxNotes < 0 {
 		return nil, fmt.Errorf("dispensersim: MaxNotes %d", cfg.MaxNotes)
+	}
+	if cfg.Exponent < 0 || cfg.Exponent > 3 {
+		return nil, fmt.Errorf("dispensersim: Exponent %d must be 0-3", cfg.Exponent)
 	}
 	cfg.TokenKey = append([]byte(nil), cfg.TokenKey...)
 	s := &Sim{cfg: cfg, log: cfg.Logger, clk: cfg.Clock, faults: cfg.Faults}
@@ -250,10 +258,9 @@ func (s *Sim) Status(ctx context.Context) (dispenser.Status, error) {
 	case s.st.Fault != "":
 		st.Device = dispenser.StateHardwareError
 	}
-	for _, u := range s.st.Units {
-		st.Units = append(st.Units, dispenser.CashUnit{
-			ID: u.ID, Denomination: u.Denomination, Currency: u.Currency, Count: u.Count, Status: s.unitStatus(u),
-		})
+	st.Units = s.st.cashUnits()
+	for i := range st.Units {
+		st.Units[i].Status = s.unitStatus(s.st.Units[i])
 	}
 	return st, nil
 }
@@ -364,7 +371,7 @@ func (s *Sim) Dispense(ctx context.Context, mix dispenser.Mix, token string) (di
 	if mix.Notes() == 0 {
 		return dispenser.Result{}, fmt.Errorf("%w: empty mix", dispenser.ErrNotDispensable)
 	}
-	if err := dispenser.VerifyToken(token, nonce, s.cfg.TokenKey, amount, currency); err != nil {
+	if err := dispenser.VerifyToken(token, nonce, s.cfg.TokenKey, amount, currency, s.cfg.Exponent); err != nil {
 		s.log.Warn("dispense refused: token", "code", dispenser.Code(err), "amount", amount, "currency", currency)
 		return dispenser.Result{}, err
 	}
@@ -392,7 +399,7 @@ func (s *Sim) Dispense(ctx context.Context, mix dispenser.Mix, token string) (di
 		notes = notes[:max(len(notes)-f.ShortDispense, 0)]
 		fail = dispenser.ErrShortDispense
 	}
-	picked := mixOf(notes).Clone()
+	picked := mixOf(notes)
 
 	st := s.st.clone()
 	for id, n := range picked {
@@ -609,7 +616,6 @@ func (s *Sim) Reset(ctx context.Context) error {
 	if err := s.commit(st); err != nil {
 		return err
 	}
-	s.nonce = ""
 	s.log.Info("dispenser reset", "moved", moved.String())
 	return nil
 }

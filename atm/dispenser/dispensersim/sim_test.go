@@ -55,7 +55,7 @@ func testUnits() []dispenser.CashUnit {
 
 func newSim(t *testing.T, file string, f Faults) *Sim {
 	t.Helper()
-	s, err := New(Config{Units: testUnits(), MaxNotes: 40, LowThreshold: 5, TokenKey: key, StateFile: file, Faults: f})
+	s, err := New(Config{Units: testUnits(), MaxNotes: 40, LowThreshold: 5, TokenKey: key, Exponent: 2, StateFile: file, Faults: f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestNotesNotTakenAndRetract(t *testing.T) {
 
 func TestTakeDelayLongerThanTimeout(t *testing.T) {
 	ctx := context.Background()
-	s, err := New(Config{Units: testUnits(), TokenKey: key, TakeDelay: time.Hour})
+	s, err := New(Config{Units: testUnits(), TokenKey: key, Exponent: 2, TakeDelay: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,12 +482,49 @@ func TestNoncesUnique(t *testing.T) {
 	}
 }
 
+// TestTokenExponent: Dispense reads a token with the configured currency
+// exponent. A token for 500 XPF (no minor unit) covers 500 minor units, not
+// the 50000 a guessed exponent of 2 would allow.
+func TestTokenExponent(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(Config{Units: []dispenser.CashUnit{{ID: "A", Denomination: 500, Currency: "XPF", Count: 200}}, TokenKey: key, MaxNotes: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func() string {
+		n, err := s.CommandNonce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := dispenser.BuildToken(n, 500, "XPF", 0, dispenser.HMACSHA256(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if _, err := s.Dispense(ctx, dispenser.Mix{"A": 100}, sign()); !errors.Is(err, dispenser.ErrInvalidToken) {
+		t.Fatalf("100 notes of 500 XPF on a 500 XPF token: err = %v, want ErrInvalidToken", err)
+	}
+	if c := counters(s)["A"]; c.Count != 200 || c.Dispensed != 0 {
+		t.Fatalf("counters changed on refusal: %+v", c)
+	}
+	res, err := s.Dispense(ctx, dispenser.Mix{"A": 1}, sign())
+	if err != nil {
+		t.Fatalf("1 note of 500 XPF on a 500 XPF token: %v", err)
+	}
+	if res.Mix["A"] != 1 || res.Amount != 500 {
+		t.Fatalf("result %+v", res)
+	}
+}
+
 func TestNewErrors(t *testing.T) {
 	bad := []Config{
 		{Units: testUnits()}, // no key
 		{Units: []dispenser.CashUnit{{ID: "A", Denomination: 100, Currency: "CNY"}, {ID: "A", Denomination: 100, Currency: "CNY"}}, TokenKey: key},
 		{Units: []dispenser.CashUnit{{ID: "A", Denomination: 0, Currency: "CNY"}}, TokenKey: key},
 		{Units: testUnits(), TokenKey: key, MaxNotes: -1},
+		{Units: testUnits(), TokenKey: key, Exponent: -1},
+		{Units: testUnits(), TokenKey: key, Exponent: 4},
 	}
 	for i, c := range bad {
 		if _, err := New(c); err == nil {
@@ -571,7 +608,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 
 func BenchmarkDispenseCycle(b *testing.B) {
 	ctx := context.Background()
-	s, err := New(Config{Units: []dispenser.CashUnit{{ID: "A", Denomination: 100, Currency: "CNY", Count: 1 << 30}}, TokenKey: key, StateFile: filepath.Join(b.TempDir(), "s.json")})
+	s, err := New(Config{Units: []dispenser.CashUnit{{ID: "A", Denomination: 100, Currency: "CNY", Count: 1 << 30}}, TokenKey: key, Exponent: 2, StateFile: filepath.Join(b.TempDir(), "s.json")})
 	if err != nil {
 		b.Fatal(err)
 	}

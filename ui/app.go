@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"gioui.org/f32"
-	"gioui.org/font"
 	"gioui.org/io/event"
 	"gioui.org/io/key"
 	"gioui.org/io/pointer"
@@ -112,7 +110,6 @@ type choice struct {
 	enter   bool // Enter activates it
 	esc     bool // Esc activates it
 	primary bool
-	keypad  bool
 	act     func()
 }
 
@@ -129,14 +126,16 @@ type App struct {
 	local       Screen // Welcome, Language, Amount or CannotPay
 	supervisor  bool
 	entry       string
-	errKey      i18n.Key
-	errArg      string
+	errKey      i18n.Key // message under the keypad entry ("" none)
+	errArgs     []any    // its arguments; set with errKey by setErr
 	cannot      *CannotPayError
 	inputAt     time.Time // last customer input on a local screen
 	outcomeAt   time.Time // when an outcome phase was first shown
 	dismissed   time.Time // deadline for which "more time" was refused
 	receipt     int       // 0 ask, 1 printing, 2 no
 	forcePrompt bool
+
+	keyFilters []event.Filter // the keys handleInput reads, built once
 
 	lastPhase  Phase
 	lastScreen Screen
@@ -168,8 +167,27 @@ func New(b Backend, opts Options) *App {
 		clicks:     map[string]*widget.Clickable{},
 		lastPhase:  Idle,
 		lastScreen: -1,
+		keyFilters: keyFilters(opts.SupervisorKey),
 	}
 	return a
+}
+
+// keyFilters are the keys the App reads: Enter, Esc, Backspace, the
+// supervisor key, the digits and F1-F8, plus a catch-all that swallows
+// every other key so that no shortcut reaches anything else.
+func keyFilters(supervisor key.Name) []event.Filter {
+	fs := []event.Filter{
+		key.Filter{Name: key.NameReturn}, key.Filter{Name: key.NameEnter}, key.Filter{Name: key.NameEscape},
+		key.Filter{Name: key.NameDeleteBackward}, key.Filter{Name: supervisor},
+		key.Filter{Name: "", Optional: key.ModCtrl | key.ModAlt | key.ModShift | key.ModSuper | key.ModCommand},
+	}
+	for d := '0'; d <= '9'; d++ {
+		fs = append(fs, key.Filter{Name: key.Name(string(d))})
+	}
+	for f := 1; f <= 8; f++ {
+		fs = append(fs, key.Filter{Name: key.Name("F" + strconv.Itoa(f))})
+	}
+	return fs
 }
 
 // Screen returns the screen the last Layout showed (-1 before the first).
@@ -186,30 +204,35 @@ func (a *App) money(v int64) string {
 	return i18n.Amount(a.lang, v, a.snap.Currency, a.snap.Exponent)
 }
 
-// Screen returns the screen the App shows for snapshot s at time now.
-func (a *App) screenFor(s Snapshot, now time.Time) Screen {
-	if a.supervisor {
-		return ScreenSupervisor
-	}
-	var sc Screen
+// baseScreen is the screen of snapshot s's phase (the UI-owned screen
+// while Idle), before the supervisor screen and the more-time prompt; it is
+// the screen the prompt covers.
+func (a *App) baseScreen(s Snapshot) Screen {
 	switch s.Phase {
 	case OutOfService:
 		return ScreenOutOfService
 	case AwaitingPhone:
-		sc = ScreenQR
+		return ScreenQR
 	case Processing:
 		return ScreenProcessing
 	case TakeCash:
-		sc = ScreenTakeCash
+		return ScreenTakeCash
 	case Complete:
-		sc = ScreenComplete
+		return ScreenComplete
 	case Declined:
-		sc = ScreenDeclined
+		return ScreenDeclined
 	case Failed:
-		sc = ScreenFailed
-	default:
-		sc = a.local
+		return ScreenFailed
 	}
+	return a.local
+}
+
+// screenFor is the screen the App shows for snapshot s at time now.
+func (a *App) screenFor(s Snapshot, now time.Time) Screen {
+	if a.supervisor {
+		return ScreenSupervisor
+	}
+	sc := a.baseScreen(s)
 	if dl, ok := a.deadline(sc, s); ok && (a.forcePrompt || (now.After(dl.Add(-a.opts.Warn)) && !dl.Equal(a.dismissed))) {
 		return ScreenMoreTime
 	}
@@ -229,20 +252,13 @@ func (a *App) deadline(sc Screen, s Snapshot) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// underlying is the screen the more-time prompt covers.
-func (a *App) underlying(s Snapshot) Screen {
-	sup, fp := a.supervisor, a.forcePrompt
-	a.supervisor, a.forcePrompt = false, false
-	defer func() { a.supervisor, a.forcePrompt = sup, fp }()
-	return a.screenFor(s, time.Time{})
-}
-
 func (a *App) goLocal(s Screen) {
 	a.local = s
 	a.inputAt = a.now()
 	a.dismissed = time.Time{}
 	if s == ScreenWelcome {
-		a.entry, a.errKey, a.errArg, a.cannot = "", "", "", nil
+		a.entry, a.cannot = "", nil
+		a.setErr("")
 		a.lang = a.opts.Lang
 	}
 }
@@ -293,7 +309,7 @@ func (a *App) track(now time.Time) {
 	if a.supervisor {
 		return
 	}
-	sc := a.underlying(a.snap)
+	sc := a.baseScreen(a.snap)
 	dl, ok := a.deadline(sc, a.snap)
 	if !ok || now.Before(dl) || a.forcePrompt {
 		return
@@ -312,14 +328,14 @@ func (a *App) track(now time.Time) {
 func (a *App) nextWake(sc Screen, now time.Time) (time.Time, bool) {
 	under := sc
 	if sc == ScreenMoreTime {
-		under = a.underlying(a.snap)
+		under = a.baseScreen(a.snap)
 	}
-	dl, ok := a.deadline(under, a.snap)
-	if !ok || a.supervisor {
+	dl, ok := a.deadline(under, a.snap) // none on the supervisor screen
+	if !ok {
 		return time.Time{}, false
 	}
 	warnAt := dl.Add(-a.opts.Warn)
-	if sc != ScreenMoreTime && (under == ScreenQR || under == ScreenTakeCash) || sc == ScreenMoreTime {
+	if sc == ScreenMoreTime || under == ScreenQR || under == ScreenTakeCash {
 		// A countdown is visible: wake when the shown second changes.
 		rem := dl.Sub(now)
 		if rem <= 0 {
@@ -362,24 +378,8 @@ func (a *App) handleInput(gtx layout.Context) {
 	if a.tapWelcome.Clicked(gtx) && a.lastScreen == ScreenWelcome {
 		acts = append(acts, a.start)
 	}
-	filters := []key.Filter{
-		{Name: key.NameReturn}, {Name: key.NameEnter}, {Name: key.NameEscape},
-		{Name: key.NameDeleteBackward}, {Name: a.opts.SupervisorKey},
-		// Swallow every other key so that no shortcut reaches anything else.
-		{Name: "", Optional: key.ModCtrl | key.ModAlt | key.ModShift | key.ModSuper | key.ModCommand},
-	}
-	for d := '0'; d <= '9'; d++ {
-		filters = append(filters, key.Filter{Name: key.Name(string(d))})
-	}
-	for f := 1; f <= 8; f++ {
-		filters = append(filters, key.Filter{Name: key.Name("F" + strconv.Itoa(f))})
-	}
-	ef := make([]event.Filter, len(filters))
-	for i, f := range filters {
-		ef[i] = f
-	}
 	for {
-		ev, ok := gtx.Event(ef...)
+		ev, ok := gtx.Event(a.keyFilters...)
 		if !ok {
 			break
 		}
@@ -434,9 +434,15 @@ func (a *App) chooseLang(l i18n.Lang) {
 	a.touch()
 }
 
+// setErr sets the message under the keypad entry and its arguments
+// together ("" clears it).
+func (a *App) setErr(k i18n.Key, args ...any) {
+	a.errKey, a.errArgs = k, args
+}
+
 func (a *App) digit(d byte) {
 	a.touch()
-	a.errKey = ""
+	a.setErr("")
 	if len(a.entry) >= maxEntryDigits || (a.entry == "" && d == '0') {
 		return
 	}
@@ -445,7 +451,8 @@ func (a *App) digit(d byte) {
 
 func (a *App) clear() {
 	a.touch()
-	a.entry, a.errKey = "", ""
+	a.entry = ""
+	a.setErr("")
 }
 
 func pow10(n int) int64 {
@@ -456,28 +463,36 @@ func pow10(n int) int64 {
 	return v
 }
 
-// confirmEntry validates the keypad entry (whole currency units) against
-// the limits and requests the withdrawal.
-func (a *App) confirmEntry() {
-	a.touch()
+// entryAmount is the keypad entry (whole currency units) in minor units;
+// false when there is none.
+func (a *App) entryAmount() (int64, bool) {
 	if a.entry == "" {
-		a.errKey = "amount.err.empty"
-		return
+		return 0, false
 	}
 	units, err := strconv.ParseInt(a.entry, 10, 64)
 	if err != nil {
-		a.errKey = "amount.err.empty"
+		return 0, false
+	}
+	return units * pow10(a.snap.Exponent), true
+}
+
+// confirmEntry validates the keypad entry against the limits and requests
+// the withdrawal.
+func (a *App) confirmEntry() {
+	a.touch()
+	amt, ok := a.entryAmount()
+	if !ok {
+		a.setErr("amount.err.empty")
 		return
 	}
-	amt := units * pow10(a.snap.Exponent)
 	s := a.snap
 	switch {
 	case s.MinAmount > 0 && amt < s.MinAmount:
-		a.errKey, a.errArg = "amount.err.min", a.money(s.MinAmount)
+		a.setErr("amount.err.min", a.money(s.MinAmount))
 	case s.MaxAmount > 0 && amt > s.MaxAmount:
-		a.errKey, a.errArg = "amount.err.max", a.money(s.MaxAmount)
+		a.setErr("amount.err.max", a.money(s.MaxAmount))
 	case s.Multiple > 0 && amt%s.Multiple != 0:
-		a.errKey, a.errArg = "amount.err.multiple", a.money(s.Multiple)
+		a.setErr("amount.err.multiple", a.money(s.Multiple))
 	default:
 		a.request(amt)
 	}
@@ -486,7 +501,7 @@ func (a *App) confirmEntry() {
 // request calls the core; a refusal shows the cannot-pay screen.
 func (a *App) request(amt int64) {
 	a.touch()
-	a.errKey = ""
+	a.setErr("")
 	err := a.b.RequestWithdrawal(amt)
 	var cp *CannotPayError
 	switch {
@@ -497,7 +512,7 @@ func (a *App) request(amt int64) {
 		a.local = ScreenCannotPay
 		a.log.Info("ui amount cannot be paid", "reason", cp.Reason, "nearest", len(cp.Nearest))
 	default:
-		a.errKey = "amount.err.request"
+		a.setErr("amount.err.request")
 		a.log.Warn("ui withdrawal request failed", "err", err)
 	}
 }
@@ -538,7 +553,3 @@ func (a *App) printReceipt() {
 	}
 	a.receipt = 1
 }
-
-func pt(x, y int) f32.Point { return f32.Pt(float32(x), float32(y)) }
-
-var _ = font.Bold

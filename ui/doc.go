@@ -75,8 +75,8 @@
 // hidden pointer; otherwise a resizable 1280x800 window). App.Layout lays
 // the UI out into any layout.Context, and App.Screen tells which screen the
 // last Layout showed. Render draws one frame headlessly
-// (gioui.org/gpu/headless; set EGL_PLATFORM=surfaceless without a
-// display) for screenshots. Every text is also published in
+// (gioui.org/gpu/headless; EGL_PLATFORM=surfaceless is set when there is
+// no display) for screenshots. Every text is also published in
 // Gio's semantic tree (label and bounds), which is what the tests inspect
 // and what screen readers use.
 //

@@ -28,20 +28,17 @@ type State struct {
 }
 
 // Render draws one frame of the UI for b and st into an image of the given
-// size, with software or GPU rendering through gioui.org/gpu/headless (set
-// EGL_PLATFORM=surfaceless when there is no display). To drive the UI with
-// input over several frames, use package ui/uitest.
+// size, with software or GPU rendering through gioui.org/gpu/headless
+// (without a display and without EGL_PLATFORM, it sets
+// EGL_PLATFORM=surfaceless). To drive the UI with input over several
+// frames, use package ui/uitest.
 func Render(b Backend, st State, size image.Point) (*image.RGBA, error) {
-	clock := st.Clock
-	if clock == nil {
-		clock = time.Now
-	}
-	w, err := offscreen.New(size, clock)
+	w, err := offscreen.New(size, st.Clock)
 	if err != nil {
 		return nil, err
 	}
 	defer w.Release()
-	a := New(b, Options{Lang: st.Lang, Clock: clock})
+	a := New(b, Options{Lang: st.Lang, Clock: st.Clock})
 	a.apply(st)
 	if err := w.Frame(func(gtx layout.Context) { a.Layout(gtx) }); err != nil {
 		return nil, err

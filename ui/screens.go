@@ -260,12 +260,12 @@ func (a *App) button(gtx C, c choice, badgeRight bool) D {
 					})
 				}
 				outer, n := a.overflow, len(a.laid)
-				a.overflow, a.noWrap = false, true
+				a.overflow = false
 				m := op.Record(gtx.Ops)
-				dims := a.fit(gtx, 0.75, lay)
+				dims := a.oneLine(gtx, 0.75, lay)
 				call := m.Stop()
 				fits := !a.overflow
-				a.overflow, a.noWrap = outer, false
+				a.overflow = outer
 				if fits {
 					call.Add(gtx.Ops)
 					return dims
@@ -467,8 +467,7 @@ func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
 }
 
 func (a *App) welcome(gtx C) D {
-	c := a.add(choice{id: "start", label: a.t("welcome.start"), fkey: 8, enter: true, primary: true, act: a.start})
-	_ = c
+	a.add(choice{id: "start", label: a.t("welcome.start"), fkey: 8, enter: true, primary: true, act: a.start})
 	o := a.lang.Other()
 	return a.tapWelcome.Layout(gtx, func(gtx C) D {
 		return a.page(gtx, a.t("welcome.title")+" / "+i18n.T(o, "welcome.title"), func(gtx C) D {
@@ -498,7 +497,7 @@ func (a *App) amount(gtx C) D {
 	a.add(choice{id: "confirm", label: a.t("btn.confirm"), fkey: 8, primary: true, act: a.confirmEntry})
 	var keys []choice
 	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "enter"} {
-		c := choice{id: "key." + k, label: k, keypad: true}
+		c := choice{id: "key." + k, label: k}
 		switch k {
 		case "clear":
 			c.label, c.act = a.t("key.clear"), a.clear
@@ -511,16 +510,12 @@ func (a *App) amount(gtx C) D {
 		keys = append(keys, a.add(c))
 	}
 	entry := "—"
-	if a.entry != "" {
-		v, _ := strconv.ParseInt(a.entry, 10, 64)
-		entry = a.money(v * pow10(s.Exponent))
+	if amt, ok := a.entryAmount(); ok {
+		entry = a.money(amt)
 	}
 	msg, msgCol := a.t("amount.rules", a.money(s.MinAmount), a.money(s.MaxAmount), a.money(s.Multiple)), colText
 	if a.errKey != "" {
-		msg, msgCol = a.t(a.errKey, a.errArg), colErr
-		if a.errArg == "" {
-			msg = a.t(a.errKey)
-		}
+		msg, msgCol = a.t(a.errKey, a.errArgs...), colErr
 	}
 	return a.page(gtx, a.t("amount.title"), func(gtx C) D {
 		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
@@ -600,14 +595,17 @@ func (a *App) cannotPay(gtx C) D {
 
 func (a *App) qrScreen(gtx C, now time.Time) D {
 	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 8, esc: true, act: a.b.Cancel})
-	if a.qr == nil || a.qr.payload != a.snap.QRPayload {
-		a.qr = nil
-		if a.snap.QRPayload != "" {
-			m, err := encodeQR(a.snap.QRPayload)
-			if err != nil {
+	// Encode each payload once; one that fails to encode is remembered
+	// (as a symbol without modules) so that it is logged once, not on
+	// every frame.
+	if p := a.snap.QRPayload; a.qr == nil || a.qr.payload != p {
+		a.qr = &qrMatrix{payload: p}
+		if p != "" {
+			if m, err := encodeQR(p); err != nil {
 				a.log.Error("ui QR", "err", err)
+			} else {
+				a.qr = m
 			}
-			a.qr = m
 		}
 	}
 	secs := a.secondsLeft(a.snap.Deadline, now)
@@ -618,7 +616,7 @@ func (a *App) qrScreen(gtx C, now time.Time) D {
 				// width to the details.
 				side := min(gtx.Constraints.Max.Y, gtx.Constraints.Max.X*60/100)
 				gtx.Constraints = layout.Exact(image.Pt(side, side))
-				if a.qr == nil {
+				if a.qr == nil || len(a.qr.dark) == 0 {
 					return D{Size: gtx.Constraints.Min}
 				}
 				return layout.N.Layout(gtx, func(gtx C) D {
@@ -692,7 +690,7 @@ func (a *App) complete(gtx C) D {
 }
 
 func (a *App) moreTimeScreen(gtx C, now time.Time) D {
-	under := a.underlying(a.snap)
+	under := a.baseScreen(a.snap)
 	dl, _ := a.deadline(under, a.snap)
 	a.add(choice{id: "more.yes", label: a.t("btn.yes"), fkey: 4, enter: true, primary: true, act: func() { a.moreTime(under) }})
 	a.add(choice{id: "more.no", label: a.t("btn.no"), fkey: 8, esc: true, act: func() { a.noMoreTime(under) }})

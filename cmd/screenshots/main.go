@@ -1,7 +1,10 @@
 // Command screenshots renders every kiosk screen in every language to
 // <dir>/<screen>-<lang>.png using the fake backend and headless rendering.
 //
-//	EGL_PLATFORM=surfaceless go run ./cmd/screenshots -out docs/screens
+//	go run ./cmd/screenshots -out docs/screens
+//
+// Without a display (neither DISPLAY nor WAYLAND_DISPLAY set) and without
+// EGL_PLATFORM, rendering uses EGL_PLATFORM=surfaceless.
 package main
 
 import (
@@ -19,9 +22,6 @@ func main() {
 	w := flag.Int("width", 1280, "width in pixels")
 	h := flag.Int("height", 800, "height in pixels")
 	flag.Parse()
-	if os.Getenv("EGL_PLATFORM") == "" {
-		os.Setenv("EGL_PLATFORM", "surfaceless")
-	}
 	files, err := screenshots.WriteAll(*out, image.Pt(*w, *h))
 	if err != nil {
 		slog.Error("screenshots", "err", err)

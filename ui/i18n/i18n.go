@@ -71,15 +71,6 @@ func Has(l Lang, k Key) bool {
 	return ok
 }
 
-// Keys returns every key of the English catalog.
-func Keys() []Key {
-	ks := make([]Key, 0, len(catalogs[English]))
-	for k := range catalogs[English] {
-		ks = append(ks, k)
-	}
-	return ks
-}
-
 // Reason returns the plain-words explanation of a decline or failure code
 // ("51", "55", "timeout", ...). Unknown codes get a generic message.
 func Reason(l Lang, code string) string {

@@ -8,9 +8,6 @@ import (
 )
 
 func TestWriteAll(t *testing.T) {
-	if os.Getenv("EGL_PLATFORM") == "" {
-		os.Setenv("EGL_PLATFORM", "surfaceless")
-	}
 	dir := t.TempDir()
 	files, err := WriteAll(dir, image.Pt(640, 400))
 	if err != nil {

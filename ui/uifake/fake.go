@@ -1,8 +1,8 @@
 // Package uifake is an in-memory ui.Backend for tests, screenshots and
 // demos, in the net/http/httptest tradition. It behaves like a small ATM
 // core: RequestWithdrawal validates limits and note availability, creates a
-// QR payload and moves to AwaitingPhone; tests move the phases on with
-// Advance or SetPhase.
+// QR payload (in the format of atm/qr) and moves to AwaitingPhone; tests
+// move the phases on with SetPhase.
 package uifake
 
 import (
@@ -11,7 +11,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/qr"
 	"github.com/cardless-atm/cardless/ui"
+)
+
+// The fake has no MAC key: its QR payloads carry a fixed nonce and MAC, so
+// they parse (atm/qr.Parse) but do not verify.
+const (
+	fakeNonce = "0123456789ABCDEF0123456789ABCDEF"
+	fakeMAC   = "5A3C9F015A3C9F01"
 )
 
 // Backend is a fake ui.Backend. The zero value is not usable; call New.
@@ -21,7 +29,6 @@ type Backend struct {
 	changed   chan struct{}
 	now       func() time.Time
 	sup       ui.SupervisorInfo
-	seq       int
 	requested []int64
 	cancels   int
 	moreTimes int
@@ -112,15 +119,26 @@ func (b *Backend) RequestWithdrawal(amount int64) error {
 	} else if amount < b.snap.MinAmount || amount > b.snap.MaxAmount || amount%b.snap.Multiple != 0 {
 		return &ui.CannotPayError{Reason: "limit"}
 	}
-	b.seq++
 	b.snap.Phase = ui.AwaitingPhone
 	b.snap.Amount = amount
 	b.snap.ReasonCode = ""
 	b.snap.Deadline = b.now().Add(b.QRTimeout)
-	b.snap.QRPayload = fmt.Sprintf("CLW1|T=%s|A=%d|C=%s|N=%08X|E=%d|M=5A3C9F01",
-		b.snap.TerminalID, amount, b.snap.Currency, 0x1F2E3D00+b.seq, b.snap.Deadline.Unix())
+	b.snap.QRPayload = b.payload()
 	b.notify()
 	return nil
+}
+
+// payload is the QR text of the current session in the format of atm/qr
+// (currency 156 is CNY), with the fake's fixed nonce and MAC.
+func (b *Backend) payload() string {
+	return qr.Payload{
+		TerminalID: b.snap.TerminalID,
+		Amount:     b.snap.Amount,
+		Currency:   "156",
+		Nonce:      fakeNonce,
+		Expiry:     b.snap.Deadline,
+		MAC:        fakeMAC,
+	}.String()
 }
 
 // Cancel implements ui.Backend: it ends the session and returns to Idle.
@@ -182,14 +200,14 @@ func (b *Backend) SetPhase(p ui.Phase, reason string) {
 	if b.snap.Amount == 0 {
 		b.snap.Amount = 50000
 	}
-	if p == ui.AwaitingPhone && b.snap.QRPayload == "" {
-		b.snap.QRPayload = fmt.Sprintf("CLW1|T=%s|A=%d|C=%s|N=00000001|M=5A3C9F01", b.snap.TerminalID, b.snap.Amount, b.snap.Currency)
-	}
 	b.snap.Phase = p
 	b.snap.ReasonCode = reason
 	switch p {
 	case ui.AwaitingPhone:
 		b.snap.Deadline = b.now().Add(b.QRTimeout)
+		if b.snap.QRPayload == "" {
+			b.snap.QRPayload = b.payload()
+		}
 	case ui.TakeCash:
 		b.snap.Deadline = b.now().Add(b.TakeTimeout)
 	default:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cardless-atm/cardless/ui"
 	"github.com/cardless-atm/cardless/ui/i18n"
+	"github.com/cardless-atm/cardless/ui/screenshots"
 	"github.com/cardless-atm/cardless/ui/uifake"
 	"github.com/cardless-atm/cardless/ui/uitest"
 )
@@ -17,7 +18,7 @@ import (
 // A customer taps "Cardless withdrawal", picks English with F8, types 500
 // on the PIN pad and confirms with Enter; the QR screen shows the amount.
 func Example() {
-	clock := func() time.Time { return time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC) }
+	clock := func() time.Time { return screenshots.Epoch }
 	b := uifake.New(clock)
 	d, err := uitest.New(b, ui.Options{Lang: i18n.Chinese, Clock: clock}, image.Pt(1024, 768))
 	if err != nil {

@@ -46,9 +46,6 @@ var ErrTimeout = errors.New("uitest: timed out")
 // Without a display it sets EGL_PLATFORM=surfaceless. Nothing is drawn
 // until the first Frame.
 func New(b ui.Backend, opts ui.Options, size image.Point) (*Driver, error) {
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
 	win, err := offscreen.New(size, opts.Clock)
 	if err != nil {
 		return nil, err

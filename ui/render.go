@@ -30,21 +30,48 @@ type State struct {
 // Render draws one frame of the UI for b and st into an image of the given
 // size, with software or GPU rendering through gioui.org/gpu/headless
 // (without a display and without EGL_PLATFORM, it sets
-// EGL_PLATFORM=surfaceless). To drive the UI with input over several
-// frames, use package ui/uitest.
+// EGL_PLATFORM=surfaceless). It sets up and releases an offscreen window
+// for the one frame; to draw many, keep a Renderer. To drive the UI with
+// input over several frames, use package ui/uitest.
 func Render(b Backend, st State, size image.Point) (*image.RGBA, error) {
-	w, err := offscreen.New(size, st.Clock)
+	r, err := NewRenderer(b, size, st.Clock)
 	if err != nil {
 		return nil, err
 	}
-	defer w.Release()
-	a := New(b, Options{Lang: st.Lang, Clock: st.Clock})
-	a.apply(st)
-	if err := w.Frame(func(gtx layout.Context) { a.Layout(gtx) }); err != nil {
+	defer r.Release()
+	return r.Render(st)
+}
+
+// Renderer draws frames of the UI for one Backend into one offscreen
+// window that it keeps between frames: setting a window up costs far more
+// than drawing a frame. It is not safe for concurrent use.
+type Renderer struct {
+	b Backend
+	w *offscreen.Window
+}
+
+// NewRenderer sets up an offscreen window of the given size; clock is the
+// window's time source (time.Now when nil).
+func NewRenderer(b Backend, size image.Point, clock func() time.Time) (*Renderer, error) {
+	w, err := offscreen.New(size, clock)
+	if err != nil {
 		return nil, err
 	}
-	return w.Screenshot()
+	return &Renderer{b: b, w: w}, nil
 }
+
+// Render draws one frame showing st (see State) and returns it.
+func (r *Renderer) Render(st State) (*image.RGBA, error) {
+	a := New(r.b, Options{Lang: st.Lang, Clock: st.Clock})
+	a.apply(st)
+	if err := r.w.Frame(func(gtx layout.Context) { a.Layout(gtx) }); err != nil {
+		return nil, err
+	}
+	return r.w.Screenshot()
+}
+
+// Release frees the offscreen window.
+func (r *Renderer) Release() { r.w.Release() }
 
 // apply puts the App in the UI-owned part of st.
 func (a *App) apply(st State) {

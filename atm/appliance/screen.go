@@ -3,6 +3,7 @@ package appliance
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
 	"log/slog"
@@ -25,12 +26,19 @@ type screenWriter struct {
 	b    *Backend
 	path string
 	log  *slog.Logger
+	r    *ui.Renderer // one offscreen window for every frame, owned by run
 
 	mu   sync.Mutex
 	last []byte
 }
 
 func (w *screenWriter) run(ctx context.Context) error {
+	r, err := ui.NewRenderer(w.b, ScreenSize, nil)
+	if err != nil {
+		return fmt.Errorf("screen: %w", err)
+	}
+	defer r.Release()
+	w.r = r
 	ch := w.b.Subscribe()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -50,7 +58,7 @@ func (w *screenWriter) run(ctx context.Context) error {
 }
 
 func (w *screenWriter) write() {
-	img, err := ui.Render(w.b, ui.State{}, ScreenSize)
+	img, err := w.r.Render(ui.State{})
 	if err != nil {
 		w.log.Error("screen render", "err", err)
 		return

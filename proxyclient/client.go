@@ -151,7 +151,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.TerminalID == "" || len(cfg.TerminalID) > 8 {
 		errs = append(errs, errors.New("proxyclient: TerminalID must be 1 to 8 characters"))
 	}
-	if cfg.TPDU != nil && (len(cfg.TPDU) != wire.TPDULen || cfg.TPDU[0] != 0x60) {
+	if wire.CheckTPDU(cfg.TPDU) != nil {
 		errs = append(errs, errors.New("proxyclient: TPDU must be 5 bytes starting 0x60"))
 	}
 	if cfg.HSM == nil {
@@ -325,7 +325,7 @@ func (c *Client) keyRequest(ctx context.Context, conn *connection.Connection, co
 	c.kxResp[stan] = errPending
 	c.mu.Unlock()
 	resp, err := c.send(ctx, conn, c.netMgmt(stan, code))
-	kxErr, installed := c.takeKX(&c.kxResp, stan)
+	kxErr, installed := c.takeKX(c.kxResp, stan)
 	if err != nil {
 		return err
 	}
@@ -427,11 +427,11 @@ func (c *Client) onReject(mti, stan string, err error) {
 	c.log.Warn("inbound message refused", "mti", mti, "stan", stan, "reason", err)
 }
 
-func (c *Client) takeKX(m *map[string]error, stan string) (error, bool) {
+func (c *Client) takeKX(m map[string]error, stan string) (error, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err, ok := (*m)[stan]
-	delete(*m, stan)
+	err, ok := m[stan]
+	delete(m, stan)
 	if err == errPending {
 		return nil, false
 	}

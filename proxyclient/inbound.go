@@ -37,7 +37,7 @@ func (c *Client) netMgmtRequest(conn *connection.Connection, m *iso8583.Message)
 	switch req.NetMgmtCode {
 	case wire.NetEcho:
 	case wire.NetKeyChange:
-		err, ok := c.takeKX(&c.kxPush, req.STAN)
+		err, ok := c.takeKX(c.kxPush, req.STAN)
 		switch {
 		case !ok:
 			rc = wire.RCSystemMalfunction
@@ -49,14 +49,10 @@ func (c *Client) netMgmtRequest(conn *connection.Connection, m *iso8583.Message)
 	default:
 		rc = wire.RCInvalidTransaction
 	}
-	resp, err := wire.Build(&wire.NetMgmt{
-		MTI:                  wire.MTINetMgmtResponse,
-		TransmissionDateTime: wire.FormatTransmissionDT(c.cfg.Now()),
-		STAN:                 req.STAN,
-		ResponseCode:         rc,
-		TerminalID:           c.cfg.TerminalID,
-		NetMgmtCode:          req.NetMgmtCode,
-	})
+	ans := req.Response(rc)
+	// The ATM answers with its own clock and terminal ID.
+	ans.TransmissionDateTime, ans.TerminalID = wire.FormatTransmissionDT(c.cfg.Now()), c.cfg.TerminalID
+	resp, err := wire.Build(&ans)
 	if err == nil {
 		err = conn.Reply(resp)
 	}
@@ -116,18 +112,10 @@ func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
 		c.log.Warn("0200 refused", "reason", err)
 		return
 	}
-	resp := wire.Withdrawal{
-		MTI:                  wire.MTIFinancialResp,
-		ProcessingCode:       req.ProcessingCode,
-		Amount:               req.Amount,
-		TransmissionDateTime: req.TransmissionDateTime,
-		STAN:                 req.STAN,
-		LocalTime:            req.LocalTime,
-		LocalDate:            req.LocalDate,
-		RRN:                  req.RRN,
-		TerminalID:           c.cfg.TerminalID,
-		Currency:             req.Currency,
-	}
+	resp := req.Response()
+	// The ATM also echoes fields 12, 13 and 37, and names itself in 41.
+	resp.LocalTime, resp.LocalDate, resp.RRN = req.LocalTime, req.LocalDate, req.RRN
+	resp.TerminalID = c.cfg.TerminalID
 	reply := func(r wire.Withdrawal) {
 		msg, err := wire.Build(&r)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/atm/wire"
 )
 
 // Duration is a time.Duration written as text in JSON ("120s", "1m30s").
@@ -220,10 +221,8 @@ func (c *Config) Validate() error {
 		if l.Addr == "" || !strings.Contains(l.Addr, ":") {
 			bad(name+".addr", "%q must be host:port", l.Addr)
 		}
-		if l.TPDU != "" {
-			if t, err := hex.DecodeString(l.TPDU); err != nil || len(t) != 5 || t[0] != 0x60 {
-				bad(name+".tpdu", "%q must be 10 hex digits starting 60", l.TPDU)
-			}
+		if _, err := wire.ParseTPDU(l.TPDU); err != nil {
+			bad(name+".tpdu", "%q must be 10 hex digits starting 60", l.TPDU)
 		}
 	}
 	switch c.Dispenser.Driver {

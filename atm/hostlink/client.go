@@ -91,7 +91,7 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.AcquirerID) > 11 || !digits(cfg.AcquirerID) {
 		errs = append(errs, fmt.Errorf("AcquirerID %q must be up to 11 digits", cfg.AcquirerID))
 	}
-	if cfg.TPDU != nil && (len(cfg.TPDU) != wire.TPDULen || cfg.TPDU[0] != 0x60) {
+	if wire.CheckTPDU(cfg.TPDU) != nil {
 		errs = append(errs, errors.New("TPDU must be 5 bytes starting with 0x60"))
 	}
 	if cfg.HSM == nil {

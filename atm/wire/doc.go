@@ -28,7 +28,10 @@
 //   - Framer: a 2-byte big-endian length (excluding itself), optionally a
 //     5-byte TPDU (first byte 0x60), then the message. Framing faults are
 //     *FrameError wrapping ErrFrameTooLarge, ErrFrameTruncated or
-//     ErrFrameMalformed.
+//     ErrFrameMalformed. CheckTPDU and ParseTPDU (hex, as configuration
+//     files write it) are the one check of a configured TPDU.
+//   - PeekTerminal reads field 41 of a message not yet opened, only to
+//     choose the keys of the terminal it claims to be; it never panics.
 //   - Codec: the MessageReader and MessageWriter for
 //     github.com/moov-io/iso8583-connection. A framing error is returned and
 //     closes the connection (the stream is out of sync). A message that

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -75,11 +76,43 @@ func (f Framer) max() int {
 	return f.MaxSize
 }
 
-func (f Framer) checkTPDU() error {
-	if f.TPDU == nil {
+// ErrBadTPDU is returned by CheckTPDU and ParseTPDU for a configured TPDU
+// that is not 5 bytes (10 hex digits) whose first byte is 0x60.
+var ErrBadTPDU = errors.New("wire: TPDU must be 5 bytes (10 hex digits) starting 0x60")
+
+// CheckTPDU checks a configured TPDU (Framer.TPDU and the TPDU of every
+// link configuration): nil means no TPDU and is valid; anything else must
+// be TPDULen bytes whose first byte is 0x60. It returns nil or ErrBadTPDU.
+func CheckTPDU(tpdu []byte) error {
+	if tpdu == nil {
 		return nil
 	}
-	if len(f.TPDU) != TPDULen || f.TPDU[0] != 0x60 {
+	if len(tpdu) != TPDULen || tpdu[0] != 0x60 {
+		return ErrBadTPDU
+	}
+	return nil
+}
+
+// ParseTPDU decodes a TPDU written in a configuration file as 10 hex
+// digits (for example "6000010000") and checks it as CheckTPDU does. The
+// empty string means no TPDU: nil, nil. Any other bad value gives an error
+// wrapping ErrBadTPDU.
+func ParseTPDU(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not hex", ErrBadTPDU)
+	}
+	if err := CheckTPDU(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (f Framer) checkTPDU() error {
+	if CheckTPDU(f.TPDU) != nil {
 		return &FrameError{Err: ErrFrameMalformed, Length: -1, Reason: "configured TPDU must be 5 bytes starting 0x60"}
 	}
 	return nil

@@ -108,6 +108,37 @@ type Reversal struct {
 	MACKeyKCV            string `iso8583:"96"`
 }
 
+// Response returns the 0810 answering n (an 0800) with response code rc:
+// it echoes fields 7, 11, 41 and 70 of the request (docs/protocol.md 7.1)
+// and carries nothing else. Callers add field 48 when the answer carries
+// keys.
+func (n NetMgmt) Response(rc string) NetMgmt {
+	return NetMgmt{
+		MTI:                  MTINetMgmtResponse,
+		TransmissionDateTime: n.TransmissionDateTime,
+		STAN:                 n.STAN,
+		ResponseCode:         rc,
+		TerminalID:           n.TerminalID,
+		NetMgmtCode:          n.NetMgmtCode,
+	}
+}
+
+// Response returns the 0210 answering w (a 0200) without a result: it
+// echoes fields 3, 4, 7, 11, 41 and 49 of the request (the fields every
+// 0210 carries on both links, docs/protocol.md 7.2). Callers set field 39
+// and the result fields, and whatever else their link echoes.
+func (w Withdrawal) Response() Withdrawal {
+	return Withdrawal{
+		MTI:                  MTIFinancialResp,
+		ProcessingCode:       w.ProcessingCode,
+		Amount:               w.Amount,
+		TransmissionDateTime: w.TransmissionDateTime,
+		STAN:                 w.STAN,
+		TerminalID:           w.TerminalID,
+		Currency:             w.Currency,
+	}
+}
+
 // Build returns a new message on Spec filled from v, a pointer to one of
 // the message structs (or any struct with iso8583 tags).
 func Build(v any) (*iso8583.Message, error) {

@@ -146,6 +146,18 @@ func (p *Protector) SetKeys(next KeySet) {
 	p.cur = next
 }
 
+// AcceptAlso makes ks the previous set (replacing any older previous set)
+// and leaves the current set as it is: messages under ks open, and Seal
+// still uses the current set. It serves the side that learns of new keys
+// before its peer switches to them (the peer answers under the new keys,
+// we keep sending under the old ones until it confirms): SetKeys then
+// makes them current, or DropPrevious forgets them.
+func (p *Protector) AcceptAlso(ks KeySet) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prev = &ks
+}
+
 // DropPrevious stops accepting the previous key set.
 func (p *Protector) DropPrevious() {
 	p.mu.Lock()

@@ -244,11 +244,9 @@ func LoadConfig(path string) (Config, error) {
 			errs = append(errs, fmt.Errorf("phonesim: config %s: %s must be 32 or 48 hex digits", path, name))
 		}
 	}
-	if fc.TPDU != "" {
-		t, err := hex.DecodeString(fc.TPDU)
-		if err != nil || len(t) != wire.TPDULen || t[0] != 0x60 {
-			errs = append(errs, fmt.Errorf("phonesim: config %s: tpdu must be 10 hex digits starting 60", path))
-		}
+	if t, err := wire.ParseTPDU(fc.TPDU); err != nil {
+		errs = append(errs, fmt.Errorf("phonesim: config %s: tpdu must be 10 hex digits starting 60", path))
+	} else {
 		cfg.TPDU = t
 	}
 	if fc.Timeout != "" {

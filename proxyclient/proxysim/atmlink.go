@@ -1,6 +1,7 @@
 package proxysim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -92,17 +93,12 @@ func (l *atmLink) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 
 	if term == "" {
 		// Not admitted yet: the first message must be a sign-on from a
-		// configured terminal, MAC'd with that terminal's key.
-		peek := iso8583.NewMessage(wire.Spec)
-		if err := peek.Unpack(raw); err != nil {
+		// configured terminal, MAC'd with that terminal's key. Field 41 of
+		// the unverified message only chooses the key; everything else is
+		// read from the verified message.
+		id, err := wire.PeekTerminal(raw)
+		if err != nil {
 			return nil, l.refuse("first message does not unpack")
-		}
-		mti := wire.MTI(peek)
-		id, _ := peek.GetString(wire.FieldTerminalID)
-		id = strings.TrimRight(id, " ")
-		code, _ := peek.GetString(wire.FieldNetMgmtCode)
-		if mti != wire.MTINetMgmtRequest || code != wire.NetSignOn {
-			return nil, l.refuse(fmt.Sprintf("first message is %s/%s, not a sign-on", mti, code))
 		}
 		if _, ok := l.s.cfg.Terminals[id]; !ok || !validTerminalID(id) {
 			return nil, l.refuse(fmt.Sprintf("unknown terminal %q", id))
@@ -111,6 +107,10 @@ func (l *atmLink) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 		m, err := prot.Open(raw)
 		if err != nil {
 			return nil, l.refuse(fmt.Sprintf("terminal %s: sign-on does not verify: %v", id, err))
+		}
+		mti := wire.MTI(m)
+		if code, _ := m.GetString(wire.FieldNetMgmtCode); mti != wire.MTINetMgmtRequest || code != wire.NetSignOn {
+			return nil, l.refuse(fmt.Sprintf("first message is %s/%s, not a sign-on", mti, code))
 		}
 		l.mu.Lock()
 		l.terminal, l.prot = id, prot
@@ -166,8 +166,13 @@ func (l *atmLink) afterRead(m *iso8583.Message) {
 	}
 }
 
-// WriteMessage implements connection.MessageWriter: seal (with the
-// CorruptMAC fault), frame, write, then switch to keys just sent in an 0810.
+// WriteMessage implements connection.MessageWriter: a wire.Codec seals,
+// frames and writes (a message that cannot be sealed or framed is a
+// PackError, as the Codec documents). Once the frame is ready and before
+// it is written, the link switches to the keys an 0810 carries, so that
+// the ATM's next message (under those keys) always finds them installed.
+// The CorruptMAC fault flips the last byte of the frame: the last MAC hex
+// digit.
 func (l *atmLink) WriteMessage(w io.Writer, m *iso8583.Message) error {
 	l.mu.Lock()
 	prot := l.prot
@@ -175,44 +180,60 @@ func (l *atmLink) WriteMessage(w io.Writer, m *iso8583.Message) error {
 	if prot == nil {
 		return errors.New("proxysim: write before admission")
 	}
-	raw, err := prot.Seal(m)
-	if err != nil {
-		return fmt.Errorf("proxysim: seal: %w", err)
-	}
+	fw := &frameWriter{w: w}
 	mti := wire.MTI(m)
 	if mti == wire.MTIFinancialRequest && l.s.getFaults().CorruptMAC {
-		// Flip one bit of the last MAC hex digit, keeping it a hex digit.
-		raw[len(raw)-1] ^= 0x01
-		l.log.Warn("fault injection: MAC corrupted", "stan", wire.STAN(m))
-	}
-	frame, err := l.framer.AppendFrame(nil, raw)
-	if err != nil {
-		return fmt.Errorf("proxysim: frame: %w", err)
+		fw.corrupt = func() { l.log.Warn("fault injection: MAC corrupted", "stan", wire.STAN(m)) }
 	}
 	if mti == wire.MTINetMgmtResponse {
-		stan := wire.STAN(m)
-		l.mu.Lock()
-		g := l.answer[stan]
-		delete(l.answer, stan)
-		if g != nil {
-			// The ATM installs these keys when it reads this 0810; every
-			// message we write after it uses them. (08xx messages are
-			// MAC'd with the TMK variant, so the 0810 itself is sealed.)
-			l.prot.SetKeys(wire.KeySet{NetMgmtMAC: netSlot(l.terminal), MAC: g.tak, Data: g.tek})
-			if l.cur == nil {
-				l.prot.DropPrevious()
-			} else {
-				l.s.deleteKeys(l.prev)
-				l.prev = l.cur
-			}
-			l.cur = g
+		fw.before = func() { l.switchOnAnswer(wire.STAN(m)) }
+	}
+	codec := wire.Codec{Framer: l.framer, Protector: prot}
+	return codec.WriteMessage(fw, m)
+}
+
+// frameWriter is the writer a wire.Codec writes one frame to, in a single
+// Write call: before runs first, then corrupt (if set) has the last byte
+// of the frame flipped (one bit of the last MAC hex digit, which stays a
+// hex digit).
+type frameWriter struct {
+	w       io.Writer
+	before  func()
+	corrupt func()
+}
+
+func (f *frameWriter) Write(p []byte) (int, error) {
+	if f.before != nil {
+		f.before()
+	}
+	if f.corrupt != nil && len(p) > 0 {
+		p = bytes.Clone(p)
+		p[len(p)-1] ^= 0x01
+		f.corrupt()
+	}
+	return f.w.Write(p)
+}
+
+// switchOnAnswer switches the link to the keys carried in the 0810 with
+// this STAN, if any (write goroutine, just before the 0810 is written).
+func (l *atmLink) switchOnAnswer(stan string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	g := l.answer[stan]
+	delete(l.answer, stan)
+	if g != nil {
+		// The ATM installs these keys when it reads this 0810; every
+		// message we write after it uses them. (08xx messages are
+		// MAC'd with the TMK variant, so the 0810 itself is sealed.)
+		l.prot.SetKeys(wire.KeySet{NetMgmtMAC: netSlot(l.terminal), MAC: g.tak, Data: g.tek})
+		if l.cur == nil {
+			l.prot.DropPrevious()
+		} else {
+			l.s.deleteKeys(l.prev)
+			l.prev = l.cur
 		}
-		l.mu.Unlock()
+		l.cur = g
 	}
-	if _, err := w.Write(frame); err != nil {
-		return err
-	}
-	return nil
 }
 
 func (l *atmLink) closed(*connection.Connection) {
@@ -276,8 +297,7 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 	l.mu.Lock()
 	signedOn := l.signedOn
 	l.mu.Unlock()
-	resp := wire.NetMgmt{MTI: wire.MTINetMgmtResponse, TransmissionDateTime: req.TransmissionDateTime,
-		STAN: req.STAN, TerminalID: req.TerminalID, NetMgmtCode: req.NetMgmtCode, ResponseCode: wire.RCApproved}
+	resp := req.Response(wire.RCApproved)
 	switch {
 	case req.NetMgmtCode == wire.NetSignOn || (req.NetMgmtCode == wire.NetKeyRequest && signedOn):
 		g, kb, err := l.newKeys()
@@ -342,9 +362,7 @@ func (s *Server) PushKeys(terminalID string) error {
 	}
 	// Accept the new keys inbound (the ATM switches before it answers)
 	// while still sending under the old ones: cur=old, previous=new.
-	old := l.prot.Keys()
-	l.prot.SetKeys(wire.KeySet{NetMgmtMAC: netSlot(terminalID), MAC: g.tak, Data: g.tek})
-	l.prot.SetKeys(old)
+	l.prot.AcceptAlso(wire.KeySet{NetMgmtMAC: netSlot(terminalID), MAC: g.tak, Data: g.tek})
 	s.deleteKeys(l.prev)
 	l.prev, l.staged = nil, g
 	l.mu.Unlock()
@@ -378,7 +396,7 @@ func flipHex(s string) string {
 }
 
 func (s *Server) pushBlock(l *atmLink, block string) error {
-	req, err := wire.Build(&wire.NetMgmt{MTI: wire.MTINetMgmtRequest, TransmissionDateTime: wire.FormatTransmissionDT(timeNow()),
+	req, err := wire.Build(&wire.NetMgmt{MTI: wire.MTINetMgmtRequest, TransmissionDateTime: wire.FormatTransmissionDT(s.now()),
 		STAN: s.nextSTAN(), TerminalID: l.terminal, NetMgmtCode: wire.NetKeyChange, AdditionalData: block})
 	if err != nil {
 		return err

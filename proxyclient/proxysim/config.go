@@ -52,6 +52,9 @@ type Config struct {
 	SendTimeout               time.Duration // bound on 08xx exchanges with an ATM
 	Faults                    Faults
 	Logger                    *slog.Logger
+	// Now is the clock of fields 7, 12 and 13 in the messages the server
+	// originates; nil means time.Now.
+	Now func() time.Time
 }
 
 // Default timeouts.
@@ -82,7 +85,7 @@ func (c *Config) validate() error {
 	if err := checkKeyHex(c.PhoneDataKey); err != nil {
 		errs = append(errs, fmt.Errorf("proxysim: phone data key %w", err))
 	}
-	if c.TPDU != nil && (len(c.TPDU) != wire.TPDULen || c.TPDU[0] != 0x60) {
+	if wire.CheckTPDU(c.TPDU) != nil {
 		errs = append(errs, errors.New("proxysim: TPDU must be 5 bytes starting 0x60"))
 	}
 	if c.ATMTimeout < 0 || c.SendTimeout < 0 || c.Faults.Delay < 0 || c.Faults.DropLinkAfter < 0 {
@@ -96,6 +99,9 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return errors.Join(errs...)
 }
@@ -173,11 +179,9 @@ func LoadConfig(path string) (cfg Config, atmListen, phoneListen string, err err
 		Faults:       fc.Faults.Faults,
 	}
 	cfg.Faults.Delay = dur("faults.delay", fc.Faults.Delay)
-	if fc.TPDU != "" {
-		t, err := hex.DecodeString(fc.TPDU)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("proxysim: config %s: tpdu must be 10 hex digits", path))
-		}
+	if t, err := wire.ParseTPDU(fc.TPDU); err != nil {
+		errs = append(errs, fmt.Errorf("proxysim: config %s: tpdu must be 10 hex digits starting 60", path))
+	} else {
 		cfg.TPDU = t
 	}
 	if fc.ATMListen == "" {

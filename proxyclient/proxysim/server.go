@@ -195,6 +195,8 @@ func (s *Server) count(f func(*Stats)) {
 	s.mu.Unlock()
 }
 
+func (s *Server) now() time.Time { return s.cfg.Now() }
+
 func (s *Server) nextSTAN() string { return wire.FormatSTAN(s.stan.Add(1)%999999 + 1) }
 
 // phone side
@@ -222,8 +224,9 @@ func (s *Server) phoneInbound(conn *connection.Connection, m *iso8583.Message) {
 	case wire.MTINetMgmtRequest:
 		var nm wire.NetMgmt
 		if wire.Parse(m, &nm) == nil {
-			nm.MTI, nm.ResponseCode, nm.MACKeyKCV = wire.MTINetMgmtResponse, wire.RCApproved, ""
-			if r, err := wire.Build(&nm); err == nil {
+			resp := nm.Response(wire.RCApproved)
+			resp.AdditionalData = nm.AdditionalData // the phone channel echoes field 48 too
+			if r, err := wire.Build(&resp); err == nil {
 				_ = conn.Reply(r)
 			}
 		}
@@ -237,10 +240,9 @@ func (s *Server) phoneInbound(conn *connection.Connection, m *iso8583.Message) {
 		s.log.Warn("phone 0200 refused", "reason", err)
 		return
 	}
-	ans := s.route(req)
-	ans.MTI, ans.STAN, ans.TerminalID = wire.MTIFinancialResp, req.STAN, req.TerminalID
-	ans.ProcessingCode, ans.Amount, ans.Currency = req.ProcessingCode, req.Amount, req.Currency
-	ans.TransmissionDateTime = req.TransmissionDateTime
+	res := s.route(req)
+	ans := req.Response()
+	ans.ResponseCode, ans.AuthCode, ans.RRN, ans.ReplacementAmounts = res.ResponseCode, res.AuthCode, res.RRN, res.ReplacementAmounts
 	r, err := wire.Build(&ans)
 	if err == nil {
 		err = conn.Reply(r)
@@ -260,7 +262,7 @@ func (s *Server) route(req wire.Withdrawal) wire.Withdrawal {
 		s.log.Warn("phone request for a terminal not connected; answering 91", "terminal", req.TerminalID, "stan", req.STAN)
 		return fail
 	}
-	now := time.Now()
+	now := s.now()
 	fwd := wire.Withdrawal{
 		MTI:                  wire.MTIFinancialRequest,
 		ProcessingCode:       req.ProcessingCode,
@@ -313,8 +315,6 @@ func (s *Server) route(req wire.Withdrawal) wire.Withdrawal {
 	return wire.Withdrawal{ResponseCode: out.ResponseCode, AuthCode: out.AuthCode, RRN: out.RRN,
 		ReplacementAmounts: out.ReplacementAmounts}
 }
-
-var timeNow = time.Now
 
 // Command sends w (an 0200, sent as given, STAN included) to a terminal
 // and returns its 0210: a test hook for replays and duplicates.

@@ -83,13 +83,9 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("hostsim: config: %w", err)
 	}
-	var tpdu []byte
-	if cfg.TPDU != "" {
-		b, err := hex.DecodeString(cfg.TPDU)
-		if err != nil || len(b) != wire.TPDULen || b[0] != 0x60 {
-			return nil, errors.New("hostsim: config: tpdu must be 10 hex digits starting with 60")
-		}
-		tpdu = b
+	tpdu, err := wire.ParseTPDU(cfg.TPDU)
+	if err != nil {
+		return nil, errors.New("hostsim: config: tpdu must be 10 hex digits starting with 60")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, hsm: hsm.NewSoft(), terms: map[string]*wire.Codec{},
 		faults: cfg.Faults, conns: map[net.Conn]struct{}{}, done: make(chan struct{}), tpdu: tpdu}
@@ -322,9 +318,12 @@ func (hc *hostConn) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	tid := peekTerminal(raw)
 	bound := hc.terminal()
 	if bound == "" {
+		// Field 41 of the unverified message only chooses the keys; the
+		// MAC made with them proves it. A message that does not unpack
+		// names no terminal ("") and is refused.
+		tid, _ := wire.PeekTerminal(raw)
 		codec, ok := hc.s.terms[tid]
 		if !ok {
 			hc.s.log.Warn("terminal refused", "reason", "terminal not admitted", "terminal", tid, "remote", hc.nc.RemoteAddr().String())
@@ -340,14 +339,14 @@ func (hc *hostConn) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 		hc.s.log.Info("terminal admitted", "terminal", tid)
 		return m, nil
 	}
-	if tid != bound {
-		hc.s.log.Warn("terminal refused", "reason", "terminal ID changed on a bound connection", "terminal", bound, "claimed", tid)
-		return nil, fmt.Errorf("%w: terminal ID changed", errRefused)
-	}
 	m, err := hc.codec.Load().Protector.Open(raw)
 	if err != nil {
 		hc.s.log.Warn("message rejected", "terminal", bound, "err", err)
 		return nil, nil
+	}
+	if tid, _ := m.GetString(wire.FieldTerminalID); strings.TrimRight(tid, " ") != bound {
+		hc.s.log.Warn("terminal refused", "reason", "terminal ID changed on a bound connection", "terminal", bound, "claimed", strings.TrimRight(tid, " "))
+		return nil, fmt.Errorf("%w: terminal ID changed", errRefused)
 	}
 	return m, nil
 }
@@ -359,25 +358,6 @@ func (hc *hostConn) WriteMessage(w io.Writer, m *iso8583.Message) error {
 		return errors.New("hostsim: no terminal bound")
 	}
 	return codec.WriteMessage(w, m)
-}
-
-// peekTerminal reads field 41 of an unverified message, only to choose the
-// keys to verify it with.
-func peekTerminal(raw []byte) (tid string) {
-	defer func() {
-		if recover() != nil {
-			tid = ""
-		}
-	}()
-	m := iso8583.NewMessage(wire.Spec)
-	if err := m.Unpack(raw); err != nil || m.GetField(wire.FieldTerminalID) == nil {
-		return ""
-	}
-	s, err := m.GetString(wire.FieldTerminalID)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimRight(s, " ")
 }
 
 // handle answers one verified message.
@@ -472,15 +452,15 @@ func (s *Server) netMgmt(m *iso8583.Message) *wire.NetMgmt {
 	if err := wire.Parse(m, &n); err != nil {
 		return nil
 	}
-	out := &wire.NetMgmt{MTI: wire.MTINetMgmtResponse, TransmissionDateTime: n.TransmissionDateTime,
-		STAN: n.STAN, TerminalID: n.TerminalID, NetMgmtCode: n.NetMgmtCode, ResponseCode: wire.RCApproved}
+	rc := wire.RCApproved
 	switch n.NetMgmtCode {
 	case wire.NetSignOn, wire.NetSignOff, wire.NetEcho:
 	default:
-		out.ResponseCode = wire.RCInvalidTransaction
+		rc = wire.RCInvalidTransaction
 	}
+	out := n.Response(rc)
 	s.log.Debug("0800", "terminal", n.TerminalID, "code", n.NetMgmtCode, "rc", out.ResponseCode)
-	return out
+	return &out
 }
 
 // maskID masks a customer ID for the log: at most the last 4 characters.

@@ -231,17 +231,19 @@ func addTotals(tx *bolt.Tx, day, terminal string, count int, approved, reversed 
 	return putJSON(b, dayKey(day, terminal), &t)
 }
 
-func addDaily(tx *bolt.Tx, customer, day string, delta int64) (int64, error) {
+// addDaily adds delta (negative for a credit) to a customer's amount
+// withdrawn on day, never going below zero.
+func addDaily(tx *bolt.Tx, customer, day string, delta int64) error {
 	b := tx.Bucket(bucketDaily)
 	var used int64
 	if _, err := getJSON(b, dayKey(customer, day), &used); err != nil {
-		return 0, err
+		return err
 	}
 	used += delta
 	if used < 0 {
 		used = 0
 	}
-	return used, putJSON(b, dayKey(customer, day), used)
+	return putJSON(b, dayKey(customer, day), used)
 }
 
 func dailyUsed(tx *bolt.Tx, customer, day string) (int64, error) {

@@ -19,11 +19,10 @@ import (
 // daily usage, totals, the authorization record) is one bbolt Update.
 func (s *Server) authorize(term string, w *wire.Withdrawal, f Faults) *wire.Withdrawal {
 	now := s.now()
-	out := &wire.Withdrawal{
-		MTI: wire.MTIFinancialResp, ProcessingCode: w.ProcessingCode, Amount: w.Amount,
-		TransmissionDateTime: w.TransmissionDateTime, STAN: w.STAN, LocalTime: w.LocalTime,
-		LocalDate: w.LocalDate, AcquirerID: w.AcquirerID, TerminalID: w.TerminalID, Currency: w.Currency,
-	}
+	resp := w.Response()
+	out := &resp
+	// On the host link the 0210 also echoes fields 12, 13 and 32.
+	out.LocalTime, out.LocalDate, out.AcquirerID = w.LocalTime, w.LocalDate, w.AcquirerID
 	log := s.log.With("terminal", term, "stan", w.STAN, "customer", maskID(w.CustomerID))
 	decline := f.Decline
 	if code, ok := strings.CutPrefix(w.CustomerID, MagicDeclinePrefix); ok && len(code) == 2 {
@@ -145,7 +144,7 @@ func (s *Server) decide(tx *bolt.Tx, rec *authRecord, pinBlock []byte) (string, 
 	if err := putJSON(customers, []byte(a.ID), &a); err != nil {
 		return "", err
 	}
-	if _, err := addDaily(tx, a.ID, rec.Day, rec.Amount); err != nil {
+	if err := addDaily(tx, a.ID, rec.Day, rec.Amount); err != nil {
 		return "", err
 	}
 	if err := addTotals(tx, rec.Day, rec.Terminal, 1, rec.Amount, 0); err != nil {
@@ -178,10 +177,7 @@ func (s *Server) advice(term string, a *wire.Advice) *wire.Advice {
 	out := &wire.Advice{MTI: wire.MTIAdviceResp, ProcessingCode: a.ProcessingCode, Amount: a.Amount,
 		TransmissionDateTime: a.TransmissionDateTime, STAN: a.STAN, AcquirerID: a.AcquirerID,
 		TerminalID: a.TerminalID, Currency: a.Currency, OriginalData: a.OriginalData, ResponseCode: wire.RCApproved}
-	od, err := wire.ParseOriginalData(a.OriginalData)
-	if err == nil && od.MTI != wire.MTIFinancialRequest {
-		err = errors.New("original is not a 0200")
-	}
+	od, err := original0200(a.OriginalData)
 	if err != nil {
 		s.log.Warn("0220 without valid original data", "terminal", term, "stan", a.STAN)
 		out.ResponseCode = wire.RCInvalidTransaction
@@ -216,16 +212,23 @@ func (s *Server) advice(term string, a *wire.Advice) *wire.Advice {
 	return out
 }
 
+// original0200 parses field 90 of a 0220 or 0420, which must name a 0200
+// (the host knows no other original).
+func original0200(field90 string) (wire.OriginalData, error) {
+	od, err := wire.ParseOriginalData(field90)
+	if err == nil && od.MTI != wire.MTIFinancialRequest {
+		err = errors.New("original is not a 0200")
+	}
+	return od, err
+}
+
 // reversal applies a reversal once per terminal and original STAN: it
 // credits back the original amount minus what was dispensed (field 95).
 func (s *Server) reversal(term string, r *wire.Reversal) *wire.Reversal {
 	out := &wire.Reversal{MTI: wire.MTIReversalResp, ProcessingCode: r.ProcessingCode, Amount: r.Amount,
 		TransmissionDateTime: r.TransmissionDateTime, STAN: r.STAN, AcquirerID: r.AcquirerID,
 		TerminalID: r.TerminalID, Currency: r.Currency, OriginalData: r.OriginalData, ResponseCode: wire.RCApproved}
-	od, err := wire.ParseOriginalData(r.OriginalData)
-	if err == nil && od.MTI != wire.MTIFinancialRequest {
-		err = errors.New("original is not a 0200")
-	}
+	od, err := original0200(r.OriginalData)
 	var dispensed int64
 	if err == nil && r.ReplacementAmounts != "" {
 		var ra wire.ReplacementAmounts
@@ -278,7 +281,7 @@ func (s *Server) reversal(term string, r *wire.Reversal) *wire.Reversal {
 		if err := putJSON(customers, []byte(a.ID), &a); err != nil {
 			return err
 		}
-		if _, err := addDaily(tx, a.ID, rec.Day, -credit); err != nil {
+		if err := addDaily(tx, a.ID, rec.Day, -credit); err != nil {
 			return err
 		}
 		if err := addTotals(tx, rec.Day, term, 0, 0, credit); err != nil {

@@ -58,6 +58,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./atm/dispenser
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./atm/qr
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./hsm/pinblock
+	$(GO) test -run '^$$' -fuzz '^FuzzPeekTerminal$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenDamagedPages$$' -fuzztime $(FUZZTIME) ./atm/store
+	$(GO) test -run '^$$' -fuzz '^FuzzDenominate$$' -fuzztime $(FUZZTIME) ./atm/dispenser
 
 # The whole system on this laptop: host, proxy and ATM as real processes,
 # one withdrawal through the phone simulator; stays up until Ctrl-C.

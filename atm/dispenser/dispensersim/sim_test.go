@@ -13,33 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/dispenser"
 )
 
-// atmDispenser is the interface the ATM core uses; the simulator must
-// satisfy it exactly.
-type atmDispenser interface {
-	Status(ctx context.Context) (dispenser.Status, error)
-	CommandNonce(ctx context.Context) (string, error)
-	Dispense(ctx context.Context, mix dispenser.Mix, token string) (dispenser.Result, error)
-	Present(ctx context.Context) error
-	WaitTaken(ctx context.Context, timeout time.Duration) (taken bool, err error)
-	Retract(ctx context.Context) (dispenser.Result, error)
-}
-
-// presentStatuser and resetter are the optional capabilities.
-type presentStatuser interface {
-	PresentStatus(ctx context.Context) (dispenser.PresentStatus, error)
-}
-
-type resetter interface {
-	Reset(ctx context.Context) error
-}
-
+// The simulator satisfies the core's dispenser interface and its optional
+// capabilities.
 var (
-	_ atmDispenser    = (*Sim)(nil)
-	_ presentStatuser = (*Sim)(nil)
-	_ resetter        = (*Sim)(nil)
+	_ atm.Dispenser       = (*Sim)(nil)
+	_ atm.PresentStatuser = (*Sim)(nil)
+	_ atm.Resetter        = (*Sim)(nil)
 )
 
 var key = []byte("sim test token key 0123456789abc") // test-only

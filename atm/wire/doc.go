@@ -13,11 +13,12 @@
 //     fields 4, 7, 11, 12, 13, 48 (KeyBlock), 90 (OriginalData) and 95
 //     (ReplacementAmounts).
 //   - Protector: Seal encrypts fields 62 and 120 (3DES-CBC, zero IV, ISO
-//     9797-1 padding method 2, upper-case hex) with the link's data key,
-//     writes the KCV of the MAC key into field 96 and appends the MAC (ISO
-//     9797-1 algorithm 3 = ANSI X9.19 retail MAC, padding method 2, over all
-//     bytes from the MTI up to the MAC field) in field 128 (64 when there is
-//     no secondary bitmap). Open does the reverse and fails closed: any
+//     9797-1 padding method 2, the cipher text in binary) with the link's
+//     data key, writes the KCV of the MAC key into field 96 and appends the
+//     MAC (ISO 9797-1 algorithm 3 = ANSI X9.19 retail MAC, padding method
+//     2, over all bytes from the MTI up to the MAC field) in field 128 (64
+//     when there is no secondary bitmap). Open does the reverse and fails
+//     closed: any
 //     doubt is a *MessageError wrapping ErrMAC or ErrMalformed, carrying
 //     only MTI and STAN, and nothing is decrypted before the MAC verifies.
 //     08xx messages are MAC'd with KeySet.NetMgmtMAC (on the proxy link a

@@ -105,7 +105,7 @@ func (p *Protector) sealFast(dst []byte, msg *iso8583.Message) (out []byte, ok b
 }
 
 // appendEncrypted appends field f encrypted under key (3DES-CBC of the
-// value padded with method 2, as upper-case hex) in layout l.
+// value padded with method 2) in layout l.
 func (p *Protector) appendEncrypted(dst []byte, key hsm.KeyName, l fieldLayout, f field.Field) ([]byte, bool) {
 	var plain string
 	if s, isString := f.(*field.String); isString {
@@ -119,13 +119,12 @@ func (p *Protector) appendEncrypted(dst []byte, key hsm.KeyName, l fieldLayout, 
 	if len(plain) > MaxEncryptedPlain {
 		return dst, false
 	}
-	var buf [MaxEncryptedPlain + 1]byte
-	ct, err := p.c.Encrypt(key, pad2To(buf[:0], plain))
-	if err != nil || 2*len(ct) > l.n {
+	ct, err := p.c.Encrypt(key, pad2To(make([]byte, 0, len(plain)+8), plain))
+	if err != nil || len(ct) > l.n {
 		return dst, false
 	}
-	dst = appendLength(dst, 2*len(ct), l.digits)
-	return appendUpperHex(dst, ct), true
+	dst = appendLength(dst, len(ct), l.digits)
+	return append(dst, ct...), true
 }
 
 // pad2To appends b padded with ISO 9797-1 method 2 to dst.
@@ -146,7 +145,7 @@ type scan struct {
 	mti     string
 	bitmap  []byte
 	present [maxFieldID + 1]bool
-	val     [maxFieldID + 1]span // value bytes (spaced fields without trailing spaces; hex digits for binary fields)
+	val     [maxFieldID + 1]span // value bytes (spaced fields without trailing spaces; hex digits for fixed binary fields)
 }
 
 func (s *scan) str(raw []byte, id int) string {
@@ -158,8 +157,9 @@ func (s *scan) str(raw []byte, id int) string {
 // Pack gives for the message its Unpack reads from raw: MTI of 4 ASCII
 // bytes; primary bitmap (and the secondary one when bit 1 is set) in
 // upper-case hex, bit 1 set exactly when a field 66-128 is present, bit
-// 65 clear; each field in its layout (ASCII bytes, length prefixes of
-// decimal digits only, binary fields as upper-case hex); no byte after the
+// 65 clear; each field in its layout (ASCII bytes except in the binary
+// variable fields, length prefixes of decimal digits only, fixed binary
+// fields as upper-case hex); no byte after the
 // last field. Under these conditions the module's Unpack succeeds and its
 // re-Pack gives raw back, and conversely (see scanCanonical's tests).
 func scanCanonical(raw []byte, s *scan) bool {
@@ -209,7 +209,7 @@ func scanCanonical(raw []byte, s *scan) bool {
 			}
 			s.val[id] = span{int32(off), int32(off + end)}
 			off += l.n
-		case layoutVar:
+		case layoutVar, layoutVarBin:
 			if len(rest) < l.digits {
 				return false
 			}
@@ -220,7 +220,7 @@ func scanCanonical(raw []byte, s *scan) bool {
 				}
 				n = n*10 + int(c-'0')
 			}
-			if n > l.n || len(rest) < l.digits+n || !isASCII(rest[l.digits:l.digits+n]) {
+			if n > l.n || len(rest) < l.digits+n || (l.kind == layoutVar && !isASCII(rest[l.digits:l.digits+n])) {
 				return false
 			}
 			s.val[id] = span{int32(off + l.digits), int32(off + l.digits + n)}

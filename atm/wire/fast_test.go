@@ -22,7 +22,7 @@ func randomValue(r *rand.Rand, id int) []byte {
 	l := specLayouts[id]
 	n := l.n
 	switch l.kind {
-	case layoutVar:
+	case layoutVar, layoutVarBin:
 		n = r.IntN(min(l.n, 120) + 1)
 	case layoutUnknown:
 		n = r.IntN(20)

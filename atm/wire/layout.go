@@ -30,6 +30,10 @@ const (
 	// layoutVar: a String field, ASCII, a prefix of `digits` decimal
 	// digits giving the length, at most n bytes.
 	layoutVar
+	// layoutVarBin: a String field whose bytes go on the wire as they are
+	// (encoding.Binary), after a prefix of `digits` decimal digits giving
+	// the length, at most n bytes.
+	layoutVarBin
 	// layoutBinHex: a Binary field of exactly n bytes carried as 2n hex
 	// digits (upper-case on the wire).
 	layoutBinHex
@@ -38,7 +42,7 @@ const (
 type fieldLayout struct {
 	kind   layoutKind
 	n      int
-	digits int // layoutVar only: 2 (LL) or 3 (LLL)
+	digits int // layoutVar and layoutVarBin only: 2 (LL) or 3 (LLL)
 }
 
 // maxFieldID is the highest field number of Spec (primary and secondary
@@ -65,9 +69,9 @@ func newLayouts(s *iso8583.MessageSpec) (ls [maxFieldID + 1]fieldLayout, ok bool
 		ls[FieldMAC64] == fieldLayout{kind: layoutBinHex, n: 8} &&
 		ls[FieldMAC128] == fieldLayout{kind: layoutBinHex, n: 8}
 	for _, id := range encryptedFields {
-		// The largest ciphertext (hex) of MaxEncryptedPlain must fit.
+		// The largest cipher text, of MaxEncryptedPlain, must fit.
 		l := ls[id]
-		ok = ok && l.kind == layoutVar && l.digits == 3 && l.n >= 2*(MaxEncryptedPlain/8+1)*8
+		ok = ok && l.kind == layoutVarBin && l.digits == 3 && l.n >= (MaxEncryptedPlain/8+1)*8
 	}
 	return ls, ok
 }
@@ -82,6 +86,15 @@ func classify(f field.Field) fieldLayout {
 	}
 	switch f.(type) {
 	case *field.String:
+		if s.Enc == encoding.Binary && s.Pad == nil {
+			switch {
+			case s.Pref == prefix.ASCII.LL && s.Length <= 99:
+				return fieldLayout{kind: layoutVarBin, n: s.Length, digits: 2}
+			case s.Pref == prefix.ASCII.LLL && s.Length <= 999:
+				return fieldLayout{kind: layoutVarBin, n: s.Length, digits: 3}
+			}
+			return fieldLayout{}
+		}
 		if s.Enc != encoding.ASCII {
 			return fieldLayout{}
 		}
@@ -117,8 +130,8 @@ func appendValue[T string | []byte](dst []byte, l fieldLayout, v T) ([]byte, boo
 		for i := len(v); i < l.n; i++ {
 			dst = append(dst, ' ')
 		}
-	case layoutVar:
-		if len(v) > l.n || !isASCII(v) {
+	case layoutVar, layoutVarBin:
+		if len(v) > l.n || (l.kind == layoutVar && !isASCII(v)) {
 			return dst, false
 		}
 		dst = appendLength(dst, len(v), l.digits)

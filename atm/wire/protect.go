@@ -176,7 +176,7 @@ func (k KeySet) macKey(mti string) hsm.KeyName {
 
 // Seal protects a copy of msg (msg itself is not changed) and returns the
 // packed bytes: fields 62 and 120 are encrypted with the current Data key
-// (3DES-CBC, zero IV, ISO 9797-1 padding method 2, upper-case hex), field
+// (3DES-CBC, zero IV, ISO 9797-1 padding method 2, binary), field
 // 96 is set to the KCV of the MAC key, and the MAC (ISO 9797-1 algorithm 3,
 // padding method 2, over every byte from the MTI up to but excluding the
 // MAC field) goes in field 128, or 64 when no field above 64 is present.
@@ -278,8 +278,7 @@ func (p *Protector) sealGeneric(msg *iso8583.Message) ([]byte, error) {
 }
 
 // sealField sets field id of m to the encryption under key of the value of
-// f: 3DES-CBC of the value padded with ISO 9797-1 method 2, as upper-case
-// hex.
+// f: 3DES-CBC of the value padded with ISO 9797-1 method 2.
 func (p *Protector) sealField(m *iso8583.Message, key hsm.KeyName, id int, f field.Field) error {
 	plain, err := f.String()
 	if err != nil {
@@ -292,8 +291,7 @@ func (p *Protector) sealField(m *iso8583.Message, key hsm.KeyName, id int, f fie
 	if err != nil {
 		return fmt.Errorf("wire: seal: encrypt field %d: %w", id, err)
 	}
-	h := appendUpperHex(make([]byte, 0, 2*len(ct)), ct)
-	if err := m.BinaryField(id, h); err != nil {
+	if err := m.BinaryField(id, ct); err != nil {
 		return fmt.Errorf("wire: seal: field %d: %w", id, err)
 	}
 	return nil
@@ -383,7 +381,7 @@ func (p *Protector) openGeneric(raw []byte) (msg *iso8583.Message, err error) {
 // openGeneric call it once raw has been parsed and found canonical
 // (scanCanonical, or the module's unpack and re-pack), so that the checks,
 // their order and the errors are the same on both paths. value returns the
-// bytes of field id as parsed (for an encrypted field, its hex cipher text)
+// bytes of field id as parsed (for an encrypted field, its cipher text)
 // and whether the field is present; it may return a slice of raw, which is
 // only read.
 //
@@ -440,15 +438,11 @@ func (p *Protector) openVerified(raw []byte, mti, stan string, value func(id int
 
 	// MAC verified: now decrypt.
 	for i, id := range encryptedFields {
-		h, ok := value(id)
+		ct, ok := value(id)
 		if !ok {
 			continue
 		}
-		if len(h) == 0 || len(h)%16 != 0 {
-			return fail(ErrMalformed, id, nil)
-		}
-		ct := make([]byte, len(h)/2)
-		if !decodeUpperHex(ct, h) {
+		if len(ct) == 0 || len(ct)%8 != 0 {
 			return fail(ErrMalformed, id, nil)
 		}
 		pt, derr := p.c.Decrypt(keys.Data, ct)

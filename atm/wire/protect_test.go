@@ -2,12 +2,16 @@ package wire
 
 import (
 	"bytes"
+	"crypto/cipher"
+	"crypto/des"
 	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/moov-io/iso8583"
 
 	"github.com/cardless-atm/cardless/hsm"
 )
@@ -83,6 +87,29 @@ func TestSealEncryptsSensitiveFields(t *testing.T) {
 	}
 	if in.GetField(FieldMAC128) != nil || in.GetField(FieldMACKeyKCV) != nil {
 		t.Fatal("Seal set fields on the caller's message")
+	}
+	// On the wire, fields 62 and 120 are the binary cipher text (3DES-CBC
+	// under the data key of the padded clear value), after an LLL length
+	// in bytes: read them with the module alone and decrypt them here.
+	wireMsg := iso8583.NewMessage(Spec)
+	if err := wireMsg.Unpack(raw); err != nil {
+		t.Fatal(err)
+	}
+	for id, clear := range map[int]string{FieldQRPayload: w.QRPayload, FieldCustomerID: w.CustomerID} {
+		ct, _ := wireMsg.GetString(id)
+		if len(ct) != len(pad2To(nil, clear)) {
+			t.Fatalf("field %d: %d bytes of cipher text for %d clear bytes", id, len(ct), len(clear))
+		}
+		k := testKey(3) // tek.1, the data key of gen1
+		block, err := des.NewTripleDESCipher(append(append([]byte{}, k...), k[:8]...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt := make([]byte, len(ct))
+		cipher.NewCBCDecrypter(block, make([]byte, 8)).CryptBlocks(pt, []byte(ct))
+		if string(pt) != string(pad2To(nil, clear)) {
+			t.Fatalf("field %d does not decrypt to the padded clear value", id)
+		}
 	}
 	// Deterministic: same input, same keys, same bytes.
 	again, err := atm.Seal(in)

@@ -16,8 +16,9 @@ const (
 	// 120, 121, 122).
 	MaxVarLen = 999
 	// MaxEncryptedPlain is the largest clear value of an encrypted field:
-	// 495 bytes pad (ISO 9797-1 method 2) to 496, which is 992 hex digits.
-	MaxEncryptedPlain = 495
+	// 991 bytes pad (ISO 9797-1 method 2) to 992 bytes of cipher text, the
+	// largest multiple of the 8-byte block that fits MaxVarLen.
+	MaxEncryptedPlain = 991
 )
 
 // Spec is the ISO 8583:1987 ASCII message spec of every link in the system
@@ -32,8 +33,11 @@ const (
 //   - fixed-length fields carry their value exactly (no implicit padding),
 //     except 41 and 43, which are space-padded on the right;
 //   - 52, 64 and 128 are 8 binary bytes carried as 16 upper-case hex digits;
-//   - 48, 62, 120, 121 and 122 are LLLVAR ans up to 999 characters, so the
-//     encrypted fields (62, 120) can carry their ciphertext as hex;
+//   - 48, 121 and 122 are LLLVAR ans up to 999 characters;
+//   - 62 and 120, the encrypted fields, are LLLVAR binary up to 999 bytes:
+//     a three-digit ASCII length, then the cipher text as it is (not as
+//     hex, which would double both the bytes on the wire and the MAC work);
+//     in a message that has been opened they hold the clear value;
 //   - 70 (n3), 90 (n42), 95 (an42), 96 (an6: KCV of the MAC key) are added.
 //
 // Use NewMessage to create messages on it.
@@ -64,13 +68,13 @@ func newSpec() *iso8583.MessageSpec {
 	f[FieldAdditionalData] = lllvar("Additional Data (key exchange)")
 	f[FieldCurrency] = fixed(3, "Transaction Currency Code")
 	f[FieldPINBlock] = binHex8("PIN Data (end-to-end credential)")
-	f[FieldQRPayload] = lllvar("QR Payload (encrypted)")
+	f[FieldQRPayload] = lllvarBinary("QR Payload (encrypted)")
 	f[FieldMAC64] = binHex8("Message Authentication Code (MAC)")
 	f[FieldNetMgmtCode] = fixed(3, "Network Management Information Code")
 	f[FieldOriginalData] = fixed(42, "Original Data Elements")
 	f[FieldReplacementAmts] = fixed(42, "Replacement Amounts")
 	f[FieldMACKeyKCV] = fixed(6, "Message Security Code (MAC key KCV)")
-	f[FieldCustomerID] = lllvar("Customer Identifier (encrypted)")
+	f[FieldCustomerID] = lllvarBinary("Customer Identifier (encrypted)")
 	f[FieldDispenseNonce] = lllvar("Dispenser Command Nonce")
 	f[FieldDispenseToken] = lllvar("Dispense Token")
 	f[FieldMAC128] = binHex8("Message Authentication Code (MAC)")
@@ -104,6 +108,15 @@ func lllvar(desc string) field.Field {
 	return field.NewString(&field.Spec{
 		Length: MaxVarLen, Description: desc,
 		Enc: encoding.ASCII, Pref: prefix.ASCII.LLL,
+	})
+}
+
+// lllvarBinary is a String field whose bytes go on the wire as they are,
+// after a three-digit ASCII length (the encrypted fields).
+func lllvarBinary(desc string) field.Field {
+	return field.NewString(&field.Spec{
+		Length: MaxVarLen, Description: desc,
+		Enc: encoding.Binary, Pref: prefix.ASCII.LLL,
 	})
 }
 

@@ -21,7 +21,10 @@
 // a versioned header that is authenticated with the contents, is rewritten
 // atomically (temporary file, fsync, rename; mode 0600) on every change
 // before the call returns, and a file that fails authentication is an error
-// wrapping ErrStoreAuth, never a silent reset. Close zeroes every key byte
+// wrapping ErrStoreAuth, never a silent reset. An open store is locked
+// (flock on the store path plus ".lock") until Close, so a second process
+// gets ErrStoreLocked instead of overwriting the first one's keys. Close
+// zeroes every key byte
 // the module holds. Each 3DES key's expanded crypto/des key schedules (and
 // its KCV) are built once and cached beside the key, so MACs, encryption
 // and KCVs pay no key setup; replacing or deleting a key and Close drop

@@ -38,6 +38,11 @@ var (
 	ErrMACMismatch = errors.New("hsm: MAC verification failed")
 	ErrClosed      = errors.New("hsm: module closed")
 	ErrStoreAuth   = errors.New("hsm: key store cannot be opened: wrong storage key or file tampered with")
+	// ErrStoreLocked: another process (the running appliance, another
+	// atmctl) has the key store open. Stop it, then try again; a store is
+	// never opened by two processes, so that neither overwrites the
+	// other's keys.
+	ErrStoreLocked = errors.New("hsm: key store is in use by another process")
 	// ErrKeyType: a 3DES key used as an HMAC key or the other way round.
 	ErrKeyType = errors.New("hsm: key has the wrong type for this operation")
 	// ErrKeyName: an empty or otherwise unusable key name.

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ type Soft struct {
 	closed     bool
 	path       string // "" for an in-memory module
 	storageKey []byte
+	lock       *os.File // the key store's lock (OpenStore), released by Close
 }
 
 var (
@@ -108,6 +110,10 @@ func (s *Soft) Close() error {
 	clear(s.keys)
 	zero(s.storageKey)
 	s.closed = true
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+		s.lock = nil
+	}
 	return nil
 }
 

@@ -46,27 +46,45 @@ const StorageKeyLen = 32
 // reset. Every change (import, generate, form, derive, delete) is written
 // atomically (temporary file in the same directory, fsync, rename) with
 // mode 0600 before the call returns.
+//
+// The module holds the store's keys in memory and writes them all back on
+// every change, so two processes with the same store open would overwrite
+// each other's changes. OpenStore therefore locks the store (an exclusive
+// flock(2) on path+".lock") until Close, and a store another process has
+// open is an error wrapping ErrStoreLocked: key loading with atmctl is done
+// with the appliance stopped. The lock goes with the process, so a crash
+// leaves none behind.
 func OpenStore(path string, storageKey []byte) (*Soft, error) {
 	if len(storageKey) != StorageKeyLen {
 		return nil, fmt.Errorf("%w: storage key must be %d bytes, got %d", ErrKeyLength, StorageKeyLen, len(storageKey))
+	}
+	lock, err := lockStore(path)
+	if err != nil {
+		return nil, err
 	}
 	s := &Soft{
 		keys:       make(map[KeyName]*entry),
 		path:       path,
 		storageKey: append([]byte(nil), storageKey...),
+		lock:       lock,
+	}
+	fail := func(err error) (*Soft, error) {
+		zero(s.storageKey)
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
 	}
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
 	}
 	if err != nil {
-		zero(s.storageKey)
-		return nil, fmt.Errorf("hsm: read key store: %w", err)
+		return fail(fmt.Errorf("hsm: read key store: %w", err))
 	}
 	keys, err := openSealed(raw, s.storageKey)
 	if err != nil {
-		zero(s.storageKey)
-		return nil, fmt.Errorf("hsm: key store %s: %w", path, err)
+		return fail(fmt.Errorf("hsm: key store %s: %w", path, err))
 	}
 	s.keys = keys
 	return s, nil

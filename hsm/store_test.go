@@ -68,8 +68,10 @@ func TestStoreRoundTrip(t *testing.T) {
 		t.Fatal("clear key bytes in the store file")
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Fatalf("leftover files in the store directory: %d entries", len(entries))
+	for _, e := range entries {
+		if e.Name() != filepath.Base(path) && e.Name() != filepath.Base(path)+".lock" {
+			t.Fatalf("leftover file in the store directory: %s", e.Name())
+		}
 	}
 
 	s2 := openStore(t, path, storageKey(1))
@@ -103,6 +105,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	if err := s2.DeleteKey(hsm.TAK); err != nil {
 		t.Fatal(err)
 	}
+	s2.Close()
 	s3 := openStore(t, path, storageKey(1))
 	defer s3.Close()
 	if _, err := s3.KCV(hsm.TAK); !errors.Is(err, hsm.ErrKeyNotFound) {
@@ -307,10 +310,46 @@ func TestConcurrentUse(t *testing.T) {
 	for err := range errc {
 		t.Fatal(err)
 	}
+	s.Close() // the store is locked while open
 	s2 := openStore(t, path, storageKey(3))
 	defer s2.Close()
 	keys, _ := s2.Keys()
 	if len(keys) != 4+8 {
 		t.Fatalf("%d keys after concurrent writes, want 12", len(keys))
 	}
+}
+
+// The store is locked while a module has it open: a second open (here in
+// the same process, through a separate open file description, as another
+// process would be) is refused with ErrStoreLocked and reads nothing;
+// after Close it opens again.
+func TestStoreLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.bin")
+	s := openStore(t, path, storageKey(1))
+	populate(t, s)
+	if _, err := hsm.OpenStore(path, storageKey(1)); !errors.Is(err, hsm.ErrStoreLocked) {
+		t.Fatalf("second open while the first is open: %v, want ErrStoreLocked", err)
+	}
+	fi, err := os.Stat(path + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file mode %04o, want 0600", fi.Mode().Perm())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, path, storageKey(1))
+	defer s2.Close()
+	if keys, err := s2.Keys(); err != nil || len(keys) == 0 {
+		t.Fatalf("reopened store: %d keys, %v", len(keys), err)
+	}
+	// A failed open (wrong storage key) does not keep the lock.
+	s2.Close()
+	if _, err := hsm.OpenStore(path, storageKey(2)); !errors.Is(err, hsm.ErrStoreAuth) {
+		t.Fatalf("wrong storage key: %v", err)
+	}
+	s3 := openStore(t, path, storageKey(1))
+	s3.Close()
 }

@@ -80,13 +80,16 @@ func TestProductionKeyStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	if kcv2, _ := m.KCV(hsm.QRMAC); kcv2 != kcv1 {
+	kcv2, _ := m.KCV(hsm.QRMAC)
+	m.Close() // the store is locked while open
+	if kcv2 != kcv1 {
 		t.Fatalf("QR key changed across restarts: %s then %s", kcv1, kcv2)
 	}
 	// Without the host keys the appliance refuses to start, naming the key.
 	os.Remove(dir + "/keys.db")
-	s, _ = hsm.OpenStore(dir+"/keys.db", sk)
+	if s, err = hsm.OpenStore(dir+"/keys.db", sk); err != nil {
+		t.Fatal(err)
+	}
 	s.ImportClearKey(hsm.TMK, []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10})
 	s.Close()
 	if _, err := openKeys(keys); err == nil || !strings.Contains(err.Error(), "host.mac") {

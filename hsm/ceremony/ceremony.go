@@ -35,6 +35,9 @@ Key management (keys held in an encrypted key store):
       With --expect-kcv nothing is stored unless the final KCV matches.
       An existing TMK is replaced only with --replace.
       When standard input is not a terminal, one component is read per line.
+      Ctrl-C (or SIGTERM/SIGHUP) while a component is typed restores the
+      terminal's echo, stores nothing and exits with status 128+signal
+      (130 for Ctrl-C).
   atmctl key list --store FILE --storage-key FILE
       Key names, types and KCVs (never key values).
 
@@ -194,11 +197,20 @@ type secretReader interface {
 type termReader struct {
 	fd     int
 	stderr io.Writer
+	wipe   func() // zeroes the caller's components if a signal ends the process
 }
 
+// read turns echo off while a component is typed. SIGINT, SIGTERM and
+// SIGHUP are caught meanwhile (see guardTerminal): the terminal is restored
+// and the process exits with 128+signal, before anything is stored.
 func (r termReader) read(prompt string) ([]byte, error) {
+	g, err := guardTerminal(r.fd, r.stderr, r.wipe)
+	if err != nil {
+		return nil, err
+	}
 	fmt.Fprint(r.stderr, prompt)
 	b, err := term.ReadPassword(r.fd)
+	g.stop()
 	fmt.Fprintln(r.stderr)
 	return b, err
 }
@@ -234,9 +246,11 @@ func (r lineReader) read(prompt string) ([]byte, error) {
 
 func (lineReader) interactive() bool { return false }
 
-func newSecretReader(stdin io.Reader, stderr io.Writer) secretReader {
+// newSecretReader picks the reader for stdin. wipe is called, on a
+// terminal only, if a signal ends the process during a read.
+func newSecretReader(stdin io.Reader, stderr io.Writer, wipe func()) secretReader {
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return termReader{fd: int(f.Fd()), stderr: stderr}
+		return termReader{fd: int(f.Fd()), stderr: stderr, wipe: wipe}
 	}
 	return lineReader{r: bufio.NewReader(stdin), stderr: stderr}
 }
@@ -310,13 +324,17 @@ func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the store already holds %s (KCV %s); use --replace to replace it", name, old)
 	}
 
-	in := newSecretReader(stdin, stderr)
 	comps := make([][]byte, 0, *n)
-	defer func() {
+	wipe := func() {
 		for _, c := range comps {
 			clear(c)
 		}
-	}()
+	}
+	defer wipe()
+	// On a terminal, an interrupt while a component is typed restores the
+	// echo, wipes the components and exits; the store is written only at
+	// the end of the ceremony, so nothing is stored.
+	in := newSecretReader(stdin, stderr, wipe)
 	for i := 1; i <= *n; i++ {
 		wantLen := 0
 		if i > 1 {

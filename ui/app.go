@@ -132,6 +132,9 @@ type App struct {
 	inputAt     time.Time // last customer input on a local screen
 	outcomeAt   time.Time // when an outcome phase was first shown
 	dismissed   time.Time // deadline for which "more time" was refused
+	warnDL      time.Time // the deadline warnAt last saw
+	warnSince   time.Time // when warnAt first saw warnDL (the phase's start); zero if in the App's first frame
+	laidOut     bool      // a frame has been laid out
 	receipt     int       // 0 ask, 1 printing, 2 no
 	forcePrompt bool
 
@@ -233,10 +236,34 @@ func (a *App) screenFor(s Snapshot, now time.Time) Screen {
 		return ScreenSupervisor
 	}
 	sc := a.baseScreen(s)
-	if dl, ok := a.deadline(sc, s); ok && (a.forcePrompt || (now.After(dl.Add(-a.opts.Warn)) && !dl.Equal(a.dismissed))) {
+	if dl, ok := a.deadline(sc, s); ok && (a.forcePrompt || (now.After(a.warnAt(dl, now)) && !dl.Equal(a.dismissed))) {
 		return ScreenMoreTime
 	}
 	return sc
+}
+
+// warnAt is when the "Do you need more time?" prompt appears for the
+// deadline dl: Options.Warn before it, but not before the middle of the
+// phase (counted from when the App first saw dl), so that a short time-out,
+// such as a take-cash time configured at a few seconds, does not open with
+// the prompt hiding the screen it is about. A deadline already running in
+// the App's first frame (the App started mid-phase) has no known start and
+// gets the plain Options.Warn.
+func (a *App) warnAt(dl, now time.Time) time.Time {
+	if !dl.Equal(a.warnDL) {
+		a.warnDL, a.warnSince = dl, now
+		if !a.laidOut {
+			a.warnSince = time.Time{}
+		}
+	}
+	at := dl.Add(-a.opts.Warn)
+	if a.warnSince.IsZero() {
+		return at
+	}
+	if mid := a.warnSince.Add(dl.Sub(a.warnSince) / 2); at.Before(mid) {
+		at = mid
+	}
+	return at
 }
 
 // deadline is when screen sc times out (zero, false when it does not).
@@ -270,6 +297,7 @@ func (a *App) Layout(gtx layout.Context) layout.Dimensions {
 	a.snap = a.b.Snapshot()
 	a.track(now)
 	sc := a.screenFor(a.snap, now)
+	defer func() { a.laidOut = true }()
 	if sc != a.lastScreen {
 		a.log.Info("ui screen", "screen", sc.String(), "phase", a.snap.Phase.String(), "lang", a.lang.String())
 		a.lastScreen = sc
@@ -334,7 +362,7 @@ func (a *App) nextWake(sc Screen, now time.Time) (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	warnAt := dl.Add(-a.opts.Warn)
+	warnAt := a.warnAt(dl, now)
 	if sc == ScreenMoreTime || under == ScreenQR || under == ScreenTakeCash {
 		// A countdown is visible: wake when the shown second changes.
 		rem := dl.Sub(now)

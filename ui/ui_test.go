@@ -500,6 +500,31 @@ func TestMoreTime(t *testing.T) {
 	step(t, h, ui.ScreenWelcome)
 }
 
+// TestMoreTimeShortPhase: with a take-cash time shorter than the warning
+// (here 4 s against 10 s), the take-cash screen is shown first and the
+// prompt only from the middle of the phase, not at once.
+func TestMoreTimeShortPhase(t *testing.T) {
+	clk := newClock()
+	b := uifake.New(clk.Now)
+	b.TakeTimeout = 4 * time.Second
+	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
+	step(t, h, ui.ScreenWelcome)
+	b.SetPhase(ui.TakeCash, "")
+	step(t, h, ui.ScreenTakeCash)
+	clk.Add(1900 * time.Millisecond)
+	step(t, h, ui.ScreenTakeCash)
+	clk.Add(200 * time.Millisecond)
+	step(t, h, ui.ScreenMoreTime)
+	// "Yes" extends the phase (the fake: 30 s from now); the prompt comes
+	// back 10 s before the new deadline, as for a normal phase.
+	h.Key(key.NameF4)
+	step(t, h, ui.ScreenTakeCash)
+	clk.Add(b.Extend - 11*time.Second)
+	step(t, h, ui.ScreenTakeCash)
+	clk.Add(2 * time.Second)
+	step(t, h, ui.ScreenMoreTime)
+}
+
 // TestRedrawScheduling checks that an idle screen asks for no frame and a
 // countdown asks for exactly the next second change.
 func TestRedrawScheduling(t *testing.T) {

@@ -69,7 +69,8 @@ type Options struct {
 	// IdleTimeout ends customer input screens (Language, Amount, CannotPay)
 	// without input (default 30 s); OutcomeTimeout ends the outcome screens
 	// (default 20 s); Warn is how long before any time-out the "Do you need
-	// more time?" prompt appears (default 10 s).
+	// more time?" prompt appears (default 10 s), but not before the middle
+	// of a phase the App saw start, so a short phase does not open with it.
 	IdleTimeout, OutcomeTimeout, Warn time.Duration
 	// FontPaths are font files tried for Chinese (DefaultCJKFontPaths when nil).
 	FontPaths []string

@@ -24,7 +24,9 @@
 // UI goes back to Welcome in the default language.
 //
 // Every screen that can time out shows "Do you need more time?" Options.Warn
-// before it does: the input screens (Language, Amount, CannotPay) after
+// before it does (but not before the middle of a phase shorter than twice
+// Options.Warn, so that a short take-cash time does not open with the
+// prompt): the input screens (Language, Amount, CannotPay) after
 // Options.IdleTimeout without input, the outcome screens after
 // Options.OutcomeTimeout, and the QR and TakeCash screens before
 // Snapshot.Deadline. "Yes" restarts the idle timer, or calls

@@ -35,11 +35,13 @@ Key management (keys held in an encrypted key store):
       With --expect-kcv nothing is stored unless the final KCV matches.
       An existing TMK is replaced only with --replace.
       When standard input is not a terminal, one component is read per line.
-      Ctrl-C (or SIGTERM/SIGHUP) while a component is typed restores the
-      terminal's echo, stores nothing and exits with status 128+signal
-      (130 for Ctrl-C).
+      Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) while a component is typed
+      restores the terminal's echo, stores nothing and exits with status
+      128+signal (130 for Ctrl-C).
   atmctl key list --store FILE --storage-key FILE
       Key names, types and KCVs (never key values).
+The key store is locked while a program has it open: stop the appliance
+before these commands.
 
 Vendor debug commands (clear keys on the command line; test keys only).
 These do NOT check key parity, so arbitrary published vectors can be used:

@@ -17,8 +17,8 @@
 // if the final KCV matches. The store and storage key are opened before
 // anyone types, so a ceremony never fails after the components are in.
 //
-// If SIGINT, SIGTERM or SIGHUP arrives while a component is being typed on
-// a terminal, the terminal's saved state (echo on) is restored, the
+// If SIGINT, SIGTERM, SIGHUP or SIGQUIT arrives while a component is being
+// typed on a terminal, the terminal's saved state (echo on) is restored, the
 // components held are zeroed, "interrupted ... nothing was stored" is
 // printed on stderr and the process exits with status 128+signal (130 for
 // Ctrl-C); the key store is only written at the end of the ceremony.

@@ -12,7 +12,7 @@ import (
 
 // interruptSignals are caught while a component is read from a terminal
 // with echo off, so that the terminal is never left without echo.
-var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
 // signalStatus is the conventional exit status for a process ended by sig:
 // 128 plus the signal number (130 for SIGINT).

@@ -270,6 +270,7 @@ func TestLoadTMKInterruptedOnTerminal(t *testing.T) {
 		{name: "SIGINT", sig: syscall.SIGINT, typed: "0123 4567 89", status: 130},
 		{name: "SIGTERM", sig: syscall.SIGTERM, typed: "FEDC", status: 143},
 		{name: "SIGHUP", sig: syscall.SIGHUP, status: 129},
+		{name: "SIGQUIT", sig: syscall.SIGQUIT, typed: "01", status: 131},
 		{name: "Ctrl-C after the first component", ctrlC: true, first: true, typed: "1C1C", status: 130},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

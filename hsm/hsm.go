@@ -16,6 +16,9 @@ const (
 	QRMAC     KeyName = "qr.mac"     // key for the MAC carried in the QR code
 	TokenKey  KeyName = "token.hmac" // HMAC-SHA256 key for XFS4IoT dispense tokens
 	AppPINKey KeyName = "app.pin"    // phone app <-> host credential key
+	// JournalKey is the HMAC-SHA256 key that authenticates the head of the
+	// ATM's electronic journal (atm/store). It never leaves the ATM.
+	JournalKey KeyName = "journal.hmac"
 )
 
 // Padding selects the ISO 9797-1 padding method for a MAC.

@@ -295,6 +295,7 @@ func TestClosed(t *testing.T) {
 	_, errs["ImportClearKey"] = s.ImportClearKey(hsm.TAK, key)
 	_, _, errs["FormKey"] = s.FormKey(hsm.TAK, key, key)
 	errs["ImportClearHMACKey"] = s.ImportClearHMACKey(hsm.TokenKey, make([]byte, 32))
+	errs["GenerateHMACKey"] = s.GenerateHMACKey(hsm.JournalKey)
 	_, errs["HMAC"] = s.HMACSHA256(hsm.TokenKey, nil)
 	errs["DeleteKey"] = s.DeleteKey(hsm.TAK)
 	errs["DeriveVariant"] = s.DeriveVariant(hsm.TAK, "x", 0x24)

@@ -491,6 +491,27 @@ func (s *Soft) ImportClearHMACKey(name KeyName, key []byte) error {
 	return s.store(name, &entry{kind: kindHMAC, key: k})
 }
 
+// GenerateHMACKey stores a random 32-byte HMAC-SHA256 key from
+// crypto/rand under name, replacing any key of that name, and persists it
+// (for a key store file). The key is never returned: it exists only inside
+// the module, for keys that nothing outside the ATM needs (hsm.JournalKey).
+func (s *Soft) GenerateHMACKey(name KeyName) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return fmt.Errorf("hsm: random source: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		zero(k)
+		return ErrClosed
+	}
+	return s.store(name, &entry{kind: kindHMAC, key: k})
+}
+
 // HMACSHA256 implements HMACer.
 func (s *Soft) HMACSHA256(name KeyName, data []byte) ([]byte, error) {
 	s.mu.RLock()

@@ -59,7 +59,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	if a.HSM, err = openKeys(cfg.Keys); err != nil {
 		return nil, err
 	}
-	opts := store.Options{AfterCommit: crashHook(os.Getenv(CrashEnv), log)}
+	opts := store.Options{AfterCommit: crashHook(os.Getenv(CrashEnv), log), JournalAuth: JournalAuth(a.HSM)}
 	if a.Store, err = store.Open(filepath.Join(cfg.DataDir, "atm.db"), opts); err != nil {
 		return nil, err
 	}
@@ -204,6 +204,13 @@ func openKeys(k Keys) (*hsm.Soft, error) {
 				return nil, fmt.Errorf("keys.development.%s: %w", name, err)
 			}
 		}
+		if d.JournalMAC != "" {
+			key, _ := hex.DecodeString(d.JournalMAC)
+			if err := m.ImportClearHMACKey(hsm.JournalKey, key); err != nil {
+				m.Close()
+				return nil, fmt.Errorf("keys.development.journalMac: %w", err)
+			}
+		}
 	}
 	// The QR key never leaves the ATM: only the ATM makes and checks QR
 	// MACs. A production key store gets one generated inside the module at
@@ -215,13 +222,37 @@ func openKeys(k Keys) (*hsm.Soft, error) {
 			return nil, fmt.Errorf("keys: generate %s: %w", hsm.QRMAC, err)
 		}
 	}
+	// Likewise the journal key: it authenticates the electronic journal
+	// (atm/store) and nothing outside the ATM needs it.
+	if _, err := m.HMACSHA256(hsm.JournalKey, nil); errors.Is(err, hsm.ErrKeyNotFound) && k.Store != "" {
+		if err := m.GenerateHMACKey(hsm.JournalKey); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("keys: generate %s: %w", hsm.JournalKey, err)
+		}
+	}
 	for _, need := range []hsm.KeyName{hsm.TMK, hsm.HostMAC, hsm.HostData, hsm.QRMAC} {
 		if _, err := m.KCV(need); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("keys: %s is not loaded (run the key ceremony: atmctl key load-tmk --name %s): %w", need, need, err)
 		}
 	}
+	if _, err := m.HMACSHA256(hsm.JournalKey, nil); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("keys: %s is not loaded (set keys.development.journalMac, or use a key store, which generates it): %w", hsm.JournalKey, err)
+	}
 	return m, nil
+}
+
+// JournalAuth returns the store's journal authenticator for m: HMAC-SHA256
+// under hsm.JournalKey, computed inside the module (the key never leaves
+// it). The appliance opens its store with it; tools and tests that open the
+// store file themselves pass the same to check the journal head MAC.
+func JournalAuth(m hsm.HMACer) store.JournalAuthenticator { return journalAuth{m} }
+
+type journalAuth struct{ m hsm.HMACer }
+
+func (j journalAuth) JournalMAC(data []byte) ([]byte, error) {
+	return j.m.HMACSHA256(hsm.JournalKey, data)
 }
 
 // crashHook returns the store's AfterCommit hook for crash tests: SIGKILL

@@ -366,7 +366,8 @@ func newFloor(b *testing.B, s *benchSystem) *floor {
 	dir := b.TempDir()
 	f := &floor{sys: s}
 	var err error
-	if f.atm, err = store.Open(filepath.Join(dir, "floor-atm.db"), store.Options{}); err != nil {
+	// Journal authenticated like the appliance's own store (head MAC in each commit).
+	if f.atm, err = store.Open(filepath.Join(dir, "floor-atm.db"), store.Options{JournalAuth: appliance.JournalAuth(s.app.HSM)}); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { f.atm.Close() })

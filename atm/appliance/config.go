@@ -82,6 +82,10 @@ type DevKeys struct {
 	HostMAC  string `json:"hostMac"`
 	HostData string `json:"hostData"`
 	QRMAC    string `json:"qrMac"`
+	// JournalMAC is the HMAC-SHA256 key (32 bytes, hex) authenticating the
+	// electronic journal's head (hsm.JournalKey). A production key store
+	// generates its own inside the module instead.
+	JournalMAC string `json:"journalMac"`
 }
 
 // Link is the address and framing of the proxy or host link.
@@ -214,6 +218,11 @@ func (c *Config) Validate() error {
 			}
 			if k, err := hex.DecodeString(v); err != nil || (len(k) != 16 && len(k) != 24) {
 				bad("keys.development."+name, "must be 32 or 48 hex digits")
+			}
+		}
+		if d.JournalMAC != "" || c.Keys.Store == "" {
+			if k, err := hex.DecodeString(d.JournalMAC); err != nil || len(k) != 32 {
+				bad("keys.development.journalMac", "must be 64 hex digits (a 32-byte HMAC-SHA256 key)")
 			}
 		}
 	}

@@ -1,10 +1,18 @@
 package appliance
 
 import (
-	"github.com/cardless-atm/cardless/hsm"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/hsm"
 )
 
 func TestShippedConfigLoads(t *testing.T) {
@@ -27,6 +35,7 @@ func TestValidateNamesEveryBadValue(t *testing.T) {
 		{`"mode": "headless"`, `"mode": "fancy"`},
 		{`"addr": "127.0.0.1:6200"`, `"addr": "nowhere"`},
 		{`"logLevel": "info"`, `"logLevel": "chatty"`},
+		{`"journalMac": "f594`, `"journalMac": "zz94`},
 	} {
 		if !strings.Contains(s, r[0]) {
 			t.Fatalf("config lacks %s", r[0])
@@ -37,7 +46,7 @@ func TestValidateNamesEveryBadValue(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, field := range []string{"terminalId", "currency:", "sessionTtl", "dispenser.sim.maxNotes", "screen.mode", "proxy.addr", "logLevel"} {
+	for _, field := range []string{"terminalId", "currency:", "sessionTtl", "dispenser.sim.maxNotes", "screen.mode", "proxy.addr", "logLevel", "keys.development.journalMac"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}
@@ -72,18 +81,26 @@ func TestProductionKeyStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	kcv1, err := m.KCV(hsm.QRMAC)
-	m.Close()
 	if err != nil {
 		t.Fatal(err)
+	}
+	jmac1, err := JournalAuth(m).JournalMAC([]byte("head"))
+	m.Close()
+	if err != nil {
+		t.Fatalf("journal key not generated: %v", err)
 	}
 	m, err = openKeys(keys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kcv2, _ := m.KCV(hsm.QRMAC)
+	jmac2, _ := JournalAuth(m).JournalMAC([]byte("head"))
 	m.Close() // the store is locked while open
 	if kcv2 != kcv1 {
 		t.Fatalf("QR key changed across restarts: %s then %s", kcv1, kcv2)
+	}
+	if !bytes.Equal(jmac1, jmac2) {
+		t.Fatal("journal key changed across restarts")
 	}
 	// Without the host keys the appliance refuses to start, naming the key.
 	os.Remove(dir + "/keys.db")
@@ -94,5 +111,62 @@ func TestProductionKeyStore(t *testing.T) {
 	s.Close()
 	if _, err := openKeys(keys); err == nil || !strings.Contains(err.Error(), "host.mac") {
 		t.Fatalf("missing host key: %v", err)
+	}
+}
+
+// Development keys: the journal key comes from keys.development.journalMac,
+// and the appliance's store authenticates its journal with it, so a store
+// checked with another key fails.
+func TestDevJournalKey(t *testing.T) {
+	cfg, err := Load("../../configs/atm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := openKeys(cfg.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	key, _ := hex.DecodeString(cfg.Keys.Dev.JournalMAC)
+	want := hmac.New(sha256.New, key)
+	want.Write([]byte("head"))
+	got, err := JournalAuth(m).JournalMAC([]byte("head"))
+	if err != nil || !hmac.Equal(got, want.Sum(nil)) {
+		t.Fatalf("journal MAC is not HMAC-SHA256 under keys.development.journalMac (%v)", err)
+	}
+
+	path := filepath.Join(t.TempDir(), "atm.db")
+	db, err := store.Open(path, store.Options{JournalAuth: JournalAuth(m)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *store.Tx) error { _, err := tx.AppendJournal(store.Entry{Kind: "NOTE"}); return err }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	other := hsm.NewSoft()
+	defer other.Close()
+	if err := other.ImportClearHMACKey(hsm.JournalKey, bytes.Repeat([]byte{0x42}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(path, store.Options{JournalAuth: JournalAuth(other)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.VerifyJournal(); !errors.Is(err, store.ErrJournalBroken) {
+		t.Fatalf("journal verified under another key: %v", err)
+	}
+
+	// Without a journal key (and no key store) the appliance does not start.
+	k := cfg.Keys
+	dev := *k.Dev
+	dev.JournalMAC = ""
+	k.Dev = &dev
+	if m, err := openKeys(k); err == nil || !strings.Contains(err.Error(), "journal.hmac") {
+		if err == nil {
+			m.Close()
+		}
+		t.Fatalf("missing journal key: %v", err)
 	}
 }

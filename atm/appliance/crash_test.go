@@ -2,6 +2,7 @@ package appliance_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
 	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/hsm"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 	"github.com/cardless-atm/cardless/proxyclient/proxysim"
 )
@@ -30,6 +32,23 @@ func buildATM(t *testing.T) string {
 		t.Fatalf("go build cmd/atm: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// devJournalAuth returns the store's journal authenticator for the
+// development journal key of cfg (keys.development.journalMac), held in an
+// in-memory security module as the appliance holds it.
+func devJournalAuth(t *testing.T, cfg *appliance.Config) store.JournalAuthenticator {
+	t.Helper()
+	key, err := hex.DecodeString(cfg.Keys.Dev.JournalMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hsm.NewSoft()
+	t.Cleanup(func() { m.Close() })
+	if err := m.ImportClearHMACKey(hsm.JournalKey, key); err != nil {
+		t.Fatal(err)
+	}
+	return appliance.JournalAuth(m)
 }
 
 func freeAddr(t *testing.T) string {
@@ -260,7 +279,9 @@ func TestCrashRecovery(t *testing.T) {
 			if before-after != paid {
 				t.Errorf("host debited %d, customer got %d", before-after, paid)
 			}
-			db, err := store.Open(filepath.Join(cfg.DataDir, "atm.db"), store.Options{})
+			// The appliance's development journal key (configs/atm.json), so
+			// the head MAC is checked too.
+			db, err := store.Open(filepath.Join(cfg.DataDir, "atm.db"), store.Options{JournalAuth: devJournalAuth(t, cfg)})
 			if err != nil {
 				t.Fatal(err)
 			}

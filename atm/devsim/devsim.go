@@ -47,8 +47,27 @@ func Defaults() Options {
 }
 
 type proc struct {
-	cmd *exec.Cmd
-	log string
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done is closed
+}
+
+// exited returns an error naming p and the last line of its log if p has
+// exited, else nil.
+func (p *proc) exited() error {
+	select {
+	case <-p.done:
+	default:
+		return nil
+	}
+	last := ""
+	if b, err := os.ReadFile(p.log); err == nil {
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		last = strings.TrimSpace(lines[len(lines)-1])
+	}
+	return fmt.Errorf("%s exited (%v); last log line: %s (full log %s)", p.name, p.err, last, p.log)
 }
 
 // Run starts the system, runs one withdrawal and, unless Once, keeps the
@@ -73,7 +92,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}()
 	start := func(name string, args ...string) error {
-		p := &proc{log: filepath.Join(logs, name+".log")}
+		p := &proc{name: name, log: filepath.Join(logs, name+".log"), done: make(chan struct{})}
 		f, err := os.Create(p.log)
 		if err != nil {
 			return err
@@ -84,6 +103,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		if err := p.cmd.Start(); err != nil {
 			return fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
 		}
+		go func() { p.err = p.cmd.Wait(); close(p.done) }()
 		procs = append(procs, p)
 		say("  started %-9s pid %-7d log %s", name, p.cmd.Process.Pid, p.log)
 		return nil
@@ -107,8 +127,26 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	say("[2/6] Waiting for the ATM to sign on to the proxy (key exchange) and connect to the host")
-	st, err := waitStatus(ctx, o.Control, 45*time.Second, func(s status) bool { return s.ProxySignedOn && s.HostConnected && s.InService })
+	// Stop waiting as soon as a process dies (a bad config, a refused
+	// store): its log says why.
+	wctx, stopWaiting := context.WithCancel(ctx)
+	for _, p := range procs {
+		go func() {
+			select {
+			case <-p.done:
+				stopWaiting()
+			case <-wctx.Done():
+			}
+		}()
+	}
+	st, err := waitStatus(wctx, o.Control, 45*time.Second, func(s status) bool { return s.ProxySignedOn && s.HostConnected && s.InService })
+	stopWaiting()
 	if err != nil {
+		for _, p := range procs {
+			if perr := p.exited(); perr != nil {
+				return fmt.Errorf("the ATM did not come into service: %w", perr)
+			}
+		}
 		return fmt.Errorf("the ATM did not come into service: %w (see %s)", err, logs)
 	}
 	say("      ATM %s in service: proxy link signed on, host link up", st.TerminalID)
@@ -171,13 +209,11 @@ func stop(p *proc) {
 		return
 	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.done:
 	case <-time.After(5 * time.Second):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+		<-p.done
 	}
 }
 

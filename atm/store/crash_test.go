@@ -14,6 +14,10 @@ import (
 
 const crashChildEnv = "STORE_CRASH_CHILD_DB"
 
+// crashKey selects the journal key of the crash test's store: the head MAC
+// must be on disk with every entry a kill leaves behind.
+const crashKey = 7
+
 // crashStep is one state change as the core would make it: session,
 // journal, queue, nonce and counters in one transaction.
 func crashStep(tx *Tx, i int64) error {
@@ -43,7 +47,7 @@ func crashStep(tx *Tx, i int64) error {
 // runCrashChild is the child process: it commits steps forever, printing
 // each committed step number from the AfterCommit hook, until killed.
 func runCrashChild(path string) {
-	db, err := Open(path, Options{AfterCommit: func(label string) {
+	db, err := Open(path, Options{JournalAuth: testAuth(crashKey), AfterCommit: func(label string) {
 		fmt.Fprintln(os.Stdout, label) // unbuffered: printed only after the commit
 	}})
 	if err != nil {
@@ -130,10 +134,11 @@ func TestCrashKilledMidUpdates(t *testing.T) {
 }
 
 // checkConsistentPrefix opens the file and checks that steps 1..n are all
-// fully present (and nothing beyond n is), where n is the steps counter.
+// fully present (and nothing beyond n is), where n is the steps counter,
+// and that the journal verifies with its key (head MAC included).
 func checkConsistentPrefix(t *testing.T, path string) int64 {
 	t.Helper()
-	db, err := Open(path, Options{})
+	db, err := Open(path, Options{JournalAuth: testAuth(crashKey)})
 	if err != nil {
 		t.Fatalf("reopen after kill: %v", err)
 	}

@@ -21,8 +21,28 @@
 // number and hash of the newest entry are also kept in the meta bucket, so
 // DB.VerifyJournal detects an edited entry, a removed entry (first, middle or
 // last) and reordered entries, reporting a *JournalError wrapping
-// ErrJournalBroken. The chain is not keyed: it makes tampering evident, it
-// does not stop someone able to rewrite the whole file consistently.
+// ErrJournalBroken. The chain alone is not keyed: anyone able to rewrite the
+// whole file can rebuild it consistently.
+//
+// Options.JournalAuth closes that gap. With it, every append also records in
+// the meta bucket, in the same transaction, a MAC over the new head (a
+// domain string, the head sequence number and the head hash, length
+// prefixed); the appliance computes it with HMAC-SHA256 under hsm.JournalKey
+// inside the security module. VerifyJournal then also requires that MAC,
+// compared in constant time, and since the head hash commits to every entry
+// through the chain, an edit anywhere needs the key to hide. An append first
+// checks the current head MAC, so the ATM never signs a head it did not
+// write. Such a store is schema 2; see Open for schema-1 files (an empty
+// journal is upgraded, one with entries is refused with
+// ErrJournalUnauthenticated rather than signed after the fact). A schema-2
+// file opened without JournalAuth is readable and its chain verifiable
+// (tools without the key), but not appendable (ErrJournalKeyRequired).
+//
+// Limit: the MAC proves a journal is one the ATM wrote, not that it is the
+// latest one. Replacing the whole file with an older genuine copy, or with a
+// genuine fresh store, verifies. Detecting that rollback needs an anchor
+// outside the ATM: the host's record of the terminal's last STAN and its
+// totals, compared with the journal's at sign-on or reconciliation.
 //
 // # Queue
 //

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -82,8 +84,67 @@ func journalHead(meta *bolt.Bucket) (uint64, string, error) {
 	return seq, hash, nil
 }
 
+// journalHeadDomain separates head MACs from any other use of the key.
+const journalHeadDomain = "cardless-atm-journal-head-v1"
+
+// headMACInput is the unambiguous encoding the head MAC covers: the
+// length-prefixed domain string, the head sequence number and the
+// length-prefixed head hash.
+func headMACInput(seq uint64, hash string) []byte {
+	b := make([]byte, 0, 8+len(journalHeadDomain)+8+8+len(hash))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(journalHeadDomain)))
+	b = append(b, journalHeadDomain...)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(len(hash)))
+	return append(b, hash...)
+}
+
+func headMAC(auth JournalAuthenticator, seq uint64, hash string) ([]byte, error) {
+	mac, err := auth.JournalMAC(headMACInput(seq, hash))
+	if err != nil {
+		return nil, fmt.Errorf("store: journal head MAC: %w", err)
+	}
+	if len(mac) == 0 {
+		return nil, errors.New("store: journal head MAC: the authenticator returned an empty MAC")
+	}
+	return mac, nil
+}
+
+// putHeadMAC records the MAC of the head (seq, hash) in the meta bucket.
+func putHeadMAC(meta *bolt.Bucket, auth JournalAuthenticator, seq uint64, hash string) error {
+	mac, err := headMAC(auth, seq, hash)
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyJournalMAC, mac)
+}
+
+// checkHeadMAC verifies the recorded head MAC against the head (seq, hash):
+// a *JournalError (Seq 0) when it is missing or does not verify, another
+// error when the MAC cannot be computed.
+func checkHeadMAC(meta *bolt.Bucket, auth JournalAuthenticator, seq uint64, hash string) error {
+	stored := meta.Get(keyJournalMAC)
+	if len(stored) == 0 {
+		return &JournalError{Seq: 0, Reason: "journal head not authenticated (no head MAC recorded)"}
+	}
+	want, err := headMAC(auth, seq, hash)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(stored, want) {
+		return &JournalError{Seq: 0, Reason: "journal head MAC does not verify (journal or head rewritten, or the wrong journal key)"}
+	}
+	return nil
+}
+
 // AppendJournal appends e to the journal, chaining it to the previous entry,
 // and returns it as stored. Kind must not be empty.
+//
+// With Options.JournalAuth the current head MAC must verify first (so an
+// append never signs a head someone else wrote; failure is a *JournalError)
+// and the MAC of the new head is written in the same transaction. On a
+// schema-2 store opened without JournalAuth it fails with
+// ErrJournalKeyRequired.
 func (tx *Tx) AppendJournal(e Entry) (Entry, error) {
 	if e.Kind == "" {
 		return Entry{}, fmt.Errorf("store: append journal: %w: empty kind", ErrInvalid)
@@ -99,6 +160,15 @@ func (tx *Tx) AppendJournal(e Entry) (Entry, error) {
 	seq, prev, err := journalHead(meta)
 	if err != nil {
 		return Entry{}, fmt.Errorf("store: journal head: %w", err)
+	}
+	auth := tx.db.opts.JournalAuth
+	switch {
+	case auth != nil:
+		if err := checkHeadMAC(meta, auth, seq, prev); err != nil {
+			return Entry{}, err
+		}
+	case tx.db.keyed:
+		return Entry{}, fmt.Errorf("store: append journal: %w (open the store with Options.JournalAuth)", ErrJournalKeyRequired)
 	}
 	e.Seq = seq + 1
 	if jb.Get(u64(e.Seq)) != nil {
@@ -124,6 +194,11 @@ func (tx *Tx) AppendJournal(e Entry) (Entry, error) {
 	}
 	if err := meta.Put(keyJournalHash, []byte(e.Hash)); err != nil {
 		return Entry{}, err
+	}
+	if auth != nil {
+		if err := putHeadMAC(meta, auth, e.Seq, e.Hash); err != nil {
+			return Entry{}, err
+		}
 	}
 	return e, nil
 }
@@ -185,8 +260,21 @@ func (tx *Tx) JournalRange(fromSeq uint64, fn func(Entry) error) error {
 // recorded in the meta bucket (so removing the newest entries is detected).
 // It returns a *JournalError wrapping ErrJournalBroken on the first fault.
 //
-// The chain is unkeyed: it proves the journal was not edited by anything
-// short of a deliberate rewrite of every later entry and the head record.
+// The chain alone is unkeyed: it proves the journal was not edited by
+// anything short of a deliberate rewrite of every later entry and the head
+// record. With Options.JournalAuth the head MAC must also be present and
+// verify (Seq 0 in the *JournalError otherwise); since the head hash commits
+// to every entry through the chain, that authenticates the whole journal
+// against anyone without the key, including someone who rewrites the file
+// and recomputes every hash. A DB opened without JournalAuth checks the
+// chain only, even on a schema-2 file (tools without the key can still
+// check it). An error computing the MAC (the key is missing, the module is
+// closed) is returned as it is, not as a broken journal.
+//
+// What the MAC cannot show is freshness: a rollback of the whole file to an
+// older genuine copy (or to a genuine empty store) verifies. Detecting that
+// needs an anchor outside the ATM, such as the host's record of the
+// terminal's last STAN and its totals, compared with the journal's.
 func (db *DB) VerifyJournal() error {
 	return db.View(func(tx *Tx) error { return tx.VerifyJournal() })
 }
@@ -244,6 +332,9 @@ func (tx *Tx) VerifyJournal() error {
 	}
 	if prev != headHash {
 		return &JournalError{Seq: last, Reason: "last entry's hash differs from the head record"}
+	}
+	if auth := tx.db.opts.JournalAuth; auth != nil {
+		return checkHeadMAC(meta, auth, headSeq, headHash)
 	}
 	return nil
 }

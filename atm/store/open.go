@@ -18,10 +18,18 @@ import (
 // Magic identifies a bbolt file as a cardless ATM store.
 const Magic = "cardless-atm-store"
 
-// SchemaVersion is the layout version this package writes and reads.
-const SchemaVersion uint64 = 1
+// SchemaVersion is the newest layout version this package writes and
+// reads. Schema 2 is schema 1 plus the journal head MAC: a store created or
+// opened with Options.JournalAuth is schema 2; a store created without it
+// stays schema 1 (unkeyed journal), as it always was.
+const SchemaVersion uint64 = 2
 
-// Bucket and key names (schema version 1).
+const (
+	schemaUnkeyed uint64 = 1 // journal chained with SHA-256 only
+	schemaKeyed   uint64 = 2 // plus the head MAC (keyJournalMAC)
+)
+
+// Bucket and key names (schema versions 1 and 2).
 var (
 	bucketMeta       = []byte("meta")
 	bucketSessions   = []byte("sessions")
@@ -38,6 +46,7 @@ var (
 	keySchema      = []byte("schema")
 	keyJournalSeq  = []byte("journal_head_seq")
 	keyJournalHash = []byte("journal_head_hash")
+	keyJournalMAC  = []byte("journal_head_mac") // schema 2
 	keySTAN        = []byte("stan")
 
 	allBuckets = [][]byte{bucketMeta, bucketSessions, bucketJournal, bucketQueue,
@@ -52,6 +61,15 @@ var (
 // SchemaVersion. A file that fails is refused (ErrCorrupt, ErrForeign,
 // ErrSchemaVersion) and left exactly as it was: Open never resets, repairs
 // or recreates an existing file. An existing empty file is refused too.
+//
+// With Options.JournalAuth a new file is created as schema 2 with a head MAC
+// over the empty journal. An existing schema-1 file is upgraded to schema 2
+// (same rule: head MAC over the empty journal) only if its journal is
+// empty; one holding journal entries is refused with
+// ErrJournalUnauthenticated and left as it was, because signing it now
+// would vouch for entries nobody can check any more. Without JournalAuth a
+// schema-2 file opens: VerifyJournal then checks the unkeyed chain only, and
+// AppendJournal fails with ErrJournalKeyRequired.
 func Open(path string, opts Options) (*DB, error) {
 	timeout := opts.Timeout
 	switch {
@@ -64,7 +82,7 @@ func Open(path string, opts Options) (*DB, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := create(path); err != nil {
+		if err := create(path, opts.JournalAuth); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -76,7 +94,8 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := preflight(path); err != nil {
 		return nil, err
 	}
-	if err := validate(path, timeout); err != nil {
+	keyed := opts.JournalAuth != nil
+	if err := validate(path, timeout, keyed); err != nil {
 		return nil, err
 	}
 
@@ -85,16 +104,63 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	// Re-check identity under the exclusive lock (cheap; the full check ran above).
-	if err := bdb.View(func(btx *bolt.Tx) error { return checkIdentity(path, btx) }); err != nil {
+	var schema uint64
+	if err := bdb.View(func(btx *bolt.Tx) (err error) {
+		if err := checkIdentity(path, btx); err != nil {
+			return err
+		}
+		schema, err = checkJournalAuth(path, btx, keyed)
+		return err
+	}); err != nil {
 		_ = bdb.Close()
 		return nil, err
 	}
-	return &DB{bolt: bdb, path: path, opts: opts}, nil
+	if keyed && schema < schemaKeyed {
+		// A schema-1 file with an empty journal (checkJournalAuth): start
+		// authenticating it, in one transaction.
+		if err := bdb.Update(func(btx *bolt.Tx) error { return initJournalAuth(btx.Bucket(bucketMeta), opts.JournalAuth) }); err != nil {
+			_ = bdb.Close()
+			return nil, fmt.Errorf("store: open %s: start journal authentication: %w", path, err)
+		}
+		schema = schemaKeyed
+	}
+	return &DB{bolt: bdb, path: path, opts: opts, keyed: schema >= schemaKeyed}, nil
+}
+
+// checkJournalAuth returns the file's schema version and, when the caller
+// has a journal key (keyed), refuses a schema-1 file whose journal is not
+// empty (ErrJournalUnauthenticated). It only reads.
+func checkJournalAuth(path string, btx *bolt.Tx, keyed bool) (uint64, error) {
+	meta := btx.Bucket(bucketMeta)
+	schema := binary.BigEndian.Uint64(meta.Get(keySchema)) // length checked by checkIdentity
+	if !keyed || schema >= schemaKeyed {
+		return schema, nil
+	}
+	seq, err := readU64(meta.Get(keyJournalSeq))
+	if err != nil {
+		return 0, fmt.Errorf("store: open %s: journal head record: %w", path, err)
+	}
+	if k, _ := btx.Bucket(bucketJournal).Cursor().First(); seq != 0 || k != nil {
+		return 0, fmt.Errorf("store: open %s: %w: its journal (head at seq %d) was written without a journal key (schema %d) "+
+			"and is not signed now, since that would vouch for entries nobody can check any more; "+
+			"keep the file for audit and start a new store (development: delete the data directory, e.g. make sim-clean)",
+			path, ErrJournalUnauthenticated, seq, schema)
+	}
+	return schema, nil
+}
+
+// initJournalAuth makes an empty-journal store schema 2: it records the
+// schema and the head MAC over the empty journal (seq 0, GenesisHash).
+func initJournalAuth(meta *bolt.Bucket, auth JournalAuthenticator) error {
+	if err := putHeadMAC(meta, auth, 0, GenesisHash); err != nil {
+		return err
+	}
+	return meta.Put(keySchema, u64(schemaKeyed))
 }
 
 // create writes a fresh store beside path and links it into place, so a
 // crash never leaves a half-initialised file at path.
-func create(path string) error {
+func create(path string, auth JournalAuthenticator) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".init-*")
 	if err != nil {
@@ -119,7 +185,13 @@ func create(path string) error {
 		if err := meta.Put(keyMagic, []byte(Magic)); err != nil {
 			return err
 		}
-		return meta.Put(keySchema, u64(SchemaVersion))
+		if err := meta.Put(keySchema, u64(schemaUnkeyed)); err != nil {
+			return err
+		}
+		if auth != nil {
+			return initJournalAuth(meta, auth)
+		}
+		return nil
 	})
 	if cerr := bdb.Close(); err == nil {
 		err = cerr
@@ -242,13 +314,13 @@ func preflight(path string) error {
 	return nil
 }
 
-// validate opens the file read-only (no byte of it changes), checks identity
-// and schema, and runs bbolt's consistency check. It runs after preflight,
+// validate opens the file read-only (no byte of it changes), checks identity,
+// schema and (keyed) whether the journal may be authenticated, and runs bbolt's consistency check. It runs after preflight,
 // whose bounds-checked walk of every page (verifyStructure) has already
 // refused element offsets and page numbers that would make bbolt read past
 // the file. Panics and memory faults raised by bbolt on damaged pages are
 // still turned into ErrCorrupt.
-func validate(path string, timeout time.Duration) (err error) {
+func validate(path string, timeout time.Duration, keyed bool) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -268,6 +340,9 @@ func validate(path string, timeout time.Duration) (err error) {
 	defer bdb.Close()
 	return bdb.View(func(btx *bolt.Tx) error {
 		if err := checkIdentity(path, btx); err != nil {
+			return err
+		}
+		if _, err := checkJournalAuth(path, btx, keyed); err != nil {
 			return err
 		}
 		var errs []error

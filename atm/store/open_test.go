@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -61,28 +62,41 @@ func expectRefused(t *testing.T, path string, want error) error {
 	return err
 }
 
+// A store created without a journal key is schema 1 (no head MAC); with
+// one, schema 2 with the head MAC of the empty journal.
 func TestOpenCreatesSchema(t *testing.T) {
-	path := tempPath(t)
-	db := openAt(t, path, Options{})
-	db.Close()
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bdb.Close()
-	_ = bdb.View(func(tx *bolt.Tx) error {
-		m := tx.Bucket(bucketMeta)
-		if string(m.Get(keyMagic)) != Magic {
-			t.Errorf("magic = %q", m.Get(keyMagic))
-		}
-		if v, _ := readU64(m.Get(keySchema)); v != SchemaVersion {
-			t.Errorf("schema = %d", v)
-		}
-		return nil
-	})
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil || len(entries) != 1 {
-		t.Errorf("directory holds %v (%v), want only the store (no leftover init file)", entries, err)
+	for _, tt := range []struct {
+		name   string
+		auth   JournalAuthenticator
+		schema uint64
+	}{{"unkeyed", nil, 1}, {"keyed", testAuth(1), SchemaVersion}} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tempPath(t)
+			db := openAt(t, path, Options{JournalAuth: tt.auth})
+			db.Close()
+			bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bdb.Close()
+			_ = bdb.View(func(tx *bolt.Tx) error {
+				m := tx.Bucket(bucketMeta)
+				if string(m.Get(keyMagic)) != Magic {
+					t.Errorf("magic = %q", m.Get(keyMagic))
+				}
+				if v, _ := readU64(m.Get(keySchema)); v != tt.schema {
+					t.Errorf("schema = %d, want %d", v, tt.schema)
+				}
+				if hasMAC := m.Get(keyJournalMAC) != nil; hasMAC != (tt.auth != nil) {
+					t.Errorf("head MAC recorded: %v", hasMAC)
+				}
+				return nil
+			})
+			entries, err := os.ReadDir(filepath.Dir(path))
+			if err != nil || len(entries) != 1 {
+				t.Errorf("directory holds %v (%v), want only the store (no leftover init file)", entries, err)
+			}
+		})
 	}
 }
 
@@ -269,7 +283,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	_ = bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion+1)) })
 	bdb.Close()
 	err = expectRefused(t, path, ErrSchemaVersion)
-	if !strings.Contains(err.Error(), "schema 2") {
+	if !strings.Contains(err.Error(), fmt.Sprintf("schema %d", SchemaVersion+1)) {
 		t.Errorf("error does not say which schema: %v", err)
 	}
 }

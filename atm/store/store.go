@@ -28,7 +28,26 @@ var (
 	ErrJournalBroken = errors.New("store: journal hash chain broken")
 	// ErrInvalid: the caller passed an unusable argument (empty id, bad day...).
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrJournalUnauthenticated: Open was given Options.JournalAuth but the
+	// file holds journal entries written before journal authentication
+	// (schema 1). The store refuses to sign such a journal now, since that
+	// would vouch for whatever it holds, including entries rewritten by
+	// someone who stripped the head MAC. The file is left untouched.
+	ErrJournalUnauthenticated = errors.New("store: journal predates journal authentication")
+	// ErrJournalKeyRequired: an append to an authenticated journal (schema
+	// 2) through a DB opened without Options.JournalAuth. Without the key
+	// the new head cannot be authenticated, so nothing is written.
+	ErrJournalKeyRequired = errors.New("store: journal is authenticated and no journal key was given")
 )
+
+// JournalAuthenticator computes the MAC that authenticates the journal
+// head. In the appliance it is HMAC-SHA256 under hsm.JournalKey, computed
+// inside the security module; the store never sees the key. JournalMAC must
+// be deterministic (the same data gives the same MAC) and safe for
+// concurrent use.
+type JournalAuthenticator interface {
+	JournalMAC(data []byte) ([]byte, error)
+}
 
 // DefaultTimeout is how long Open waits for the file lock when
 // Options.Timeout is zero.
@@ -46,6 +65,11 @@ type Options struct {
 	// It runs after the bbolt commit (the data is on disk) and outside the
 	// transaction; crash tests use it as a failure point.
 	AfterCommit func(label string)
+	// JournalAuth, if set, authenticates the journal: every append also
+	// stores, in the same transaction, a MAC over the new head, and
+	// VerifyJournal requires it. Nil keeps the journal unkeyed. See Open for
+	// how files without a head MAC are treated.
+	JournalAuth JournalAuthenticator
 }
 
 // DB is the ATM's durable state: one bbolt file. It is safe for concurrent
@@ -54,6 +78,9 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	opts Options
+	// keyed: the file keeps a journal head MAC (schema 2). Appends then
+	// need Options.JournalAuth.
+	keyed bool
 
 	closeOnce sync.Once
 	closeErr  error

@@ -481,7 +481,11 @@ func (s *Soft) ImportClearHMACKey(name KeyName, key []byte) error {
 	if len(key) > 0xFFFF {
 		return fmt.Errorf("%w: HMAC key of %d bytes is too long", ErrKeyLength, len(key))
 	}
-	k := append([]byte(nil), key...)
+	return s.storeHMAC(name, append([]byte(nil), key...))
+}
+
+// storeHMAC stores k (which the module now owns) as the HMAC key name.
+func (s *Soft) storeHMAC(name KeyName, k []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -503,13 +507,7 @@ func (s *Soft) GenerateHMACKey(name KeyName) error {
 	if _, err := rand.Read(k); err != nil {
 		return fmt.Errorf("hsm: random source: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		zero(k)
-		return ErrClosed
-	}
-	return s.store(name, &entry{kind: kindHMAC, key: k})
+	return s.storeHMAC(name, k)
 }
 
 // HMACSHA256 implements HMACer.

@@ -60,8 +60,15 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		return nil, err
 	}
 	opts := store.Options{AfterCommit: crashHook(os.Getenv(CrashEnv), log), JournalAuth: JournalAuth(a.HSM)}
-	if a.Store, err = store.Open(filepath.Join(cfg.DataDir, "atm.db"), opts); err != nil {
+	dbPath := filepath.Join(cfg.DataDir, "atm.db")
+	if a.Store, err = store.Open(dbPath, opts); err != nil {
 		return nil, err
+	}
+	// A journal that does not verify (an entry edited or removed, or the
+	// file rewritten without the journal key) is a security incident: the
+	// ATM does not start, and the file is left as it is for investigation.
+	if err := a.Store.VerifyJournal(); err != nil {
+		return nil, fmt.Errorf("electronic journal in %s: %w (keep the file for investigation)", dbPath, err)
 	}
 	sim := cfg.Dispenser.Sim
 	tokenKey, _ := hex.DecodeString(sim.TokenKey)

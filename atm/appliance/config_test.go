@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/hsm"
@@ -168,5 +171,70 @@ func TestDevJournalKey(t *testing.T) {
 			m.Close()
 		}
 		t.Fatalf("missing journal key: %v", err)
+	}
+}
+
+// The appliance verifies the journal before it starts: an entry edited in
+// the file stops New with ErrJournalBroken and leaves the file as it was;
+// the untouched journal starts.
+func TestNewRefusesBrokenJournal(t *testing.T) {
+	cfg, err := Load("../../configs/atm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Screen = Screen{Mode: "headless", PNG: filepath.Join(cfg.DataDir, "screen.png")}
+	m, err := openKeys(cfg.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.DataDir, "atm.db")
+	db, err := store.Open(path, store.Options{JournalAuth: JournalAuth(m)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"first", "second"} {
+		if err := db.Update(func(tx *store.Tx) error {
+			_, err := tx.AppendJournal(store.Entry{Kind: "NOTE", Text: text})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	m.Close()
+
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("untouched journal: %v", err)
+	}
+	a.Close()
+
+	// Edit the first entry's text in the bbolt file itself.
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("journal"))
+		k, v := b.Cursor().First()
+		if k == nil || !bytes.Contains(v, []byte(`"first"`)) {
+			return errors.New("first journal entry not found")
+		}
+		return b.Put(k, bytes.Replace(v, []byte(`"first"`), []byte(`"forged"`), 1))
+	})
+	bdb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	if a, err := New(cfg, slog.New(slog.DiscardHandler)); !errors.Is(err, store.ErrJournalBroken) {
+		if a != nil {
+			a.Close()
+		}
+		t.Fatalf("edited journal: New = %v, want ErrJournalBroken", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("New changed the store file of a broken journal")
 	}
 }

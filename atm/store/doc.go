@@ -32,17 +32,22 @@
 // compared in constant time, and since the head hash commits to every entry
 // through the chain, an edit anywhere needs the key to hide. An append first
 // checks the current head MAC, so the ATM never signs a head it did not
-// write. Such a store is schema 2; see Open for schema-1 files (an empty
-// journal is upgraded, one with entries is refused with
-// ErrJournalUnauthenticated rather than signed after the fact). A schema-2
+// write. Such a store is schema 2; see Open for schema-1 files (a pristine
+// one, holding nothing but what a new store holds, is upgraded; any other
+// is refused with ErrJournalUnauthenticated rather than signed after the
+// fact, so deleting a keyed journal and downgrading the schema does not
+// get the ATM to sign an empty one). A schema-2
 // file opened without JournalAuth is readable and its chain verifiable
 // (tools without the key), but not appendable (ErrJournalKeyRequired).
 //
 // Limit: the MAC proves a journal is one the ATM wrote, not that it is the
 // latest one. Replacing the whole file with an older genuine copy, or with a
-// genuine fresh store, verifies. Detecting that rollback needs an anchor
-// outside the ATM: the host's record of the terminal's last STAN and its
-// totals, compared with the journal's at sign-on or reconciliation.
+// genuine fresh store, verifies. So does cutting off the newest entries and
+// setting the head back to an earlier entry with that head's genuine MAC,
+// taken from a backup or from a freed page of the same file (bbolt does not
+// wipe freed pages). Detecting that rollback needs an anchor outside the
+// ATM: the host's record of the terminal's last STAN and its totals,
+// compared with the journal's at sign-on or reconciliation.
 //
 // # Queue
 //
@@ -53,9 +58,10 @@
 //
 // # Opening a file
 //
-// Open creates a missing file with the schema (Magic plus SchemaVersion in
-// the meta bucket; the new file is built beside the target and linked into
-// place, so a crash never leaves a half-made store). An existing file is
+// Open creates a missing file with the schema (Magic and the schema
+// version in the meta bucket: 2 with Options.JournalAuth, else 1; the new
+// file is built beside the target and linked into place, so a crash never
+// leaves a half-made store). An existing file is
 // first checked without writing to it: the bbolt meta pages, file length
 // and every B+tree page (bounds, page types, cycles) with plain reads, since
 // bbolt itself trusts on-disk offsets and can crash or hang on a damaged
@@ -65,7 +71,9 @@
 // chain still catches it there. A damaged, truncated or empty
 // file is refused with ErrCorrupt, a bbolt file of another application with
 // ErrForeign, a newer schema with ErrSchemaVersion. The file is never reset,
-// repaired or recreated: that is an operator's decision.
+// repaired or recreated: that is an operator's decision. The one write Open
+// makes to an existing file is the upgrade of a pristine schema-1 file to
+// schema 2 when it is given a journal key.
 //
 // Package storetest opens a throwaway store in a test's temp directory.
 package store

@@ -272,9 +272,11 @@ func (tx *Tx) JournalRange(fromSeq uint64, fn func(Entry) error) error {
 // closed) is returned as it is, not as a broken journal.
 //
 // What the MAC cannot show is freshness: a rollback of the whole file to an
-// older genuine copy (or to a genuine empty store) verifies. Detecting that
-// needs an anchor outside the ATM, such as the host's record of the
-// terminal's last STAN and its totals, compared with the journal's.
+// older genuine copy (or to a genuine empty store) verifies, and so does
+// cutting off the newest entries and restoring an earlier head with its
+// genuine MAC (from a backup, or from a freed bbolt page of the same file).
+// Detecting that needs an anchor outside the ATM, such as the host's record
+// of the terminal's last STAN and its totals, compared with the journal's.
 func (db *DB) VerifyJournal() error {
 	return db.View(func(tx *Tx) error { return tx.VerifyJournal() })
 }

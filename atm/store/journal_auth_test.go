@@ -246,7 +246,30 @@ func TestJournalAuthRefusesSchema1WithEntries(t *testing.T) {
 		}
 		return meta.Put(keySchema, u64(1))
 	})
-	for name, path := range map[string]string{"legacy": journalDB(t, 3), "downgraded": downgraded} {
+	// The whole keyed journal deleted with its head records and MAC, the
+	// schema set back to 1, the rest of the file (a live session) kept.
+	wiped := keyedJournalDB(t, 1, 3)
+	db := openAt(t, wiped, Options{JournalAuth: testAuth(1)})
+	mustUpdate(t, db, func(tx *Tx) error { return tx.PutSession("live", []byte("current")) })
+	db.Close()
+	rawEdit(t, wiped, func(j, meta *bolt.Bucket) error {
+		for i := uint64(1); i <= 3; i++ {
+			if err := j.Delete(u64(i)); err != nil {
+				return err
+			}
+		}
+		for _, k := range [][]byte{keyJournalSeq, keyJournalHash, keyJournalMAC} {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keySchema, u64(1))
+	})
+	for name, path := range map[string]string{"legacy": journalDB(t, 3), "downgraded": downgraded, "wiped-and-downgraded": wiped} {
+		wantSeq := "seq 3"
+		if name == "wiped-and-downgraded" {
+			wantSeq = "seq 0"
+		}
 		t.Run(name, func(t *testing.T) {
 			before := fileDigest(t, path)
 			db, err := Open(path, Options{JournalAuth: testAuth(1)})
@@ -257,7 +280,7 @@ func TestJournalAuthRefusesSchema1WithEntries(t *testing.T) {
 			if !errors.Is(err, ErrJournalUnauthenticated) {
 				t.Fatalf("Open = %v, want ErrJournalUnauthenticated", err)
 			}
-			for _, s := range []string{path, "make sim-clean", "seq 3"} {
+			for _, s := range []string{path, "make sim-clean", wantSeq} {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error does not mention %q: %v", s, err)
 				}
@@ -274,13 +297,16 @@ func TestJournalAuthRefusesSchema1WithEntries(t *testing.T) {
 	}
 }
 
-func TestJournalAuthUpgradesEmptySchema1(t *testing.T) {
+// Only a pristine schema-1 file (nothing but what create writes) is
+// upgraded; one with any other record, even with an empty journal, is
+// refused and left as it was. Otherwise an attacker could delete a keyed
+// journal with its head records and MAC, set the schema back to 1, and
+// have the ATM sign an empty journal beside the live sessions, queue and
+// counters.
+func TestJournalAuthUpgradesPristineSchema1Only(t *testing.T) {
 	path := tempPath(t)
-	db := openAt(t, path, Options{})
-	mustUpdate(t, db, func(tx *Tx) error { return tx.PutSession("s1", []byte("kept")) })
-	db.Close()
-
-	db = openAt(t, path, Options{JournalAuth: testAuth(1)})
+	openAt(t, path, Options{}).Close()
+	db := openAt(t, path, Options{JournalAuth: testAuth(1)})
 	if err := db.VerifyJournal(); err != nil {
 		t.Fatal(err)
 	}
@@ -288,14 +314,27 @@ func TestJournalAuthUpgradesEmptySchema1(t *testing.T) {
 		if v, _ := readU64(tx.tx.Bucket(bucketMeta).Get(keySchema)); v != 2 {
 			t.Errorf("schema %d after upgrade, want 2", v)
 		}
-		if v, err := tx.GetSession("s1"); err != nil || string(v) != "kept" {
-			t.Errorf("session after upgrade: %q %v", v, err)
-		}
 		return nil
 	})
 	mustUpdate(t, db, func(tx *Tx) error { _, err := tx.AppendJournal(Entry{Kind: "FIRST"}); return err })
 	if err := db.VerifyJournal(); err != nil {
 		t.Fatal(err)
+	}
+	db.Close()
+
+	withSession := tempPath(t)
+	db = openAt(t, withSession, Options{})
+	mustUpdate(t, db, func(tx *Tx) error { return tx.PutSession("s1", []byte("kept")) })
+	db.Close()
+	before := fileDigest(t, withSession)
+	if db, err := Open(withSession, Options{JournalAuth: testAuth(1)}); !errors.Is(err, ErrJournalUnauthenticated) {
+		if err == nil {
+			db.Close()
+		}
+		t.Fatalf("schema 1 with a session and an empty journal: Open = %v, want ErrJournalUnauthenticated", err)
+	}
+	if !bytes.Equal(before, fileDigest(t, withSession)) {
+		t.Fatal("refused file was modified")
 	}
 }
 

@@ -116,7 +116,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if keyed && schema < schemaKeyed {
-		// A schema-1 file with an empty journal (checkJournalAuth): start
+		// A pristine schema-1 file (checkJournalAuth): start
 		// authenticating it, in one transaction.
 		if err := bdb.Update(func(btx *bolt.Tx) error { return initJournalAuth(btx.Bucket(bucketMeta), opts.JournalAuth) }); err != nil {
 			_ = bdb.Close()
@@ -128,25 +128,46 @@ func Open(path string, opts Options) (*DB, error) {
 }
 
 // checkJournalAuth returns the file's schema version and, when the caller
-// has a journal key (keyed), refuses a schema-1 file whose journal is not
-// empty (ErrJournalUnauthenticated). It only reads.
+// has a journal key (keyed), refuses a schema-1 file that is not pristine
+// (ErrJournalUnauthenticated). It only reads.
+//
+// Pristine means exactly what create writes: no record in any bucket but
+// the magic and schema records in meta. Only such a file is upgraded to
+// schema 2, so an attacker who deletes a keyed journal, its head records
+// and MAC and sets the schema back to 1 gets a refusal, not a freshly
+// signed empty journal beside the live sessions, queue and counters.
 func checkJournalAuth(path string, btx *bolt.Tx, keyed bool) (uint64, error) {
 	meta := btx.Bucket(bucketMeta)
 	schema := binary.BigEndian.Uint64(meta.Get(keySchema)) // length checked by checkIdentity
 	if !keyed || schema >= schemaKeyed {
 		return schema, nil
 	}
-	seq, err := readU64(meta.Get(keyJournalSeq))
-	if err != nil {
-		return 0, fmt.Errorf("store: open %s: journal head record: %w", path, err)
-	}
-	if k, _ := btx.Bucket(bucketJournal).Cursor().First(); seq != 0 || k != nil {
-		return 0, fmt.Errorf("store: open %s: %w: its journal (head at seq %d) was written without a journal key (schema %d) "+
-			"and is not signed now, since that would vouch for entries nobody can check any more; "+
+	if !pristine(btx) {
+		seq, _ := readU64(meta.Get(keyJournalSeq))
+		return 0, fmt.Errorf("store: open %s: %w: the file (journal head at seq %d) was written without a journal key (schema %d) "+
+			"and is not signed now, since that would vouch for contents nobody can check any more; "+
 			"keep the file for audit and start a new store (development: delete the data directory, e.g. make sim-clean)",
 			path, ErrJournalUnauthenticated, seq, schema)
 	}
 	return schema, nil
+}
+
+// pristine reports whether the file holds nothing but what create writes:
+// the magic and schema records in meta, every other bucket empty.
+func pristine(btx *bolt.Tx) bool {
+	for _, name := range allBuckets {
+		b := btx.Bucket(name)
+		if b == nil {
+			return false
+		}
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if !bytes.Equal(name, bucketMeta) || (!bytes.Equal(k, keyMagic) && !bytes.Equal(k, keySchema)) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // initJournalAuth makes an empty-journal store schema 2: it records the

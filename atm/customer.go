@@ -136,11 +136,16 @@ func (a *ATM) checkAmount(amount int64, st dispenser.Status) (dispenser.Mix, *Ca
 	}
 	if l.Daily > 0 {
 		var total int64
-		_ = a.db.View(func(tx *store.Tx) error {
+		err := a.db.View(func(tx *store.Tx) error {
 			var err error
 			total, err = tx.DailyTotal(a.cfg.Now().UTC().Format(time.DateOnly))
 			return err
 		})
+		if err != nil {
+			// Fail closed: a total that cannot be read is not taken as 0.
+			a.log.Error("cannot read today's total for the daily limit", "err", err)
+			return nil, &CannotPayError{Reason: "daily_limit"}
+		}
 		if total+amount > l.Daily {
 			return nil, &CannotPayError{Reason: "daily_limit"}
 		}

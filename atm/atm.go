@@ -220,12 +220,17 @@ func (a *ATM) do(ctx context.Context, fn func(ctx context.Context)) error {
 	}
 }
 
+// baseCtx is the context of Run, or context.Background before Run started.
+func (a *ATM) baseCtx() context.Context {
+	if a.runCtx != nil {
+		return a.runCtx
+	}
+	return context.Background()
+}
+
 // post queues fn for the owner goroutine without waiting.
 func (a *ATM) post(fn func(ctx context.Context)) {
-	done := context.Background().Done()
-	if a.runCtx != nil {
-		done = a.runCtx.Done()
-	}
+	done := a.baseCtx().Done()
 	go func() {
 		select {
 		case a.events <- fn:
@@ -341,8 +346,7 @@ func (a *ATM) Supervisor(n int) (units []store.UnitCounters, journal []store.Ent
 		if journal, e = tx.JournalTail(n); e != nil {
 			return e
 		}
-		items, e := tx.QueueItems()
-		queued = len(items)
+		queued, e = tx.QueueLen()
 		return e
 	})
 	return

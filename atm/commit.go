@@ -17,6 +17,16 @@ const (
 	KindReversal = "reversal"
 )
 
+// queueKind is what tells the host how a session of amount ended with paid
+// in the customer's hands: a completion advice for a full payment, a
+// (partial or full) reversal otherwise.
+func queueKind(paid, amount int64) string {
+	if paid >= amount {
+		return KindAdvice
+	}
+	return KindReversal
+}
+
 // Reversal reason codes (field 39 of a 0420).
 const (
 	ReasonTimeout     = "68" // response received too late / no response: outcome unknown
@@ -155,7 +165,8 @@ func (s *Session) reversalReason() string {
 	}
 }
 
-// countUnits updates the cassette counters for notes dispensed and retracted.
+// countUnits updates the cassette counters for notes dispensed, retracted
+// and rejected.
 func countUnits(tx *store.Tx, units []dispenser.CashUnit, dispensed, retracted, rejected dispenser.Mix) error {
 	if len(dispensed) == 0 && len(retracted) == 0 && len(rejected) == 0 {
 		return nil
@@ -173,25 +184,17 @@ func countUnits(tx *store.Tx, units []dispenser.CashUnit, dispensed, retracted, 
 			byID[u.ID] = store.UnitCounters{UnitID: u.ID, Denomination: u.Denomination, Currency: u.Currency}
 		}
 	}
-	for id, n := range dispensed {
-		c := byID[id]
-		c.UnitID = id
-		c.Dispensed += int64(n)
-		c.Remaining -= int64(n)
-		byID[id] = c
+	add := func(m dispenser.Mix, apply func(c *store.UnitCounters, n int64)) {
+		for id, n := range m {
+			c := byID[id]
+			c.UnitID = id
+			apply(&c, int64(n))
+			byID[id] = c
+		}
 	}
-	for id, n := range retracted {
-		c := byID[id]
-		c.UnitID = id
-		c.Retracted += int64(n)
-		byID[id] = c
-	}
-	for id, n := range rejected {
-		c := byID[id]
-		c.UnitID = id
-		c.Rejected += int64(n)
-		byID[id] = c
-	}
+	add(dispensed, func(c *store.UnitCounters, n int64) { c.Dispensed += n; c.Remaining -= n })
+	add(retracted, func(c *store.UnitCounters, n int64) { c.Retracted += n })
+	add(rejected, func(c *store.UnitCounters, n int64) { c.Rejected += n })
 	for _, c := range byID {
 		if err := tx.PutUnitCounters(c); err != nil {
 			return err

@@ -17,10 +17,7 @@ import (
 // step runs act in a goroutine and hands its outcome to on, on the owner
 // goroutine, for the session id if it is still current and in state want.
 func (a *ATM) step(id string, want State, act func(ctx context.Context) func(s *Session)) {
-	ctx := a.runCtx
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx := a.baseCtx()
 	go func() {
 		on := act(ctx)
 		if ctx.Err() != nil {
@@ -180,11 +177,7 @@ func (a *ATM) waitTaken(s Session) {
 	if s.TakeDeadline.IsZero() || timeout > a.cfg.TakeTimeout {
 		timeout = a.cfg.TakeTimeout
 	}
-	parent := a.runCtx
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancel := context.WithCancel(a.baseCtx())
 	a.takeCancel = cancel
 	a.step(s.ID, StateAwaitingTake, func(context.Context) func(*Session) {
 		taken, err := a.cfg.Dispenser.WaitTaken(ctx, timeout)
@@ -230,13 +223,9 @@ func (a *ATM) extendTake(s *Session) error {
 // taken completes the session: the customer has the notes. A full payment
 // is confirmed by a completion advice, a partial one by a partial reversal.
 func (a *ATM) taken(s *Session) {
-	queue := KindAdvice
-	if s.Dispensed < s.Amount {
-		queue = KindReversal
-	}
 	a.advance(s, change{ev: EvTaken, kind: "CASH TAKEN", text: fmt.Sprintf("customer took %d of %d", s.Dispensed, s.Amount),
 		mutate: func(ns *Session) { ns.Paid = ns.Dispensed },
-		queue:  []string{queue}, daily: s.Dispensed})
+		queue:  []string{queueKind(s.Dispensed, s.Amount)}, daily: s.Dispensed})
 }
 
 func (a *ATM) retract(s Session) {

@@ -62,12 +62,9 @@ func (a *ATM) settle(id string, paid int64, operator string) (*Session, error) {
 	if paid < 0 || paid > s.Amount {
 		return nil, fmt.Errorf("atm: settle: paid %d must be between 0 and the authorized %d", paid, s.Amount)
 	}
-	ev, queue := EvOperatorNotPaid, KindReversal
+	ev, queue := EvOperatorNotPaid, queueKind(paid, s.Amount)
 	if paid > 0 {
 		ev = EvOperatorPaid
-		if paid == s.Amount {
-			queue = KindAdvice
-		}
 	}
 	if s.HostSTAN == "" || s.AuthCode == "" && s.Token == "" {
 		queue = "" // never authorized: nothing to tell the host
@@ -84,8 +81,7 @@ func (a *ATM) settle(id string, paid int64, operator string) (*Session, error) {
 		return nil, err
 	}
 	if a.cur != nil && a.cur.ID == s.ID {
-		*a.cur = *s
-		a.publish()
+		a.publish() // s is a.cur (lookup returns it), updated by commit
 	}
 	a.log.Warn("operator settled a session in doubt", "session", short(s.ID), "paid", paid, "state", s.State, "operator", operator)
 	a.wakeSAF()

@@ -150,16 +150,10 @@ func Resolve(s Session, ps *dispenser.PresentStatus) Resolution {
 	if !ps.CountKnown {
 		return Resolution{State: StateInDoubt, Operator: true, Text: "dispensed count unknown; operator must count"}
 	}
-	paidQueue := func(paid int64) string {
-		if paid >= s.Amount {
-			return KindAdvice
-		}
-		return KindReversal
-	}
 	switch ps.State {
 	case dispenser.PresentTaken:
-		paid := ps.PresentedAmount - ps.RetractedAmount
-		return Resolution{State: StateCompleted, Paid: paid, Queue: paidQueue(paid), Operator: true,
+		paid := ps.PaidAmount()
+		return Resolution{State: StateCompleted, Paid: paid, Queue: queueKind(paid, s.Amount), Operator: true,
 			Text: fmt.Sprintf("recovered: customer took %d", paid)}
 	case dispenser.PresentPresented:
 		return Resolution{State: StateRetracted, Retract: true, Queue: KindReversal, Operator: true,
@@ -198,13 +192,8 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 		res, err := a.cfg.Dispenser.Retract(ctx)
 		switch {
 		case errors.Is(err, dispenser.ErrNoItems):
-			r = Resolution{State: StateCompleted, Paid: ps.PresentedAmount, Operator: true,
+			r = Resolution{State: StateCompleted, Paid: ps.PresentedAmount, Queue: queueKind(ps.PresentedAmount, s.Amount), Operator: true,
 				Text: "recovered: notes were taken before the retract"}
-			if r.Paid >= s.Amount {
-				r.Queue = KindAdvice
-			} else {
-				r.Queue = KindReversal
-			}
 			ch.text = r.Text
 		case errors.Is(err, dispenser.ErrDeviceNotReady) || ctx.Err() != nil:
 			return fmt.Errorf("%w: retract: %w", errDeviceUnavailable, err)

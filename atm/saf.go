@@ -131,10 +131,6 @@ func (a *ATM) sendSAF(ctx context.Context, m SAFMessage) error {
 // acknowledged by the host.
 func (a *ATM) PendingSAF() (int, error) {
 	var n int
-	err := a.db.View(func(tx *store.Tx) error {
-		items, err := tx.QueueItems()
-		n = len(items)
-		return err
-	})
+	err := a.db.View(func(tx *store.Tx) (err error) { n, err = tx.QueueLen(); return })
 	return n, err
 }

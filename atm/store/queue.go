@@ -106,6 +106,21 @@ func (tx *Tx) QueueItems() ([]QueueItem, error) {
 	return out, err
 }
 
+// QueueLen returns the number of pending items, as len(QueueItems()) but
+// without decoding them: acknowledged items are not counted.
+func (tx *Tx) QueueLen() (int, error) {
+	q, err := tx.bucket(bucketQueue)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = q.ForEach(func(_, _ []byte) error {
+		n++
+		return nil
+	})
+	return n, err
+}
+
 // UpdateQueueItem records a delivery attempt: only Attempts and
 // NextAttempt are taken from it; ID selects the item. ErrNotFound if the
 // item is not pending.

@@ -62,15 +62,6 @@ func (tx *Tx) ForEachSession(fn func(id string, v []byte) error) error {
 	return b.ForEach(func(k, v []byte) error { return fn(string(k), clone(v)) })
 }
 
-// DeleteSession removes a session. Deleting a missing session is not an error.
-func (tx *Tx) DeleteSession(id string) error {
-	b, err := tx.bucket(bucketSessions)
-	if err != nil {
-		return err
-	}
-	return b.Delete([]byte(id))
-}
-
 // ---- Counters ----
 
 // NextSTAN returns the next system trace audit number, "000001" to

@@ -90,18 +90,6 @@ func TestSessionsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustUpdate(t, db, func(tx *Tx) error {
-		if err := tx.DeleteSession("b"); err != nil {
-			return err
-		}
-		return tx.DeleteSession("never-existed")
-	})
-	_ = db.View(func(tx *Tx) error {
-		if _, err := tx.GetSession("b"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("deleted session still there: %v", err)
-		}
-		return nil
-	})
 }
 
 func TestCountersRoundTrip(t *testing.T) {
@@ -291,6 +279,48 @@ func TestQueueIdempotencyAndAck(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestQueueLen: QueueLen counts what QueueItems returns, the pending items
+// only: a duplicate key adds nothing and an acknowledged item is gone.
+func TestQueueLen(t *testing.T) {
+	db := openAt(t, tempPath(t), Options{})
+	check := func(want int) {
+		t.Helper()
+		_ = db.View(func(tx *Tx) error {
+			n, err := tx.QueueLen()
+			items, ierr := tx.QueueItems()
+			if err != nil || ierr != nil || n != want || len(items) != want {
+				t.Errorf("QueueLen = %d, %v; len(QueueItems) = %d, %v; want %d", n, err, len(items), ierr, want)
+			}
+			return nil
+		})
+	}
+	check(0)
+	var first QueueItem
+	mustUpdate(t, db, func(tx *Tx) error {
+		var err error
+		if first, err = tx.Enqueue("reversal", "s1/reversal", []byte("p1")); err != nil {
+			return err
+		}
+		if _, err := tx.Enqueue("reversal", "s1/reversal", []byte("dup")); err != nil {
+			return err
+		}
+		if _, err := tx.Enqueue("advice", "s2/advice", []byte("p2")); err != nil {
+			return err
+		}
+		_, err = tx.Enqueue("advice", "s3/advice", nil)
+		return err
+	})
+	check(3)
+	mustUpdate(t, db, func(tx *Tx) error {
+		if err := tx.Ack(first.ID); err != nil {
+			return err
+		}
+		_, err := tx.Enqueue("reversal", "s1/reversal", []byte("p1")) // acked key: not re-added
+		return err
+	})
+	check(2)
 }
 
 func TestNonceSingleUse(t *testing.T) {

@@ -594,7 +594,7 @@ func (s *Sim) PresentStatus(ctx context.Context) (dispenser.PresentStatus, error
 	if s.faults.Offline {
 		return dispenser.PresentStatus{}, fmt.Errorf("%w: offline", dispenser.ErrDeviceNotReady)
 	}
-	return s.st.clone().Last, nil
+	return s.st.last(), nil
 }
 
 // Reset recovers the device (CashManagement.Reset): clears a latched

@@ -44,10 +44,15 @@ func (s *state) clone() *state {
 	c.Units = append([]UnitCounters(nil), s.Units...)
 	c.Stacker = s.Stacker.Clone()
 	c.Exit = s.Exit.Clone()
+	c.Last = s.last()
+	return &c
+}
+
+// last returns a copy of Last that shares no Mix with s.
+func (s *state) last() dispenser.PresentStatus {
 	l := s.Last
 	l.Requested, l.Dispensed, l.Presented, l.Retracted = l.Requested.Clone(), l.Dispensed.Clone(), l.Presented.Clone(), l.Retracted.Clone()
-	c.Last = l
-	return &c
+	return l
 }
 
 func (s *state) unit(id string) *UnitCounters {

@@ -86,12 +86,16 @@ func (a *Appliance) controlMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Status()) })
 	mux.HandleFunc("GET /screen.png", func(w http.ResponseWriter, r *http.Request) {
-		if a.screen == nil || a.screen.PNG() == nil {
+		var png []byte
+		if a.screen != nil {
+			png = a.screen.PNG()
+		}
+		if png == nil {
 			http.Error(w, "no screen rendered", http.StatusNotFound)
 			return
 		}
 		w.Header().Set("Content-Type", "image/png")
-		_, _ = w.Write(a.screen.PNG())
+		_, _ = w.Write(png)
 	})
 	mux.HandleFunc("POST /withdraw", func(w http.ResponseWriter, r *http.Request) {
 		if !a.customerInput(w) {

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 )
 
@@ -248,7 +249,6 @@ func narrate(ctx context.Context, o Options, say func(string, ...any), done chan
 
 type sessionStatus struct {
 	State    string    `json:"state"`
-	Amount   int64     `json:"amount"`
 	QR       string    `json:"qr"`
 	Expires  time.Time `json:"expires"`
 	Finished bool      `json:"finished"`
@@ -341,4 +341,4 @@ func WaitScreenQR(ctx context.Context, path, want string, d time.Duration) error
 	return errors.New("the ATM's screen " + path + " does not show the session's QR code")
 }
 
-func money(minor int64) string { return fmt.Sprintf("%d.%02d CNY", minor/100, minor%100) }
+func money(minor int64) string { return dispenser.FormatAmount(minor, 2) + " CNY" }

@@ -118,28 +118,24 @@ type Client struct {
 	stan atomic.Uint32
 	gen  atomic.Uint64
 
+	seen   stanWindow // 0200 STANs seen within the duplicate window or in hand
+	kxSeen stanWindow // 162 STANs accepted within the duplicate window
+
 	runCtx context.Context
 
 	mu     sync.Mutex
 	st     Status
 	conn   *connection.Connection
 	prot   *wire.Protector
-	cur    *keyGen              // working keys in use
-	prev   *keyGen              // previous keys, accepted inbound until confirmed (162)
-	kxResp map[string]error     // 0810 to our 001/161, by STAN: key install result
-	kxPush map[string]error     // proxy's 0800/162, by STAN: key install result
-	kxSeen map[string]time.Time // 162 STANs accepted within the duplicate window
-	seen   map[string]*seenSTAN
+	cur    *keyGen          // working keys in use
+	prev   *keyGen          // previous keys, accepted inbound until confirmed (162)
+	kxResp map[string]error // 0810 to our 001/161, by STAN: key install result
+	kxPush map[string]error // proxy's 0800/162, by STAN: key install result
 }
 
 type keyGen struct {
 	tak, tek       hsm.KeyName
 	takKCV, tekKCV string
-}
-
-type seenSTAN struct {
-	at   time.Time
-	busy bool
 }
 
 // New validates cfg, applies defaults and returns a Client. Run starts it.
@@ -193,8 +189,6 @@ func New(cfg Config) (*Client, error) {
 		log:    cfg.Logger.With("component", "proxyclient", "terminal", cfg.TerminalID),
 		kxResp: map[string]error{},
 		kxPush: map[string]error{},
-		kxSeen: map[string]time.Time{},
-		seen:   map[string]*seenSTAN{},
 	}
 	c.stan.Store(uint32(rand.IntN(999999)))
 	return c, nil
@@ -385,13 +379,10 @@ func (c *Client) netMgmt(stan, code string) *iso8583.Message {
 	return m
 }
 
-func (c *Client) nextSTAN() string { return wire.FormatSTAN(c.stan.Add(1)%999999 + 1) }
+func (c *Client) nextSTAN() string { return wire.NextSTAN(&c.stan) }
 
 // send is connection.Send bounded by ctx and SendTimeout.
 func (c *Client) send(ctx context.Context, conn *connection.Connection, m *iso8583.Message) (*iso8583.Message, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	timeout := c.cfg.SendTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))

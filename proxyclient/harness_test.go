@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,20 +152,10 @@ func qrText(t *testing.T, terminal string, amount int64) string {
 	_, _ = rand.Read(nonce)
 	p := qr.Payload{TerminalID: terminal, Amount: amount, Currency: "156",
 		Nonce: hex.EncodeToString(nonce), Expiry: time.Now().Add(2 * time.Minute)}
-	p.Nonce = upper(p.Nonce)
+	p.Nonce = strings.ToUpper(p.Nonce)
 	s, err := qr.Sign(&p, func(d []byte) ([]byte, error) { return hsm.RetailMAC(key, d, hsm.PaddingMethod2) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'f' {
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
 }

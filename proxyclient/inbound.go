@@ -1,8 +1,8 @@
 package proxyclient
 
 import (
-	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/moov-io/iso8583"
@@ -61,28 +61,45 @@ func (c *Client) netMgmtRequest(conn *connection.Connection, m *iso8583.Message)
 	}
 }
 
-// duplicate records stan and reports whether it was already seen within
-// the window (or is still being handled).
-func (c *Client) duplicate(stan string, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for s, e := range c.seen {
-		if !e.busy && now.Sub(e.at) > c.cfg.DuplicateWindow {
-			delete(c.seen, s)
+// stanWindow remembers STANs within a duplicate window. The zero value is
+// ready to use; it is safe for concurrent use.
+type stanWindow struct {
+	mu   sync.Mutex
+	seen map[string]*stanEntry
+}
+
+type stanEntry struct {
+	at   time.Time
+	busy bool // still being handled: kept however old
+}
+
+// add forgets the STANs recorded more than window before now (except busy
+// ones) and reports whether stan is still recorded; if it is not, add
+// records it at now, busy until release when busy is set.
+func (w *stanWindow) add(stan string, now time.Time, window time.Duration, busy bool) (seen bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for s, e := range w.seen {
+		if !e.busy && now.Sub(e.at) > window {
+			delete(w.seen, s)
 		}
 	}
-	if _, ok := c.seen[stan]; ok {
+	if _, ok := w.seen[stan]; ok {
 		return true
 	}
-	c.seen[stan] = &seenSTAN{at: now, busy: true}
+	if w.seen == nil {
+		w.seen = map[string]*stanEntry{}
+	}
+	w.seen[stan] = &stanEntry{at: now, busy: busy}
 	return false
 }
 
-func (c *Client) done(stan string, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.seen[stan]; ok {
-		e.busy, e.at = false, now
+// release marks stan handled, its window running from at.
+func (w *stanWindow) release(stan string, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e, ok := w.seen[stan]; ok {
+		e.busy, e.at = false, at
 	}
 }
 
@@ -141,13 +158,13 @@ func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
 	case req.STAN == "":
 		c.log.Warn("0200 without STAN ignored")
 		return
-	case c.duplicate(req.STAN, now):
+	case c.seen.add(req.STAN, now, c.cfg.DuplicateWindow, true):
 		c.log.Warn("duplicate dispense command refused", "stan", req.STAN)
 		resp.ResponseCode = wire.RCDuplicate
 		reply(resp)
 		return
 	}
-	defer c.done(req.STAN, now) // the duplicate window runs from the command's arrival
+	defer c.seen.release(req.STAN, now) // the duplicate window runs from the command's arrival
 	if stale(req.TransmissionDateTime, now, c.cfg.DuplicateWindow) {
 		c.log.Warn("replayed dispense command refused (transmission time outside the window)", "stan", req.STAN)
 		resp.ResponseCode = wire.RCDuplicate
@@ -170,9 +187,6 @@ func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
 	c.mu.Lock()
 	ctx := c.runCtx
 	c.mu.Unlock()
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	res := c.cfg.Handler.HandleWithdrawal(ctx, Command{
 		STAN:       req.STAN,
 		TerminalID: req.TerminalID,

@@ -32,10 +32,8 @@ func (lc *linkCodec) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 	return m, nil
 }
 
+// field returns field id of m, or "" if it is absent or unreadable.
 func field(m *iso8583.Message, id int) string {
-	if m.GetField(id) == nil {
-		return ""
-	}
 	s, _ := m.GetString(id)
 	return s
 }
@@ -180,16 +178,8 @@ func (c *Client) freshKeyChange(stan, dt string) error {
 	if dt == "" || stale(dt, now, c.cfg.DuplicateWindow) {
 		return fmt.Errorf("%w: transmission time %q outside %s of now", errReplayedKeyChange, dt, c.cfg.DuplicateWindow)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for s, at := range c.kxSeen {
-		if now.Sub(at) > c.cfg.DuplicateWindow {
-			delete(c.kxSeen, s)
-		}
-	}
-	if _, ok := c.kxSeen[stan]; ok {
+	if c.kxSeen.add(stan, now, c.cfg.DuplicateWindow, false) {
 		return fmt.Errorf("%w: STAN %s seen before", errReplayedKeyChange, stan)
 	}
-	c.kxSeen[stan] = now
 	return nil
 }

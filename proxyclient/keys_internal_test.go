@@ -12,7 +12,7 @@ import (
 // network-management MAC key never changes, so the MAC alone cannot tell.
 func TestFreshKeyChange(t *testing.T) {
 	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
-	c := &Client{cfg: Config{DuplicateWindow: 10 * time.Minute, Now: func() time.Time { return now }}, kxSeen: map[string]time.Time{}}
+	c := &Client{cfg: Config{DuplicateWindow: 10 * time.Minute, Now: func() time.Time { return now }}}
 	dt := wire.FormatTransmissionDT(now)
 	if err := c.freshKeyChange("000123", dt); err != nil {
 		t.Fatalf("fresh push refused: %v", err)

@@ -3,8 +3,6 @@ package appliance_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,11 +22,8 @@ import (
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
-	"github.com/cardless-atm/cardless/atm/qr"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/atm/wire"
-	"github.com/cardless-atm/cardless/hsm"
-	"github.com/cardless-atm/cardless/hsm/pinblock"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 )
 
@@ -254,31 +249,23 @@ var (
 type benchPhone struct {
 	conn  net.Conn
 	codec *wire.Codec
-	keys  *hsm.Soft
-	stan  uint32
+	phone *phonesim.Phone
 	sizes struct{ req, resp int }
 }
 
 func dialPhone(b *testing.B, cfg phonesim.Config, addr string) *benchPhone {
 	b.Helper()
-	m := hsm.NewSoft()
-	b.Cleanup(func() { m.Close() })
-	for name, h := range map[hsm.KeyName]string{phonesim.MACKey: cfg.MACKey, phonesim.DataKey: cfg.DataKey, hsm.AppPINKey: cfg.AppPINKey} {
-		k, err := hex.DecodeString(h)
-		if err != nil {
-			b.Fatalf("phone key %s: not hex", name)
-		}
-		if _, err := m.ImportClearKey(name, k); err != nil {
-			b.Fatalf("phone key %s: %v", name, err)
-		}
+	ph, err := phonesim.NewPhone(cfg)
+	if err != nil {
+		b.Fatal(err)
 	}
+	b.Cleanup(ph.Close)
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { conn.Close() })
-	prot := wire.NewProtector(m, wire.KeySet{NetMgmtMAC: phonesim.MACKey, MAC: phonesim.MACKey, Data: phonesim.DataKey})
-	return &benchPhone{conn: conn, keys: m, codec: &wire.Codec{Framer: wire.Framer{TPDU: cfg.TPDU}, Protector: prot,
+	return &benchPhone{conn: conn, phone: ph, codec: &wire.Codec{Framer: wire.Framer{TPDU: cfg.TPDU}, Protector: ph.Protector(),
 		OnReject: func(mti, stan string, err error) { b.Errorf("phone: answer %s %s refused: %v", mti, stan, err) }}}
 }
 
@@ -286,27 +273,7 @@ func dialPhone(b *testing.B, cfg phonesim.Config, addr string) *benchPhone {
 // phonesim.Withdraw does, and returns the frame to write.
 func (p *benchPhone) request(b *testing.B, payload string) []byte {
 	b.Helper()
-	q, err := qr.Parse(payload)
-	if err != nil {
-		b.Fatal(err)
-	}
-	clearBlock, err := pinblock.Format1(benchPIN, rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	block, err := p.keys.Encrypt(hsm.AppPINKey, clearBlock)
-	clear(clearBlock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now()
-	p.stan++
-	m, err := wire.Build(&wire.Withdrawal{
-		MTI: wire.MTIFinancialRequest, ProcessingCode: wire.ProcCashWithdrawal, Amount: wire.FormatAmount(q.Amount),
-		TransmissionDateTime: wire.FormatTransmissionDT(now), STAN: wire.FormatSTAN(p.stan%999999 + 1),
-		LocalTime: wire.FormatLocalTime(now), LocalDate: wire.FormatLocalDate(now), TerminalID: q.TerminalID,
-		Currency: q.Currency, PINBlock: block, QRPayload: payload, CustomerID: benchCustomer,
-	})
+	m, err := p.phone.Request(payload, benchCustomer, benchPIN)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.TerminalID == "" || len(cfg.TerminalID) > 8 {
 		errs = append(errs, fmt.Errorf("TerminalID %q must be 1-8 characters", cfg.TerminalID))
 	}
-	if len(cfg.AcquirerID) > 11 || !digits(cfg.AcquirerID) {
+	if len(cfg.AcquirerID) > 11 || !wire.IsDigits(cfg.AcquirerID) {
 		errs = append(errs, fmt.Errorf("AcquirerID %q must be up to 11 digits", cfg.AcquirerID))
 	}
 	if wire.CheckTPDU(cfg.TPDU) != nil {
@@ -249,7 +249,7 @@ func (c *Client) netMgmt(conn *connection.Connection, code string) error {
 	m, err := wire.Build(&wire.NetMgmt{
 		MTI:                  wire.MTINetMgmtRequest,
 		TransmissionDateTime: wire.FormatTransmissionDT(now),
-		STAN:                 wire.FormatSTAN(c.netSTAN.Add(1)%999999 + 1),
+		STAN:                 wire.NextSTAN(&c.netSTAN),
 		TerminalID:           c.cfg.TerminalID,
 		NetMgmtCode:          code,
 	})
@@ -367,13 +367,4 @@ func (cw *countingWriter) Write(p []byte) (int, error) {
 		cw.n++
 	}
 	return n, err
-}
-
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -248,9 +248,9 @@ func (c *Client) original(o OriginalData) (string, error) {
 
 func checkCommon(stan, currency, terminal string) error {
 	switch {
-	case len(stan) != 6 || !digits(stan):
+	case len(stan) != 6 || !wire.IsDigits(stan):
 		return fmt.Errorf("STAN %q must be 6 digits", stan)
-	case len(currency) != 3 || !digits(currency):
+	case len(currency) != 3 || !wire.IsDigits(currency):
 		return fmt.Errorf("currency %q must be a 3-digit ISO 4217 numeric code", currency)
 	case terminal == "" || len(terminal) > 8:
 		return fmt.Errorf("terminal ID %q must be 1-8 characters", terminal)

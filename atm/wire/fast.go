@@ -250,7 +250,7 @@ func scanCanonical(raw []byte, s *scan) bool {
 // their order, and so its errors, are those of openGeneric.
 func (p *Protector) openFast(raw []byte) (msg *iso8583.Message, err error, ok bool) {
 	var s scan
-	if !scanCanonical(raw, &s) || !isDigits(s.mti) {
+	if !scanCanonical(raw, &s) || !IsDigits(s.mti) {
 		return nil, nil, false
 	}
 	stan := ""

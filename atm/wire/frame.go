@@ -165,25 +165,20 @@ func readErr(err error, n int) error {
 
 // AppendFrame appends the frame of msg to dst.
 func (f Framer) AppendFrame(dst, msg []byte) ([]byte, error) {
-	if err := f.checkTPDU(); err != nil {
+	start := len(dst)
+	dst = append(dst, 0, 0) // length header, written by frameInPlace
+	dst = append(dst, f.TPDU...)
+	dst = append(dst, msg...)
+	if _, err := f.frameInPlace(dst[start:]); err != nil {
 		return nil, err
 	}
-	if len(msg) == 0 {
-		return nil, &FrameError{Err: ErrFrameMalformed, Length: 0, Reason: "empty message"}
-	}
-	n := len(msg) + len(f.TPDU)
-	if n > f.max() {
-		return nil, &FrameError{Err: ErrFrameTooLarge, Length: n, Reason: fmt.Sprintf("max %d", f.max())}
-	}
-	dst = binary.BigEndian.AppendUint16(dst, uint16(n))
-	dst = append(dst, f.TPDU...)
-	return append(dst, msg...), nil
+	return dst, nil
 }
 
 // frameInPlace frames the message that buf holds after room for the
 // header and TPDU (2+len(f.TPDU) bytes, whatever their content): it writes
-// the header and TPDU there and returns buf. The checks and errors are
-// those of AppendFrame.
+// the header and TPDU there and returns buf. AppendFrame uses it, so the
+// checks and errors are the same.
 func (f Framer) frameInPlace(buf []byte) ([]byte, error) {
 	if err := f.checkTPDU(); err != nil {
 		return nil, err

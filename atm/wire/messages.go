@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moov-io/iso8583"
@@ -171,13 +172,7 @@ func MTI(m *iso8583.Message) string {
 
 // STAN returns field 11 of m, or "" if it is absent.
 func STAN(m *iso8583.Message) string {
-	if m.GetField(FieldSTAN) == nil {
-		return ""
-	}
-	s, err := m.GetString(FieldSTAN)
-	if err != nil {
-		return ""
-	}
+	s, _ := m.GetString(FieldSTAN) // "" and no error when absent
 	return s
 }
 
@@ -191,7 +186,7 @@ func FormatAmount(minor int64) string {
 
 // ParseAmount parses an n12 amount (field 4, or a part of field 95).
 func ParseAmount(s string) (int64, error) {
-	if len(s) != 12 || !isDigits(s) {
+	if len(s) != 12 || !IsDigits(s) {
 		return 0, fmt.Errorf("%w: amount must be 12 digits", ErrFieldFormat)
 	}
 	return strconv.ParseInt(s, 10, 64)
@@ -199,6 +194,11 @@ func ParseAmount(s string) (int64, error) {
 
 // FormatSTAN formats a trace number as field 11 (n6, modulo 1,000,000).
 func FormatSTAN(n uint32) string { return fmt.Sprintf("%06d", n%1000000) }
+
+// NextSTAN advances the trace counter n and returns the next STAN: from
+// 000001 to 999999, then 000001 again; never 000000. It is safe for
+// concurrent use.
+func NextSTAN(n *atomic.Uint32) string { return FormatSTAN(n.Add(1)%999999 + 1) }
 
 // FormatTransmissionDT formats t as field 7: MMDDhhmmss in UTC.
 func FormatTransmissionDT(t time.Time) string { return t.UTC().Format("0102150405") }
@@ -235,7 +235,7 @@ func (o OriginalData) Validate() error {
 	}{{o.MTI, 4, "MTI", false}, {o.STAN, 6, "STAN", false}, {o.TransmitDT, 10, "transmission date-time", false},
 		{o.AcquirerID, 11, "acquirer ID", true}, {o.ForwardingID, 11, "forwarding ID", true}}
 	for _, p := range parts {
-		ok := isDigits(p.v) && (len(p.v) == p.n || (p.max && len(p.v) <= p.n))
+		ok := IsDigits(p.v) && (len(p.v) == p.n || (p.max && len(p.v) <= p.n))
 		if p.max && p.v == "" {
 			ok = true
 		}
@@ -249,7 +249,7 @@ func (o OriginalData) Validate() error {
 // ParseOriginalData parses field 90. The institution IDs keep their
 // leading zeros.
 func ParseOriginalData(s string) (OriginalData, error) {
-	if len(s) != 42 || !isDigits(s) {
+	if len(s) != 42 || !IsDigits(s) {
 		return OriginalData{}, fmt.Errorf("%w: field 90 must be 42 digits", ErrFieldFormat)
 	}
 	return OriginalData{MTI: s[0:4], STAN: s[4:10], TransmitDT: s[10:20], AcquirerID: s[20:31], ForwardingID: s[31:42]}, nil
@@ -272,11 +272,11 @@ func (r ReplacementAmounts) String() string {
 // and are ignored.
 func ParseReplacementAmounts(s string) (ReplacementAmounts, error) {
 	bad := fmt.Errorf("%w: field 95 must be n12 n12 x+n8 x+n8", ErrFieldFormat)
-	if len(s) != 42 || !isDigits(s[:24]) {
+	if len(s) != 42 || !IsDigits(s[:24]) {
 		return ReplacementAmounts{}, bad
 	}
 	for _, fee := range []string{s[24:33], s[33:42]} {
-		if (fee[0] != 'C' && fee[0] != 'D') || !isDigits(fee[1:]) {
+		if (fee[0] != 'C' && fee[0] != 'D') || !IsDigits(fee[1:]) {
 			return ReplacementAmounts{}, bad
 		}
 	}
@@ -340,7 +340,9 @@ func ParseKeyBlock(s string) (KeyBlock, error) {
 	return k, nil
 }
 
-func isDigits[T string | []byte](s T) bool {
+// IsDigits reports whether s consists of ASCII digits only; it is true
+// for an empty s.
+func IsDigits[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false

@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -95,6 +97,31 @@ func TestFormatHelpers(t *testing.T) {
 	}
 	if FormatLocalTime(testTime) != "063015" || FormatLocalDate(testTime) != "1121" {
 		t.Fatal("local time/date")
+	}
+}
+
+func TestNextSTAN(t *testing.T) {
+	var n atomic.Uint32
+	n.Store(999996)
+	for i, want := range []string{"999998", "999999", "000001", "000002"} {
+		if got := NextSTAN(&n); got != want {
+			t.Fatalf("wrap call %d: %s, want %s", i+1, got, want)
+		}
+	}
+	// Never 000000, wherever the counter starts (even at the uint32 wrap).
+	for _, start := range []uint32{0, 999998, 999999, 1999997, 1999998, math.MaxUint32 - 1, math.MaxUint32} {
+		n.Store(start)
+		if got := NextSTAN(&n); got == "000000" || len(got) != 6 || !IsDigits(got) {
+			t.Errorf("after %d: %q", start, got)
+		}
+	}
+}
+
+func TestIsDigits(t *testing.T) {
+	for s, want := range map[string]bool{"": true, "0123456789": true, "12a": false, " 1": false, "-1": false, "\u0661": false} {
+		if IsDigits(s) != want || IsDigits([]byte(s)) != want {
+			t.Errorf("IsDigits(%q) != %v", s, want)
+		}
 	}
 }
 

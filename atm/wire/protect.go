@@ -219,7 +219,6 @@ func (p *Protector) sealGeneric(msg *iso8583.Message) ([]byte, error) {
 	m := iso8583.NewMessage(Spec)
 	m.MTI(mti)
 	fields := msg.GetFields()
-	secondary := false // a field other than the MAC above 64
 	for _, id := range slices.Sorted(maps.Keys(fields)) {
 		f := fields[id]
 		switch {
@@ -239,7 +238,6 @@ func (p *Protector) sealGeneric(msg *iso8583.Message) ([]byte, error) {
 				return nil, fmt.Errorf("wire: seal: message does not fit Spec: field %d", id)
 			}
 		}
-		secondary = secondary || id > 64
 	}
 
 	macKey := keys.macKey(mti)
@@ -250,13 +248,10 @@ func (p *Protector) sealGeneric(msg *iso8583.Message) ([]byte, error) {
 	if err := m.Field(FieldMACKeyKCV, kcv); err != nil {
 		return nil, fmt.Errorf("wire: seal: field 96: %w", err)
 	}
-	secondary = secondary || FieldMACKeyKCV > 64
-	mf := FieldMAC64
-	if secondary {
-		mf = FieldMAC128
-	}
+	// Field 96 is always set, so there is always a secondary bitmap and
+	// the MAC goes in field 128.
 	var zero [8]byte
-	if err := m.BinaryField(mf, zero[:]); err != nil {
+	if err := m.BinaryField(FieldMAC128, zero[:]); err != nil {
 		return nil, fmt.Errorf("wire: seal: MAC field: %w", err)
 	}
 	packed, err := m.Pack()
@@ -345,7 +340,7 @@ func (p *Protector) openGeneric(raw []byte) (msg *iso8583.Message, err error) {
 	}
 	merr.STAN = digitsOnly(STAN(m), 6)
 	mti, _ := m.GetMTI()
-	if len(mti) != 4 || !isDigits(mti) {
+	if len(mti) != 4 || !IsDigits(mti) {
 		return fail(ErrMalformed, 0, nil)
 	}
 	merr.MTI = mti
@@ -398,7 +393,7 @@ func (p *Protector) openVerified(raw []byte, mti, stan string, value func(id int
 		return [2]string{}, &MessageError{MTI: mti, STAN: stan, Err: sentinel, Field: field, Cause: cause}
 	}
 	for _, id := range numericFields {
-		if v, ok := value(id); ok && !isDigits(v) {
+		if v, ok := value(id); ok && !IsDigits(v) {
 			return fail(ErrMalformed, id, nil)
 		}
 	}
@@ -472,14 +467,14 @@ func unpad2(b []byte) ([]byte, bool) {
 }
 
 func sniffMTI(raw []byte) string {
-	if len(raw) >= 4 && isDigits(string(raw[:4])) {
+	if len(raw) >= 4 && IsDigits(string(raw[:4])) {
 		return string(raw[:4])
 	}
 	return ""
 }
 
 func digitsOnly(s string, n int) string {
-	if len(s) == n && isDigits(s) {
+	if len(s) == n && IsDigits(s) {
 		return s
 	}
 	return ""

@@ -4,7 +4,8 @@
 // payload (field 62) and customer ID (field 120) encrypted under the phone
 // data key, and the PIN as an ISO 9564-1 format 1 PIN block (hsm/pinblock)
 // encrypted with the app PIN key (field 52) so only the host can read it.
-// The PIN is never logged or printed.
+// The PIN is never logged or printed. NewPhone and Phone.Request build
+// the same request for a caller that keeps its own connection to the proxy.
 //
 // The phone parses the QR text for the terminal, amount and currency, but
 // does not verify its MAC: only the ATM holds that key.

@@ -74,6 +74,92 @@ func init() {
 	stanCounter.Store(uint32(b[0])<<8 | uint32(b[1]))
 }
 
+// Phone holds the phone app's keys (MACKey, DataKey and hsm.AppPINKey) in
+// its own software HSM and builds its withdrawal requests. Withdraw uses
+// one per request; a caller that keeps its own connection to the proxy
+// (a benchmark) can use one for many.
+type Phone struct {
+	m *hsm.Soft
+}
+
+// NewPhone imports the keys of cfg (MACKey, DataKey, AppPINKey; the other
+// fields are not used). Errors name the bad key, never its value.
+func NewPhone(cfg Config) (*Phone, error) {
+	m := hsm.NewSoft()
+	for _, k := range []struct {
+		name hsm.KeyName
+		hex  string
+		what string
+	}{{MACKey, cfg.MACKey, "MAC key"}, {DataKey, cfg.DataKey, "data key"}, {hsm.AppPINKey, cfg.AppPINKey, "app PIN key"}} {
+		b, err := hex.DecodeString(k.hex)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("phonesim: %s is not valid hex", k.what)
+		}
+		_, err = m.ImportClearKey(k.name, b)
+		clear(b)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("phonesim: %s: %w", k.what, err)
+		}
+	}
+	return &Phone{m: m}, nil
+}
+
+// Close wipes the phone's keys.
+func (ph *Phone) Close() { ph.m.Close() }
+
+// Protector returns a new Protector of the phone channel with the phone's
+// keys, to seal requests and open answers (for a wire.Codec).
+func (ph *Phone) Protector() *wire.Protector {
+	return wire.NewProtector(ph.m, wire.KeySet{NetMgmtMAC: MACKey, MAC: MACKey, Data: DataKey})
+}
+
+// Request builds the withdrawal request (0200, not yet sealed) for the
+// scanned QR payload with the customer's ID and PIN: the PIN goes only
+// into a format 1 PIN block encrypted with the app PIN key. Each request
+// has a new STAN. A payload that does not parse is an ErrQR.
+func (ph *Phone) Request(payloadText, customerID, pin string) (*iso8583.Message, error) {
+	p, err := qr.Parse(payloadText)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrQR, err)
+	}
+	if customerID == "" {
+		return nil, errEmptyCustomer
+	}
+	clearBlock, err := pinblock.Format1(pin, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("phonesim: PIN: %w", err)
+	}
+	encBlock, err := ph.m.Encrypt(hsm.AppPINKey, clearBlock)
+	clear(clearBlock)
+	if err != nil {
+		return nil, fmt.Errorf("phonesim: encrypt PIN block: %w", err)
+	}
+
+	now := time.Now()
+	req, err := wire.Build(&wire.Withdrawal{
+		MTI:                  wire.MTIFinancialRequest,
+		ProcessingCode:       wire.ProcCashWithdrawal,
+		Amount:               wire.FormatAmount(p.Amount),
+		TransmissionDateTime: wire.FormatTransmissionDT(now),
+		STAN:                 wire.NextSTAN(&stanCounter),
+		LocalTime:            wire.FormatLocalTime(now),
+		LocalDate:            wire.FormatLocalDate(now),
+		TerminalID:           p.TerminalID,
+		Currency:             p.Currency,
+		PINBlock:             encBlock,
+		QRPayload:            payloadText,
+		CustomerID:           customerID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("phonesim: %w", err)
+	}
+	return req, nil
+}
+
+var errEmptyCustomer = errors.New("phonesim: customer ID is empty")
+
 // Withdraw sends the withdrawal request for the scanned QR payload with
 // the customer's ID and PIN (the PIN goes only into an encrypted format 1
 // PIN block) and waits for the answer.
@@ -89,58 +175,20 @@ func Withdraw(ctx context.Context, cfg Config, payloadText, customerID, pin stri
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if customerID == "" {
-		return Outcome{}, errors.New("phonesim: customer ID is empty")
+		return Outcome{}, errEmptyCustomer
 	}
-	m := hsm.NewSoft()
-	defer m.Close()
-	for _, k := range []struct {
-		name hsm.KeyName
-		hex  string
-		what string
-	}{{MACKey, cfg.MACKey, "MAC key"}, {DataKey, cfg.DataKey, "data key"}, {hsm.AppPINKey, cfg.AppPINKey, "app PIN key"}} {
-		b, err := hex.DecodeString(k.hex)
-		if err != nil {
-			return Outcome{}, fmt.Errorf("phonesim: %s is not valid hex", k.what)
-		}
-		_, err = m.ImportClearKey(k.name, b)
-		clear(b)
-		if err != nil {
-			return Outcome{}, fmt.Errorf("phonesim: %s: %w", k.what, err)
-		}
-	}
-	clearBlock, err := pinblock.Format1(pin, rand.Reader)
+	ph, err := NewPhone(cfg)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("phonesim: PIN: %w", err)
+		return Outcome{}, err
 	}
-	encBlock, err := m.Encrypt(hsm.AppPINKey, clearBlock)
-	clear(clearBlock)
+	defer ph.Close()
+	req, err := ph.Request(payloadText, customerID, pin)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("phonesim: encrypt PIN block: %w", err)
+		return Outcome{}, err
 	}
+	out := Outcome{Amount: p.Amount, Currency: p.Currency, Terminal: p.TerminalID, STAN: wire.STAN(req)}
 
-	now := time.Now()
-	stan := wire.FormatSTAN(stanCounter.Add(1)%999999 + 1)
-	req, err := wire.Build(&wire.Withdrawal{
-		MTI:                  wire.MTIFinancialRequest,
-		ProcessingCode:       wire.ProcCashWithdrawal,
-		Amount:               wire.FormatAmount(p.Amount),
-		TransmissionDateTime: wire.FormatTransmissionDT(now),
-		STAN:                 stan,
-		LocalTime:            wire.FormatLocalTime(now),
-		LocalDate:            wire.FormatLocalDate(now),
-		TerminalID:           p.TerminalID,
-		Currency:             p.Currency,
-		PINBlock:             encBlock,
-		QRPayload:            payloadText,
-		CustomerID:           customerID,
-	})
-	if err != nil {
-		return Outcome{}, fmt.Errorf("phonesim: %w", err)
-	}
-	out := Outcome{Amount: p.Amount, Currency: p.Currency, Terminal: p.TerminalID, STAN: stan}
-
-	prot := wire.NewProtector(m, wire.KeySet{NetMgmtMAC: MACKey, MAC: MACKey, Data: DataKey})
-	codec := &wire.Codec{Framer: wire.Framer{TPDU: cfg.TPDU}, Protector: prot,
+	codec := &wire.Codec{Framer: wire.Framer{TPDU: cfg.TPDU}, Protector: ph.Protector(),
 		OnReject: func(mti, stan string, err error) {
 			cfg.Logger.Warn("answer refused", "mti", mti, "stan", stan, "reason", err)
 		}}

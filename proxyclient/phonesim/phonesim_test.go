@@ -2,6 +2,8 @@ package phonesim_test
 
 import (
 	"bytes"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +12,9 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/hsm/pinblock"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 )
 
@@ -49,6 +54,86 @@ func TestLoadConfig(t *testing.T) {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}
+	}
+}
+
+// The request Phone builds (and Withdraw sends) carries the QR fields and
+// an encrypted PIN block that only the app PIN key opens; sealed with the
+// phone's keys it opens on the other end with the same keys.
+func TestPhoneRequest(t *testing.T) {
+	cfg, err := phonesim.LoadConfig("../../configs/phonesim.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := cfg
+	bad.DataKey = "not hex"
+	if _, err := phonesim.NewPhone(bad); err == nil || !strings.Contains(err.Error(), "data key") {
+		t.Fatalf("NewPhone with a bad data key: %v", err)
+	}
+	ph, err := phonesim.NewPhone(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ph.Close()
+	const text = "CLW1:ATM00001:10000:156:00112233445566778899AABBCCDDEEFF:1893456000:0123456789ABCDEF"
+	if _, err := ph.Request("not a qr", "CUST1", "1234"); !errors.Is(err, phonesim.ErrQR) {
+		t.Fatalf("bad QR: %v", err)
+	}
+	if _, err := ph.Request(text, "", "1234"); err == nil {
+		t.Fatal("empty customer ID accepted")
+	}
+	if _, err := ph.Request(text, "CUST1", "12"); err == nil {
+		t.Fatal("2-digit PIN accepted")
+	}
+
+	m, err := ph.Request(text, "CUST1", "1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := ph.Protector().Seal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := phonesim.NewPhone(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	opened, err := other.Protector().Open(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w wire.Withdrawal
+	if err := wire.Parse(opened, &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.MTI != wire.MTIFinancialRequest || w.Amount != "000000010000" || w.Currency != "156" || w.TerminalID != "ATM00001" ||
+		w.QRPayload != text || w.CustomerID != "CUST1" || len(w.STAN) != 6 {
+		t.Fatalf("request fields: MTI %s amount %s currency %s terminal %s customer %s STAN %q",
+			w.MTI, w.Amount, w.Currency, w.TerminalID, w.CustomerID, w.STAN)
+	}
+	pinKey, err := hex.DecodeString(cfg.AppPINKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := hsm.NewSoft()
+	defer host.Close()
+	if _, err := host.ImportClearKey(hsm.AppPINKey, pinKey); err != nil {
+		t.Fatal(err)
+	}
+	clearBlock, err := host.Decrypt(hsm.AppPINKey, w.PINBlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pin, err := pinblock.Parse(clearBlock); err != nil || pin != "1234" {
+		t.Fatal("PIN block does not hold the PIN")
+	}
+	m2, err := ph.Request(text, "CUST1", "1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wire.STAN(m2) == w.STAN {
+		t.Fatalf("two requests share STAN %s", w.STAN)
 	}
 }
 

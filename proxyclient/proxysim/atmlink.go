@@ -100,7 +100,7 @@ func (l *atmLink) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 		if err != nil {
 			return nil, l.refuse("first message does not unpack")
 		}
-		if _, ok := l.s.cfg.Terminals[id]; !ok || !validTerminalID(id) {
+		if _, ok := l.s.cfg.Terminals[id]; !ok { // validate admits only valid IDs
 			return nil, l.refuse(fmt.Sprintf("unknown terminal %q", id))
 		}
 		prot = wire.NewProtector(l.s.hsm, wire.KeySet{NetMgmtMAC: netSlot(id)})
@@ -125,7 +125,7 @@ func (l *atmLink) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 		l.log.Warn("ATM message refused", "reason", err)
 		return nil, nil
 	}
-	if id, _ := m.GetString(wire.FieldTerminalID); strings.TrimRight(id, " ") != term {
+	if id, _ := m.GetString(wire.FieldTerminalID); id != term { // Open strips field 41's padding
 		l.s.count(func(st *Stats) { st.Rejected++ })
 		l.log.Warn("ATM message refused", "reason", "field 41 names another terminal", "mti", wire.MTI(m), "stan", wire.STAN(m))
 		return nil, nil

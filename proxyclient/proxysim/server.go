@@ -197,7 +197,7 @@ func (s *Server) count(f func(*Stats)) {
 
 func (s *Server) now() time.Time { return s.cfg.Now() }
 
-func (s *Server) nextSTAN() string { return wire.FormatSTAN(s.stan.Add(1)%999999 + 1) }
+func (s *Server) nextSTAN() string { return wire.NextSTAN(&s.stan) }
 
 // phone side
 

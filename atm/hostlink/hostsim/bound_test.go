@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/hostlink/internal/linktest"
 	"github.com/cardless-atm/cardless/atm/wire"
-	"github.com/cardless-atm/cardless/hsm"
 )
 
 // A connection is bound to the terminal of its first message. Afterwards a
@@ -23,11 +23,10 @@ func TestBoundConnectionChecksVerifiedTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	keys := wire.KeySet{NetMgmtMAC: hsm.HostMAC, MAC: hsm.HostMAC, Data: hsm.HostData}
-	good := &wire.Codec{Protector: wire.NewProtector(linktest.ATMModule(t, f.Keys), keys)}
+	good := &wire.Codec{Protector: wire.NewProtector(linktest.ATMModule(t, f.Keys), hostlink.Keys)}
 	wrongKeys := f.Keys
 	wrongKeys.MAC = linktest.TDESKey(t)
-	bad := &wire.Codec{Protector: wire.NewProtector(linktest.ATMModule(t, wrongKeys), keys)}
+	bad := &wire.Codec{Protector: wire.NewProtector(linktest.ATMModule(t, wrongKeys), hostlink.Keys)}
 
 	send := func(c *wire.Codec, stan, tid string) {
 		t.Helper()

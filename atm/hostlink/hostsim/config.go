@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/cardless-atm/cardless/atm/wire"
 )
 
 // Config configures a Server. It is loaded from JSON by LoadConfig (unknown
@@ -170,7 +172,7 @@ func (c *Config) Validate() error {
 		bad("currencies: at least one currency is required")
 	}
 	for num, cur := range c.Currencies {
-		if len(num) != 3 || !allDigits(num) {
+		if len(num) != 3 || !wire.IsDigits(num) {
 			bad("currencies: key %q must be a 3-digit ISO 4217 numeric code", num)
 		}
 		if len(cur.Alpha) != 3 {
@@ -191,13 +193,4 @@ func isTDESHex(s string) bool {
 	return err == nil && (len(b) == 16 || len(b) == 24)
 }
 
-func validPIN(p string) bool { return len(p) >= 4 && len(p) <= 12 && allDigits(p) }
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
+func validPIN(p string) bool { return len(p) >= 4 && len(p) <= 12 && wire.IsDigits(p) }

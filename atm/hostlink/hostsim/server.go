@@ -375,6 +375,10 @@ func (hc *hostConn) handle(conn *connection.Connection, m *iso8583.Message) {
 		drop bool // close the connection instead of answering
 		slow = f.SlowAnswer
 	)
+	if f.NoAnswer && (mti == wire.MTIFinancialRequest || mti == wire.MTIAdvice || mti == wire.MTIReversal) {
+		s.log.Warn("fault: financial message dropped unanswered", "terminal", term, "mti", mti, "stan", wire.STAN(m))
+		return
+	}
 	switch mti {
 	case wire.MTINetMgmtRequest:
 		resp = s.netMgmt(m)
@@ -386,7 +390,7 @@ func (hc *hostConn) handle(conn *connection.Connection, m *iso8583.Message) {
 			return
 		}
 		switch {
-		case f.NoAnswer || w.CustomerID == MagicNoAnswer:
+		case w.CustomerID == MagicNoAnswer:
 			s.log.Warn("fault: 0200 dropped unanswered", "terminal", term, "stan", w.STAN)
 			return
 		case w.CustomerID == MagicSlow && slow == 0:
@@ -398,10 +402,6 @@ func (hc *hostConn) handle(conn *connection.Connection, m *iso8583.Message) {
 			drop = true
 		}
 	case wire.MTIAdvice:
-		if f.NoAnswer {
-			s.log.Warn("fault: 0220 dropped unanswered", "terminal", term, "stan", wire.STAN(m))
-			return
-		}
 		var a wire.Advice
 		if err := wire.Parse(m, &a); err != nil {
 			s.log.Warn("0220 unreadable", "terminal", term, "err", err)
@@ -409,10 +409,6 @@ func (hc *hostConn) handle(conn *connection.Connection, m *iso8583.Message) {
 		}
 		resp = s.advice(term, &a)
 	case wire.MTIReversal:
-		if f.NoAnswer {
-			s.log.Warn("fault: 0420 dropped unanswered", "terminal", term, "stan", wire.STAN(m))
-			return
-		}
 		var r wire.Reversal
 		if err := wire.Parse(m, &r); err != nil {
 			s.log.Warn("0420 unreadable", "terminal", term, "err", err)

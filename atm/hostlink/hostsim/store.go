@@ -1,6 +1,7 @@
 package hostsim
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -166,13 +167,23 @@ func openDB(path string, customers []Customer) (*bolt.DB, error) {
 	return db, nil
 }
 
+// openReadOnly opens the host database at path read-only, for the
+// offline readers below.
+func openReadOnly(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, openErr(path, err)
+	}
+	return db, nil
+}
+
 // ReadTotals returns the totals of terminalID for day (YYYY-MM-DD) from the
 // host database at path, opened read-only (the server must not be running
 // on it, as bbolt locks the file).
 func ReadTotals(path, day, terminalID string) (Totals, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	db, err := openReadOnly(path)
 	if err != nil {
-		return Totals{}, openErr(path, err)
+		return Totals{}, err
 	}
 	defer db.Close()
 	return readTotals(db, day, terminalID)
@@ -180,9 +191,9 @@ func ReadTotals(path, day, terminalID string) (Totals, error) {
 
 // ReadAllTotals returns every terminal's totals for day, keyed by terminal.
 func ReadAllTotals(path, day string) (map[string]Totals, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	db, err := openReadOnly(path)
 	if err != nil {
-		return nil, openErr(path, err)
+		return nil, err
 	}
 	defer db.Close()
 	out := map[string]Totals{}
@@ -193,7 +204,7 @@ func ReadAllTotals(path, day string) (map[string]Totals, error) {
 		}
 		prefix := []byte(day + "/")
 		c := b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, v = c.Next() {
+		for k, v := c.Seek(prefix); len(k) > len(prefix) && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var t Totals
 			if err := json.Unmarshal(v, &t); err != nil {
 				return fmt.Errorf("hostsim: corrupt totals %q: %w", k, err)

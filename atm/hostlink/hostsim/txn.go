@@ -253,8 +253,9 @@ func (s *Server) reversal(term string, r *wire.Reversal) *wire.Reversal {
 		case !found:
 			log.Warn("reversal for an unknown original: acknowledged, nothing to undo; a late 0200 will be declined")
 			amount, _ := wire.ParseAmount(r.Amount)
+			now := s.now()
 			tomb := authRecord{Terminal: term, STAN: od.STAN, Amount: amount, Currency: r.Currency,
-				Day: s.now().UTC().Format(dayLayout), Time: s.now(), Tombstone: true, Reversed: true}
+				Day: now.UTC().Format(dayLayout), Time: now, Tombstone: true, Reversed: true}
 			return putJSON(auths, key, &tomb)
 		case rec.Reversed:
 			log.Info("duplicate reversal: acknowledged, not applied again")

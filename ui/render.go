@@ -44,10 +44,12 @@ func Render(b Backend, st State, size image.Point) (*image.RGBA, error) {
 
 // Renderer draws frames of the UI for one Backend into one offscreen
 // window that it keeps between frames: setting a window up costs far more
-// than drawing a frame. It is not safe for concurrent use.
+// than drawing a frame. It also keeps one App, so that its fonts, shaped
+// texts and QR symbol serve every frame and a screen change is logged once.
+// It is not safe for concurrent use.
 type Renderer struct {
-	b Backend
 	w *offscreen.Window
+	a *App
 }
 
 // NewRenderer sets up an offscreen window of the given size; clock is the
@@ -57,29 +59,48 @@ func NewRenderer(b Backend, size image.Point, clock func() time.Time) (*Renderer
 	if err != nil {
 		return nil, err
 	}
-	return &Renderer{b: b, w: w}, nil
+	return &Renderer{w: w, a: New(b, Options{})}, nil
 }
 
-// Render draws one frame showing st (see State) and returns it.
+// Render draws one frame showing st (see State) and returns it. Each frame
+// shows st whatever the frames before showed, except that, as in the
+// kiosk's window, the "Do you need more time?" prompt of a deadline first
+// seen after the Renderer's first frame waits for the middle of its phase
+// (see Options.Warn), and that text drawn again may land up to a fraction
+// of a pixel apart (the GPU renderer reuses a text's outline).
 func (r *Renderer) Render(st State) (*image.RGBA, error) {
-	a := New(r.b, Options{Lang: st.Lang, Clock: st.Clock})
-	a.apply(st)
-	if err := r.w.Frame(func(gtx layout.Context) { a.Layout(gtx) }); err != nil {
+	r.prepare(st)
+	if err := r.w.Frame(func(gtx layout.Context) { r.a.Layout(gtx) }); err != nil {
 		return nil, err
 	}
 	return r.w.Screenshot()
 }
 
+// prepare puts the kept App in st, as New and apply put a new one.
+func (r *Renderer) prepare(st State) {
+	a := r.a
+	a.opts.Lang, a.opts.Clock = st.Lang, st.Clock
+	if a.opts.Clock == nil {
+		a.opts.Clock = time.Now
+	}
+	a.apply(st)
+}
+
 // Release frees the offscreen window.
 func (r *Renderer) Release() { r.w.Release() }
 
-// apply puts the App in the UI-owned part of st.
+// apply puts the App in the UI-owned part of st, resetting every part that
+// st does not set as New leaves it, so that a kept App shows st as a new
+// one would.
 func (a *App) apply(st State) {
 	a.lang = st.Lang
 	a.inputAt = a.now()
 	a.snap = a.b.Snapshot()
 	a.lastPhase = a.snap.Phase
 	a.outcomeAt = a.now()
+	a.dismissed = time.Time{}
+	a.local = ScreenWelcome
+	a.supervisor, a.forcePrompt = false, false
 	switch st.Screen {
 	case ScreenLanguage, ScreenAmount, ScreenCannotPay:
 		a.local = st.Screen
@@ -89,5 +110,7 @@ func (a *App) apply(st State) {
 		a.forcePrompt = true
 	}
 	a.entry = st.Entry
+	a.setErr("")
 	a.cannot = st.CannotPay
+	a.receipt = 0
 }

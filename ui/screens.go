@@ -81,16 +81,16 @@ func (a *App) label(gtx C, size unit.Sp, txt string, col color.NRGBA, bold bool,
 	// one but its words must stay together too) is one line: it shrinks
 	// rather than wraps. Other text wraps between words.
 	single := a.noWrap || strings.HasPrefix(desc, descButton) && !strings.Contains(txt, " ")
-	wrapW := maxW
-	if single {
-		wrapW = 1 << 20
-	}
-	sh := a.shape(gtx, l, wrapW)
+	// A one-line label is laid out at an unbounded width: its line, at
+	// most that wide, is aligned within the larger of its width and
+	// Min.X, which is at most maxW, so it is drawn just as at
+	// max(maxW, its width).
 	gtx.Constraints.Max = image.Pt(maxW, 1<<20)
 	if single {
-		gtx.Constraints.Max.X = max(maxW, sh.width)
+		gtx.Constraints.Max.X = 1 << 20
 	}
-	gtx.Constraints.Min.X = min(gtx.Constraints.Min.X, gtx.Constraints.Max.X)
+	gtx.Constraints.Min.X = min(gtx.Constraints.Min.X, maxW)
+	sh := a.shape(gtx, l)
 	m := op.Record(gtx.Ops)
 	dims := l.Layout(gtx)
 	call := m.Stop()
@@ -117,28 +117,40 @@ type laidLabel struct {
 }
 
 type shaped struct {
-	lines []string
-	width int // widest line, in pixels
+	lines []string // only when tracing
+	width int      // widest line, in pixels
 }
 
-// shape breaks l's text into lines as l.Layout will at width maxW (the
-// shaper caches the result, so the layout that follows costs nothing more).
-func (a *App) shape(gtx C, l material.LabelStyle, maxW int) shaped {
+// shape breaks l's text into lines as l.Layout will in gtx's constraints.
+// It passes the shaper the parameters that shape text in l.Layout (size,
+// font, wrap policy, locale, MinWidth and MaxWidth: its cache key), so the
+// layout that follows finds the lines in the shaper's cache and the text is
+// shaped once. It shapes with Start alignment, so that the glyph positions,
+// and width, do not depend on the alignment or on MinWidth.
+func (a *App) shape(gtx C, l material.LabelStyle) shaped {
 	sh := a.th.Shaper
 	sh.LayoutString(text.Parameters{
-		Font:       l.Font,
-		PxPerEm:    fixed.I(gtx.Sp(l.TextSize)),
-		WrapPolicy: l.WrapPolicy,
-		MaxWidth:   maxW,
-		Locale:     gtx.Locale,
+		Font:            l.Font,
+		PxPerEm:         fixed.I(gtx.Sp(l.TextSize)),
+		MaxLines:        l.MaxLines,
+		Truncator:       l.Truncator,
+		WrapPolicy:      l.WrapPolicy,
+		MaxWidth:        gtx.Constraints.Max.X,
+		MinWidth:        gtx.Constraints.Min.X,
+		Locale:          gtx.Locale,
+		LineHeight:      fixed.I(gtx.Sp(l.LineHeight)),
+		LineHeightScale: l.LineHeightScale,
 	}, l.Text)
-	runes := []rune(l.Text)
 	var out shaped
+	var runes []rune
+	if a.trace {
+		runes = []rune(l.Text)
+	}
 	start, off := 0, 0
 	for g, ok := sh.NextGlyph(); ok; g, ok = sh.NextGlyph() {
 		off += int(g.Runes)
 		out.width = max(out.width, (g.X + g.Advance).Ceil())
-		if g.Flags&text.FlagLineBreak != 0 {
+		if a.trace && g.Flags&text.FlagLineBreak != 0 {
 			end := min(off, len(runes))
 			out.lines = append(out.lines, string(runes[start:end]))
 			start = end
@@ -393,7 +405,8 @@ func (a *App) page(gtx C, title string, body layout.Widget) D {
 	)
 }
 
-// centered lays out lines of text centred horizontally, stacked from the top.
+// lines stacks ws from the top, each given the full width (so a para, whose
+// text is aligned in the middle, shows centred) and 10 dp above and below.
 func (a *App) lines(gtx C, ws ...layout.Widget) D {
 	children := make([]layout.FlexChild, 0, len(ws))
 	for _, w := range ws {
@@ -694,10 +707,11 @@ func (a *App) moreTimeScreen(gtx C, now time.Time) D {
 	dl, _ := a.deadline(under, a.snap)
 	a.add(choice{id: "more.yes", label: a.t("btn.yes"), fkey: 4, enter: true, primary: true, act: func() { a.moreTime(under) }})
 	a.add(choice{id: "more.no", label: a.t("btn.no"), fkey: 8, esc: true, act: func() { a.noMoreTime(under) }})
+	left := i18n.Countdown(a.secondsLeft(dl, now))
 	return a.page(gtx, a.t("more.title"), func(gtx C) D {
 		return a.lines(gtx,
-			a.para(spBig, i18n.Countdown(a.secondsLeft(dl, now)), colAccent, true),
-			a.para(spBody, a.t("more.body", i18n.Countdown(a.secondsLeft(dl, now))), colText, false))
+			a.para(spBig, left, colAccent, true),
+			a.para(spBody, a.t("more.body", left), colText, false))
 	})
 }
 

@@ -585,6 +585,85 @@ func BenchmarkConfirmToQRFrame(b *testing.B) {
 	}
 }
 
+// TestRendererKeepsNoState draws a sequence of states with one Renderer,
+// whose App lives from frame to frame, changing before each frame what the
+// customer could have changed, and checks that the App is put in each
+// state just as a new App would be.
+func TestRendererKeepsNoState(t *testing.T) {
+	clk := newClock()
+	b := uifake.New(clk.Now)
+	r, err := ui.NewRenderer(b, image.Pt(800, 600), clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	st := func(l i18n.Lang, sc ui.Screen) ui.State { return ui.State{Lang: l, Screen: sc, Clock: clk.Now} }
+	cannot := st(i18n.English, ui.ScreenCannotPay)
+	cannot.CannotPay = &ui.CannotPayError{Reason: "notes", Nearest: []int64{60000, 80000}}
+	amount := st(i18n.Chinese, ui.ScreenAmount)
+	amount.Entry = "800"
+	steps := []struct {
+		before func()
+		st     ui.State
+	}{
+		{nil, st(i18n.English, ui.ScreenWelcome)},
+		{nil, amount},
+		{nil, cannot},
+		{nil, st(i18n.Chinese, ui.ScreenSupervisor)},
+		{nil, st(i18n.English, ui.ScreenLanguage)},
+		{nil, st(i18n.Chinese, ui.ScreenWelcome)},
+		{func() {
+			if err := b.RequestWithdrawal(50000); err != nil {
+				t.Fatal(err)
+			}
+		}, st(i18n.English, ui.ScreenQR)},
+		{func() { clk.Add(3 * time.Second) }, st(i18n.Chinese, ui.ScreenMoreTime)},
+		{nil, st(i18n.Chinese, ui.ScreenQR)},
+		{func() { b.SetPhase(ui.Complete, "") }, st(i18n.English, ui.ScreenComplete)},
+		{func() { b.SetPhase(ui.Declined, "51") }, st(i18n.Chinese, ui.ScreenDeclined)},
+		{func() { b.SetPhase(ui.Idle, "") }, st(i18n.English, ui.ScreenWelcome)},
+	}
+	for i, s := range steps {
+		if s.before != nil {
+			s.before()
+		}
+		if i > 0 {
+			r.DirtyForTest()
+		}
+		if diff := r.PrepareDiffForTest(s.st); len(diff) > 0 {
+			t.Errorf("step %d (%s): the kept App differs from a new one: %q", i, s.st.Screen, diff)
+		}
+		if _, err := r.Render(s.st); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRendererQRFrame draws the QR screen with one Renderer once a
+// second of its countdown, as the appliance's headless screen does.
+func BenchmarkRendererQRFrame(b *testing.B) {
+	clk := newClock()
+	fb := uifake.New(clk.Now)
+	if err := fb.RequestWithdrawal(50000); err != nil {
+		b.Fatal(err)
+	}
+	r, err := ui.NewRenderer(fb, image.Pt(1024, 768), clk.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Release()
+	st := ui.State{Lang: i18n.Chinese, Clock: clk.Now}
+	for b.Loop() {
+		if _, err := r.Render(st); err != nil {
+			b.Fatal(err)
+		}
+		clk.Add(time.Second)
+		if fb.Snapshot().Deadline.Sub(clk.Now()) < 15*time.Second {
+			fb.MoreTime()
+		}
+	}
+}
+
 func ExampleRender() {
 	clock := func() time.Time { return screenshots.Epoch }
 	b := uifake.New(clock)

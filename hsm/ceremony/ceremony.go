@@ -202,9 +202,9 @@ type termReader struct {
 	wipe   func() // zeroes the caller's components if a signal ends the process
 }
 
-// read turns echo off while a component is typed. SIGINT, SIGTERM and
-// SIGHUP are caught meanwhile (see guardTerminal): the terminal is restored
-// and the process exits with 128+signal, before anything is stored.
+// read turns echo off while a component is typed. The interruptSignals are
+// caught meanwhile (see guardTerminal): the terminal is restored and the
+// process exits with 128+signal, before anything is stored.
 func (r termReader) read(prompt string) ([]byte, error) {
 	g, err := guardTerminal(r.fd, r.stderr, r.wipe)
 	if err != nil {

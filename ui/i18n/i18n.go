@@ -34,17 +34,6 @@ func (l Lang) Other() Lang {
 	return Chinese
 }
 
-// ParseLang accepts "en", "zh" and common variants ("zh-CN", "english", "中文").
-func ParseLang(s string) (Lang, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "en", "en-us", "en-gb", "english", "":
-		return English, nil
-	case "zh", "zh-cn", "zh-hans", "chinese", "中文":
-		return Chinese, nil
-	}
-	return English, fmt.Errorf("i18n: unknown language %q (want en or zh)", s)
-}
-
 // Key names a message in the catalogs.
 type Key string
 
@@ -73,21 +62,18 @@ func Has(l Lang, k Key) bool {
 
 // Reason returns the plain-words explanation of a decline or failure code
 // ("51", "55", "timeout", ...). Unknown codes get a generic message.
-func Reason(l Lang, code string) string {
-	k := Key("reason." + code)
-	if Has(l, k) {
-		return T(l, k)
-	}
-	return T(l, "reason.unknown")
-}
+func Reason(l Lang, code string) string { return explain(l, "reason.", code) }
 
 // CannotPayReason explains a *ui.CannotPayError reason key.
-func CannotPayReason(l Lang, reason string) string {
-	k := Key("cannot." + reason)
-	if Has(l, k) {
+func CannotPayReason(l Lang, reason string) string { return explain(l, "cannot.", reason) }
+
+// explain returns the message prefix+name in language l, or the message
+// prefix+"unknown" when l's catalog has no such key.
+func explain(l Lang, prefix, name string) string {
+	if k := Key(prefix + name); Has(l, k) {
 		return T(l, k)
 	}
-	return T(l, "cannot.unknown")
+	return T(l, Key(prefix+"unknown"))
 }
 
 // Amount formats minor units of an ISO 4217 currency for language l:

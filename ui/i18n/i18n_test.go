@@ -49,20 +49,18 @@ func TestAmount(t *testing.T) {
 	}
 }
 
-func TestReasonAndParse(t *testing.T) {
+func TestReason(t *testing.T) {
 	if Reason(English, "51") == Reason(English, "zz") {
 		t.Error("code 51 should have its own message")
 	}
 	if Reason(Chinese, "zz") != T(Chinese, "reason.unknown") {
 		t.Error("unknown code should map to reason.unknown")
 	}
-	for in, want := range map[string]Lang{"en": English, "zh-CN": Chinese, "中文": Chinese} {
-		if got, err := ParseLang(in); err != nil || got != want {
-			t.Errorf("ParseLang(%q) = %v, %v", in, got, err)
-		}
+	if CannotPayReason(English, "notes") != T(English, "cannot.notes") {
+		t.Error("reason notes should map to cannot.notes")
 	}
-	if _, err := ParseLang("fr"); err == nil {
-		t.Error("ParseLang(fr) should fail")
+	if CannotPayReason(Chinese, "zz") != T(Chinese, "cannot.unknown") {
+		t.Error("unknown reason should map to cannot.unknown")
 	}
 	if T(English, "no.such.key") != "[no.such.key]" {
 		t.Error("missing key should be visible")

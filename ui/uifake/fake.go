@@ -224,13 +224,6 @@ func (b *Backend) Update(f func(*ui.Snapshot)) {
 	b.notify()
 }
 
-// SetSupervisor replaces what Supervisor returns.
-func (b *Backend) SetSupervisor(s ui.SupervisorInfo) {
-	b.mu.Lock()
-	b.sup = s
-	b.mu.Unlock()
-}
-
 // Requested returns the amounts passed to RequestWithdrawal so far.
 func (b *Backend) Requested() []int64 {
 	b.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/hsm"
@@ -40,8 +41,16 @@ type Config struct {
 	Host      Host
 	Links     Links // optional
 
-	Now    func() time.Time
+	// Clock is the core's one time source (now, session expiry, the
+	// take-cash timer, the store-and-forward backoff). Give the store the
+	// same clock. Nil means clock.Real.
+	Clock  clock.Clock
 	Logger *slog.Logger
+	// DayZone is the time zone whose calendar day a withdrawal counts for
+	// (the daily limit and the daily totals); nil means UTC. A withdrawal
+	// counts for the day of its authorization request (the transmission
+	// time of the 0200, field 7), as the host books it.
+	DayZone *time.Location
 
 	// SAFRetryMin and SAFRetryMax bound the store-and-forward backoff.
 	SAFRetryMin, SAFRetryMax time.Duration
@@ -62,8 +71,9 @@ func (c *Config) defaults() error {
 	if c.TakeTimeout <= 0 {
 		c.TakeTimeout = 30 * time.Second
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	c.Clock = clock.Or(c.Clock)
+	if c.DayZone == nil {
+		c.DayZone = time.UTC
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -153,9 +163,19 @@ func New(cfg Config) (*ATM, error) {
 		safWake: make(chan struct{}, 1),
 		fatal:   make(chan error, 1),
 	}
-	a.view.InService = true
+	// Out of service until Run has recovered what a crash left and checked
+	// the devices: a terminal that says "in service" before recovery could
+	// be shut down again with a reversal still unqueued.
+	a.view.Reason = "recovery"
 	return a, nil
 }
+
+// now is the core's clock reading.
+func (a *ATM) now() time.Time { return a.cfg.Clock.Now() }
+
+// Day returns the calendar day (YYYY-MM-DD in Config.DayZone) that a
+// withdrawal authorized at t counts for.
+func (a *ATM) Day(t time.Time) string { return t.In(a.cfg.DayZone).Format(time.DateOnly) }
 
 // Config returns the core's configuration (after defaults).
 func (a *ATM) Config() Config { return a.cfg }
@@ -171,7 +191,7 @@ func (a *ATM) Run(ctx context.Context) error {
 	}
 	go a.safLoop(ctx)
 	a.refreshService(ctx)
-	tick := time.NewTicker(time.Second)
+	tick := a.cfg.Clock.NewTicker(time.Second)
 	defer tick.Stop()
 	for ticks := 1; ; ticks++ {
 		select {
@@ -184,7 +204,7 @@ func (a *ATM) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			fn(ctx)
-		case <-tick.C:
+		case <-tick.C():
 			if a.unrecovered > 0 && ticks%5 == 0 {
 				if err := a.Recover(ctx); err != nil {
 					return err

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink"
@@ -31,6 +33,7 @@ type fakeHost struct {
 	token     string // "none": approve without a token; "small": cover one unit less; "reuse": send the previous token
 	lastToken string
 	safErr    error // returned by Advise/Reverse
+	safFailed int   // Advise/Reverse calls answered with safErr
 	auths     []hostlink.AuthRequest
 	advices   []hostlink.Advice
 	reversals []hostlink.Reversal
@@ -75,6 +78,7 @@ func (h *fakeHost) Advise(ctx context.Context, a hostlink.Advice) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.safErr != nil {
+		h.safFailed++
 		return h.safErr
 	}
 	h.advices = append(h.advices, a)
@@ -85,10 +89,17 @@ func (h *fakeHost) Reverse(ctx context.Context, r hostlink.Reversal) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.safErr != nil {
+		h.safFailed++
 		return h.safErr
 	}
 	h.reversals = append(h.reversals, r)
 	return nil
+}
+
+func (h *fakeHost) safTries() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.safFailed
 }
 
 func (h *fakeHost) counts() (auths, advices, reversals int) {
@@ -105,34 +116,55 @@ type rig struct {
 	host   *fakeHost
 	sim    *dispensersim.Sim
 	db     *store.DB
-	now    *clock
+	clk    clock.Clock
+	fake   *clock.Fake // nil when the rig runs on the real clock
+	take   time.Duration
+	ttl    time.Duration
+	retry  time.Duration // the longest store-and-forward backoff
+	start  time.Time     // the clock's reading when the rig started
 }
 
-// clock runs at real speed from a fixed start, and Add jumps it ahead.
-type clock struct {
-	mu     sync.Mutex
-	start  time.Time
-	real   time.Time
-	offset time.Duration
+// ClockEnv chooses the rig's clock: unset, a fake clock starting at
+// defaultStart; an RFC 3339 instant, a fake clock starting there; "real",
+// the system clock (timeouts shortened so the suite stays quick).
+// TestFlowsAtOtherInstants runs the suite again under several of them.
+const ClockEnv = "CARDLESS_TEST_CLOCK"
+
+var defaultStart = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+
+func rigClock(t *testing.T) (clock.Clock, *clock.Fake) {
+	switch v := os.Getenv(ClockEnv); v {
+	case "":
+		f := clock.NewFake(defaultStart)
+		return f, f
+	case "real":
+		return clock.Real{}, nil
+	default:
+		start, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", ClockEnv, v, err)
+		}
+		f := clock.NewFake(start)
+		return f, f
+	}
 }
 
-func newClock() *clock {
-	return &clock{start: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC), real: time.Now()}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.start.Add(time.Since(c.real) + c.offset)
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
+// advance lets d pass: the fake clock jumps, the real one is waited for.
+func (r *rig) advance(d time.Duration) {
+	if r.fake != nil {
+		r.fake.Advance(d)
+		return
+	}
+	time.Sleep(d)
 }
 
 func newRig(t *testing.T, faults dispensersim.Faults) *rig {
+	t.Helper()
+	clk, fake := rigClock(t)
+	return newRigOn(t, faults, clk, fake)
+}
+
+func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *clock.Fake) *rig {
 	t.Helper()
 	m := hsm.NewSoft()
 	t.Cleanup(func() { m.Close() })
@@ -150,13 +182,22 @@ func newRig(t *testing.T, faults dispensersim.Faults) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, host: &fakeHost{}, sim: sim, db: storetest.Open(t), now: newClock()}
+	r := &rig{t: t, host: &fakeHost{}, sim: sim, clk: clk, fake: fake, start: clk.Now(),
+		db: storetest.OpenOptions(t, store.Options{Now: clk.Now})}
+	// On the fake clock the timeouts are the production defaults and only
+	// the test moves time; on the real clock they are short.
+	retryMin := time.Second
+	r.take, r.ttl, r.retry = 30*time.Second, 120*time.Second, 8*time.Second
+	if fake == nil {
+		retryMin = 20 * time.Millisecond
+		r.take, r.ttl, r.retry = 300*time.Millisecond, 3*time.Second, 100*time.Millisecond
+	}
 	r.core, err = atm.New(atm.Config{
 		TerminalID: "ATM00001", Currency: "156", CurrencyAlpha: "CNY", Exponent: 2,
-		TakeTimeout: 300 * time.Millisecond,
-		Limits:      atm.Limits{Min: 5000, Max: 300000, Multiple: 5000, Daily: 1000000},
-		Store:       r.db, HSM: m, Dispenser: sim, Host: r.host, Now: r.now.Now,
-		SAFRetryMin: 20 * time.Millisecond, SAFRetryMax: 100 * time.Millisecond,
+		TakeTimeout: r.take, SessionTTL: r.ttl,
+		Limits: atm.Limits{Min: 5000, Max: 300000, Multiple: 5000, Daily: 1000000},
+		Store:  r.db, HSM: m, Dispenser: sim, Host: r.host, Clock: clk,
+		SAFRetryMin: retryMin, SAFRetryMax: r.retry,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +228,29 @@ func (r *rig) command(s *atm.Session, stan string) atm.Result {
 		QRPayload: s.QR, CustomerID: "6222020000001234", PINBlock: []byte{1, 2, 3, 4, 5, 6, 7, 8}})
 }
 
+// commandAsync sends the command in the background; the result arrives on
+// the channel.
+func (r *rig) commandAsync(s *atm.Session, stan string) <-chan atm.Result {
+	out := make(chan atm.Result, 1)
+	go func() {
+		out <- r.send(atm.Command{STAN: stan, TerminalID: "ATM00001", Amount: s.Amount, Currency: "156",
+			QRPayload: s.QR, CustomerID: "6222020000001234", PINBlock: []byte{1, 2, 3, 4, 5, 6, 7, 8}})
+	}()
+	return out
+}
+
+// waitState waits (bounded) until the screen shows the session in want.
+func (r *rig) waitState(want atm.State) {
+	r.t.Helper()
+	for i := 0; i < 1000; i++ {
+		if v := r.core.View(); v.Session != nil && v.Session.State == want {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.t.Fatalf("session never reached %s (now %+v)", want, r.core.View().Session)
+}
+
 func (r *rig) send(c atm.Command) atm.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -211,6 +275,20 @@ func (r *rig) verify() {
 	if err := r.db.VerifyJournal(); err != nil {
 		r.t.Fatalf("journal: %v", err)
 	}
+	if r.fake == nil {
+		return
+	}
+	// Every journal entry is stamped by the rig's one clock: a store on
+	// another clock (the system's) would stamp today's date.
+	now := r.fake.Now()
+	r.db.View(func(tx *store.Tx) error {
+		return tx.JournalRange(0, func(e store.Entry) error {
+			if e.Time.Before(r.start) || e.Time.After(now) {
+				r.t.Errorf("journal entry %d (%s) stamped %v, outside the clock's %v .. %v", e.Seq, e.Kind, e.Time, r.start, now)
+			}
+			return nil
+		})
+	})
 }
 
 func (r *rig) journalKinds() string {
@@ -347,18 +425,24 @@ func TestDispenserFaults(t *testing.T) {
 		wantRC    string
 		wantPaid  int64
 		wantState atm.State
+		notTaken  bool // the take-cash timer must run out
 	}{
-		{"short dispense", dispensersim.Faults{ShortDispense: 1}, "00", 20000, atm.StateCompleted},
-		{"jam", dispensersim.Faults{Jam: true, JamAfter: 1}, "96", 0, atm.StateFailed},
-		{"notes not taken", dispensersim.Faults{NotesNotTaken: true}, "96", 0, atm.StateRetracted},
-		{"shutter failure", dispensersim.Faults{ShutterFailure: true}, "96", 0, atm.StateRetracted},
-		{"count unknown", dispensersim.Faults{CountUnknown: true}, "96", 0, atm.StateInDoubt},
+		{"short dispense", dispensersim.Faults{ShortDispense: 1}, "00", 20000, atm.StateCompleted, false},
+		{"jam", dispensersim.Faults{Jam: true, JamAfter: 1}, "96", 0, atm.StateFailed, false},
+		{"notes not taken", dispensersim.Faults{NotesNotTaken: true}, "96", 0, atm.StateRetracted, true},
+		{"shutter failure", dispensersim.Faults{ShutterFailure: true}, "96", 0, atm.StateRetracted, false},
+		{"count unknown", dispensersim.Faults{CountUnknown: true}, "96", 0, atm.StateInDoubt, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, tt.faults)
 			s := r.session(30000)
-			res := r.command(s, "000001")
+			out := r.commandAsync(s, "000001")
+			if tt.notTaken {
+				r.waitState(atm.StateAwaitingTake)
+				r.advance(r.take)
+			}
+			res := <-out
 			if res.ResponseCode != tt.wantRC || res.Dispensed != tt.wantPaid {
 				t.Fatalf("result %+v, want rc %s paid %d", res, tt.wantRC, tt.wantPaid)
 			}
@@ -492,7 +576,7 @@ func TestCommandRefusals(t *testing.T) {
 func TestExpiredQR(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
 	s := r.session(10000)
-	r.now.Add(121 * time.Second)
+	r.advance(r.ttl + time.Second)
 	if res := r.command(s, "000001"); res.ResponseCode != "54" {
 		t.Fatalf("result %+v", res)
 	}
@@ -552,13 +636,20 @@ func TestSAFSurvivesHostOutage(t *testing.T) {
 	if res := r.command(r.session(10000), "000001"); res.ResponseCode != "00" {
 		t.Fatal(res)
 	}
-	time.Sleep(150 * time.Millisecond)
+	for i := 0; i < 1000 && r.host.safTries() < 2; i++ {
+		r.advance(r.retry) // let the backoff run out, so it tries again
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := r.host.safTries(); n < 2 {
+		t.Fatalf("%d tries to send the advice, want it resent", n)
+	}
 	if n, _ := r.core.PendingSAF(); n != 1 {
 		t.Fatalf("pending %d, want the advice waiting", n)
 	}
 	r.host.mu.Lock()
 	r.host.safErr = nil
 	r.host.mu.Unlock()
+	r.advance(r.retry)
 	r.settle()
 	if _, adv, _ := r.host.counts(); adv != 1 {
 		t.Fatalf("advices %d", adv)

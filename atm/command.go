@@ -94,7 +94,7 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 		a.waiters[s.ID] = append(a.waiters[s.ID], reply)
 		return
 	}
-	if !a.cfg.Now().Before(s.Expires) {
+	if !a.now().Before(s.Expires) {
 		a.endWaiting(EvExpire, "SESSION EXPIRED")
 		refuse("54", "session expired", s.ID)
 		return
@@ -115,7 +115,7 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 			ns.CommandSTAN = cmd.STAN
 			ns.Customer = maskID(cmd.CustomerID)
 			ns.DispenseNonce = nonce
-			ns.HostTime = a.cfg.Now().UTC().Truncate(time.Second)
+			ns.HostTime = a.now().UTC().Truncate(time.Second)
 		},
 		// The host STAN is allocated in the same transaction, so the
 		// reversal of an interrupted authorization can name it.

@@ -80,7 +80,7 @@ func (a *ATM) commit(s *Session, ch change) error {
 		ch.mutate(&ns)
 	}
 	ns.State = next
-	ns.Updated = a.cfg.Now().UTC()
+	ns.Updated = a.now().UTC()
 	if err := a.write(&ns, ch); err != nil {
 		return err
 	}
@@ -118,7 +118,8 @@ func (a *ATM) write(ns *Session, ch change) error {
 			return err
 		}
 		if ch.daily != 0 {
-			if _, err := tx.AddDailyTotal(ns.Created.Format(time.DateOnly), ch.daily); err != nil {
+			// The day of the authorization request, as the host books it.
+			if _, err := tx.AddDailyTotal(a.Day(ns.bookedAt()), ch.daily); err != nil {
 				return err
 			}
 		}

@@ -79,7 +79,7 @@ func (a *ATM) startSession(ctx context.Context, amount int64) (*Session, error) 
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("atm: nonce: %w", err)
 	}
-	now := a.cfg.Now().UTC()
+	now := a.now().UTC()
 	s := &Session{
 		ID:         strings.ToUpper(hex.EncodeToString(nonce)),
 		TerminalID: a.cfg.TerminalID,
@@ -138,7 +138,7 @@ func (a *ATM) checkAmount(amount int64, st dispenser.Status) (dispenser.Mix, *Ca
 		var total int64
 		err := a.db.View(func(tx *store.Tx) error {
 			var err error
-			total, err = tx.DailyTotal(a.cfg.Now().UTC().Format(time.DateOnly))
+			total, err = tx.DailyTotal(a.Day(a.now()))
 			return err
 		})
 		if err != nil {
@@ -194,7 +194,7 @@ func (a *ATM) endWaiting(ev Event, kind string) {
 }
 
 func (a *ATM) checkExpiry(context.Context) {
-	if s := a.cur; s != nil && s.State == StateAwaitingPhone && !a.cfg.Now().Before(s.Expires) {
+	if s := a.cur; s != nil && s.State == StateAwaitingPhone && !a.now().Before(s.Expires) {
 		a.endWaiting(EvExpire, "SESSION EXPIRED")
 	}
 }
@@ -208,7 +208,7 @@ func (a *ATM) extend() error {
 		return errors.New("atm: no session waiting for the phone or the customer")
 	}
 	ns := *s
-	ns.Expires = a.cfg.Now().UTC().Add(a.cfg.SessionTTL).Truncate(time.Second)
+	ns.Expires = a.now().UTC().Add(a.cfg.SessionTTL).Truncate(time.Second)
 	q, err := a.signQR(&ns)
 	if err != nil {
 		return err

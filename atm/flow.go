@@ -165,7 +165,7 @@ func (a *ATM) present(s Session) {
 				return
 			}
 			a.advance(s, change{ev: EvPresented, kind: "CASH PRESENTED", text: "notes presented: " + s.DispensedMix.String(),
-				mutate: func(ns *Session) { ns.TakeDeadline = a.cfg.Now().UTC().Add(a.cfg.TakeTimeout) }})
+				mutate: func(ns *Session) { ns.TakeDeadline = a.now().UTC().Add(a.cfg.TakeTimeout) }})
 		}
 	})
 }
@@ -173,18 +173,32 @@ func (a *ATM) present(s Session) {
 func (a *ATM) waitTaken(s Session) {
 	a.takeGen++
 	gen := a.takeGen
-	timeout := s.TakeDeadline.Sub(a.cfg.Now())
+	timeout := s.TakeDeadline.Sub(a.now())
 	if s.TakeDeadline.IsZero() || timeout > a.cfg.TakeTimeout {
 		timeout = a.cfg.TakeTimeout
 	}
 	ctx, cancel := context.WithCancel(a.baseCtx())
 	a.takeCancel = cancel
+	// The take-cash timer is the core's own, on its clock: the device's
+	// wait (given the same timeout) is only a backstop. When the timer
+	// fires first the device wait is abandoned and the notes retracted.
+	timer := a.cfg.Clock.AfterFunc(timeout, func() {
+		a.post(func(context.Context) {
+			if gen != a.takeGen || a.cur == nil || a.cur.ID != s.ID || a.cur.State != StateAwaitingTake {
+				return
+			}
+			a.takeGen++ // the device wait's result is stale from now on
+			cancel()
+			a.advance(a.cur, change{ev: EvTakeTimeout, kind: "CASH NOT TAKEN", text: "notes not taken in time"})
+		})
+	})
 	a.step(s.ID, StateAwaitingTake, func(context.Context) func(*Session) {
 		taken, err := a.cfg.Dispenser.WaitTaken(ctx, timeout)
 		return func(s *Session) {
 			if gen != a.takeGen {
-				return // superseded by a longer wait (more time)
+				return // superseded by a longer wait (more time) or by the timer
 			}
+			timer.Stop()
 			cancel()
 			if err == nil && taken {
 				a.taken(s)
@@ -207,7 +221,7 @@ func (a *ATM) extendTake(s *Session) error {
 	}
 	ns := *s
 	ns.TakeExtended = true
-	ns.TakeDeadline = a.cfg.Now().UTC().Add(a.cfg.TakeTimeout)
+	ns.TakeDeadline = a.now().UTC().Add(a.cfg.TakeTimeout)
 	if err := a.write(&ns, change{kind: "MORE TIME", text: "customer asked for more time to take the cash"}); err != nil {
 		return err
 	}

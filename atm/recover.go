@@ -219,7 +219,7 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 	if s.State == StateAuthorizing {
 		ns.Reason = "host_unknown"
 	}
-	ns.Updated = a.cfg.Now().UTC()
+	ns.Updated = a.now().UTC()
 	if r.Queue != "" {
 		ch.queue = []string{r.Queue}
 	}

@@ -27,13 +27,13 @@ func (a *ATM) wakeSAF() {
 }
 
 func (a *ATM) safLoop(ctx context.Context) {
-	timer := time.NewTimer(0)
+	timer := a.cfg.Clock.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-timer.C():
 		case <-a.safWake:
 		}
 		wait := a.drainSAF(ctx)
@@ -54,9 +54,14 @@ func (a *ATM) drainSAF(ctx context.Context) time.Duration {
 		if ctx.Err() != nil {
 			return next
 		}
-		now := a.cfg.Now()
-		if it.NextAttempt.After(now) {
-			next = min(next, it.NextAttempt.Sub(now))
+		now := a.now()
+		if wait := it.NextAttempt.Sub(now); wait > a.cfg.SAFRetryMax {
+			// Later than any backoff gives: the clock was set back (or
+			// the item was stamped by another clock). Do not let it wait
+			// for the old time to come round again.
+			a.log.Warn("store-and-forward: item due further ahead than the longest backoff; sending now", "id", it.ID, "due_in", wait.Round(time.Second))
+		} else if wait > 0 {
+			next = min(next, wait)
 			continue
 		}
 		var m SAFMessage

@@ -46,6 +46,17 @@ type Session struct {
 	Operator      bool          `json:"operator,omitempty"`     // needs an operator (in doubt)
 }
 
+// bookedAt is the instant whose day a payment counts for: the transmission
+// time of the authorization request (field 7 of the 0200), which the host
+// books by too. A session never authorized has no payment to book; its
+// creation time stands in.
+func (s *Session) bookedAt() time.Time {
+	if !s.HostTime.IsZero() {
+		return s.HostTime
+	}
+	return s.Created
+}
+
 // Result is the outcome a dispense command is answered with. A repeated
 // command for a session gets the same Result again.
 type Result struct {

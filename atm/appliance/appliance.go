@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/store"
@@ -39,13 +40,16 @@ type Appliance struct {
 	Proxy     *proxyclient.Client
 	Core      *atm.ATM
 	Backend   *Backend
+	// Clock is the appliance's one time source, given to the core, the
+	// store, both links and the control endpoint.
+	Clock clock.Clock
 
 	screen *screenWriter
 }
 
 // New builds the appliance from cfg. Nothing runs until Run.
 func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
-	a := &Appliance{Config: cfg, Log: log}
+	a := &Appliance{Config: cfg, Log: log, Clock: clock.Real{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -59,7 +63,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	if a.HSM, err = openKeys(cfg.Keys); err != nil {
 		return nil, err
 	}
-	opts := store.Options{AfterCommit: crashHook(os.Getenv(CrashEnv), log), JournalAuth: JournalAuth(a.HSM)}
+	opts := store.Options{Now: a.Clock.Now, AfterCommit: crashHook(os.Getenv(CrashEnv), log), JournalAuth: JournalAuth(a.HSM)}
 	dbPath := filepath.Join(cfg.DataDir, "atm.db")
 	if a.Store, err = store.Open(dbPath, opts); err != nil {
 		return nil, err
@@ -86,24 +90,28 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	hostTPDU := decodeTPDU(cfg.Host.TPDU)
 	a.Host, err = hostlink.New(hostlink.Config{Addr: cfg.Host.Addr, TerminalID: cfg.TerminalID, AcquirerID: cfg.Host.AcquirerID,
-		TPDU: hostTPDU, HSM: a.HSM, SendTimeout: cfg.Host.SendTimeout.D(), EchoInterval: cfg.Host.EchoInterval.D(),
+		TPDU: hostTPDU, HSM: a.HSM, Now: a.Clock.Now, SendTimeout: cfg.Host.SendTimeout.D(), EchoInterval: cfg.Host.EchoInterval.D(),
 		Logger: log.With("part", "hostlink")})
 	if err != nil {
 		return nil, err
+	}
+	zone, err := cfg.Zone()
+	if err != nil {
+		return nil, fmt.Errorf("dayZone: %w", err)
 	}
 	a.Core, err = atm.New(atm.Config{
 		TerminalID: cfg.TerminalID, Location: cfg.Location, Currency: cfg.Currency, CurrencyAlpha: cfg.CurrencyAlpha,
 		Exponent: cfg.Exponent, SessionTTL: cfg.SessionTTL.D(), TakeTimeout: cfg.TakeTimeout.D(),
 		Limits:  atm.Limits{Min: cfg.Limits.Min, Max: cfg.Limits.Max, Multiple: cfg.Limits.Multiple, Daily: cfg.Limits.Daily},
 		Presets: cfg.Presets, Store: a.Store, HSM: a.HSM, Dispenser: a.Dispenser, Host: a.Host,
-		Links: a.Links(), Logger: log.With("part", "core"),
+		Links: a.Links(), Logger: log.With("part", "core"), Clock: a.Clock, DayZone: zone,
 	})
 	if err != nil {
 		return nil, err
 	}
 	proxyTPDU := decodeTPDU(cfg.Proxy.TPDU)
 	a.Proxy, err = proxyclient.New(proxyclient.Config{Addr: cfg.Proxy.Addr, TerminalID: cfg.TerminalID, TPDU: proxyTPDU,
-		HSM: a.HSM, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
+		HSM: a.HSM, Now: a.Clock.Now, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
 		Handler: proxyclient.HandlerFunc(a.handle), Logger: log.With("part", "proxyclient")})
 	if err != nil {
 		return nil, err

@@ -56,6 +56,19 @@ type Config struct {
 	Screen        Screen    `json:"screen"`
 	Control       Control   `json:"control"`
 	LogLevel      string    `json:"logLevel"`
+	// DayZone is the IANA time zone (e.g. "Asia/Shanghai") whose calendar
+	// day a withdrawal counts for (daily limit, /totals); empty means UTC.
+	// It must match the host's (hostsim's dayZone): both book a withdrawal
+	// by the transmission time of its authorization request.
+	DayZone string `json:"dayZone,omitempty"`
+}
+
+// Zone returns the location of DayZone (UTC when empty).
+func (c *Config) Zone() (*time.Location, error) {
+	if c.DayZone == "" {
+		return time.UTC, nil
+	}
+	return time.LoadLocation(c.DayZone)
 }
 
 // Limits in minor units.
@@ -186,6 +199,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("dataDir", "required")
+	}
+	if _, err := c.Zone(); err != nil {
+		bad("dayZone", "%q is not a time zone: %v", c.DayZone, err)
 	}
 	if c.SessionTTL.D() < 10*time.Second || c.SessionTTL.D() > 10*time.Minute {
 		bad("sessionTtl", "%s must be between 10s and 10m", c.SessionTTL.D())

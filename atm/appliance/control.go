@@ -127,7 +127,7 @@ func (a *Appliance) controlMux() *http.ServeMux {
 	mux.HandleFunc("GET /totals", func(w http.ResponseWriter, r *http.Request) {
 		day := r.URL.Query().Get("day")
 		if day == "" {
-			day = time.Now().UTC().Format(time.DateOnly)
+			day = a.Core.Day(a.Clock.Now())
 		}
 		if _, err := time.Parse(time.DateOnly, day); err != nil {
 			writeJSON(w, 400, map[string]string{"error": "day must be YYYY-MM-DD"})
@@ -218,7 +218,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // Totals is the terminal's side of daily balancing: the cash it paid out on
-// a day (UTC) and its cassette counters, to compare with the host's totals
+// a day (in the configured dayZone, by the time of each withdrawal's
+// authorization request, as the host books it) and its cassette counters, to compare with the host's totals
 // for the terminal (hostsim totals) and with the cassettes' physical count.
 type Totals struct {
 	TerminalID string               `json:"terminal_id"`

@@ -203,6 +203,38 @@ func NextSTAN(n *atomic.Uint32) string { return FormatSTAN(n.Add(1)%999999 + 1) 
 // FormatTransmissionDT formats t as field 7: MMDDhhmmss in UTC.
 func FormatTransmissionDT(t time.Time) string { return t.UTC().Format("0102150405") }
 
+// ParseTransmissionDT reads field 7 (MMDDhhmmss, UTC), which carries no
+// year: it takes the year that puts the instant nearest to now (a message
+// sent on 31 December and read on 1 January belongs to the old year). A
+// 29 February is only accepted in a leap year near now.
+func ParseTransmissionDT(s string, now time.Time) (time.Time, error) {
+	if len(s) != 10 || !IsDigits(s) {
+		return time.Time{}, fmt.Errorf("wire: field 7 %q is not MMDDhhmmss", s)
+	}
+	now = now.UTC()
+	var best time.Time
+	for _, y := range []int{now.Year() - 1, now.Year(), now.Year() + 1} {
+		t, err := time.Parse("20060102150405", fmt.Sprintf("%04d", y)+s)
+		if err != nil {
+			continue // e.g. 0229 in a common year
+		}
+		if best.IsZero() || absDuration(t.Sub(now)) < absDuration(best.Sub(now)) {
+			best = t
+		}
+	}
+	if best.IsZero() {
+		return time.Time{}, fmt.Errorf("wire: field 7 %q is not a valid date and time", s)
+	}
+	return best, nil
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
 // FormatLocalTime and FormatLocalDate format fields 12 (hhmmss) and 13
 // (MMDD) in t's own location.
 func FormatLocalTime(t time.Time) string { return t.Format("150405") }

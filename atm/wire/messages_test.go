@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestOriginalData(t *testing.T) {
@@ -155,6 +156,37 @@ func TestSpecEncodings(t *testing.T) {
 		}
 		if _, err := m.Pack(); err != nil {
 			t.Fatalf("field %d cannot hold %d chars: %v", id, MaxVarLen, err)
+		}
+	}
+}
+
+func TestParseTransmissionDT(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tt := range []struct {
+		field, now, want string
+	}{
+		{"1231235959", "2027-01-01T00:00:01Z", "2026-12-31T23:59:59Z"}, // sent last year
+		{"0101000001", "2026-12-31T23:59:59Z", "2027-01-01T00:00:01Z"}, // sender's clock ahead
+		{"0229235950", "2028-02-29T23:59:55Z", "2028-02-29T23:59:50Z"}, // leap day
+		{"1121090000", "2026-11-21T09:00:00Z", "2026-11-21T09:00:00Z"},
+	} {
+		got, err := ParseTransmissionDT(tt.field, at(tt.now))
+		if err != nil || !got.Equal(at(tt.want)) {
+			t.Errorf("ParseTransmissionDT(%s, %s) = %v, %v; want %s", tt.field, tt.now, got, err, tt.want)
+		}
+		if back := FormatTransmissionDT(got); err == nil && back != tt.field {
+			t.Errorf("round trip %s -> %s", tt.field, back)
+		}
+	}
+	for _, bad := range []string{"", "123123595", "12312359599", "1231a35959", "1332000000", "0229120000"} {
+		if _, err := ParseTransmissionDT(bad, at("2026-12-03T00:00:00Z")); err == nil {
+			t.Errorf("ParseTransmissionDT(%q) accepted", bad)
 		}
 	}
 }

@@ -6,6 +6,8 @@
 package main
 
 import (
+	_ "time/tzdata" // dayZone on machines without a zoneinfo database (Windows)
+
 	"context"
 	"flag"
 	"fmt"

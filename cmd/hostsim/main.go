@@ -5,6 +5,8 @@
 package main
 
 import (
+	_ "time/tzdata" // dayZone on machines without a zoneinfo database (Windows)
+
 	"context"
 	"flag"
 	"fmt"
@@ -63,7 +65,8 @@ func serve(args []string) int {
 func totals(args []string) int {
 	fs := flag.NewFlagSet("hostsim totals", flag.ContinueOnError)
 	db := fs.String("db", "", "host database file (the simulator must not be running on it)")
-	day := fs.String("day", time.Now().UTC().Format("2006-01-02"), "day, YYYY-MM-DD (UTC)")
+	day := fs.String("day", "", "day, YYYY-MM-DD (default: today in --zone)")
+	zone := fs.String("zone", "UTC", "IANA time zone of the default day (the host's dayZone)")
 	term := fs.String("terminal", "", "one terminal ID (default: all)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -71,6 +74,14 @@ func totals(args []string) int {
 	if *db == "" {
 		fmt.Fprintln(os.Stderr, "hostsim totals: --db is required")
 		return 2
+	}
+	if *day == "" {
+		loc, err := time.LoadLocation(*zone)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hostsim totals: --zone %q: %v\n", *zone, err)
+			return 2
+		}
+		*day = time.Now().In(loc).Format("2006-01-02")
 	}
 	if _, err := time.Parse("2006-01-02", *day); err != nil {
 		fmt.Fprintf(os.Stderr, "hostsim totals: --day %q is not YYYY-MM-DD\n", *day)

@@ -38,8 +38,21 @@ type Config struct {
 	Faults Faults `json:"faults"`
 	// Logger receives the host's log; nil discards it.
 	Logger *slog.Logger `json:"-"`
-	// Now is the clock (day of the totals, RRNs); nil means time.Now.
+	// Now is the clock (RRNs, the year of field 7); nil means time.Now.
 	Now func() time.Time `json:"-"`
+	// DayZone is the IANA time zone (e.g. "Asia/Shanghai") whose calendar
+	// day an authorization counts for in the totals and daily limits; empty
+	// means UTC. The day is that of the 0200's transmission time (field 7),
+	// the instant the ATM books the withdrawal by too.
+	DayZone string `json:"dayZone,omitempty"`
+}
+
+// Zone returns the location of DayZone (UTC when empty).
+func (c *Config) Zone() (*time.Location, error) {
+	if c.DayZone == "" {
+		return time.UTC, nil
+	}
+	return time.LoadLocation(c.DayZone)
 }
 
 // HostTerminal holds one admitted terminal's host-link keys as clear hex
@@ -131,6 +144,9 @@ func (c *Config) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.DBPath == "" {
 		bad("dbPath is required")
+	}
+	if _, err := c.Zone(); err != nil {
+		bad("dayZone %q is not a time zone: %v", c.DayZone, err)
 	}
 	if len(c.Terminals) == 0 {
 		bad("terminals: at least one terminal is required")

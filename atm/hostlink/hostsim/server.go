@@ -44,6 +44,7 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+	zone  *time.Location // the day of the totals (Config.DayZone)
 	db    *bolt.DB
 	hsm   *hsm.Soft
 	terms map[string]*wire.Codec
@@ -96,6 +97,7 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.zone, _ = cfg.Zone() // checked by Validate
 	if err := s.loadKeys(); err != nil {
 		s.hsm.Close()
 		return nil, err

@@ -39,8 +39,14 @@ func (s *Server) authorize(term string, w *wire.Withdrawal, f Faults) *wire.With
 		out.ResponseCode = wire.RCInvalidAmount
 		return out
 	}
+	sent, err := wire.ParseTransmissionDT(w.TransmissionDateTime, now)
+	if err != nil {
+		log.Warn("0200 with an invalid field 7", "err", err)
+		out.ResponseCode = wire.RCInvalidTransaction
+		return out
+	}
 	rec := authRecord{Terminal: term, STAN: w.STAN, CustomerID: w.CustomerID, Amount: amount,
-		Currency: w.Currency, Nonce: w.DispenseNonce, Day: now.UTC().Format(dayLayout), Time: now}
+		Currency: w.Currency, Nonce: w.DispenseNonce, Day: s.day(sent), Time: now}
 
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		auths := tx.Bucket(bucketAuths)
@@ -84,6 +90,10 @@ func (s *Server) authorize(term string, w *wire.Withdrawal, f Faults) *wire.With
 }
 
 const dayLayout = "2006-01-02"
+
+// day is the calendar day, in the configured zone, that an authorization
+// sent at t (its field 7) counts for: the ATM books it by the same instant.
+func (s *Server) day(t time.Time) string { return t.In(s.zone).Format(dayLayout) }
 
 // decide runs the checks in order and, on approval, debits the account and
 // fills rec's auth code and token. It returns the response code.
@@ -254,8 +264,12 @@ func (s *Server) reversal(term string, r *wire.Reversal) *wire.Reversal {
 			log.Warn("reversal for an unknown original: acknowledged, nothing to undo; a late 0200 will be declined")
 			amount, _ := wire.ParseAmount(r.Amount)
 			now := s.now()
+			day := s.day(now)
+			if sent, err := wire.ParseTransmissionDT(od.TransmitDT, now); err == nil {
+				day = s.day(sent)
+			}
 			tomb := authRecord{Terminal: term, STAN: od.STAN, Amount: amount, Currency: r.Currency,
-				Day: now.UTC().Format(dayLayout), Time: now, Tombstone: true, Reversed: true}
+				Day: day, Time: now, Tombstone: true, Reversed: true}
 			return putJSON(auths, key, &tomb)
 		case rec.Reversed:
 			log.Info("duplicate reversal: acknowledged, not applied again")

@@ -129,10 +129,14 @@ type ATM struct {
 	db     *store.DB
 	events chan func(ctx context.Context)
 
-	mu      sync.Mutex
-	view    View
-	units   []dispenser.CashUnit // cash units as last reported (for the counters)
-	changed chan struct{}
+	mu    sync.Mutex
+	view  View
+	units []dispenser.CashUnit // cash units as last reported (for the counters)
+	// the dispenser status last read (statusLoop, recovery)
+	status     dispenser.Status
+	statusErr  error
+	statusRead bool
+	changed    chan struct{}
 
 	// owned by the Run goroutine
 	cur        *Session
@@ -140,12 +144,17 @@ type ATM struct {
 	takeGen    int                // generation of the running take-cash wait
 	takeCancel context.CancelFunc // stops it (more time asked)
 	safWake    chan struct{}
-	runCtx     context.Context
-	fatal      chan error
+	statusWake chan struct{}
+	// accepting is the session whose dispense command waits for the
+	// dispenser's command nonce (acceptCommand); a repeat of it waits too.
+	accepting string
+	runCtx    context.Context
+	fatal     chan error
 	// unrecovered counts in-flight sessions Recover could not settle yet
 	// because the dispenser could not say what it did; the terminal stays
 	// out of service and Run retries until it can.
 	unrecovered int
+	bg          sync.WaitGroup // goroutines Run started
 }
 
 // New validates cfg and returns a core ready for Recover and Run.
@@ -154,14 +163,15 @@ func New(cfg Config) (*ATM, error) {
 		return nil, err
 	}
 	a := &ATM{
-		cfg:     cfg,
-		log:     cfg.Logger.With("terminal", cfg.TerminalID),
-		db:      cfg.Store,
-		events:  make(chan func(ctx context.Context), 64),
-		changed: make(chan struct{}, 1),
-		waiters: map[string][]chan Result{},
-		safWake: make(chan struct{}, 1),
-		fatal:   make(chan error, 1),
+		cfg:        cfg,
+		log:        cfg.Logger.With("terminal", cfg.TerminalID),
+		db:         cfg.Store,
+		events:     make(chan func(ctx context.Context), 64),
+		changed:    make(chan struct{}, 1),
+		waiters:    map[string][]chan Result{},
+		safWake:    make(chan struct{}, 1),
+		statusWake: make(chan struct{}, 1),
+		fatal:      make(chan error, 1),
 	}
 	// Out of service until Run has recovered what a crash left and checked
 	// the devices: a terminal that says "in service" before recovery could
@@ -185,11 +195,17 @@ func (a *ATM) Config() Config { return a.cfg }
 // the store-and-forward queue. It returns ctx's error, or ErrStorage when a
 // state change could not be committed.
 func (a *ATM) Run(ctx context.Context) error {
+	// Run returns only after every goroutine it started (device and host
+	// steps, the status and store-and-forward loops) has ended.
+	defer a.bg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	a.runCtx = ctx
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
-	go a.safLoop(ctx)
+	a.background(func() { a.safLoop(ctx) })
+	a.background(func() { a.statusLoop(ctx) })
 	a.refreshService(ctx)
 	tick := a.cfg.Clock.NewTicker(time.Second)
 	defer tick.Stop()
@@ -211,7 +227,6 @@ func (a *ATM) Run(ctx context.Context) error {
 				}
 			}
 			a.checkExpiry(ctx)
-			a.refreshService(ctx)
 		}
 	}
 }
@@ -246,6 +261,15 @@ func (a *ATM) baseCtx() context.Context {
 		return a.runCtx
 	}
 	return context.Background()
+}
+
+// background runs fn in a goroutine that Run waits for before it returns.
+func (a *ATM) background(fn func()) {
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		fn()
+	}()
 }
 
 // post queues fn for the owner goroutine without waiting.
@@ -309,20 +333,21 @@ func (a *ATM) refreshService(ctx context.Context) {
 	if a.cur != nil && !a.cur.State.Terminal() {
 		return
 	}
-	reason, _ := a.serviceProblem(ctx)
+	reason, _ := a.serviceProblem()
 	a.setService(reason == "", reason)
 }
 
 // serviceProblem says why the terminal cannot serve a customer ("" when it
-// can), with the dispenser status it read.
-func (a *ATM) serviceProblem(ctx context.Context) (string, dispenser.Status) {
+// can), with the dispenser status it used. It reads the cached status (see
+// statusLoop): the owner goroutine never waits for a device.
+func (a *ATM) serviceProblem() (string, dispenser.Status) {
 	if a.unrecovered > 0 {
 		return "recovery", dispenser.Status{}
 	}
 	if l := a.cfg.Links; l != nil && (!l.ProxyUp() || !l.HostUp()) {
 		return "link", dispenser.Status{}
 	}
-	st, err := a.dispenserStatus(ctx)
+	st, err := a.cachedStatus()
 	if err != nil || !st.Ready() {
 		return "dispenser", st
 	}
@@ -334,18 +359,73 @@ func (a *ATM) serviceProblem(ctx context.Context) (string, dispenser.Status) {
 	return "dispenser", st
 }
 
-// dispenserStatus asks the dispenser for its status and keeps its cash
-// units: their denominations label the cassette counters.
+// errNoStatus: the dispenser has not answered a status request yet.
+var errNoStatus = errors.New("atm: no dispenser status yet")
+
+// cachedStatus returns the dispenser status last read by statusLoop (or by
+// recovery at start).
+func (a *ATM) cachedStatus() (dispenser.Status, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.statusRead {
+		return dispenser.Status{}, errNoStatus
+	}
+	return a.status, a.statusErr
+}
+
+// dispenserStatus asks the dispenser for its status and caches it; the
+// cash units label the cassette counters. It waits for the device: only
+// statusLoop and recovery call it, never the owner goroutine while it
+// serves customers.
 func (a *ATM) dispenserStatus(ctx context.Context) (dispenser.Status, error) {
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, StatusTimeout)
 	defer cancel()
 	st, err := a.cfg.Dispenser.Status(sctx)
+	a.mu.Lock()
+	a.statusRead, a.status, a.statusErr = true, st, err
 	if err == nil {
-		a.mu.Lock()
 		a.units = st.Units
-		a.mu.Unlock()
 	}
+	a.mu.Unlock()
 	return st, err
+}
+
+// StatusInterval is how often the core asks the dispenser for its status;
+// StatusTimeout bounds one request.
+const (
+	StatusInterval = time.Second
+	StatusTimeout  = 5 * time.Second
+)
+
+// statusLoop keeps the cached dispenser status fresh, in its own goroutine:
+// a slow or faulted device (an XFS4IoT or serial dispenser can take
+// seconds to answer) delays only this loop, never a customer's cancel, a
+// command's refusal or the screen. One request is in flight at a time.
+// After each read the owner re-checks whether the terminal can serve.
+func (a *ATM) statusLoop(ctx context.Context) {
+	tick := a.cfg.Clock.NewTicker(StatusInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+		case <-a.statusWake:
+		}
+		if _, err := a.dispenserStatus(ctx); err != nil && ctx.Err() == nil {
+			a.log.Debug("dispenser status", "err", err)
+		}
+		a.post(func(ctx context.Context) { a.refreshService(ctx) })
+	}
+}
+
+// wakeStatus asks statusLoop for a fresh status now (after a session, whose
+// notes changed the cassettes).
+func (a *ATM) wakeStatus() {
+	select {
+	case a.statusWake <- struct{}{}:
+	default:
+	}
 }
 
 // cashUnits returns the cash units last reported by the dispenser.

@@ -164,7 +164,9 @@ func newRig(t *testing.T, faults dispensersim.Faults) *rig {
 	return newRigOn(t, faults, clk, fake)
 }
 
-func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *clock.Fake) *rig {
+// newRigOn starts a rig on clk; wrap, if given, puts something between the
+// core and the simulated dispenser (a slow device, say).
+func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *clock.Fake, wrap ...func(*dispensersim.Sim) atm.Dispenser) *rig {
 	t.Helper()
 	m := hsm.NewSoft()
 	t.Cleanup(func() { m.Close() })
@@ -192,11 +194,15 @@ func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *c
 		retryMin = 20 * time.Millisecond
 		r.take, r.ttl, r.retry = 300*time.Millisecond, 3*time.Second, 100*time.Millisecond
 	}
+	var dev atm.Dispenser = sim
+	for _, w := range wrap {
+		dev = w(sim)
+	}
 	r.core, err = atm.New(atm.Config{
 		TerminalID: "ATM00001", Currency: "156", CurrencyAlpha: "CNY", Exponent: 2,
 		TakeTimeout: r.take, SessionTTL: r.ttl,
 		Limits: atm.Limits{Min: 5000, Max: 300000, Multiple: 5000, Daily: 1000000},
-		Store:  r.db, HSM: m, Dispenser: sim, Host: r.host, Clock: clk,
+		Store:  r.db, HSM: m, Dispenser: dev, Host: r.host, Clock: clk,
 		SAFRetryMin: retryMin, SAFRetryMax: r.retry,
 	})
 	if err != nil {

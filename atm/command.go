@@ -44,15 +44,7 @@ func (a *ATM) HandleCommand(ctx context.Context, cmd Command) Result {
 
 func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result) {
 	refuse := func(rc, reason, sessionID string) {
-		a.log.Warn("dispense command refused", "rc", rc, "reason", reason, "stan", cmd.STAN, "session", short(sessionID))
-		err := a.db.UpdateLabeled("refused", func(tx *store.Tx) error {
-			_, err := tx.AppendJournal(store.Entry{Kind: "COMMAND REFUSED", SessionID: sessionID,
-				Text: reason, Data: map[string]string{"rc": rc, "stan": cmd.STAN, "amount": fmt.Sprint(cmd.Amount)}})
-			return err
-		})
-		if err != nil {
-			a.log.Error("cannot journal refusal", "err", err)
-		}
+		a.journalRefusal(cmd, rc, reason, sessionID)
 		reply <- Result{ResponseCode: rc}
 	}
 	p, err := qr.Parse(cmd.QRPayload)
@@ -89,7 +81,7 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 		a.log.Info("repeated command for a finished session", "session", short(s.ID), "state", s.State)
 		reply <- s.result()
 		return
-	case s.State != StateAwaitingPhone:
+	case s.State != StateAwaitingPhone, a.accepting == s.ID:
 		a.log.Info("repeated command for a session in progress", "session", short(s.ID), "state", s.State)
 		a.waiters[s.ID] = append(a.waiters[s.ID], reply)
 		return
@@ -99,11 +91,49 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 		refuse("54", "session expired", s.ID)
 		return
 	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	nonce, err := a.cfg.Dispenser.CommandNonce(dctx)
-	cancel()
-	if err != nil {
-		refuse("96", "dispenser gave no command nonce: "+err.Error(), s.ID)
+	// The dispenser's command nonce is fetched off the owner goroutine (a
+	// real device may take seconds); the session stays AwaitingPhone, so
+	// the customer can still cancel, and a repeat of this command waits
+	// for its outcome.
+	a.accepting = s.ID
+	a.waiters[s.ID] = append(a.waiters[s.ID], reply)
+	id := s.ID
+	a.background(func() {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		nonce, err := a.cfg.Dispenser.CommandNonce(dctx)
+		cancel()
+		a.post(func(context.Context) { a.nonceReady(cmd, id, nonce, err) })
+	})
+}
+
+// nonceReady goes on with a dispense command once the dispenser gave its
+// command nonce (or failed to): the session is authorized only if it is
+// still the one waiting for the phone, unexpired.
+func (a *ATM) nonceReady(cmd Command, id, nonce string, err error) {
+	a.accepting = ""
+	refuseAll := func(rc, reason string) {
+		a.journalRefusal(cmd, rc, reason, id)
+		r := Result{ResponseCode: rc}
+		if s, lerr := a.lookup(id); lerr == nil && s.State.Terminal() {
+			r = s.result() // e.g. cancelled meanwhile: every repeat gets that outcome
+		}
+		a.answer(id, r)
+	}
+	s := a.cur
+	switch {
+	case s == nil || s.ID != id || s.State != StateAwaitingPhone:
+		state := "gone"
+		if s != nil && s.ID == id {
+			state = s.State.String()
+		}
+		refuseAll("12", "session ended ("+state+") while the dispenser was asked for a command nonce")
+		return
+	case err != nil:
+		refuseAll("96", "dispenser gave no command nonce: "+err.Error())
+		return
+	case !a.now().Before(s.Expires):
+		a.endWaiting(EvExpire, "SESSION EXPIRED")
+		refuseAll("54", "session expired")
 		return
 	}
 	err = a.commit(s, change{
@@ -126,15 +156,35 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 	})
 	if err != nil {
 		a.log.Error("cannot commit accepted command; stopping for recovery", "err", err)
-		refuse("96", "cannot store session state", s.ID)
+		refuseAll("96", "cannot store session state")
 		a.setService(false, "storage")
 		a.stop(fmt.Errorf("%w: %w", ErrStorage, err))
 		return
 	}
-	a.waiters[s.ID] = append(a.waiters[s.ID], reply)
 	a.publish()
 	a.log.Info("command accepted", "session", short(s.ID), "host_stan", s.HostSTAN)
 	a.authorize(*s, cmd)
+}
+
+// journalRefusal records a refused dispense command.
+func (a *ATM) journalRefusal(cmd Command, rc, reason, sessionID string) {
+	a.log.Warn("dispense command refused", "rc", rc, "reason", reason, "stan", cmd.STAN, "session", short(sessionID))
+	err := a.db.UpdateLabeled("refused", func(tx *store.Tx) error {
+		_, err := tx.AppendJournal(store.Entry{Kind: "COMMAND REFUSED", SessionID: sessionID,
+			Text: reason, Data: map[string]string{"rc": rc, "stan": cmd.STAN, "amount": fmt.Sprint(cmd.Amount)}})
+		return err
+	})
+	if err != nil {
+		a.log.Error("cannot journal refusal", "err", err)
+	}
+}
+
+// answer gives r to every dispense command waiting for session id.
+func (a *ATM) answer(id string, r Result) {
+	for _, ch := range a.waiters[id] {
+		ch <- r
+	}
+	delete(a.waiters, id)
 }
 
 // lookup finds a session by nonce: the current one, or one in the store.

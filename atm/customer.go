@@ -65,7 +65,7 @@ func (a *ATM) startSession(ctx context.Context, amount int64) (*Session, error) 
 	if a.cur != nil && !a.cur.State.Terminal() {
 		return nil, ErrBusy
 	}
-	reason, st := a.serviceProblem(ctx)
+	reason, st := a.serviceProblem()
 	if reason != "" {
 		a.setService(false, reason)
 		return nil, &CannotPayError{Reason: reason}
@@ -226,12 +226,9 @@ func (a *ATM) extend() error {
 // every dispense command waiting for it.
 func (a *ATM) finish(s *Session) {
 	a.publish()
-	r := s.result()
-	for _, ch := range a.waiters[s.ID] {
-		ch <- r
-	}
-	delete(a.waiters, s.ID)
+	a.answer(s.ID, s.result())
 	if s.State == StateCompleted || s.State == StateRetracted || s.State == StateFailed {
 		a.wakeSAF()
 	}
+	a.wakeStatus()
 }

@@ -18,7 +18,7 @@ import (
 // goroutine, for the session id if it is still current and in state want.
 func (a *ATM) step(id string, want State, act func(ctx context.Context) func(s *Session)) {
 	ctx := a.baseCtx()
-	go func() {
+	a.background(func() {
 		on := act(ctx)
 		if ctx.Err() != nil {
 			// Shutting down: the device call may have been cut short. Its
@@ -35,7 +35,7 @@ func (a *ATM) step(id string, want State, act func(ctx context.Context) func(s *
 			}
 			on(s)
 		})
-	}()
+	})
 }
 
 // advance commits ch and then starts what the new state stands for. A commit
@@ -277,13 +277,13 @@ func (a *ATM) resetDevice() {
 	if !ok {
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	a.background(func() {
+		ctx, cancel := context.WithTimeout(a.baseCtx(), 30*time.Second)
 		defer cancel()
 		if err := r.Reset(ctx); err != nil {
 			a.log.Error("dispenser reset failed", "err", err)
 			return
 		}
 		a.log.Info("dispenser reset: notes purged to the reject bin")
-	}()
+	})
 }

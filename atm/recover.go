@@ -231,6 +231,9 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 		return fmt.Errorf("atm: recovery of session %s: %w", short(s.ID), err)
 	}
 	a.log.Warn("recovered session", "session", short(s.ID), "from", s.State, "to", ns.State, "paid", r.Paid, "queued", r.Queue, "operator", r.Operator)
+	// A repeated dispense command that arrived while the session waited for
+	// recovery (acceptCommand parks it) learns the outcome now.
+	a.answer(ns.ID, ns.result())
 	return nil
 }
 

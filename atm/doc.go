@@ -33,6 +33,23 @@
 // action the state stands for starts (write-ahead): the 0200 is sent only
 // after Authorizing is on disk, notes are counted only after Dispensing is.
 //
+// # Time and devices
+//
+// The core reads the time and runs its timers (session expiry, the
+// take-cash timer, the store-and-forward backoff, the status poll) on
+// Config.Clock, the appliance's one clock (package atm/clock); tests move a
+// fake clock instead of sleeping. A withdrawal counts for the calendar day
+// (Config.DayZone) of its authorization request, as the host books it.
+//
+// The owner goroutine never waits for a device: dispense, present, the
+// take-cash wait, retract and reset run in goroutines that post their
+// outcome back (step); the dispenser's status is read every second by
+// statusLoop and cached for the fault check and the service state; the
+// command nonce is fetched in a goroutine while the session stays
+// cancellable. Run waits for all of them before it returns. Recovery at
+// start-up, and its retries while the dispenser cannot answer (the terminal
+// is out of service then), still ask the dispenser from the owner goroutine.
+//
 // Advices and reversals wait in a store-and-forward queue until the host
 // acknowledges them; each keeps the STAN it was queued with, so the host
 // applies it once however often it is resent, across restarts.

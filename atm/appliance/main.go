@@ -44,7 +44,7 @@ func Main(ctx context.Context, cfg *Config) int {
 	go func() { errc <- a.Run(ctx) }()
 	go func() {
 		w := new(app.Window)
-		err := ui.Run(w, a.Backend, ui.Options{Kiosk: cfg.Screen.Mode == "kiosk", Logger: log.With("part", "ui")})
+		err := ui.Run(w, a.Backend, ui.Options{Kiosk: cfg.Screen.Mode == "kiosk", Logger: log.With("part", "ui"), Clock: a.Clock.Now})
 		if err != nil {
 			log.Error("window", "err", err)
 		}

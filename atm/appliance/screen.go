@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/ui"
 )
 
@@ -24,6 +25,7 @@ var ScreenSize = image.Pt(1024, 768)
 // like a camera.
 type screenWriter struct {
 	b    *Backend
+	clk  clock.Clock
 	path string
 	log  *slog.Logger
 	r    *ui.Renderer // one offscreen window for every frame, owned by run
@@ -33,14 +35,14 @@ type screenWriter struct {
 }
 
 func (w *screenWriter) run(ctx context.Context) error {
-	r, err := ui.NewRenderer(w.b, ScreenSize, nil)
+	r, err := ui.NewRenderer(w.b, ScreenSize, w.clk.Now)
 	if err != nil {
 		return fmt.Errorf("screen: %w", err)
 	}
 	defer r.Release()
 	w.r = r
 	ch := w.b.Subscribe()
-	tick := time.NewTicker(time.Second)
+	tick := w.clk.NewTicker(time.Second)
 	defer tick.Stop()
 	w.write()
 	for {
@@ -49,7 +51,7 @@ func (w *screenWriter) run(ctx context.Context) error {
 			return nil
 		case <-ch:
 			w.write()
-		case <-tick.C:
+		case <-tick.C():
 			if !w.b.Snapshot().Deadline.IsZero() {
 				w.write()
 			}

@@ -154,6 +154,7 @@ type ATM struct {
 	// because the dispenser could not say what it did; the terminal stays
 	// out of service and Run retries until it can.
 	unrecovered int
+	recovering  bool           // a recovery retry runs in the background
 	bg          sync.WaitGroup // goroutines Run started
 }
 
@@ -221,10 +222,8 @@ func (a *ATM) Run(ctx context.Context) error {
 			}
 			fn(ctx)
 		case <-tick.C():
-			if a.unrecovered > 0 && ticks%5 == 0 {
-				if err := a.Recover(ctx); err != nil {
-					return err
-				}
+			if a.unrecovered > 0 && ticks%5 == 0 && !a.recovering {
+				a.retryRecovery(ctx)
 			}
 			a.checkExpiry(ctx)
 		}

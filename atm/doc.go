@@ -46,9 +46,10 @@
 // outcome back (step); the dispenser's status is read every second by
 // statusLoop and cached for the fault check and the service state; the
 // command nonce is fetched in a goroutine while the session stays
-// cancellable. Run waits for all of them before it returns. Recovery at
-// start-up, and its retries while the dispenser cannot answer (the terminal
-// is out of service then), still ask the dispenser from the owner goroutine.
+// cancellable; recovery's retries (while the dispenser could not answer at
+// start-up) run in the background too, each device request bounded by
+// RecoveryTimeout. Run waits for all of them before it returns. Only the
+// first recovery pass, before Run serves anything, runs on the owner.
 //
 // Advices and reversals wait in a store-and-forward queue until the host
 // acknowledges them; each keeps the STAN it was queued with, so the host

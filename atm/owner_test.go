@@ -23,12 +23,13 @@ import (
 type slowDispenser struct {
 	*dispensersim.Sim
 	slow    atomic.Bool
+	only    string      // hold only this call ("" every call)
 	entered chan string // the calls that are being held
 	release chan struct{}
 }
 
 func (d *slowDispenser) hold(ctx context.Context, call string) error {
-	if !d.slow.Load() {
+	if !d.slow.Load() || (d.only != "" && d.only != call) {
 		return nil
 	}
 	select {
@@ -51,6 +52,13 @@ func (d *slowDispenser) CommandNonce(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return d.Sim.CommandNonce(ctx)
+}
+
+func (d *slowDispenser) PresentStatus(ctx context.Context) (dispenser.PresentStatus, error) {
+	if err := d.hold(ctx, "PresentStatus"); err != nil {
+		return dispenser.PresentStatus{}, err
+	}
+	return d.Sim.PresentStatus(ctx)
 }
 
 func journalKindList(t *testing.T, db *store.DB) []string {
@@ -135,16 +143,12 @@ func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
 func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler { return w }
 func (w *logWatch) WithGroup(string) slog.Handler      { return w }
 
-// A dispense command repeated for a session that recovery is still
-// settling (the dispenser was offline at start-up) waits for recovery and
-// then gets the session's outcome; before the fix it was never answered.
-func TestRepeatedCommandDuringRecoveryIsAnswered(t *testing.T) {
-	fake := clock.NewFake(defaultStart)
-	r := newRigOn(t, dispensersim.Faults{}, fake, fake)
-	s := r.session(10000)
-	r.cancel() // the appliance stops...
+// crashWhileDispensing stops the rig's core and leaves s in the store as if
+// the appliance had died while dispensing it.
+func crashWhileDispensing(t *testing.T, r *rig, s *atm.Session) {
+	t.Helper()
+	r.cancel()
 	<-r.runErr
-	// ... with the session as if it had crashed while dispensing.
 	err := r.db.Update(func(tx *store.Tx) error {
 		b, err := tx.GetSession(s.ID)
 		if err != nil {
@@ -161,10 +165,14 @@ func TestRepeatedCommandDuringRecoveryIsAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.sim.SetFaults(dispensersim.Faults{Offline: true})
-	watch := &logWatch{msg: "repeated command for a session in progress", seen: make(chan struct{})}
+}
+
+// restart runs a new core on the rig's store and devices with cfg changed
+// by edit, until the test ends.
+func restart(t *testing.T, r *rig, edit func(*atm.Config)) *atm.ATM {
+	t.Helper()
 	cfg := r.core.Config()
-	cfg.Logger = slog.New(watch)
+	edit(&cfg)
 	core, err := atm.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -172,11 +180,25 @@ func TestRepeatedCommandDuringRecoveryIsAnswered(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- core.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	return core
+}
+
+// A dispense command repeated for a session that recovery is still
+// settling (the dispenser was offline at start-up) waits for recovery and
+// then gets the session's outcome; before the fix it was never answered.
+func TestRepeatedCommandDuringRecoveryIsAnswered(t *testing.T) {
+	fake := clock.NewFake(defaultStart)
+	r := newRigOn(t, dispensersim.Faults{}, fake, fake)
+	s := r.session(10000)
+	crashWhileDispensing(t, r, s)
+	r.sim.SetFaults(dispensersim.Faults{Offline: true})
+	watch := &logWatch{msg: "repeated command for a session in progress", seen: make(chan struct{})}
+	core := restart(t, r, func(c *atm.Config) { c.Logger = slog.New(watch) })
 
 	answer := make(chan atm.Result, 1)
 	go func() {
-		answer <- core.HandleCommand(ctx, atm.Command{STAN: "000002", TerminalID: "ATM00001", Amount: 10000, Currency: "156", QRPayload: s.QR})
+		answer <- core.HandleCommand(context.Background(), atm.Command{STAN: "000002", TerminalID: "ATM00001", Amount: 10000, Currency: "156", QRPayload: s.QR})
 	}()
 	<-watch.seen // parked while recovery waits for the dispenser
 	if v := core.View(); v.InService || v.Reason != "recovery" {
@@ -196,4 +218,64 @@ func TestRepeatedCommandDuringRecoveryIsAnswered(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // let the core take the tick
 	}
 	t.Fatal("the repeated command was never answered after recovery settled its session")
+}
+
+// Recovery's retries ask the dispenser in the background: while a retry
+// waits for a dispenser that does not answer, the core still refuses a
+// stray command and answers the screen at once.
+func TestRecoveryRetryDoesNotBlockTheSession(t *testing.T) {
+	fake := clock.NewFake(defaultStart)
+	var slow *slowDispenser
+	r := newRigOn(t, dispensersim.Faults{}, fake, fake, func(sim *dispensersim.Sim) atm.Dispenser {
+		slow = &slowDispenser{Sim: sim, only: "PresentStatus", entered: make(chan string, 16), release: make(chan struct{})}
+		return slow
+	})
+	s := r.session(10000)
+	crashWhileDispensing(t, r, s)
+	r.sim.SetFaults(dispensersim.Faults{Offline: true})
+	watch := &logWatch{msg: "recovery waits for the dispenser", seen: make(chan struct{})}
+	core := restart(t, r, func(c *atm.Config) { c.Logger = slog.New(watch) })
+	<-watch.seen
+	r.sim.SetFaults(dispensersim.Faults{})
+	slow.slow.Store(true)
+	released := false
+	defer func() {
+		if !released {
+			close(slow.release)
+		}
+	}()
+	for i := 0; ; i++ { // until the retry is held in PresentStatus
+		if i == 200 {
+			t.Fatal("recovery never retried")
+		}
+		fake.Advance(time.Second)
+		select {
+		case <-slow.entered:
+		case <-time.After(5 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	other := *s
+	other.QR = "CARDLESS1:garbage"
+	if res := core.HandleCommand(ctx, atm.Command{STAN: "000003", TerminalID: "ATM00001", Amount: 10000, Currency: "156", QRPayload: other.QR}); res.ResponseCode != "12" {
+		t.Fatalf("a stray command while recovery waits for the dispenser: %+v, want 12 at once", res)
+	}
+	if _, err := core.RequestWithdrawal(ctx, 10000); err == nil {
+		t.Fatal("a customer was served while recovery is unfinished")
+	} else if cp := (*atm.CannotPayError)(nil); !errors.As(err, &cp) || cp.Reason != "recovery" {
+		t.Fatalf("request during recovery: %v, want cannot pay (recovery) at once", err)
+	}
+	close(slow.release)
+	released = true
+	for i := 0; i < 400; i++ {
+		if v := core.View(); v.InService || v.Reason != "recovery" {
+			return
+		}
+		fake.Advance(time.Second)
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("recovery never finished after the dispenser answered")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/store"
@@ -23,43 +24,98 @@ import (
 // ("recovery") and Run asks again every few seconds until it can settle it.
 // Notes no session owns any more are cleared at the end.
 func (a *ATM) Recover(ctx context.Context) error {
-	if err := a.initUnitCounters(ctx); err != nil {
+	skip := ""
+	if a.cur != nil {
+		skip = a.cur.ID
+	}
+	settled, unrecovered, err := a.recoverPass(ctx, skip)
+	if err != nil {
 		return err
 	}
+	a.settledByRecovery(settled, unrecovered)
+	return nil
+}
+
+// retryRecovery runs a recovery pass in the background (the dispenser may
+// take long to answer) and hands its outcome to the owner goroutine.
+func (a *ATM) retryRecovery(ctx context.Context) {
+	skip := ""
+	if a.cur != nil {
+		skip = a.cur.ID
+	}
+	a.recovering = true
+	a.background(func() {
+		settled, unrecovered, err := a.recoverPass(ctx, skip)
+		a.post(func(ctx context.Context) {
+			a.recovering = false
+			if err != nil {
+				a.stop(err)
+				return
+			}
+			a.settledByRecovery(settled, unrecovered)
+			a.refreshService(ctx)
+		})
+	})
+}
+
+// settledByRecovery records a recovery pass's outcome on the owner
+// goroutine: a dispense command repeated while its session waited for
+// recovery (acceptCommand parks it) learns the outcome now.
+func (a *ATM) settledByRecovery(settled []Session, unrecovered int) {
+	a.unrecovered = unrecovered
+	for _, s := range settled {
+		a.answer(s.ID, s.result())
+	}
+}
+
+// recoverPass settles what it can of the sessions left in flight (all but
+// skip) and returns them, with how many still wait for the dispenser. It
+// touches no state of the owner goroutine, so it may run in the background.
+func (a *ATM) recoverPass(ctx context.Context, skip string) (settled []Session, unrecovered int, err error) {
+	if err := a.initUnitCounters(ctx); err != nil {
+		return nil, 0, err
+	}
 	var open []Session
-	err := a.db.View(func(tx *store.Tx) error {
+	err = a.db.View(func(tx *store.Tx) error {
 		return tx.ForEachSession(func(id string, v []byte) error {
 			var s Session
 			if err := json.Unmarshal(v, &s); err != nil {
 				return fmt.Errorf("atm: session %s: %w", short(id), err)
 			}
-			if !s.State.Terminal() && (a.cur == nil || a.cur.ID != s.ID) {
+			if !s.State.Terminal() && s.ID != skip {
 				open = append(open, s)
 			}
 			return nil
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("atm: recovery: %w", err)
+		return nil, 0, fmt.Errorf("atm: recovery: %w", err)
 	}
-	a.unrecovered = 0
 	for i := range open {
-		err := a.recoverOne(ctx, &open[i])
+		ns, err := a.recoverOne(ctx, &open[i])
 		switch {
 		case errors.Is(err, errDeviceUnavailable):
 			// Not evidence of anything: keep the session as it is, stay
 			// out of service, and ask the dispenser again later.
-			a.unrecovered++
+			unrecovered++
 			a.log.Warn("recovery waits for the dispenser", "session", short(open[i].ID), "state", open[i].State, "err", err)
 		case err != nil:
-			return err
+			return settled, unrecovered, err
+		default:
+			settled = append(settled, ns)
 		}
 	}
-	if a.unrecovered == 0 {
+	if unrecovered == 0 {
 		a.clearLeftovers(ctx)
 	}
-	return nil
+	return settled, unrecovered, nil
 }
+
+// RecoveryTimeout bounds each dispenser request recovery makes: a device
+// that does not answer in time is not evidence of anything (the session
+// waits and recovery asks again), except for a retract, whose outcome is
+// then unknown (the operator counts).
+const RecoveryTimeout = 30 * time.Second
 
 // errDeviceUnavailable: the dispenser could not be asked what it did.
 var errDeviceUnavailable = errors.New("atm: dispenser unavailable for recovery")
@@ -72,6 +128,8 @@ func (a *ATM) clearLeftovers(ctx context.Context) {
 	if !ok {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, RecoveryTimeout)
+	defer cancel()
 	ps, err := p.PresentStatus(ctx)
 	if err != nil {
 		return
@@ -171,13 +229,15 @@ func Resolve(s Session, ps *dispenser.PresentStatus) Resolution {
 	}
 }
 
-func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
+func (a *ATM) recoverOne(ctx context.Context, s *Session) (Session, error) {
 	var ps *dispenser.PresentStatus
 	if s.State.InFlight() && s.State != StateAuthorizing {
 		if p, ok := a.cfg.Dispenser.(PresentStatuser); ok {
-			got, err := p.PresentStatus(ctx)
+			pctx, cancel := context.WithTimeout(ctx, RecoveryTimeout)
+			got, err := p.PresentStatus(pctx)
+			cancel()
 			if err != nil {
-				return fmt.Errorf("%w: %w", errDeviceUnavailable, err)
+				return Session{}, fmt.Errorf("%w: %w", errDeviceUnavailable, err)
 			}
 			ps = &got
 		}
@@ -189,14 +249,16 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 		ch.dispensed = ps.Dispensed
 	}
 	if r.Retract {
-		res, err := a.cfg.Dispenser.Retract(ctx)
+		rctx, cancel := context.WithTimeout(ctx, RecoveryTimeout)
+		res, err := a.cfg.Dispenser.Retract(rctx)
+		cancel()
 		switch {
 		case errors.Is(err, dispenser.ErrNoItems):
 			r = Resolution{State: StateCompleted, Paid: ps.PresentedAmount, Queue: queueKind(ps.PresentedAmount, s.Amount), Operator: true,
 				Text: "recovered: notes were taken before the retract"}
 			ch.text = r.Text
 		case errors.Is(err, dispenser.ErrDeviceNotReady) || ctx.Err() != nil:
-			return fmt.Errorf("%w: retract: %w", errDeviceUnavailable, err)
+			return Session{}, fmt.Errorf("%w: retract: %w", errDeviceUnavailable, err)
 		case err != nil:
 			r = Resolution{State: StateInDoubt, Operator: true, Text: "recovery retract failed; operator must count: " + err.Error()}
 			ch.text = r.Text
@@ -206,7 +268,10 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 	}
 	if r.Purge {
 		if rs, ok := a.cfg.Dispenser.(Resetter); ok {
-			if err := rs.Reset(ctx); err != nil {
+			rctx, cancel := context.WithTimeout(ctx, RecoveryTimeout)
+			err := rs.Reset(rctx)
+			cancel()
+			if err != nil {
 				a.log.Error("recovery: reset", "err", err)
 			} else {
 				ch.rejected = ps.Dispensed
@@ -228,13 +293,10 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) error {
 	}
 	ch.data = map[string]string{"from": s.State.String()}
 	if err := a.write(&ns, ch); err != nil {
-		return fmt.Errorf("atm: recovery of session %s: %w", short(s.ID), err)
+		return Session{}, fmt.Errorf("atm: recovery of session %s: %w", short(s.ID), err)
 	}
 	a.log.Warn("recovered session", "session", short(s.ID), "from", s.State, "to", ns.State, "paid", r.Paid, "queued", r.Queue, "operator", r.Operator)
-	// A repeated dispense command that arrived while the session waited for
-	// recovery (acceptCommand parks it) learns the outcome now.
-	a.answer(ns.ID, ns.result())
-	return nil
+	return ns, nil
 }
 
 // initUnitCounters records the cassettes' loaded counts the first time the

@@ -316,14 +316,10 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 	default:
 		resp.ResponseCode = wire.RCInvalidTransaction
 	}
-	r, err := wire.Build(&resp)
-	if err == nil {
-		err = conn.Reply(r)
-	}
-	if err != nil {
-		l.log.Warn("0810 not sent", "stan", req.STAN, "err", err)
-		return
-	}
+	// A sign-on is registered before its 0810 is written, so that once
+	// the ATM reads the answer the proxy routes to it (and has its keys).
+	// If the answer cannot be written the connection closes and closed()
+	// removes the registration.
 	if req.NetMgmtCode == wire.NetSignOn && resp.ResponseCode == wire.RCApproved {
 		l.mu.Lock()
 		l.signedOn = true
@@ -339,6 +335,16 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 			old.conn.Close()
 		}
 		l.log.Info("terminal signed on")
+	}
+	r, err := wire.Build(&resp)
+	if err == nil {
+		err = conn.Reply(r)
+	}
+	if err != nil {
+		l.log.Warn("0810 not sent", "stan", req.STAN, "err", err)
+		if req.NetMgmtCode == wire.NetSignOn {
+			conn.Close() // the terminal never learnt it was signed on
+		}
 	}
 }
 
@@ -407,7 +413,7 @@ func (s *Server) pushBlock(l *atmLink, block string) error {
 	}
 	rc, _ := resp.GetString(wire.FieldResponseCode)
 	if rc != wire.RCApproved {
-		return fmt.Errorf("proxysim: key change refused by the ATM: response code %s", rc)
+		return fmt.Errorf("%w: response code %s", ErrKeyChangeRefused, rc)
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ const (
 // ErrNoATM: the terminal is not connected and signed on.
 var ErrNoATM = errors.New("proxysim: terminal not connected")
 
+// ErrKeyChangeRefused: the ATM answered a key change (PushKeys) with a
+// code other than 00 and kept its old keys.
+var ErrKeyChangeRefused = errors.New("proxysim: key change refused by the ATM")
+
 // Stats counts what the server did, for tests and monitoring.
 type Stats struct {
 	SignOns  int // ATM sign-ons accepted

@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/clock"
@@ -24,8 +22,10 @@ import (
 )
 
 // CrashEnv names the environment variable that selects a failure point for
-// crash tests: the process kills itself with SIGKILL right after the bbolt
-// commit whose label (the new session state, e.g. "Dispensing") matches.
+// crash tests: the process kills itself right after the bbolt commit whose
+// label (the new session state, e.g. "Dispensing") matches. Only a binary
+// built with the build tag failpoint reads it (crashhook_failpoint.go); a
+// production build logs that it ignores it.
 const CrashEnv = "CARDLESS_CRASH_AFTER"
 
 // Appliance is the ATM-resident application: the core and everything it is
@@ -268,21 +268,6 @@ type journalAuth struct{ m hsm.HMACer }
 
 func (j journalAuth) JournalMAC(data []byte) ([]byte, error) {
 	return j.m.HMACSHA256(hsm.JournalKey, data)
-}
-
-// crashHook returns the store's AfterCommit hook for crash tests: SIGKILL
-// right after the commit labelled point.
-func crashHook(point string, log *slog.Logger) func(string) {
-	if point == "" {
-		return nil
-	}
-	log.Warn("crash test failure point armed", "after", point)
-	return func(label string) {
-		if label == point {
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			time.Sleep(time.Minute) // never returns
-		}
-	}
 }
 
 // decodeTPDU returns nil for no TPDU (validated by Config.Validate).

@@ -23,11 +23,12 @@ import (
 	"github.com/cardless-atm/cardless/proxyclient/proxysim"
 )
 
-// buildATM builds cmd/atm into the test's temporary directory.
+// buildATM builds cmd/atm with its crash failure points (build tag
+// failpoint) into the test's temporary directory.
 func buildATM(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "atm")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/atm").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "failpoint", "-o", bin, "../../cmd/atm").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build cmd/atm: %v\n%s", err, out)
 	}

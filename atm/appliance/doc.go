@@ -9,7 +9,11 @@
 // the key ceremony (atmctl key load-tmk), or, for development only, from
 // clear keys in the file.
 //
-// For crash tests, the environment variable CARDLESS_CRASH_AFTER names a
-// failure point: the process kills itself with SIGKILL right after the bbolt
-// commit with that label (the new session state, e.g. "Dispensing").
+// For crash tests, a binary built with the build tag failpoint
+// (go build -tags failpoint ./cmd/atm) reads the environment variable
+// CARDLESS_CRASH_AFTER: it names a failure point, and the process kills
+// itself right after the bbolt commit with that label (the new session
+// state, e.g. "Dispensing"). Production builds compile the hook out, as
+// etcd and bbolt compile out their failpoints, and only log that the
+// variable is ignored.
 package appliance

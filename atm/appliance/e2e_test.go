@@ -11,7 +11,6 @@ import (
 
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/appliance"
-	"github.com/cardless-atm/cardless/atm/devsim"
 	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
@@ -400,7 +399,7 @@ func TestE2EPhoneReadsScreen(t *testing.T) {
 	qr := s.qr(10000)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := devsim.WaitScreenQR(ctx, filepath.Join(s.dir, "screen.png"), qr, 5*time.Second); err != nil {
+	if err := phonesim.WaitScreenQR(ctx, filepath.Join(s.dir, "screen.png"), qr, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if out := s.withdraw(qr, zhang, "123456"); !out.PaidInFull() {

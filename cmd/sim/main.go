@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/cardless-atm/cardless/atm/devsim"
+	"github.com/cardless-atm/cardless/cmd/sim/internal/devsim"
 )
 
 func main() {

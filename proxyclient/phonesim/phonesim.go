@@ -261,6 +261,25 @@ func DecodePNG(r io.Reader) (string, error) {
 	return res.GetText(), nil
 }
 
+// WaitScreenQR waits up to d until the PNG at path (a screen the ATM
+// rendered) shows the QR code want, decoded from its pixels as the phone's
+// camera would. It polls the file every 100 ms: it watches another
+// process's output, so it runs on real time.
+func WaitScreenQR(ctx context.Context, path, want string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if f, err := os.Open(path); err == nil {
+			got, err := DecodePNG(f)
+			f.Close()
+			if err == nil && got == want {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("phonesim: the screen %s does not show the session's QR code", path)
+}
+
 // FileConfig is the JSON configuration (configs/phonesim.json).
 type FileConfig struct {
 	Comment   string `json:"_comment,omitempty"`

@@ -2,12 +2,13 @@
 // bank host simulator, the proxy simulator and the ATM appliance as real
 // processes on loopback, then a complete withdrawal through the phone
 // simulator, narrating each step. cmd/sim is its thin main; `make sim` runs it.
+// It polls other processes (their status endpoint, the screen file), so it
+// runs on real time, unlike the appliance, whose clock is injected.
 package devsim
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
@@ -74,64 +74,115 @@ func (p *proc) exited() error {
 // Run starts the system, runs one withdrawal and, unless Once, keeps the
 // system up until ctx is done. It returns an error if the demo withdrawal
 // was not approved and paid.
-func Run(ctx context.Context, o Options) (err error) {
-	say := func(format string, a ...any) { fmt.Fprintf(o.Out, format+"\n", a...) }
-	logs := filepath.Join(o.Var, "logs")
-	if err := os.MkdirAll(logs, 0o755); err != nil {
+func Run(ctx context.Context, o Options) error {
+	r := &run{o: o, logs: filepath.Join(o.Var, "logs")}
+	defer r.stopAll()
+	if err := os.MkdirAll(r.logs, 0o755); err != nil {
 		return err
 	}
-	for _, addr := range []string{o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control} {
+	if err := portsFree(o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control); err != nil {
+		return err
+	}
+	r.say("== Cardless withdrawal: the whole system on this laptop ==")
+	r.say("[1/6] Starting the bank host, the proxy server and the ATM as separate processes on loopback")
+	if err := r.startAll(); err != nil {
+		return err
+	}
+	r.say("[2/6] Waiting for the ATM to sign on to the proxy (key exchange) and connect to the host")
+	st, err := r.waitInService(ctx)
+	if err != nil {
+		return err
+	}
+	r.say("      ATM %s in service: proxy link signed on, host link up", st.TerminalID)
+	if err := r.demoWithdrawal(ctx); err != nil {
+		return err
+	}
+	r.sayByHand()
+	if o.Once {
+		return nil
+	}
+	r.say("Press Ctrl-C to stop.")
+	<-ctx.Done()
+	return nil
+}
+
+// run is one Run: its options, the processes it started and where their
+// logs go.
+type run struct {
+	o     Options
+	logs  string
+	procs []*proc
+}
+
+func (r *run) say(format string, a ...any) { fmt.Fprintf(r.o.Out, format+"\n", a...) }
+
+func (r *run) cfg(name string) string { return filepath.Join(r.o.Configs, name) }
+
+// screenPNG is where the ATM (headless or windowed) writes its screen.
+func (r *run) screenPNG() string { return filepath.Join(r.o.Var, "atm", "screen.png") }
+
+// portsFree fails if something already listens on one of addrs (another
+// `make sim`, most likely).
+func portsFree(addrs ...string) error {
+	for _, addr := range addrs {
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
 			return fmt.Errorf("%s is already in use: is another `make sim` running? stop it first", addr)
 		}
 	}
-	var procs []*proc
-	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			stop(procs[i])
-		}
-	}()
-	start := func(name string, args ...string) error {
-		p := &proc{name: name, log: filepath.Join(logs, name+".log"), done: make(chan struct{})}
-		f, err := os.Create(p.log)
-		if err != nil {
-			return err
-		}
-		p.cmd = exec.Command(filepath.Join(o.Bin, name), args...)
-		p.cmd.Stdout, p.cmd.Stderr = f, f
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := p.cmd.Start(); err != nil {
-			return fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
-		}
-		go func() { p.err = p.cmd.Wait(); close(p.done) }()
-		procs = append(procs, p)
-		say("  started %-9s pid %-7d log %s", name, p.cmd.Process.Pid, p.log)
-		return nil
-	}
-	cfg := func(n string) string { return filepath.Join(o.Configs, n) }
+	return nil
+}
 
-	say("== Cardless withdrawal: the whole system on this laptop ==")
-	say("[1/6] Starting the bank host, the proxy server and the ATM as separate processes on loopback")
-	if err := start("hostsim", "--config", cfg("hostsim.json"), "--listen", o.HostAddr); err != nil {
+// start runs bin/name with args, its output in logs/name.log, in its own
+// process group (see stop).
+func (r *run) start(name string, args ...string) error {
+	p := &proc{name: name, log: filepath.Join(r.logs, name+".log"), done: make(chan struct{})}
+	f, err := os.Create(p.log)
+	if err != nil {
 		return err
 	}
-	if err := start("proxysim", "--config", cfg("proxysim.json"), "--atm", o.ProxyATM, "--phone", o.ProxyPhone); err != nil {
+	p.cmd = exec.Command(filepath.Join(r.o.Bin, name), args...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	ownGroup(p.cmd)
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); f.Close(); close(p.done) }()
+	r.procs = append(r.procs, p)
+	r.say("  started %-9s pid %-7d log %s", name, p.cmd.Process.Pid, p.log)
+	return nil
+}
+
+func (r *run) startAll() error {
+	o := r.o
+	if err := r.start("hostsim", "--config", r.cfg("hostsim.json"), "--listen", o.HostAddr); err != nil {
+		return err
+	}
+	if err := r.start("proxysim", "--config", r.cfg("proxysim.json"), "--atm", o.ProxyATM, "--phone", o.ProxyPhone); err != nil {
 		return err
 	}
 	mode := "--headless"
 	if o.Window {
 		mode = "--window"
 	}
-	if err := start("atm", "--config", cfg("atm.json"), mode); err != nil {
-		return err
-	}
+	return r.start("atm", "--config", r.cfg("atm.json"), mode)
+}
 
-	say("[2/6] Waiting for the ATM to sign on to the proxy (key exchange) and connect to the host")
-	// Stop waiting as soon as a process dies (a bad config, a refused
-	// store): its log says why.
+// stopAll stops the processes in the reverse order of their start.
+func (r *run) stopAll() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		stop(r.procs[i])
+	}
+}
+
+// waitInService waits until the ATM is signed on, connected and in
+// service. It stops waiting as soon as a process dies (a bad config, a
+// refused store) and then returns the last line of its log.
+func (r *run) waitInService(ctx context.Context) (status, error) {
 	wctx, stopWaiting := context.WithCancel(ctx)
-	for _, p := range procs {
+	defer stopWaiting()
+	for _, p := range r.procs {
 		go func() {
 			select {
 			case <-p.done:
@@ -140,37 +191,42 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 		}()
 	}
-	st, err := waitStatus(wctx, o.Control, 45*time.Second, func(s status) bool { return s.ProxySignedOn && s.HostConnected && s.InService })
-	stopWaiting()
-	if err != nil {
-		for _, p := range procs {
-			if perr := p.exited(); perr != nil {
-				return fmt.Errorf("the ATM did not come into service: %w", perr)
-			}
-		}
-		return fmt.Errorf("the ATM did not come into service: %w (see %s)", err, logs)
+	st, err := waitStatus(wctx, r.o.Control, 45*time.Second, func(s status) bool { return s.ProxySignedOn && s.HostConnected && s.InService })
+	if err == nil {
+		return st, nil
 	}
-	say("      ATM %s in service: proxy link signed on, host link up", st.TerminalID)
+	for _, p := range r.procs {
+		if perr := p.exited(); perr != nil {
+			return st, fmt.Errorf("the ATM did not come into service: %w", perr)
+		}
+	}
+	return st, fmt.Errorf("the ATM did not come into service: %w (see %s)", err, r.logs)
+}
 
-	say("[3/6] Customer at the ATM chooses \"cardless withdrawal\" and %s", money(o.Amount))
+// demoWithdrawal is steps 3 to 6: the customer picks the amount at the
+// ATM, the phone simulator reads the QR from the screen's pixels and
+// withdraws; then the completion advice and the journal are checked.
+func (r *run) demoWithdrawal(ctx context.Context) error {
+	o := r.o
+	r.say("[3/6] Customer at the ATM chooses \"cardless withdrawal\" and %s", money(o.Amount))
 	sess, err := withdraw(ctx, o.Control, o.Amount)
 	if err != nil {
 		return err
 	}
-	say("      session written to bbolt, QR on screen (expires %s)", sess.Expires.Local().Format("15:04:05"))
-	say("      QR payload: %s", sess.QR)
-	png := filepath.Join(o.Var, "atm", "screen.png")
-	if err := WaitScreenQR(ctx, png, sess.QR, 15*time.Second); err != nil {
+	r.say("      session written to bbolt, QR on screen (expires %s)", sess.Expires.Local().Format("15:04:05"))
+	r.say("      QR payload: %s", sess.QR)
+	png := r.screenPNG()
+	if err := phonesim.WaitScreenQR(ctx, png, sess.QR, 15*time.Second); err != nil {
 		return err
 	}
 
-	say("[4/6] Customer scans the screen with the phone app (phonesim reads %s from pixels)", png)
-	say("      phone -> proxy (ISO 8583, 3DES) -> ATM -> host (authorize) -> dispenser")
+	r.say("[4/6] Customer scans the screen with the phone app (phonesim reads %s from pixels)", png)
+	r.say("      phone -> proxy (ISO 8583, 3DES) -> ATM -> host (authorize) -> dispenser")
 	seen := make(chan struct{})
 	nctx, stopNarrating := context.WithCancel(ctx)
 	defer stopNarrating()
-	go narrate(nctx, o, say, seen)
-	phone := exec.CommandContext(ctx, filepath.Join(o.Bin, "phonesim"), "--proxy", o.ProxyPhone, "--config", cfg("phonesim.json"),
+	go narrate(nctx, o, r.say, seen)
+	phone := exec.CommandContext(ctx, filepath.Join(o.Bin, "phonesim"), "--proxy", o.ProxyPhone, "--config", r.cfg("phonesim.json"),
 		"--qr-png", png, "--customer", o.Customer, "--pin", o.PIN)
 	phone.Stderr = os.Stderr
 	outb, perr := phone.Output()
@@ -178,42 +234,43 @@ func Run(ctx context.Context, o Options) (err error) {
 		stopNarrating() // the session may never finish: do not wait for it
 	}
 	<-seen
-	say("[5/6] Phone app shows the outcome: %s", strings.TrimSpace(string(outb)))
+	r.say("[5/6] Phone app shows the outcome: %s", strings.TrimSpace(string(outb)))
 	if perr != nil {
-		return fmt.Errorf("withdrawal not approved and paid: %v (logs in %s)", perr, logs)
+		return fmt.Errorf("withdrawal not approved and paid: %v (logs in %s)", perr, r.logs)
 	}
-	st, err = waitStatus(ctx, o.Control, 30*time.Second, func(s status) bool { return s.SAFPending == 0 })
+	st, err := waitStatus(ctx, o.Control, 30*time.Second, func(s status) bool { return s.SAFPending == 0 })
 	if err != nil {
-		return fmt.Errorf("the completion advice was not acknowledged by the host: %w (logs in %s)", err, logs)
+		return fmt.Errorf("the completion advice was not acknowledged by the host: %w (logs in %s)", err, r.logs)
 	}
-	say("      completion advice acknowledged by the host (store-and-forward queue: %d pending)", st.SAFPending)
+	r.say("      completion advice acknowledged by the host (store-and-forward queue: %d pending)", st.SAFPending)
 	if v := verify(o.Control); v != "ok" {
 		return fmt.Errorf("the journal does not verify: %s", v)
 	}
-	say("[6/6] Cash paid out. Journal chain verified: ok")
-	say("")
-	say("Do one by hand (the system keeps running):")
-	say("  curl -X POST 'http://%s/withdraw?amount=20000'      # the customer picks 200.00", o.Control)
-	say("  %s/phonesim --proxy %s --config %s --qr-png %s --customer 13800000002 --pin 654321", o.Bin, o.ProxyPhone, cfg("phonesim.json"), png)
-	say("  curl http://%s/status                                # what the ATM is doing", o.Control)
-	say("  open %s to see the screen; logs are in %s", png, logs)
-	if o.Once {
-		return nil
-	}
-	say("Press Ctrl-C to stop.")
-	<-ctx.Done()
+	r.say("[6/6] Cash paid out. Journal chain verified: ok")
 	return nil
 }
 
+func (r *run) sayByHand() {
+	o := r.o
+	r.say("")
+	r.say("Do one by hand (the system keeps running):")
+	r.say("  curl -X POST 'http://%s/withdraw?amount=20000'      # the customer picks 200.00", o.Control)
+	r.say("  %s/phonesim --proxy %s --config %s --qr-png %s --customer 13800000002 --pin 654321", o.Bin, o.ProxyPhone, r.cfg("phonesim.json"), r.screenPNG())
+	r.say("  curl http://%s/status                                # what the ATM is doing", o.Control)
+	r.say("  open %s to see the screen; logs are in %s", r.screenPNG(), r.logs)
+}
+
+// stop asks p's process group to end (SIGTERM on Unix; see ownGroup) and
+// kills it if it has not ended within 5 s.
 func stop(p *proc) {
 	if p.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	terminate(p.cmd)
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		kill(p.cmd)
 		<-p.done
 	}
 }
@@ -322,23 +379,6 @@ func verify(addr string) string {
 		return "FAILED " + string(b)
 	}
 	return "ok"
-}
-
-// WaitScreenQR waits until the screen the ATM rendered to path shows the
-// QR code want, decoded from the pixels as the phone's camera would.
-func WaitScreenQR(ctx context.Context, path, want string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if f, err := os.Open(path); err == nil {
-			got, err := phonesim.DecodePNG(f)
-			f.Close()
-			if err == nil && got == want {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("the ATM's screen " + path + " does not show the session's QR code")
 }
 
 func money(minor int64) string { return dispenser.FormatAmount(minor, 2) + " CNY" }

@@ -1,10 +1,16 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package hsm
 
-import "os"
+import (
+	"fmt"
+	"os"
+	"runtime"
+)
 
-// lockStore does nothing where flock(2) does not exist: the key store is
-// not protected against a second process there (the appliance runs on
-// Linux).
-func lockStore(path string) (*os.File, error) { return nil, nil }
+// lockStore refuses to open a key store where the platform has no file
+// lock this package knows (neither flock(2) nor LockFileEx): two
+// processes could otherwise overwrite each other's keys unnoticed.
+func lockStore(path string) (*os.File, error) {
+	return nil, fmt.Errorf("hsm: lock key store %s: no file locking on %s", path, runtime.GOOS)
+}

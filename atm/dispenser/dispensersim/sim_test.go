@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -565,8 +564,9 @@ func TestSurvivesSIGKILL(t *testing.T) {
 		if err := s.Present(ctx); err != nil {
 			t.Fatal(err)
 		}
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // not reached
+		p, _ := os.FindProcess(os.Getpid())
+		_ = p.Kill() // SIGKILL on Unix, TerminateProcess on Windows
+		select {}    // not reached
 	}
 	file := filepath.Join(t.TempDir(), "state.json")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSurvivesSIGKILL$", "-test.count=1")

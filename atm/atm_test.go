@@ -18,6 +18,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/qr"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/atm/store/storetest"
+	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
 )
 
@@ -407,7 +408,7 @@ func TestHostOutcomeUnknownReverses(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	r.settle()
-	if _, _, rev := r.host.counts(); rev != 1 || r.host.reversals[0].Dispensed != 0 || r.host.reversals[0].Reason != atm.ReasonTimeout {
+	if _, _, rev := r.host.counts(); rev != 1 || r.host.reversals[0].Dispensed != 0 || r.host.reversals[0].Reason != wire.ReasonLateResponse {
 		t.Fatalf("reversals %+v", r.host.reversals)
 	}
 }
@@ -431,13 +432,15 @@ func TestDispenserFaults(t *testing.T) {
 		wantRC    string
 		wantPaid  int64
 		wantState atm.State
-		notTaken  bool // the take-cash timer must run out
+		notTaken  bool   // the take-cash timer must run out
+		reason    string // of the reversal (docs/protocol.md §6), chosen by cause
 	}{
-		{"short dispense", dispensersim.Faults{ShortDispense: 1}, "00", 20000, atm.StateCompleted, false},
-		{"jam", dispensersim.Faults{Jam: true, JamAfter: 1}, "96", 0, atm.StateFailed, false},
-		{"notes not taken", dispensersim.Faults{NotesNotTaken: true}, "96", 0, atm.StateRetracted, true},
-		{"shutter failure", dispensersim.Faults{ShutterFailure: true}, "96", 0, atm.StateRetracted, false},
-		{"count unknown", dispensersim.Faults{CountUnknown: true}, "96", 0, atm.StateInDoubt, false},
+		{"short dispense", dispensersim.Faults{ShortDispense: 1}, "00", 20000, atm.StateCompleted, false, wire.ReasonPartialDispense},
+		{"jam", dispensersim.Faults{Jam: true, JamAfter: 1}, "96", 0, atm.StateFailed, false, wire.ReasonMalfunction},
+		{"notes not taken", dispensersim.Faults{NotesNotTaken: true}, "96", 0, atm.StateRetracted, true, wire.ReasonCustomerCancel},
+		{"short dispense not taken", dispensersim.Faults{ShortDispense: 1, NotesNotTaken: true}, "96", 0, atm.StateRetracted, true, wire.ReasonCustomerCancel},
+		{"shutter failure", dispensersim.Faults{ShutterFailure: true}, "96", 0, atm.StateRetracted, false, wire.ReasonMalfunction},
+		{"count unknown", dispensersim.Faults{CountUnknown: true}, "96", 0, atm.StateInDoubt, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -463,8 +466,9 @@ func TestDispenserFaults(t *testing.T) {
 					t.Fatal("in-doubt session must wait for the operator, not reverse")
 				}
 			default:
-				if adv != 0 || rev != 1 || r.host.reversals[0].Dispensed != tt.wantPaid || r.host.reversals[0].Amount != 30000 {
-					t.Fatalf("advices %d, reversals %+v", adv, r.host.reversals)
+				if adv != 0 || rev != 1 || r.host.reversals[0].Dispensed != tt.wantPaid || r.host.reversals[0].Amount != 30000 ||
+					r.host.reversals[0].Reason != tt.reason {
+					t.Fatalf("advices %d, reversals %+v, want one of 30000 with %d paid, reason %s", adv, r.host.reversals, tt.wantPaid, tt.reason)
 				}
 			}
 			r.verify()
@@ -669,10 +673,11 @@ func TestOperatorSettlesInDoubt(t *testing.T) {
 		state     atm.State
 		advices   int
 		reversals int
+		reason    string
 	}{
-		{"nothing paid", 0, atm.StateFailed, 0, 1},
-		{"part paid", 20000, atm.StateCompleted, 0, 1},
-		{"all paid", 30000, atm.StateCompleted, 1, 0},
+		{"nothing paid", 0, atm.StateFailed, 0, 1, wire.ReasonMalfunction},
+		{"part paid", 20000, atm.StateCompleted, 0, 1, wire.ReasonPartialDispense},
+		{"all paid", 30000, atm.StateCompleted, 1, 0, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, dispensersim.Faults{CountUnknown: true})
@@ -698,7 +703,7 @@ func TestOperatorSettlesInDoubt(t *testing.T) {
 			if adv != tt.advices || rev != tt.reversals {
 				t.Fatalf("advices %d reversals %d", adv, rev)
 			}
-			if rev == 1 && r.host.reversals[0].Dispensed != tt.paid {
+			if rev == 1 && (r.host.reversals[0].Dispensed != tt.paid || r.host.reversals[0].Reason != tt.reason) {
 				t.Fatalf("reversal %+v", r.host.reversals[0])
 			}
 			if !strings.Contains(r.journalKinds(), "OPERATOR SETTLED") {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm/qr"
 	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/atm/wire"
 )
 
 // Command is a dispense command as the proxy link delivers it (step E): the
@@ -30,7 +31,7 @@ type Command struct {
 func (a *ATM) HandleCommand(ctx context.Context, cmd Command) Result {
 	reply := make(chan Result, 1)
 	if err := a.do(ctx, func(ctx context.Context) { a.acceptCommand(ctx, cmd, reply) }); err != nil {
-		return Result{ResponseCode: "91"}
+		return Result{ResponseCode: wire.RCIssuerInoperative}
 	}
 	select {
 	case r := <-reply:
@@ -38,7 +39,7 @@ func (a *ATM) HandleCommand(ctx context.Context, cmd Command) Result {
 	case <-ctx.Done():
 		// The session goes on; its outcome reaches the host through the
 		// advice or reversal, and a repeated command learns it.
-		return Result{ResponseCode: "91"}
+		return Result{ResponseCode: wire.RCIssuerInoperative}
 	}
 }
 
@@ -49,33 +50,33 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 	}
 	p, err := qr.Parse(cmd.QRPayload)
 	if err != nil {
-		refuse("12", "malformed QR payload", "")
+		refuse(wire.RCInvalidTransaction, "malformed QR payload", "")
 		return
 	}
 	if p.TerminalID != a.cfg.TerminalID || cmd.TerminalID != a.cfg.TerminalID {
-		refuse("12", fmt.Sprintf("wrong terminal: QR %q, command %q", p.TerminalID, cmd.TerminalID), "")
+		refuse(wire.RCInvalidTransaction, fmt.Sprintf("wrong terminal: QR %q, command %q", p.TerminalID, cmd.TerminalID), "")
 		return
 	}
 	s, err := a.lookup(p.Nonce)
 	if err != nil {
-		refuse("12", "no such session", "")
+		refuse(wire.RCInvalidTransaction, "no such session", "")
 		return
 	}
 	if p.Amount != s.Amount || cmd.Amount != s.Amount || p.Currency != s.Currency || cmd.Currency != s.Currency {
-		refuse("13", fmt.Sprintf("amount or currency does not match the session (QR %d %s, command %d %s)",
+		refuse(wire.RCInvalidAmount, fmt.Sprintf("amount or currency does not match the session (QR %d %s, command %d %s)",
 			p.Amount, p.Currency, cmd.Amount, cmd.Currency), s.ID)
 		return
 	}
 	if err := qr.Verify(p, a.qrMAC); err != nil {
-		refuse("12", "QR MAC does not verify (tampered or forged QR)", s.ID)
+		refuse(wire.RCInvalidTransaction, "QR MAC does not verify (tampered or forged QR)", s.ID)
 		return
 	}
 	switch {
 	case s.State == StateExpired:
-		refuse("54", "session expired", s.ID)
+		refuse(wire.RCExpired, "session expired", s.ID)
 		return
 	case s.State == StateCancelled:
-		refuse("12", "session cancelled", s.ID)
+		refuse(wire.RCInvalidTransaction, "session cancelled", s.ID)
 		return
 	case s.State.Terminal():
 		a.log.Info("repeated command for a finished session", "session", short(s.ID), "state", s.State)
@@ -88,7 +89,7 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 	}
 	if !a.now().Before(s.Expires) {
 		a.endWaiting(EvExpire, "SESSION EXPIRED")
-		refuse("54", "session expired", s.ID)
+		refuse(wire.RCExpired, "session expired", s.ID)
 		return
 	}
 	// The dispenser's command nonce is fetched off the owner goroutine (a
@@ -126,14 +127,14 @@ func (a *ATM) nonceReady(cmd Command, id, nonce string, err error) {
 		if s != nil && s.ID == id {
 			state = s.State.String()
 		}
-		refuseAll("12", "session ended ("+state+") while the dispenser was asked for a command nonce")
+		refuseAll(wire.RCInvalidTransaction, "session ended ("+state+") while the dispenser was asked for a command nonce")
 		return
 	case err != nil:
-		refuseAll("96", "dispenser gave no command nonce: "+err.Error())
+		refuseAll(wire.RCSystemMalfunction, "dispenser gave no command nonce: "+err.Error())
 		return
 	case !a.now().Before(s.Expires):
 		a.endWaiting(EvExpire, "SESSION EXPIRED")
-		refuseAll("54", "session expired")
+		refuseAll(wire.RCExpired, "session expired")
 		return
 	}
 	err = a.commit(s, change{
@@ -156,7 +157,7 @@ func (a *ATM) nonceReady(cmd Command, id, nonce string, err error) {
 	})
 	if err != nil {
 		a.log.Error("cannot commit accepted command; stopping for recovery", "err", err)
-		refuseAll("96", "cannot store session state")
+		refuseAll(wire.RCSystemMalfunction, "cannot store session state")
 		a.setService(false, "storage")
 		a.stop(fmt.Errorf("%w: %w", ErrStorage, err))
 		return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/atm/wire"
 )
 
 // Queue kinds.
@@ -26,13 +27,6 @@ func queueKind(paid, amount int64) string {
 	}
 	return KindReversal
 }
-
-// Reversal reason codes (field 39 of a 0420).
-const (
-	ReasonTimeout     = "68" // response received too late / no response: outcome unknown
-	ReasonMalfunction = "22" // suspected malfunction: cash not (fully) paid
-	ReasonNotTaken    = "17" // customer did not take the cash (customer cancellation)
-)
 
 // SAFMessage is the payload of one store-and-forward queue item: an advice
 // or a reversal, with the STAN it is sent under every time (the host applies
@@ -139,7 +133,7 @@ func enqueue(tx *store.Tx, s *Session, kind string) error {
 	m := SAFMessage{Kind: kind, SessionID: s.ID, STAN: stan, OrigSTAN: s.HostSTAN, OrigTime: s.HostTime,
 		Amount: s.Amount, Dispensed: s.Paid, Currency: s.Currency}
 	if kind == KindReversal {
-		m.Reason = s.reversalReason()
+		m.Reason = reversalReason(s.Reason, s.Paid)
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -155,14 +149,26 @@ func enqueue(tx *store.Tx, s *Session, kind string) error {
 	return err
 }
 
-func (s *Session) reversalReason() string {
+// reversalReason is the reason code of a 0420 (wire.Reason*, documented in
+// docs/protocol.md §6), chosen by what caused the reversal (the session's
+// Reason, set where the cause happened) and what the customer got:
+//   - some cash paid: 32, completed partially (field 95 says how much),
+//     whatever stopped the rest;
+//   - nothing paid, because the host's answer never came: 68;
+//   - nothing paid, because the customer did not take the cash (retracted
+//     after the take-cash time): 17, customer cancellation;
+//   - nothing paid for any other cause (dispense or present failure, a
+//     crash recovered, an operator's settlement): 22, suspected malfunction.
+func reversalReason(cause string, paid int64) string {
 	switch {
-	case s.Reason == "host_unknown":
-		return ReasonTimeout
-	case s.State == StateRetracted:
-		return ReasonNotTaken
+	case paid > 0:
+		return wire.ReasonPartialDispense
+	case cause == causeHostUnknown:
+		return wire.ReasonLateResponse
+	case cause == causeNotTaken:
+		return wire.ReasonCustomerCancel
 	default:
-		return ReasonMalfunction
+		return wire.ReasonMalfunction
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/hostlink"
+	"github.com/cardless-atm/cardless/atm/wire"
 )
 
 // The actions below run in their own goroutine, each after the state that
@@ -80,7 +81,7 @@ func (a *ATM) authorize(s Session, cmd Command) {
 
 func (a *ATM) onAuthorized(s *Session, resp hostlink.AuthResponse, err error) {
 	switch {
-	case err == nil && resp.ResponseCode == "00":
+	case err == nil && resp.ResponseCode == wire.RCApproved:
 		a.advance(s, change{ev: EvApproved, kind: "APPROVED", text: "host approved; dispensing",
 			data: map[string]string{"auth": resp.AuthCode, "rrn": resp.RRN},
 			mutate: func(ns *Session) {
@@ -92,11 +93,11 @@ func (a *ATM) onAuthorized(s *Session, resp hostlink.AuthResponse, err error) {
 			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = resp.ResponseCode, "declined" }})
 	case errors.Is(err, hostlink.ErrUnavailable):
 		a.advance(s, change{ev: EvHostUnavailable, kind: "HOST UNAVAILABLE", text: "host link down; nothing sent",
-			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = "91", "host_unavailable" }})
+			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = wire.RCIssuerInoperative, "host_unavailable" }})
 	default:
 		// Outcome unknown: the host may have debited. Reverse, never retry.
 		a.advance(s, change{ev: EvHostUnknown, kind: "HOST NO ANSWER", text: "authorization outcome unknown: " + err.Error(),
-			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = "91", "host_unknown" },
+			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = wire.RCIssuerInoperative, causeHostUnknown },
 			queue:  []string{KindReversal}})
 	}
 }
@@ -255,7 +256,7 @@ func (a *ATM) retract(s Session) {
 			default:
 				ch := change{ev: EvRetracted, kind: "CASH RETRACTED", text: "notes retracted: " + res.Mix.String(),
 					retracted: res.Mix,
-					mutate:    func(ns *Session) { ns.Paid, ns.Reason = 0, "not_taken" },
+					mutate:    func(ns *Session) { ns.Paid, ns.Reason = 0, causeNotTaken },
 					queue:     []string{KindReversal}}
 				if s.TakeDeadline.IsZero() {
 					// Never presented (the present failed): the device

@@ -282,7 +282,7 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) (Session, error) {
 	ns.State, ns.Paid, ns.Operator = r.State, r.Paid, r.Operator
 	ns.Reason = "recovered"
 	if s.State == StateAuthorizing {
-		ns.Reason = "host_unknown"
+		ns.Reason = causeHostUnknown
 	}
 	ns.Updated = a.now().UTC()
 	if r.Queue != "" {

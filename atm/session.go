@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/atm/wire"
 )
 
 // Session is one cardless withdrawal, from the amount the customer chose to
@@ -11,6 +12,13 @@ import (
 // keyed by its nonce, and rewritten in one bbolt transaction at every state
 // change. It never holds the customer's credential: the PIN block travels
 // through memory only, from the dispense command to the host.
+// Causes recorded in Session.Reason that choose a reversal's reason code
+// (reversalReason); the other causes are free text for the journal.
+const (
+	causeHostUnknown = "host_unknown" // the authorization was sent and no answer came
+	causeNotTaken    = "not_taken"    // presented, not taken in time, retracted
+)
+
 type Session struct {
 	ID         string    `json:"id"` // the 128-bit nonce, 32 upper-case hex digits
 	TerminalID string    `json:"terminal"`
@@ -71,16 +79,16 @@ func (s *Session) result() Result {
 	r := Result{ResponseCode: s.ResponseCode, AuthCode: s.AuthCode, RRN: s.RRN, Dispensed: s.Paid}
 	switch s.State {
 	case StateCompleted:
-		r.ResponseCode = "00"
+		r.ResponseCode = wire.RCApproved
 	case StateDeclined:
 		// the host's code stands
 	case StateExpired:
-		r.ResponseCode = "54"
+		r.ResponseCode = wire.RCExpired
 	case StateCancelled:
-		r.ResponseCode = "12"
+		r.ResponseCode = wire.RCInvalidTransaction
 	default:
-		if r.ResponseCode == "" || r.ResponseCode == "00" {
-			r.ResponseCode = "96"
+		if r.ResponseCode == "" || r.ResponseCode == wire.RCApproved {
+			r.ResponseCode = wire.RCSystemMalfunction
 		}
 	}
 	return r

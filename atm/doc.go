@@ -17,13 +17,22 @@
 // function:
 //
 //	None --SessionCreated--> AwaitingPhone --CommandAccepted--> Authorizing
+//	AwaitingPhone --Cancel--> Cancelled
+//	AwaitingPhone --Expire--> Expired
 //	Authorizing --Approved--> Dispensing --Dispensed--> Presenting --Presented--> AwaitingTake
-//	AwaitingTake --Taken--> Completed            (completion advice 0220 queued)
-//	AwaitingTake --TakeTimeout--> Retracting --Retracted--> Retracted (reversal 0420 queued)
-//	Authorizing --Declined--> Declined; --HostUnknown--> Failed (reversal); --HostUnavailable--> Failed
-//	Dispensing --DispenseFailed--> Failed (reversal); --CountUnknown--> InDoubt (operator)
-//	AwaitingPhone --Cancel/Expire--> Cancelled/Expired
-//	InDoubt --OperatorPaid/OperatorNotPaid--> Completed/Failed (Settle: the operator's count)
+//	Authorizing --Declined--> Declined
+//	Authorizing --HostUnknown--> Failed             (reversal 0420 queued)
+//	Authorizing --HostUnavailable--> Failed         (nothing was sent: no reversal)
+//	Dispensing --PartialDispense--> Presenting      (short dispense: less is presented)
+//	Dispensing --DispenseFailed--> Failed           (reversal)
+//	Dispensing --CountUnknown--> InDoubt            (operator)
+//	Presenting --PresentFailed--> Retracting        (notes purged to the reject bin; reversal)
+//	AwaitingTake --Taken--> Completed               (completion advice 0220 queued, or reversal if short)
+//	AwaitingTake --TakeTimeout--> Retracting --Retracted--> Retracted (reversal)
+//	Retracting --Taken--> Completed                 (the customer took the notes as the retract began)
+//	Retracting --RetractFailed--> InDoubt           (operator)
+//	InDoubt --OperatorPaid--> Completed             (Settle: the operator's count)
+//	InDoubt --OperatorNotPaid--> Failed
 //
 // # Durability
 //

@@ -143,13 +143,13 @@ func (e Event) String() string {
 	return fmt.Sprintf("Event(%d)", uint8(e))
 }
 
-// ErrBadTransition is returned by Next for an event the state does not accept.
-type ErrBadTransition struct {
+// BadTransitionError is returned by Next for an event the state does not accept.
+type BadTransitionError struct {
 	From  State
 	Event Event
 }
 
-func (e *ErrBadTransition) Error() string {
+func (e *BadTransitionError) Error() string {
 	return fmt.Sprintf("atm: event %s not allowed in state %s", e.Event, e.From)
 }
 
@@ -221,5 +221,5 @@ func Next(s State, e Event) (State, error) {
 			return StateInDoubt, nil
 		}
 	}
-	return s, &ErrBadTransition{From: s, Event: e}
+	return s, &BadTransitionError{From: s, Event: e}
 }

@@ -63,9 +63,9 @@ func TestNextRefusesEverythingElse(t *testing.T) {
 				}
 				continue
 			}
-			var bt *ErrBadTransition
+			var bt *BadTransitionError
 			if !errors.As(err, &bt) || next != s {
-				t.Errorf("Next(%s, %s) error = %v, state %s; want *ErrBadTransition and unchanged state", s, e, err, next)
+				t.Errorf("Next(%s, %s) error = %v, state %s; want *BadTransitionError and unchanged state", s, e, err, next)
 			}
 		}
 	}

@@ -681,7 +681,15 @@ func TestSAFSurvivesHostOutage(t *testing.T) {
 	r.host.mu.Lock()
 	r.host.safErr = nil
 	r.host.mu.Unlock()
-	r.advance(r.retry)
+	// The failed try in flight may arm its backoff after any one advance:
+	// keep letting the backoff run out until the queue is empty.
+	for i := 0; i < 1000; i++ {
+		if n, err := r.core.PendingSAF(); err == nil && n == 0 {
+			break
+		}
+		r.advance(r.retry)
+		time.Sleep(5 * time.Millisecond)
+	}
 	r.settle()
 	if _, adv, _ := r.host.counts(); adv != 1 {
 		t.Fatalf("advices %d", adv)

@@ -160,3 +160,25 @@ func clone(b []byte) []byte {
 	copy(out, b)
 	return out
 }
+
+// ErrInconsistent: bbolt's consistency check (Check) found the file's
+// pages inconsistent (a page freed twice, unreachable, or out of order).
+var ErrInconsistent = errors.New("store: file is not consistent")
+
+// Check runs bbolt's consistency check over the whole file in one read
+// transaction (it reads every page: seconds for a large file) and returns
+// ErrInconsistent wrapping the first problems found, or nil.
+func (db *DB) Check() error {
+	return db.bolt.View(func(btx *bolt.Tx) error {
+		var errs []error
+		for err := range btx.Check() {
+			if len(errs) < 10 {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: %w", ErrInconsistent, errors.Join(errs...))
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/cardless-atm/cardless/atm/host"
+	"github.com/cardless-atm/cardless/atm/host/hostfake"
 	"os"
 	"slices"
 	"strings"
@@ -15,7 +17,6 @@ import (
 	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
-	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/qr"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/atm/store/storetest"
@@ -25,97 +26,12 @@ import (
 
 var tokenKey = []byte("development token key 0123456789") // 32 bytes, tests only
 
-// fakeHost is a recording bank host: it approves with a real dispense
-// token unless told otherwise, and acknowledges advices and reversals.
-type fakeHost struct {
-	mu        sync.Mutex
-	rc        string // response code to answer (default 00)
-	authErr   error  // returned by Authorize instead of an answer
-	badToken  bool   // sign the token with the wrong key
-	token     string // "none": approve without a token; "small": cover one unit less; "reuse": send the previous token
-	lastToken string
-	safErr    error // returned by Advise/Reverse
-	safFailed int   // Advise/Reverse calls answered with safErr
-	auths     []hostlink.AuthRequest
-	advices   []hostlink.Advice
-	reversals []hostlink.Reversal
-}
-
-func (h *fakeHost) Authorize(ctx context.Context, r hostlink.AuthRequest) (hostlink.AuthResponse, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.auths = append(h.auths, r)
-	if h.authErr != nil {
-		return hostlink.AuthResponse{}, h.authErr
-	}
-	if h.rc != "" && h.rc != "00" {
-		return hostlink.AuthResponse{ResponseCode: h.rc}, nil
-	}
-	key := tokenKey
-	if h.badToken {
-		key = []byte("some other key, not the device's")
-	}
-	max := r.Amount
-	if h.token == "small" {
-		max--
-	}
-	tok, err := dispenser.BuildToken(r.DispenseNonce, max, "CNY", 2, dispenser.HMACSHA256(key))
-	if err != nil {
-		return hostlink.AuthResponse{}, err
-	}
-	switch h.token {
-	case "none":
-		tok = ""
-	case "reuse":
-		if h.lastToken != "" {
-			tok, h.lastToken = h.lastToken, tok
-		} else {
-			h.lastToken = tok
-		}
-	}
-	return hostlink.AuthResponse{ResponseCode: "00", AuthCode: "A12345", RRN: "000000000001", Token: tok}, nil
-}
-
-func (h *fakeHost) Advise(ctx context.Context, a hostlink.Advice) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.safErr != nil {
-		h.safFailed++
-		return h.safErr
-	}
-	h.advices = append(h.advices, a)
-	return nil
-}
-
-func (h *fakeHost) Reverse(ctx context.Context, r hostlink.Reversal) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.safErr != nil {
-		h.safFailed++
-		return h.safErr
-	}
-	h.reversals = append(h.reversals, r)
-	return nil
-}
-
-func (h *fakeHost) safTries() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.safFailed
-}
-
-func (h *fakeHost) counts() (auths, advices, reversals int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.auths), len(h.advices), len(h.reversals)
-}
-
 type rig struct {
 	t      *testing.T
 	runErr chan error // what Run returned
 	cancel context.CancelFunc
 	core   *atm.ATM
-	host   *fakeHost
+	host   *hostfake.Host
 	sim    *dispensersim.Sim
 	db     *store.DB
 	clk    clock.Clock
@@ -186,7 +102,7 @@ func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *c
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, host: &fakeHost{}, sim: sim, clk: clk, fake: fake, start: clk.Now(),
+	r := &rig{t: t, host: hostfake.New(tokenKey, "CNY", 2), sim: sim, clk: clk, fake: fake, start: clk.Now(),
 		db: storetest.OpenOptions(t, store.Options{Now: clk.Now})}
 	// On the fake clock the timeouts are the production defaults and only
 	// the test moves time; on the real clock they are short.
@@ -319,16 +235,17 @@ func (r *rig) wantJournal(want ...string) {
 
 func TestApprovedAndPaid(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
+	r.host.Expect(t, hostfake.Authorize, hostfake.Advise)
 	s := r.session(35000)
 	res := r.command(s, "000001")
 	if res.ResponseCode != "00" || res.Dispensed != 35000 || res.AuthCode != "A12345" {
 		t.Fatalf("result %+v", res)
 	}
 	r.settle()
-	if a, adv, rev := r.host.counts(); a != 1 || adv != 1 || rev != 0 {
+	if a, adv, rev := r.host.Counts(); a != 1 || adv != 1 || rev != 0 {
 		t.Fatalf("host saw %d auths, %d advices, %d reversals", a, adv, rev)
 	}
-	if got := r.host.advices[0]; got.Amount != 35000 || got.Original.STAN != r.host.auths[0].STAN {
+	if got := r.host.Advices()[0]; got.Amount != 35000 || got.Original.STAN != r.host.Authorizations()[0].STAN {
 		t.Errorf("advice %+v", got)
 	}
 	c := r.sim.Counters()
@@ -360,7 +277,7 @@ func TestReplayedCommandPaysOnce(t *testing.T) {
 	if first.ResponseCode != "00" || second != first {
 		t.Fatalf("first %+v, second %+v", first, second)
 	}
-	if a, _, _ := r.host.counts(); a != 1 {
+	if a, _, _ := r.host.Counts(); a != 1 {
 		t.Fatalf("host saw %d authorizations, want 1", a)
 	}
 	if c := r.sim.Counters(); c[0].Dispensed*10000+c[1].Dispensed*5000 != 20000 {
@@ -383,7 +300,7 @@ func TestConcurrentDuplicateCommandsPayOnce(t *testing.T) {
 			t.Fatalf("results %+v", results)
 		}
 	}
-	if a, _, _ := r.host.counts(); a != 1 {
+	if a, _, _ := r.host.Counts(); a != 1 {
 		t.Fatalf("host saw %d authorizations", a)
 	}
 }
@@ -392,7 +309,8 @@ func TestDeclined(t *testing.T) {
 	for _, rc := range []string{"51", "55", "61", "05"} {
 		t.Run(rc, func(t *testing.T) {
 			r := newRig(t, dispensersim.Faults{})
-			r.host.rc = rc
+			r.host.Expect(t, hostfake.Authorize)
+			r.host.SetFaults(hostfake.Faults{ResponseCode: rc})
 			res := r.command(r.session(10000), "000001")
 			if res.ResponseCode != rc || res.Dispensed != 0 {
 				t.Fatalf("result %+v", res)
@@ -401,7 +319,7 @@ func TestDeclined(t *testing.T) {
 				t.Fatal("cash moved on a decline")
 			}
 			r.settle()
-			if _, adv, rev := r.host.counts(); adv+rev != 0 {
+			if _, adv, rev := r.host.Counts(); adv+rev != 0 {
 				t.Fatal("advice or reversal sent for a decline")
 			}
 			r.wantJournal("SESSION CREATED", "COMMAND ACCEPTED", "DECLINED")
@@ -411,21 +329,23 @@ func TestDeclined(t *testing.T) {
 
 func TestHostOutcomeUnknownReverses(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
-	r.host.authErr = hostlink.ErrOutcomeUnknown
+	r.host.Expect(t, hostfake.Authorize, hostfake.Reverse)
+	r.host.SetFaults(hostfake.Faults{AuthErr: host.ErrOutcomeUnknown})
 	res := r.command(r.session(10000), "000001")
 	if res.ResponseCode != "91" {
 		t.Fatalf("result %+v", res)
 	}
 	r.settle()
-	if _, _, rev := r.host.counts(); rev != 1 || r.host.reversals[0].Dispensed != 0 || r.host.reversals[0].Reason != wire.ReasonLateResponse {
-		t.Fatalf("reversals %+v", r.host.reversals)
+	if _, _, rev := r.host.Counts(); rev != 1 || r.host.Reversals()[0].Dispensed != 0 || r.host.Reversals()[0].Reason != wire.ReasonLateResponse {
+		t.Fatalf("reversals %+v", r.host.Reversals())
 	}
 	r.wantJournal("SESSION CREATED", "COMMAND ACCEPTED", "HOST NO ANSWER", "QUEUED REVERSAL", "HOST ACK REVERSAL")
 }
 
 func TestHostUnavailableNoReversal(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
-	r.host.authErr = hostlink.ErrUnavailable
+	r.host.Expect(t, hostfake.Authorize)
+	r.host.SetFaults(hostfake.Faults{AuthErr: host.ErrUnavailable})
 	if res := r.command(r.session(10000), "000001"); res.ResponseCode != "91" {
 		t.Fatalf("result %+v", res)
 	}
@@ -433,7 +353,7 @@ func TestHostUnavailableNoReversal(t *testing.T) {
 	// queue is empty: a reversal wrongly queued has then reached the host.
 	r.advance(r.retry)
 	r.settle()
-	if a, adv, rev := r.host.counts(); a != 1 || adv != 0 || rev != 0 {
+	if a, adv, rev := r.host.Counts(); a != 1 || adv != 0 || rev != 0 {
 		t.Fatalf("host saw %d authorizations, %d advices, %d reversals; want the one authorization that never left, nothing else", a, adv, rev)
 	}
 	r.wantJournal("SESSION CREATED", "COMMAND ACCEPTED", "HOST UNAVAILABLE")
@@ -449,23 +369,31 @@ func TestDispenserFaults(t *testing.T) {
 		notTaken  bool   // the take-cash timer must run out
 		reason    string // of the reversal (docs/protocol.md §6), chosen by cause
 		journal   []string
+		host      []hostfake.Kind // the calls the host must see, in order
 	}{
 		{"short dispense", dispensersim.Faults{ShortDispense: 1}, "00", 20000, atm.StateCompleted, false, wire.ReasonPartialDispense,
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "PARTIAL DISPENSE", "CASH PRESENTED", "CASH TAKEN", "QUEUED REVERSAL", "HOST ACK REVERSAL"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "PARTIAL DISPENSE", "CASH PRESENTED", "CASH TAKEN", "QUEUED REVERSAL", "HOST ACK REVERSAL"},
+			[]hostfake.Kind{hostfake.Authorize, hostfake.Reverse}},
 		{"jam", dispensersim.Faults{Jam: true, JamAfter: 1}, "96", 0, atm.StateFailed, false, wire.ReasonMalfunction,
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "DISPENSE JAMMED", "QUEUED REVERSAL", "HOST ACK REVERSAL"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "DISPENSE JAMMED", "QUEUED REVERSAL", "HOST ACK REVERSAL"},
+			[]hostfake.Kind{hostfake.Authorize, hostfake.Reverse}},
 		{"notes not taken", dispensersim.Faults{NotesNotTaken: true}, "96", 0, atm.StateRetracted, true, wire.ReasonCustomerCancel,
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "CASH PRESENTED", "CASH NOT TAKEN", "CASH RETRACTED", "QUEUED REVERSAL", "HOST ACK REVERSAL"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "CASH PRESENTED", "CASH NOT TAKEN", "CASH RETRACTED", "QUEUED REVERSAL", "HOST ACK REVERSAL"},
+			[]hostfake.Kind{hostfake.Authorize, hostfake.Reverse}},
 		{"short dispense not taken", dispensersim.Faults{ShortDispense: 1, NotesNotTaken: true}, "96", 0, atm.StateRetracted, true, wire.ReasonCustomerCancel,
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "PARTIAL DISPENSE", "CASH PRESENTED", "CASH NOT TAKEN", "CASH RETRACTED", "QUEUED REVERSAL", "HOST ACK REVERSAL"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "PARTIAL DISPENSE", "CASH PRESENTED", "CASH NOT TAKEN", "CASH RETRACTED", "QUEUED REVERSAL", "HOST ACK REVERSAL"},
+			[]hostfake.Kind{hostfake.Authorize, hostfake.Reverse}},
 		{"shutter failure", dispensersim.Faults{ShutterFailure: true}, "96", 0, atm.StateRetracted, false, wire.ReasonMalfunction,
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "PRESENT FAILED", "CASH REJECTED", "QUEUED REVERSAL", "HOST ACK REVERSAL"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "PRESENT FAILED", "CASH REJECTED", "QUEUED REVERSAL", "HOST ACK REVERSAL"},
+			[]hostfake.Kind{hostfake.Authorize, hostfake.Reverse}},
 		{"count unknown", dispensersim.Faults{CountUnknown: true}, "96", 0, atm.StateInDoubt, false, "",
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "IN DOUBT"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "IN DOUBT"},
+			[]hostfake.Kind{hostfake.Authorize}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, tt.faults)
+			r.host.Expect(t, tt.host...)
 			s := r.session(30000)
 			out := r.commandAsync(s, "000001")
 			if tt.notTaken {
@@ -480,16 +408,16 @@ func TestDispenserFaults(t *testing.T) {
 				t.Fatalf("state %s, want %s", v.Session.State, tt.wantState)
 			}
 			r.settle()
-			_, adv, rev := r.host.counts()
+			_, adv, rev := r.host.Counts()
 			switch tt.wantState {
 			case atm.StateInDoubt:
 				if adv+rev != 0 {
 					t.Fatal("in-doubt session must wait for the operator, not reverse")
 				}
 			default:
-				if adv != 0 || rev != 1 || r.host.reversals[0].Dispensed != tt.wantPaid || r.host.reversals[0].Amount != 30000 ||
-					r.host.reversals[0].Reason != tt.reason {
-					t.Fatalf("advices %d, reversals %+v, want one of 30000 with %d paid, reason %s", adv, r.host.reversals, tt.wantPaid, tt.reason)
+				if adv != 0 || rev != 1 || r.host.Reversals()[0].Dispensed != tt.wantPaid || r.host.Reversals()[0].Amount != 30000 ||
+					r.host.Reversals()[0].Reason != tt.reason {
+					t.Fatalf("advices %d, reversals %+v, want one of 30000 with %d paid, reason %s", adv, r.host.Reversals(), tt.wantPaid, tt.reason)
 				}
 			}
 			r.verify()
@@ -500,7 +428,8 @@ func TestDispenserFaults(t *testing.T) {
 
 func TestForgedTokenRefusedByDispenser(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
-	r.host.badToken = true
+	r.host.Expect(t, hostfake.Authorize, hostfake.Reverse)
+	r.host.SetFaults(hostfake.Faults{ForgedToken: true})
 	res := r.command(r.session(10000), "000001")
 	if res.ResponseCode == "00" || res.Dispensed != 0 {
 		t.Fatalf("result %+v", res)
@@ -509,7 +438,7 @@ func TestForgedTokenRefusedByDispenser(t *testing.T) {
 		t.Fatal("dispenser paid on a forged token")
 	}
 	r.settle()
-	if _, _, rev := r.host.counts(); rev != 1 {
+	if _, _, rev := r.host.Counts(); rev != 1 {
 		t.Fatal("no reversal after the dispenser refused the token")
 	}
 	r.wantJournal("SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "DISPENSE FAILED", "QUEUED REVERSAL", "HOST ACK REVERSAL")
@@ -519,20 +448,19 @@ func TestForgedTokenRefusedByDispenser(t *testing.T) {
 // the dispense, and a token replayed from an earlier session; the core
 // then reverses the approval.
 func TestDispenserRefusesBadTokens(t *testing.T) {
-	for _, mode := range []string{"none", "small", "reuse"} {
+	for _, mode := range []string{hostfake.TokenNone, hostfake.TokenSmall, hostfake.TokenReuse} {
 		t.Run(mode, func(t *testing.T) {
 			r := newRig(t, dispensersim.Faults{})
-			r.host.token = mode
-			if mode == "reuse" { // a first, genuine withdrawal yields the token to replay
-				r.host.token = ""
+			r.host.SetFaults(hostfake.Faults{Token: mode})
+			if mode == hostfake.TokenReuse { // a first, genuine withdrawal yields the token to replay
+				r.host.SetFaults(hostfake.Faults{})
 				res := r.command(r.session(10000), "000001")
 				if res.ResponseCode != "00" {
 					t.Fatal(res)
 				}
-				r.host.mu.Lock()
-				r.host.lastToken = "" // record the next genuine token, hand it out again after
-				r.host.token = "reuse"
-				r.host.mu.Unlock()
+				// The next approval records its genuine token; the one after
+				// gets it again.
+				r.host.SetFaults(hostfake.Faults{Token: hostfake.TokenReuse})
 				r.core.Dismiss(context.Background())
 				if res := r.command(r.session(10000), "000002"); res.ResponseCode != "00" {
 					t.Fatal(res) // this one records its token
@@ -551,7 +479,7 @@ func TestDispenserRefusesBadTokens(t *testing.T) {
 				}
 			}
 			r.settle()
-			if _, _, rev := r.host.counts(); rev != 1 {
+			if _, _, rev := r.host.Counts(); rev != 1 {
 				t.Fatalf("%d reversals, want 1", rev)
 			}
 		})
@@ -560,6 +488,7 @@ func TestDispenserRefusesBadTokens(t *testing.T) {
 
 func TestCommandRefusals(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
+	r.host.Expect(t, hostfake.Authorize, hostfake.Advise)
 	s := r.session(10000)
 	p, _ := qr.Parse(s.QR)
 	tamperedAmount := strings.Replace(s.QR, ":10000:", ":90000:", 1)
@@ -591,7 +520,7 @@ func TestCommandRefusals(t *testing.T) {
 			t.Errorf("%s: rc %s, want %s", tt.name, res.ResponseCode, tt.rc)
 		}
 	}
-	if a, _, _ := r.host.counts(); a != 0 {
+	if a, _, _ := r.host.Counts(); a != 0 {
 		t.Fatal("a refused command reached the host")
 	}
 	// The genuine command still works afterwards.
@@ -605,12 +534,13 @@ func TestCommandRefusals(t *testing.T) {
 
 func TestExpiredQR(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
+	r.host.Expect(t)
 	s := r.session(10000)
 	r.advance(r.ttl + time.Second)
 	if res := r.command(s, "000001"); res.ResponseCode != "54" {
 		t.Fatalf("result %+v", res)
 	}
-	if a, _, _ := r.host.counts(); a != 0 {
+	if a, _, _ := r.host.Counts(); a != 0 {
 		t.Fatal("expired session reached the host")
 	}
 	r.wantJournal("SESSION CREATED", "SESSION EXPIRED", "COMMAND REFUSED")
@@ -618,6 +548,7 @@ func TestExpiredQR(t *testing.T) {
 
 func TestCancelEndsSession(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
+	r.host.Expect(t)
 	s := r.session(10000)
 	if err := r.core.Cancel(context.Background()); err != nil {
 		t.Fatal(err)
@@ -662,25 +593,21 @@ func TestBusy(t *testing.T) {
 
 func TestSAFSurvivesHostOutage(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
-	r.host.mu.Lock()
-	r.host.safErr = hostlink.ErrUnavailable
-	r.host.mu.Unlock()
+	r.host.SetFaults(hostfake.Faults{SAFErr: host.ErrUnavailable})
 	if res := r.command(r.session(10000), "000001"); res.ResponseCode != "00" {
 		t.Fatal(res)
 	}
-	for i := 0; i < 1000 && r.host.safTries() < 2; i++ {
+	for i := 0; i < 1000 && r.host.Unacknowledged() < 2; i++ {
 		r.advance(r.retry) // let the backoff run out, so it tries again
 		time.Sleep(5 * time.Millisecond)
 	}
-	if n := r.host.safTries(); n < 2 {
+	if n := r.host.Unacknowledged(); n < 2 {
 		t.Fatalf("%d tries to send the advice, want it resent", n)
 	}
 	if n, _ := r.core.PendingSAF(); n != 1 {
 		t.Fatalf("pending %d, want the advice waiting", n)
 	}
-	r.host.mu.Lock()
-	r.host.safErr = nil
-	r.host.mu.Unlock()
+	r.host.SetFaults(hostfake.Faults{})
 	// The failed try in flight may arm its backoff after any one advance:
 	// keep letting the backoff run out until the queue is empty.
 	for i := 0; i < 1000; i++ {
@@ -691,7 +618,7 @@ func TestSAFSurvivesHostOutage(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	r.settle()
-	if _, adv, _ := r.host.counts(); adv != 1 {
+	if _, adv, _ := r.host.Counts(); adv != 1 {
 		t.Fatalf("advices %d", adv)
 	}
 }
@@ -705,16 +632,21 @@ func TestOperatorSettlesInDoubt(t *testing.T) {
 		reversals int
 		reason    string
 		journal   []string
+		host      []hostfake.Kind
 	}{
 		{"nothing paid", 0, atm.StateFailed, 0, 1, wire.ReasonMalfunction,
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "IN DOUBT", "OPERATOR SETTLED", "QUEUED REVERSAL", "HOST ACK REVERSAL"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "IN DOUBT", "OPERATOR SETTLED", "QUEUED REVERSAL", "HOST ACK REVERSAL"},
+			[]hostfake.Kind{hostfake.Authorize, hostfake.Reverse}},
 		{"part paid", 20000, atm.StateCompleted, 0, 1, wire.ReasonPartialDispense,
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "IN DOUBT", "OPERATOR SETTLED", "QUEUED REVERSAL", "HOST ACK REVERSAL"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "IN DOUBT", "OPERATOR SETTLED", "QUEUED REVERSAL", "HOST ACK REVERSAL"},
+			[]hostfake.Kind{hostfake.Authorize, hostfake.Reverse}},
 		{"all paid", 30000, atm.StateCompleted, 1, 0, "",
-			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "IN DOUBT", "OPERATOR SETTLED", "QUEUED ADVICE", "HOST ACK ADVICE"}},
+			[]string{"SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "IN DOUBT", "OPERATOR SETTLED", "QUEUED ADVICE", "HOST ACK ADVICE"},
+			[]hostfake.Kind{hostfake.Authorize, hostfake.Advise}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, dispensersim.Faults{CountUnknown: true})
+			r.host.Expect(t, tt.host...)
 			s := r.session(30000)
 			r.command(s, "000001")
 			ctx := context.Background()
@@ -733,12 +665,12 @@ func TestOperatorSettlesInDoubt(t *testing.T) {
 				t.Fatalf("second settle: %v", err)
 			}
 			r.settle()
-			_, adv, rev := r.host.counts()
+			_, adv, rev := r.host.Counts()
 			if adv != tt.advices || rev != tt.reversals {
 				t.Fatalf("advices %d reversals %d", adv, rev)
 			}
-			if rev == 1 && (r.host.reversals[0].Dispensed != tt.paid || r.host.reversals[0].Reason != tt.reason) {
-				t.Fatalf("reversal %+v", r.host.reversals[0])
+			if rev == 1 && (r.host.Reversals()[0].Dispensed != tt.paid || r.host.Reversals()[0].Reason != tt.reason) {
+				t.Fatalf("reversal %+v", r.host.Reversals()[0])
 			}
 			r.wantJournal(tt.journal...)
 			r.verify()
@@ -748,15 +680,15 @@ func TestOperatorSettlesInDoubt(t *testing.T) {
 
 // gatedHost holds every authorization until release is closed.
 type gatedHost struct {
-	*fakeHost
+	*hostfake.Host
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (g *gatedHost) Authorize(ctx context.Context, r hostlink.AuthRequest) (hostlink.AuthResponse, error) {
+func (g *gatedHost) Authorize(ctx context.Context, r host.AuthRequest) (host.AuthResponse, error) {
 	close(g.entered)
 	<-g.release
-	return g.fakeHost.Authorize(ctx, r)
+	return g.Host.Authorize(ctx, r)
 }
 
 // A state change that cannot be committed stops the core (ErrStorage) so
@@ -764,7 +696,7 @@ func (g *gatedHost) Authorize(ctx context.Context, r hostlink.AuthRequest) (host
 // past the last committed state.
 func TestCommitFailureStopsCore(t *testing.T) {
 	r := newRig(t, dispensersim.Faults{})
-	g := &gatedHost{fakeHost: r.host, entered: make(chan struct{}), release: make(chan struct{})}
+	g := &gatedHost{Host: r.host, entered: make(chan struct{}), release: make(chan struct{})}
 	core, err := atm.New(func() atm.Config { c := r.core.Config(); c.Host = g; return c }())
 	if err != nil {
 		t.Fatal(err)

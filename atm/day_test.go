@@ -21,9 +21,7 @@ func TestWithdrawalStraddlingMidnightCountsForTheAuthorizationDay(t *testing.T) 
 	if res := r.command(s, "000001"); res.ResponseCode != "00" {
 		t.Fatalf("result %+v", res)
 	}
-	r.host.mu.Lock()
-	sent := r.host.auths[0].Time
-	r.host.mu.Unlock()
+	sent := r.host.Authorizations()[0].Time
 	if want := start.Add(5 * time.Second); !sent.Equal(want) {
 		t.Fatalf("0200 sent at %v, want %v", sent, want)
 	}

@@ -75,11 +75,15 @@
 // # Boundaries
 //
 // The core defines the small interfaces it uses: Dispenser (with the
-// optional PresentStatuser and Resetter), Host and Links. The simulators
-// (atm/dispenser/dispensersim, atm/hostlink/hostsim) and the real links
-// satisfy them; package atm/appliance wires them together.
+// optional PresentStatuser and Resetter), Host and Links. Host is stated
+// in the types of package atm/host, the contract with the bank host, so
+// the core does not import the network link. The simulators
+// (atm/dispenser/dispensersim, atm/hostlink/hostsim), the in-process fake
+// atm/host/hostfake and the real links satisfy them; package atm/appliance
+// wires them together.
 //
-// Host errors follow hostlink's contract: ErrUnavailable means nothing was
-// sent (decline, nothing to undo); any other failure means the outcome is
-// unknown, and the core reverses and never retries the authorization.
+// Host errors follow package host's contract: host.ErrUnavailable means
+// nothing was sent (decline, nothing to undo); any other failure means the
+// outcome is unknown, and the core reverses and never retries the
+// authorization.
 package atm

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/host"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
-	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/wire"
 )
 
@@ -71,7 +71,7 @@ func (a *ATM) authorize(s Session, cmd Command) {
 	a.step(s.ID, StateAuthorizing, func(ctx context.Context) func(*Session) {
 		ctx, cancel := context.WithTimeout(ctx, a.cfg.HostTimeout)
 		defer cancel()
-		resp, err := a.cfg.Host.Authorize(ctx, hostlink.AuthRequest{
+		resp, err := a.cfg.Host.Authorize(ctx, host.AuthRequest{
 			STAN: s.HostSTAN, TerminalID: s.TerminalID, Amount: s.Amount, Currency: s.Currency,
 			CustomerID: cmd.CustomerID, PINBlock: cmd.PINBlock, DispenseNonce: s.DispenseNonce, Time: s.HostTime,
 		})
@@ -79,7 +79,7 @@ func (a *ATM) authorize(s Session, cmd Command) {
 	})
 }
 
-func (a *ATM) onAuthorized(s *Session, resp hostlink.AuthResponse, err error) {
+func (a *ATM) onAuthorized(s *Session, resp host.AuthResponse, err error) {
 	switch {
 	case err == nil && resp.ResponseCode == wire.RCApproved:
 		a.advance(s, change{ev: EvApproved, kind: "APPROVED", text: "host approved; dispensing",
@@ -91,7 +91,7 @@ func (a *ATM) onAuthorized(s *Session, resp hostlink.AuthResponse, err error) {
 		a.advance(s, change{ev: EvDeclined, kind: "DECLINED", text: "host declined",
 			data:   map[string]string{"rc": resp.ResponseCode},
 			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = resp.ResponseCode, "declined" }})
-	case errors.Is(err, hostlink.ErrUnavailable):
+	case errors.Is(err, host.ErrUnavailable):
 		a.advance(s, change{ev: EvHostUnavailable, kind: "HOST UNAVAILABLE", text: "host link down; nothing sent",
 			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = wire.RCIssuerInoperative, "host_unavailable" }})
 	default:

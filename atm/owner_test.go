@@ -117,7 +117,7 @@ func TestSlowDispenserDoesNotBlockTheSession(t *testing.T) {
 			t.Fatalf("%s: %+v, want 12 (cancelled)", name, res)
 		}
 	}
-	if a, _, _ := r.host.counts(); a != 0 {
+	if a, _, _ := r.host.Counts(); a != 0 {
 		t.Fatalf("host asked %d times for a cancelled session", a)
 	}
 	want := []string{"SESSION CREATED", "COMMAND REFUSED", "CUSTOMER CANCELLED"}

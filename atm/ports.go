@@ -2,10 +2,10 @@ package atm
 
 import (
 	"context"
+	"github.com/cardless-atm/cardless/atm/host"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
-	"github.com/cardless-atm/cardless/atm/hostlink"
 )
 
 // Dispenser is what the core needs from a cash dispenser: the XFS4IoT
@@ -38,13 +38,13 @@ type Resetter interface {
 
 // Host is the bank host: authorization, completion advice and reversal.
 //
-// Authorize errors: hostlink.ErrUnavailable means nothing was sent (decline,
+// Authorize errors: host.ErrUnavailable means nothing was sent (decline,
 // no reversal); any other error means the outcome is unknown: the core
 // reverses and never retries the request.
 type Host interface {
-	Authorize(ctx context.Context, req hostlink.AuthRequest) (hostlink.AuthResponse, error)
-	Advise(ctx context.Context, a hostlink.Advice) error
-	Reverse(ctx context.Context, r hostlink.Reversal) error
+	Authorize(ctx context.Context, req host.AuthRequest) (host.AuthResponse, error)
+	Advise(ctx context.Context, a host.Advice) error
+	Reverse(ctx context.Context, r host.Reversal) error
 }
 
 // Links reports the health of the appliance's links; the core goes out of

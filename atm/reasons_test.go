@@ -8,6 +8,7 @@ import (
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
+	"github.com/cardless-atm/cardless/atm/host/hostfake"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/atm/wire"
 )
@@ -32,9 +33,10 @@ func TestRecoveryReversalReasons(t *testing.T) {
 			r := newRigOn(t, dispensersim.Faults{}, fake, fake)
 			s := r.session(10000)
 			crashIn(t, r, s, tt.state)
+			r.host.Expect(t, hostfake.Reverse)
 			restart(t, r, func(*atm.Config) {})
 			for i := 0; ; i++ {
-				if _, _, rev := r.host.counts(); rev > 0 {
+				if _, _, rev := r.host.Counts(); rev > 0 {
 					break
 				}
 				if i == 200 {
@@ -43,11 +45,11 @@ func TestRecoveryReversalReasons(t *testing.T) {
 				fake.Advance(time.Second)
 				time.Sleep(5 * time.Millisecond) // let the new core take the tick
 			}
-			auths, adv, rev := r.host.counts()
+			auths, adv, rev := r.host.Counts()
 			if auths != 0 || adv != 0 || rev != 1 {
 				t.Fatalf("host saw %d authorizations, %d advices, %d reversals; want only one reversal", auths, adv, rev)
 			}
-			got := r.host.reversals[0]
+			got := r.host.Reversals()[0]
 			if got.Reason != tt.reason || got.Dispensed != 0 || got.Amount != 10000 || got.Original.STAN != "000007" {
 				t.Fatalf("reversal %+v, want reason %s for 10000 with nothing paid, original STAN 000007", got, tt.reason)
 			}

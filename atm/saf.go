@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/host"
 	"math/rand/v2"
 	"strings"
 	"time"
 
-	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/store"
 )
 
@@ -76,7 +76,7 @@ func (a *ATM) drainSAF(ctx context.Context) time.Duration {
 			backoff := a.backoff(it.Attempts)
 			it.NextAttempt = now.Add(backoff)
 			next = min(next, backoff)
-			if errors.Is(err, hostlink.ErrRejected) {
+			if errors.Is(err, host.ErrRejected) {
 				// The host answered but refused it: resending will not help
 				// on its own. Keep it (it must reach the host) and raise the
 				// alarm for the operator and the bank.
@@ -120,13 +120,13 @@ func (a *ATM) backoff(attempts int) time.Duration {
 func (a *ATM) sendSAF(ctx context.Context, m SAFMessage) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.HostTimeout)
 	defer cancel()
-	orig := hostlink.OriginalData{MTI: "0200", STAN: m.OrigSTAN, Time: m.OrigTime}
+	orig := host.OriginalData{MTI: "0200", STAN: m.OrigSTAN, Time: m.OrigTime}
 	switch m.Kind {
 	case KindAdvice:
-		return a.cfg.Host.Advise(ctx, hostlink.Advice{STAN: m.STAN, Original: orig, Amount: m.Dispensed,
+		return a.cfg.Host.Advise(ctx, host.Advice{STAN: m.STAN, Original: orig, Amount: m.Dispensed,
 			Currency: m.Currency, TerminalID: a.cfg.TerminalID})
 	case KindReversal:
-		return a.cfg.Host.Reverse(ctx, hostlink.Reversal{STAN: m.STAN, Original: orig, Amount: m.Amount,
+		return a.cfg.Host.Reverse(ctx, host.Reversal{STAN: m.STAN, Original: orig, Amount: m.Amount,
 			Dispensed: m.Dispensed, Currency: m.Currency, TerminalID: a.cfg.TerminalID, Reason: m.Reason})
 	}
 	return errors.New("unknown queue item kind " + m.Kind)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/host"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -275,13 +276,13 @@ func (c *Client) netMgmt(conn *connection.Connection, code string) error {
 func (c *Client) exchange(ctx context.Context, m *iso8583.Message) (*iso8583.Message, error) {
 	mti, stan := wire.MTI(m), wire.STAN(m)
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrUnavailable, mti, stan, err)
+		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrUnavailable, mti, stan, err)
 	}
 	c.mu.Lock()
 	conn := c.conn
 	c.mu.Unlock()
 	if conn == nil {
-		return nil, fmt.Errorf("%w: %s stan %s: not connected", ErrUnavailable, mti, stan)
+		return nil, fmt.Errorf("%w: %s stan %s: not connected", host.ErrUnavailable, mti, stan)
 	}
 	timeout := c.cfg.SendTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -290,7 +291,7 @@ func (c *Client) exchange(ctx context.Context, m *iso8583.Message) (*iso8583.Mes
 		}
 	}
 	if timeout <= 0 {
-		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrUnavailable, mti, stan, context.DeadlineExceeded)
+		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrUnavailable, mti, stan, context.DeadlineExceeded)
 	}
 	id, _ := requestID{}.GenerateRequestID(m)
 	sent := new(atomic.Bool)
@@ -310,18 +311,18 @@ func (c *Client) exchange(ctx context.Context, m *iso8583.Message) (*iso8583.Mes
 	select {
 	case r = <-ch:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrOutcomeUnknown, mti, stan, ctx.Err())
+		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrOutcomeUnknown, mti, stan, ctx.Err())
 	}
 	if r.err == nil {
 		return r.m, nil
 	}
 	switch {
 	case errors.Is(r.err, connection.ErrSendTimeout):
-		return nil, fmt.Errorf("%w: %s stan %s: no answer in %s", ErrOutcomeUnknown, mti, stan, timeout)
+		return nil, fmt.Errorf("%w: %s stan %s: no answer in %s", host.ErrOutcomeUnknown, mti, stan, timeout)
 	case sent.Load():
-		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrOutcomeUnknown, mti, stan, r.err)
+		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrOutcomeUnknown, mti, stan, r.err)
 	default:
-		return nil, fmt.Errorf("%w: %s stan %s: %w", ErrUnavailable, mti, stan, r.err)
+		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrUnavailable, mti, stan, r.err)
 	}
 }
 

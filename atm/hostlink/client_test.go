@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/host"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,8 +23,8 @@ var stanSeq atomic.Uint32
 
 func nextSTAN() string { return wire.FormatSTAN(stanSeq.Add(1)) }
 
-func authReq(t *testing.T, f *linktest.Fixture, customer, pin string, amount int64) hostlink.AuthRequest {
-	return hostlink.AuthRequest{
+func authReq(t *testing.T, f *linktest.Fixture, customer, pin string, amount int64) host.AuthRequest {
+	return host.AuthRequest{
 		STAN: nextSTAN(), Amount: amount, Currency: "156", CustomerID: customer,
 		PINBlock: linktest.PINBlock(t, f.Keys, pin), DispenseNonce: linktest.Nonce(t),
 		Time: time.Now(),
@@ -96,12 +97,12 @@ func TestNotConnectedIsUnavailable(t *testing.T) {
 	}
 	defer c.Close()
 	_, err = c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000))
-	if !errors.Is(err, hostlink.ErrUnavailable) || errors.Is(err, hostlink.ErrOutcomeUnknown) {
+	if !errors.Is(err, host.ErrUnavailable) || errors.Is(err, host.ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
-	err = c.Reverse(context.Background(), hostlink.Reversal{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: "000001", Time: time.Now()},
+	err = c.Reverse(context.Background(), host.Reversal{STAN: nextSTAN(), Original: host.OriginalData{STAN: "000001", Time: time.Now()},
 		Amount: 100, Currency: "156", Reason: wire.ReasonLateResponse})
-	if !errors.Is(err, hostlink.ErrUnavailable) {
+	if !errors.Is(err, host.ErrUnavailable) {
 		t.Fatalf("reverse err = %v, want ErrUnavailable", err)
 	}
 }
@@ -114,7 +115,7 @@ func TestHostGoneIsUnavailableThenReconnects(t *testing.T) {
 	f.Host.Close()
 	linktest.WaitFor(t, "link down", func() bool { return !c.Connected() })
 	_, err := c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000))
-	if !errors.Is(err, hostlink.ErrUnavailable) {
+	if !errors.Is(err, host.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 	// Same database, same address: the client comes back by itself.
@@ -140,7 +141,7 @@ func TestNoAnswerIsOutcomeUnknown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := c.Authorize(ctx, authReq(t, f, hostsim.MagicNoAnswer, "1234", 10000))
-	if !errors.Is(err, hostlink.ErrOutcomeUnknown) {
+	if !errors.Is(err, host.ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
 	}
 }
@@ -153,12 +154,12 @@ func TestSlowAnswerIsOutcomeUnknownAndReversalRestores(t *testing.T) {
 	before := balance(t, f, hostsim.MagicSlow)
 	req := authReq(t, f, hostsim.MagicSlow, "1234", 20000)
 	_, err := c.Authorize(context.Background(), req)
-	if !errors.Is(err, hostlink.ErrOutcomeUnknown) {
+	if !errors.Is(err, host.ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
 	}
 	// The host did approve (slowly): the debit stands until reversed.
 	linktest.WaitFor(t, "debit", func() bool { return balance(t, f, hostsim.MagicSlow) == before-20000 })
-	rev := hostlink.Reversal{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: req.STAN, Time: req.Time},
+	rev := host.Reversal{STAN: nextSTAN(), Original: host.OriginalData{STAN: req.STAN, Time: req.Time},
 		Amount: 20000, Currency: "156", Reason: wire.ReasonLateResponse}
 	if err := c.Reverse(context.Background(), rev); err != nil {
 		t.Fatal(err)
@@ -174,19 +175,19 @@ func TestDropAfterApproveIsOutcomeUnknown(t *testing.T) {
 	before := balance(t, f, hostsim.MagicDrop)
 	req := authReq(t, f, hostsim.MagicDrop, "1234", 30000)
 	_, err := c.Authorize(context.Background(), req)
-	if !errors.Is(err, hostlink.ErrOutcomeUnknown) {
+	if !errors.Is(err, host.ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
 	}
 	if got := balance(t, f, hostsim.MagicDrop); got != before-30000 {
 		t.Fatalf("balance %d: the debit must stand until the reversal", got)
 	}
 	linktest.WaitFor(t, "reconnect", c.Connected)
-	rev := hostlink.Reversal{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: req.STAN, Time: req.Time},
+	rev := host.Reversal{STAN: nextSTAN(), Original: host.OriginalData{STAN: req.STAN, Time: req.Time},
 		Amount: 30000, Currency: "156", Reason: wire.ReasonLateResponse}
 	var rerr error
 	linktest.WaitFor(t, "reversal accepted", func() bool {
 		rerr = c.Reverse(context.Background(), rev)
-		return !errors.Is(rerr, hostlink.ErrUnavailable)
+		return !errors.Is(rerr, host.ErrUnavailable)
 	})
 	if rerr != nil {
 		t.Fatal(rerr)
@@ -210,7 +211,7 @@ func TestBadMACRefused(t *testing.T) {
 		t.Fatal("client with a wrong MAC key is signed on")
 	}
 	_, err := c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000))
-	if !errors.Is(err, hostlink.ErrUnavailable) {
+	if !errors.Is(err, host.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 	if !strings.Contains(f.HostLog.String(), "does not verify") {
@@ -236,7 +237,7 @@ func TestInvalidRequestNotSent(t *testing.T) {
 	c := linktest.Start(t, f.ClientConfig(t), true)
 	req := authReq(t, f, "C-ALICE", "1234", 10000)
 	req.STAN = "12AB"
-	if _, err := c.Authorize(context.Background(), req); !errors.Is(err, hostlink.ErrUnavailable) {
+	if _, err := c.Authorize(context.Background(), req); !errors.Is(err, host.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 	if got := balance(t, f, "C-ALICE"); got != 500000 {

@@ -25,7 +25,8 @@
 //
 // # Errors
 //
-// The errors returned are to be acted on in the way database/sql/driver
+// The errors returned are the outcome errors of package host (host.ErrUnavailable,
+// host.ErrOutcomeUnknown, host.ErrRejected), to be acted on in the way database/sql/driver
 // documents ErrBadConn; compare them with errors.Is:
 //
 // ErrUnavailable means nothing was sent: the link is down or not signed

@@ -3,6 +3,7 @@ package hostlink_test
 import (
 	"context"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/host"
 	"os"
 	"time"
 
@@ -20,15 +21,15 @@ func Example() {
 	defer os.RemoveAll(dir)
 	keys := linktest.NewKeys(t)
 
-	host, err := hostsim.NewServer(linktest.Config(keys, dir, nil))
+	sim, err := hostsim.NewServer(linktest.Config(keys, dir, nil))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer host.Close()
+	defer sim.Close()
 
 	client, err := hostlink.New(hostlink.Config{
-		Addr:       host.Addr(),
+		Addr:       sim.Addr(),
 		TerminalID: linktest.TerminalID,
 		HSM:        linktest.ATMModule(t, keys), // holds hsm.HostMAC and hsm.HostData
 	})
@@ -44,7 +45,7 @@ func Example() {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	req := hostlink.AuthRequest{
+	req := host.AuthRequest{
 		STAN: "000001", Amount: 10000, Currency: "156", CustomerID: "C-ALICE",
 		PINBlock:      linktest.PINBlock(t, keys, "1234"), // from the phone, encrypted
 		DispenseNonce: linktest.Nonce(t),                  // from the dispenser
@@ -62,11 +63,11 @@ func Example() {
 	fmt.Println("approved, token present:", resp.Token != "")
 
 	// ... dispense with resp.Token, then:
-	err = client.Advise(ctx, hostlink.Advice{STAN: "000002",
-		Original: hostlink.OriginalData{MTI: wire.MTIFinancialRequest, STAN: req.STAN, Time: req.Time},
+	err = client.Advise(ctx, host.Advice{STAN: "000002",
+		Original: host.OriginalData{MTI: wire.MTIFinancialRequest, STAN: req.STAN, Time: req.Time},
 		Amount:   req.Amount, Currency: "156"})
 	fmt.Println("completion acknowledged:", err == nil)
-	balance, _ := host.Balance("C-ALICE")
+	balance, _ := sim.Balance("C-ALICE")
 	fmt.Println("balance:", balance)
 	// Output:
 	// approved, token present: true

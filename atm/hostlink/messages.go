@@ -4,84 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+	"github.com/cardless-atm/cardless/atm/host"
 
 	"github.com/moov-io/iso8583"
 
 	"github.com/cardless-atm/cardless/atm/wire"
 )
 
-// AuthRequest is a cash withdrawal authorization (0200).
-type AuthRequest struct {
-	STAN       string // 6 digits, unique per terminal
-	TerminalID string // "" means Config.TerminalID
-	Amount     int64  // minor units
-	Currency   string // ISO 4217 numeric, e.g. "156"
-	CustomerID string // encrypted on the wire (field 120)
-	// PINBlock is the phone's encrypted PIN block (field 52), passed
-	// through untouched: only the host can decrypt it.
-	PINBlock []byte
-	// DispenseNonce is the dispenser's command nonce (field 121): the host
-	// signs the dispense token over it.
-	DispenseNonce string
-	// Time is the transmission time (field 7); zero means Config.Now().
-	Time time.Time
-}
-
-// AuthResponse is the host's answer (0210).
-type AuthResponse struct {
-	ResponseCode string // "00" approved; otherwise the decline reason
-	AuthCode     string
-	RRN          string
-	Token        string // XFS4IoT dispense token when approved
-}
-
-// Approved reports whether the host approved the withdrawal.
-func (r AuthResponse) Approved() bool { return r.ResponseCode == wire.RCApproved }
-
-// OriginalData identifies the 0200 an advice or reversal refers to.
-type OriginalData struct {
-	MTI  string    // "" means "0200"
-	STAN string    // STAN of the original
-	Time time.Time // transmission time (field 7) of the original
-}
-
-// Advice is a completion advice (0220): the cash was paid out.
-type Advice struct {
-	STAN       string // the advice's own STAN
-	Original   OriginalData
-	Amount     int64
-	Currency   string
-	TerminalID string // "" means Config.TerminalID
-}
-
-// Reversal is a reversal advice (0420): the cash was not (or only partly)
-// paid out.
-type Reversal struct {
-	STAN       string // the reversal's own STAN
-	Original   OriginalData
-	Amount     int64 // amount of the original 0200
-	Dispensed  int64 // amount actually paid out (field 95); 0 = full reversal
-	Currency   string
-	TerminalID string // "" means Config.TerminalID
-	Reason     string // field 39 reason code, wire.Reason*
-}
-
 // Authorize asks the host to authorize a withdrawal (0200 -> 0210). A
 // decline is not an error: check AuthResponse.ResponseCode. Errors wrap
 // ErrUnavailable (nothing sent: decline locally, no reversal) or
 // ErrOutcomeUnknown (reverse, never retry); any other error means the
 // request was refused before sending.
-func (c *Client) Authorize(ctx context.Context, r AuthRequest) (AuthResponse, error) {
+func (c *Client) Authorize(ctx context.Context, r host.AuthRequest) (host.AuthResponse, error) {
 	term := c.terminal(r.TerminalID)
 	if err := checkCommon(r.STAN, r.Currency, term); err != nil {
-		return AuthResponse{}, fmt.Errorf("%w: 0200: %w", ErrUnavailable, err)
+		return host.AuthResponse{}, fmt.Errorf("%w: 0200: %w", host.ErrUnavailable, err)
 	}
 	if r.PINBlock != nil && len(r.PINBlock) != 8 {
-		return AuthResponse{}, fmt.Errorf("%w: 0200: PIN block must be 8 bytes", ErrUnavailable)
+		return host.AuthResponse{}, fmt.Errorf("%w: 0200: PIN block must be 8 bytes", host.ErrUnavailable)
 	}
 	if r.Amount < 0 {
-		return AuthResponse{}, fmt.Errorf("%w: 0200: negative amount", ErrUnavailable)
+		return host.AuthResponse{}, fmt.Errorf("%w: 0200: negative amount", host.ErrUnavailable)
 	}
 	t := r.Time
 	if t.IsZero() {
@@ -103,44 +47,44 @@ func (c *Client) Authorize(ctx context.Context, r AuthRequest) (AuthResponse, er
 		DispenseNonce:        r.DispenseNonce,
 	})
 	if err != nil {
-		return AuthResponse{}, fmt.Errorf("%w: 0200: %w", ErrUnavailable, err)
+		return host.AuthResponse{}, fmt.Errorf("%w: 0200: %w", host.ErrUnavailable, err)
 	}
 	resp, err := c.exchange(ctx, m)
 	if err != nil {
-		return AuthResponse{}, err
+		return host.AuthResponse{}, err
 	}
 	var a wire.Withdrawal
 	if err := wire.Parse(resp, &a); err != nil {
-		return AuthResponse{}, fmt.Errorf("%w: 0210 stan %s: %w", ErrOutcomeUnknown, r.STAN, err)
+		return host.AuthResponse{}, fmt.Errorf("%w: 0210 stan %s: %w", host.ErrOutcomeUnknown, r.STAN, err)
 	}
 	switch {
 	case a.MTI != wire.MTIFinancialResp:
-		return AuthResponse{}, fmt.Errorf("%w: answer to 0200 stan %s has MTI %s", ErrOutcomeUnknown, r.STAN, a.MTI)
+		return host.AuthResponse{}, fmt.Errorf("%w: answer to 0200 stan %s has MTI %s", host.ErrOutcomeUnknown, r.STAN, a.MTI)
 	case a.TerminalID != term:
-		return AuthResponse{}, fmt.Errorf("%w: 0210 stan %s names another terminal", ErrOutcomeUnknown, r.STAN)
+		return host.AuthResponse{}, fmt.Errorf("%w: 0210 stan %s names another terminal", host.ErrOutcomeUnknown, r.STAN)
 	case a.Amount != wire.FormatAmount(r.Amount):
-		return AuthResponse{}, fmt.Errorf("%w: 0210 stan %s carries another amount", ErrOutcomeUnknown, r.STAN)
+		return host.AuthResponse{}, fmt.Errorf("%w: 0210 stan %s carries another amount", host.ErrOutcomeUnknown, r.STAN)
 	case len(a.ResponseCode) != 2:
-		return AuthResponse{}, fmt.Errorf("%w: 0210 stan %s has no response code", ErrOutcomeUnknown, r.STAN)
+		return host.AuthResponse{}, fmt.Errorf("%w: 0210 stan %s has no response code", host.ErrOutcomeUnknown, r.STAN)
 	}
-	out := AuthResponse{ResponseCode: a.ResponseCode, AuthCode: a.AuthCode, RRN: a.RRN, Token: a.DispenseToken}
+	out := host.AuthResponse{ResponseCode: a.ResponseCode, AuthCode: a.AuthCode, RRN: a.RRN, Token: a.DispenseToken}
 	c.log.Info("host: 0210", "stan", r.STAN, "rc", a.ResponseCode, "rrn", a.RRN)
 	if out.Approved() && out.Token == "" {
-		return out, fmt.Errorf("%w: 0210 stan %s approves without a dispense token", ErrOutcomeUnknown, r.STAN)
+		return out, fmt.Errorf("%w: 0210 stan %s approves without a dispense token", host.ErrOutcomeUnknown, r.STAN)
 	}
 	return out, nil
 }
 
 // Advise sends a completion advice (0220 -> 0230). On ErrOutcomeUnknown or
 // ErrUnavailable keep the advice queued and resend it unchanged later.
-func (c *Client) Advise(ctx context.Context, a Advice) error {
+func (c *Client) Advise(ctx context.Context, a host.Advice) error {
 	term := c.terminal(a.TerminalID)
 	od, err := c.original(a.Original)
 	if err == nil {
 		err = checkCommon(a.STAN, a.Currency, term)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: 0220: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: 0220: %w", host.ErrUnavailable, err)
 	}
 	now := c.cfg.Now()
 	m, err := wire.Build(&wire.Advice{
@@ -157,7 +101,7 @@ func (c *Client) Advise(ctx context.Context, a Advice) error {
 		OriginalData:         od,
 	})
 	if err != nil {
-		return fmt.Errorf("%w: 0220: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: 0220: %w", host.ErrUnavailable, err)
 	}
 	return c.ack(ctx, m, wire.MTIAdviceResp, a.STAN)
 }
@@ -165,7 +109,7 @@ func (c *Client) Advise(ctx context.Context, a Advice) error {
 // Reverse sends a reversal advice (0420 -> 0430); Dispensed > 0 makes it
 // partial (field 95). On ErrOutcomeUnknown or ErrUnavailable keep it
 // queued and resend it unchanged later.
-func (c *Client) Reverse(ctx context.Context, r Reversal) error {
+func (c *Client) Reverse(ctx context.Context, r host.Reversal) error {
 	term := c.terminal(r.TerminalID)
 	od, err := c.original(r.Original)
 	if err == nil {
@@ -178,7 +122,7 @@ func (c *Client) Reverse(ctx context.Context, r Reversal) error {
 		err = errors.New("dispensed amount must be between 0 and the original amount")
 	}
 	if err != nil {
-		return fmt.Errorf("%w: 0420: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: 0420: %w", host.ErrUnavailable, err)
 	}
 	now := c.cfg.Now()
 	rev := wire.Reversal{
@@ -200,7 +144,7 @@ func (c *Client) Reverse(ctx context.Context, r Reversal) error {
 	}
 	m, err := wire.Build(&rev)
 	if err != nil {
-		return fmt.Errorf("%w: 0420: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: 0420: %w", host.ErrUnavailable, err)
 	}
 	return c.ack(ctx, m, wire.MTIReversalResp, r.STAN)
 }
@@ -212,14 +156,14 @@ func (c *Client) ack(ctx context.Context, m *iso8583.Message, wantMTI, stan stri
 	}
 	var a wire.Advice // 0230 and 0430 share the fields read here
 	if err := wire.Parse(resp, &a); err != nil {
-		return fmt.Errorf("%w: %s stan %s: %w", ErrOutcomeUnknown, wantMTI, stan, err)
+		return fmt.Errorf("%w: %s stan %s: %w", host.ErrOutcomeUnknown, wantMTI, stan, err)
 	}
 	if a.MTI != wantMTI {
-		return fmt.Errorf("%w: answer to stan %s has MTI %s, want %s", ErrOutcomeUnknown, stan, a.MTI, wantMTI)
+		return fmt.Errorf("%w: answer to stan %s has MTI %s, want %s", host.ErrOutcomeUnknown, stan, a.MTI, wantMTI)
 	}
 	c.log.Info("host: "+wantMTI, "stan", stan, "rc", a.ResponseCode)
 	if a.ResponseCode != wire.RCApproved {
-		return &RejectedError{MTI: a.MTI, STAN: stan, ResponseCode: a.ResponseCode}
+		return &host.RejectedError{MTI: a.MTI, STAN: stan, ResponseCode: a.ResponseCode}
 	}
 	return nil
 }
@@ -231,7 +175,7 @@ func (c *Client) terminal(id string) string {
 	return id
 }
 
-func (c *Client) original(o OriginalData) (string, error) {
+func (c *Client) original(o host.OriginalData) (string, error) {
 	mti := o.MTI
 	if mti == "" {
 		mti = wire.MTIFinancialRequest

@@ -3,6 +3,7 @@ package hostsim_test
 import (
 	"context"
 	"errors"
+	"github.com/cardless-atm/cardless/atm/host"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,8 +26,8 @@ func setup(t *testing.T) (*linktest.Fixture, *hostlink.Client) {
 	return f, linktest.Start(t, f.ClientConfig(t), true)
 }
 
-func req(t *testing.T, f *linktest.Fixture, customer, pin string, amount int64) hostlink.AuthRequest {
-	return hostlink.AuthRequest{STAN: nextSTAN(), Amount: amount, Currency: "156", CustomerID: customer,
+func req(t *testing.T, f *linktest.Fixture, customer, pin string, amount int64) host.AuthRequest {
+	return host.AuthRequest{STAN: nextSTAN(), Amount: amount, Currency: "156", CustomerID: customer,
 		PINBlock: linktest.PINBlock(t, f.Keys, pin), DispenseNonce: linktest.Nonce(t), Time: time.Now()}
 }
 
@@ -39,7 +40,7 @@ func mustBalance(t *testing.T, h *hostsim.Server, id string) int64 {
 	return b
 }
 
-func authorize(t *testing.T, c *hostlink.Client, r hostlink.AuthRequest) hostlink.AuthResponse {
+func authorize(t *testing.T, c *hostlink.Client, r host.AuthRequest) host.AuthResponse {
 	t.Helper()
 	resp, err := c.Authorize(context.Background(), r)
 	if err != nil {
@@ -48,8 +49,8 @@ func authorize(t *testing.T, c *hostlink.Client, r hostlink.AuthRequest) hostlin
 	return resp
 }
 
-func reversal(r hostlink.AuthRequest, dispensed int64) hostlink.Reversal {
-	return hostlink.Reversal{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: r.STAN, Time: r.Time},
+func reversal(r host.AuthRequest, dispensed int64) host.Reversal {
+	return host.Reversal{STAN: nextSTAN(), Original: host.OriginalData{STAN: r.STAN, Time: r.Time},
 		Amount: r.Amount, Dispensed: dispensed, Currency: "156", Reason: wire.ReasonPartialDispense}
 }
 
@@ -157,7 +158,7 @@ func TestCompletionAndReversalExactlyOnce(t *testing.T) {
 
 	r1 := req(t, f, "C-ALICE", "1234", 10000)
 	authorize(t, c, r1)
-	adv := hostlink.Advice{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: r1.STAN, Time: r1.Time},
+	adv := host.Advice{STAN: nextSTAN(), Original: host.OriginalData{STAN: r1.STAN, Time: r1.Time},
 		Amount: 10000, Currency: "156"}
 	for i := range 2 {
 		if err := c.Advise(ctx, adv); err != nil {
@@ -221,7 +222,7 @@ func TestReversalOfUnknownOriginal(t *testing.T) {
 		t.Fatalf("balance %d changed", got)
 	}
 	// A completion for an unknown original is acknowledged too.
-	adv := hostlink.Advice{STAN: nextSTAN(), Original: hostlink.OriginalData{STAN: "999999", Time: time.Now()},
+	adv := host.Advice{STAN: nextSTAN(), Original: host.OriginalData{STAN: "999999", Time: time.Now()},
 		Amount: 100, Currency: "156"}
 	if err := c.Advise(context.Background(), adv); err != nil {
 		t.Fatal(err)
@@ -231,11 +232,11 @@ func TestReversalOfUnknownOriginal(t *testing.T) {
 func TestRejectedReversal(t *testing.T) {
 	_, c := setup(t)
 	// The host only knows 0200 originals: a reversal of a "0100" is refused (12).
-	rev := hostlink.Reversal{STAN: nextSTAN(), Original: hostlink.OriginalData{MTI: "0100", STAN: "000001", Time: time.Now()},
+	rev := host.Reversal{STAN: nextSTAN(), Original: host.OriginalData{MTI: "0100", STAN: "000001", Time: time.Now()},
 		Amount: 100, Currency: "156", Reason: wire.ReasonLateResponse}
 	err := c.Reverse(context.Background(), rev)
-	var re *hostlink.RejectedError
-	if !errors.Is(err, hostlink.ErrRejected) || !errors.As(err, &re) || re.ResponseCode != wire.RCInvalidTransaction || re.MTI != wire.MTIReversalResp {
+	var re *host.RejectedError
+	if !errors.Is(err, host.ErrRejected) || !errors.As(err, &re) || re.ResponseCode != wire.RCInvalidTransaction || re.MTI != wire.MTIReversalResp {
 		t.Fatalf("err = %v, want a RejectedError 0430/12", err)
 	}
 }

@@ -1,4 +1,4 @@
-package hostlink
+package host
 
 import (
 	"errors"
@@ -11,18 +11,18 @@ var (
 	// ErrUnavailable: nothing was sent (the link is down, not signed on, or
 	// the request could not be built). The host has not seen the request,
 	// so the caller may decline (91) without a reversal.
-	ErrUnavailable = errors.New("hostlink: host unavailable, request not sent")
+	ErrUnavailable = errors.New("host: host unavailable, request not sent")
 
 	// ErrOutcomeUnknown: the request may have reached the host (time-out,
 	// connection lost after sending, an answer that fails its MAC or does
 	// not match the request). For a 0200 the caller must REVERSE it and
 	// never retry it. For a 0220 or 0420 the caller keeps it queued and
 	// resends the same advice later; the host applies each exactly once.
-	ErrOutcomeUnknown = errors.New("hostlink: outcome unknown, request may have reached the host")
+	ErrOutcomeUnknown = errors.New("host: outcome unknown, request may have reached the host")
 
 	// ErrRejected: the host answered a 0220 or 0420 with a response code
 	// other than 00. The error is a *RejectedError.
-	ErrRejected = errors.New("hostlink: host rejected the advice")
+	ErrRejected = errors.New("host: host rejected the advice")
 )
 
 // RejectedError is the host's refusal of an advice (0230) or reversal
@@ -34,7 +34,7 @@ type RejectedError struct {
 }
 
 func (e *RejectedError) Error() string {
-	return fmt.Sprintf("hostlink: host answered %s stan %s with response code %s", e.MTI, e.STAN, e.ResponseCode)
+	return fmt.Sprintf("host: host answered %s stan %s with response code %s", e.MTI, e.STAN, e.ResponseCode)
 }
 
 // Unwrap returns ErrRejected.

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/backoff"
 	"github.com/cardless-atm/cardless/atm/host"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -107,14 +107,11 @@ func (a *ATM) drainSAF(ctx context.Context) time.Duration {
 	return next
 }
 
+// backoff is the wait before resending an item that has failed attempts
+// times: the appliance's one backoff (atm/backoff), so that many ATMs do
+// not resend in step.
 func (a *ATM) backoff(attempts int) time.Duration {
-	d := a.cfg.SAFRetryMin
-	for i := 1; i < attempts && d < a.cfg.SAFRetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, a.cfg.SAFRetryMax)
-	// full jitter over the upper half, so many ATMs do not resend in step
-	return d/2 + rand.N(d/2+1)
+	return backoff.Policy{Min: a.cfg.SAFRetryMin, Max: a.cfg.SAFRetryMax}.Delay(max(attempts, 1))
 }
 
 func (a *ATM) sendSAF(ctx context.Context, m SAFMessage) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/backoff"
+	"github.com/cardless-atm/cardless/atm/clock"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -86,12 +88,12 @@ type Config struct {
 	HSM             hsm.Module
 	EchoInterval    time.Duration // echo (0800/301) after this much idle time
 	SendTimeout     time.Duration // bound on each request/response and connect
-	BackoffMin      time.Duration // first reconnect delay
-	BackoffMax      time.Duration // reconnect delay cap
+	BackoffMin      time.Duration // first reconnect step (atm/backoff: the delay is in the upper half of the step)
+	BackoffMax      time.Duration // reconnect delay cap, never exceeded
 	DuplicateWindow time.Duration // a 0200 STAN seen within it is answered 94
 	Handler         Handler
 	Logger          *slog.Logger
-	Now             func() time.Time
+	Clock           clock.Clock // the appliance's clock (times, backoff); nil means the system clock
 }
 
 // KeyKCVs are the check values of the working keys in use (never the keys).
@@ -181,9 +183,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	c := &Client{
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "proxyclient", "terminal", cfg.TerminalID),
@@ -213,7 +213,7 @@ func (c *Client) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.runCtx = ctx
 	c.mu.Unlock()
-	backoff := c.cfg.BackoffMin
+	retry := backoff.Backoff{Policy: backoff.Policy{Min: c.cfg.BackoffMin, Max: c.cfg.BackoffMax}}
 	for {
 		signedOn, err := c.session(ctx)
 		if ctx.Err() != nil {
@@ -223,19 +223,17 @@ func (c *Client) Run(ctx context.Context) error {
 		c.st.LastError = err
 		c.mu.Unlock()
 		if signedOn {
-			backoff = c.cfg.BackoffMin
+			retry.Reset()
 		}
-		// Jitter: a random delay in [backoff/2, backoff].
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := retry.Next()
 		c.log.Warn("proxy link down", "err", err, "retry_in", wait)
-		t := time.NewTimer(wait)
+		t := c.cfg.Clock.NewTimer(wait)
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		}
-		backoff = min(backoff*2, c.cfg.BackoffMax)
 	}
 }
 
@@ -367,7 +365,7 @@ func (c *Client) echo(conn *connection.Connection) {
 func (c *Client) netMgmt(stan, code string) *iso8583.Message {
 	m, err := wire.Build(&wire.NetMgmt{
 		MTI:                  wire.MTINetMgmtRequest,
-		TransmissionDateTime: wire.FormatTransmissionDT(c.cfg.Now()),
+		TransmissionDateTime: wire.FormatTransmissionDT(c.cfg.Clock.Now()),
 		STAN:                 stan,
 		TerminalID:           c.cfg.TerminalID,
 		NetMgmtCode:          code,

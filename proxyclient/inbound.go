@@ -51,7 +51,7 @@ func (c *Client) netMgmtRequest(conn *connection.Connection, m *iso8583.Message)
 	}
 	ans := req.Response(rc)
 	// The ATM answers with its own clock and terminal ID.
-	ans.TransmissionDateTime, ans.TerminalID = wire.FormatTransmissionDT(c.cfg.Now()), c.cfg.TerminalID
+	ans.TransmissionDateTime, ans.TerminalID = wire.FormatTransmissionDT(c.cfg.Clock.Now()), c.cfg.TerminalID
 	resp, err := wire.Build(&ans)
 	if err == nil {
 		err = conn.Reply(resp)
@@ -123,7 +123,7 @@ func stale(dt string, now time.Time, window time.Duration) bool {
 }
 
 func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	var req wire.Withdrawal
 	if err := wire.Parse(m, &req); err != nil {
 		c.log.Warn("0200 refused", "reason", err)

@@ -174,7 +174,7 @@ var errReplayedKeyChange = errors.New("proxyclient: replayed or stale key change
 // freshKeyChange accepts a 162 only once per STAN within the duplicate
 // window and only with a transmission time inside it.
 func (c *Client) freshKeyChange(stan, dt string) error {
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	if dt == "" || stale(dt, now, c.cfg.DuplicateWindow) {
 		return fmt.Errorf("%w: transmission time %q outside %s of now", errReplayedKeyChange, dt, c.cfg.DuplicateWindow)
 	}

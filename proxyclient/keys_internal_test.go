@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/wire"
 )
 
@@ -12,7 +13,8 @@ import (
 // network-management MAC key never changes, so the MAC alone cannot tell.
 func TestFreshKeyChange(t *testing.T) {
 	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
-	c := &Client{cfg: Config{DuplicateWindow: 10 * time.Minute, Now: func() time.Time { return now }}}
+	fake := clock.NewFake(now)
+	c := &Client{cfg: Config{DuplicateWindow: 10 * time.Minute, Clock: fake}}
 	dt := wire.FormatTransmissionDT(now)
 	if err := c.freshKeyChange("000123", dt); err != nil {
 		t.Fatalf("fresh push refused: %v", err)
@@ -27,7 +29,8 @@ func TestFreshKeyChange(t *testing.T) {
 		t.Fatalf("push without a transmission time: %v", err)
 	}
 	// Outside the window the STAN may come round again.
-	now = now.Add(11 * time.Minute)
+	fake.Advance(11 * time.Minute)
+	now = fake.Now()
 	if err := c.freshKeyChange("000123", wire.FormatTransmissionDT(now)); err != nil {
 		t.Fatalf("STAN reused after the window: %v", err)
 	}

@@ -90,7 +90,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	hostTPDU := decodeTPDU(cfg.Host.TPDU)
 	a.Host, err = hostlink.New(hostlink.Config{Addr: cfg.Host.Addr, TerminalID: cfg.TerminalID, AcquirerID: cfg.Host.AcquirerID,
-		TPDU: hostTPDU, HSM: a.HSM, Now: a.Clock.Now, SendTimeout: cfg.Host.SendTimeout.D(), EchoInterval: cfg.Host.EchoInterval.D(),
+		TPDU: hostTPDU, HSM: a.HSM, Clock: a.Clock, SendTimeout: cfg.Host.SendTimeout.D(), EchoInterval: cfg.Host.EchoInterval.D(),
 		Logger: log.With("part", "hostlink")})
 	if err != nil {
 		return nil, err
@@ -111,7 +111,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	proxyTPDU := decodeTPDU(cfg.Proxy.TPDU)
 	a.Proxy, err = proxyclient.New(proxyclient.Config{Addr: cfg.Proxy.Addr, TerminalID: cfg.TerminalID, TPDU: proxyTPDU,
-		HSM: a.HSM, Now: a.Clock.Now, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
+		HSM: a.HSM, Clock: a.Clock, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
 		Handler: proxyclient.HandlerFunc(a.handle), Logger: log.With("part", "proxyclient")})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,8 @@ import (
 	"github.com/moov-io/iso8583"
 	connection "github.com/moov-io/iso8583-connection"
 
+	"github.com/cardless-atm/cardless/atm/backoff"
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
 )
@@ -51,14 +53,16 @@ type Config struct {
 	// Logger receives the link's log (MTI, STAN and response codes only);
 	// nil discards it.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the appliance's clock (transmission times, reconnect
+	// backoff); nil means the system clock.
+	Clock clock.Clock
 
 	// EchoInterval is how long the link may stay idle before an echo (0800
 	// 301) is sent; DefaultEchoInterval when zero.
 	EchoInterval time.Duration
-	// MinBackoff and MaxBackoff bound the reconnection delay, which doubles
-	// after every failed attempt and carries up to 50% random jitter.
+	// MinBackoff and MaxBackoff bound the reconnection delay
+	// (atm/backoff): it doubles after every failed attempt, is drawn from
+	// the upper half of that step, and never exceeds MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
 }
 
@@ -119,9 +123,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = cfg.MinBackoff
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -162,7 +164,7 @@ func (c *Client) Close() {
 // called (it returns nil): connect, sign on, wait for the connection to
 // drop, back off with jitter, and again.
 func (c *Client) Run(ctx context.Context) error {
-	backoff := c.cfg.MinBackoff
+	retry := backoff.Backoff{Policy: backoff.Policy{Min: c.cfg.MinBackoff, Max: c.cfg.MaxBackoff}}
 	for {
 		select {
 		case <-c.closed:
@@ -175,7 +177,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if err != nil {
 			c.log.Warn("host link: connect failed", "addr", c.cfg.Addr, "err", err)
 		} else {
-			backoff = c.cfg.MinBackoff
+			retry.Reset()
 			c.mu.Lock()
 			c.conn = conn
 			c.mu.Unlock()
@@ -193,11 +195,11 @@ func (c *Client) Run(ctx context.Context) error {
 			c.mu.Unlock()
 			conn.Close()
 		}
-		wait := backoff + time.Duration(rand.Int64N(int64(backoff)/2+1))
-		backoff = min(backoff*2, c.cfg.MaxBackoff)
-		t := time.NewTimer(wait)
+		wait := retry.Next()
+		c.log.Info("host link: reconnecting", "in", wait)
+		t := c.cfg.Clock.NewTimer(wait)
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-c.closed:
 			t.Stop()
 			return nil
@@ -246,7 +248,7 @@ func (c *Client) echo(conn *connection.Connection) {
 }
 
 func (c *Client) netMgmt(conn *connection.Connection, code string) error {
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	m, err := wire.Build(&wire.NetMgmt{
 		MTI:                  wire.MTINetMgmtRequest,
 		TransmissionDateTime: wire.FormatTransmissionDT(now),

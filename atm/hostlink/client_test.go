@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/host"
 	"strings"
 	"sync/atomic"
@@ -268,4 +269,41 @@ func TestEchoWhenIdle(t *testing.T) {
 	if !c.Connected() {
 		t.Fatal("link dropped after echoes")
 	}
+}
+
+// The reconnect waits its backoff on the link's clock: with a fake clock
+// and a one-minute step (a delay between 30 s and 60 s), the client does
+// not reconnect to a host that is back before the clock has moved 30 s,
+// and does once it has moved 60 s (a timer on the system clock would not
+// fire within the test's 10 s wait).
+func TestReconnectWaitsForBackoffOnTheClock(t *testing.T) {
+	f := linktest.NewFixture(t)
+	cfg := f.ClientConfig(t)
+	fake := clock.NewFake(time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC))
+	cfg.Clock, cfg.MinBackoff, cfg.MaxBackoff = fake, time.Minute, time.Minute
+	c := linktest.Start(t, cfg, true)
+	addr := f.Host.Addr()
+	armed := fake.Armed()
+	f.Host.Close()
+	linktest.WaitFor(t, "link down", func() bool { return !c.Connected() })
+	<-armed // the client waits for its backoff
+	h, err := hostsim.NewUnstartedServer(f.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.Start(addr); err != nil {
+		t.Skipf("port %s not reusable: %v", addr, err)
+	}
+	fake.Advance(29 * time.Second)
+	// Give a wrongly early reconnect the time to happen (it would take
+	// milliseconds on loopback).
+	for i := 0; i < 40; i++ {
+		if c.Connected() {
+			t.Fatal("reconnected before the backoff's lower bound (30 s of the clock)")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fake.Advance(31 * time.Second)
+	linktest.WaitFor(t, "reconnect once the backoff ran out", c.Connected)
 }

@@ -29,7 +29,7 @@ func (c *Client) Authorize(ctx context.Context, r host.AuthRequest) (host.AuthRe
 	}
 	t := r.Time
 	if t.IsZero() {
-		t = c.cfg.Now()
+		t = c.cfg.Clock.Now()
 	}
 	m, err := wire.Build(&wire.Withdrawal{
 		MTI:                  wire.MTIFinancialRequest,
@@ -86,7 +86,7 @@ func (c *Client) Advise(ctx context.Context, a host.Advice) error {
 	if err != nil {
 		return fmt.Errorf("%w: 0220: %w", host.ErrUnavailable, err)
 	}
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	m, err := wire.Build(&wire.Advice{
 		MTI:                  wire.MTIAdvice,
 		ProcessingCode:       wire.ProcCashWithdrawal,
@@ -124,7 +124,7 @@ func (c *Client) Reverse(ctx context.Context, r host.Reversal) error {
 	if err != nil {
 		return fmt.Errorf("%w: 0420: %w", host.ErrUnavailable, err)
 	}
-	now := c.cfg.Now()
+	now := c.cfg.Clock.Now()
 	rev := wire.Reversal{
 		MTI:                  wire.MTIReversal,
 		ProcessingCode:       wire.ProcCashWithdrawal,

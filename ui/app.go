@@ -37,15 +37,16 @@ const (
 	ScreenOutOfService
 	ScreenMoreTime
 	ScreenSupervisor
+	ScreenWait // a call to the core is taking a moment
 )
 
 // Screens lists every screen, in flow order.
-var Screens = []Screen{ScreenWelcome, ScreenLanguage, ScreenAmount, ScreenCannotPay, ScreenQR,
+var Screens = []Screen{ScreenWelcome, ScreenLanguage, ScreenAmount, ScreenCannotPay, ScreenWait, ScreenQR,
 	ScreenProcessing, ScreenTakeCash, ScreenComplete, ScreenDeclined, ScreenFailed,
 	ScreenOutOfService, ScreenMoreTime, ScreenSupervisor}
 
 var screenNames = [...]string{"welcome", "language", "amount", "cannot-pay", "qr", "processing",
-	"take-cash", "complete", "declined", "failed", "out-of-service", "more-time", "supervisor"}
+	"take-cash", "complete", "declined", "failed", "out-of-service", "more-time", "supervisor", "wait"}
 
 func (s Screen) String() string {
 	if s >= 0 && int(s) < len(screenNames) {
@@ -100,6 +101,14 @@ func (o *Options) defaults() {
 	}
 }
 
+// The receipt question on the Complete screen.
+const (
+	receiptAsk      = iota // asking
+	receiptPrinting        // "yes": printing or printed
+	receiptNo              // "no"
+	receiptFailed          // the printer failed
+)
+
 // maxEntryDigits bounds keypad entry (whole currency units).
 const maxEntryDigits = 7
 
@@ -136,10 +145,13 @@ type App struct {
 	warnDL      time.Time // the deadline warnAt last saw
 	warnSince   time.Time // when warnAt first saw warnDL (the phase's start); zero if in the App's first frame
 	laidOut     bool      // a frame has been laid out
-	receipt     int       // 0 ask, 1 printing, 2 no
+	receipt     int       // receiptAsk, receiptPrinting, receiptNo, receiptFailed
 	forcePrompt bool
 
 	keyFilters []event.Filter // the keys handleInput reads, built once
+
+	calls // backend calls in flight (async.go)
+	pipe  // their results on the way back
 
 	lastPhase  Phase
 	lastScreen Screen
@@ -172,6 +184,7 @@ func New(b Backend, opts Options) *App {
 		lastPhase:  Idle,
 		lastScreen: -1,
 		keyFilters: keyFilters(opts.SupervisorKey),
+		pipe:       newPipe(),
 	}
 	return a
 }
@@ -236,6 +249,9 @@ func (a *App) screenFor(s Snapshot, now time.Time) Screen {
 	if a.supervisor {
 		return ScreenSupervisor
 	}
+	if a.waiting(now) {
+		return ScreenWait
+	}
 	sc := a.baseScreen(s)
 	if dl, ok := a.deadline(sc, s); ok && (a.forcePrompt || (now.After(a.warnAt(dl, now)) && !dl.Equal(a.dismissed))) {
 		return ScreenMoreTime
@@ -293,7 +309,9 @@ func (a *App) goLocal(s Screen) {
 
 // Layout handles the pending input events and lays out the current screen.
 func (a *App) Layout(gtx layout.Context) layout.Dimensions {
+	a.collect()
 	a.handleInput(gtx)
+	a.awaitQuick()
 	now := a.now()
 	a.snap = a.b.Snapshot()
 	a.track(now)
@@ -331,12 +349,12 @@ func (a *App) track(now time.Time) {
 			a.goLocal(ScreenWelcome)
 		case Complete, Declined, Failed:
 			a.outcomeAt = now
-			a.receipt = 0
+			a.receipt = receiptAsk
 		}
 		a.lastPhase = p
 	}
-	if a.supervisor {
-		return
+	if a.supervisor || a.call.name != "" {
+		return // time-outs wait for the call in flight
 	}
 	sc := a.baseScreen(a.snap)
 	dl, ok := a.deadline(sc, a.snap)
@@ -355,6 +373,14 @@ func (a *App) track(now time.Time) {
 // nextWake is the next moment the display changes by itself: the next
 // countdown second, the prompt appearing, or a time-out.
 func (a *App) nextWake(sc Screen, now time.Time) (time.Time, bool) {
+	switch {
+	case sc == ScreenSupervisor:
+		return a.supAt.Add(supervisorRefresh), !a.supAt.IsZero()
+	case sc == ScreenWait:
+		return time.Time{}, false // the call's end wakes the window
+	case a.call.name != "" && a.call.wait:
+		return a.call.since.Add(waitDelay), true
+	}
 	under := sc
 	if sc == ScreenMoreTime {
 		under = a.baseScreen(a.snap)
@@ -390,9 +416,16 @@ func (a *App) secondsLeft(dl, now time.Time) int {
 	return int((rem + time.Second - 1) / time.Second)
 }
 
+// finish ends an outcome screen: the core forgets the finished session
+// and the UI goes back to Welcome.
 func (a *App) finish() {
-	a.b.Cancel()
+	a.cancel()
 	a.goLocal(ScreenWelcome)
+}
+
+// cancel asks the core to cancel the session (or to forget a finished one).
+func (a *App) cancel() {
+	a.session("cancel", true, func() error { a.b.Cancel(); return nil }, nil)
 }
 
 // handleInput runs the actions of the keys pressed and the buttons clicked
@@ -527,30 +560,37 @@ func (a *App) confirmEntry() {
 	}
 }
 
-// request calls the core; a refusal shows the cannot-pay screen.
+// request asks the core for a session; a refusal shows the cannot-pay
+// screen, a failure a message under the entry.
 func (a *App) request(amt int64) {
 	a.touch()
 	a.setErr("")
-	err := a.b.RequestWithdrawal(amt)
-	var cp *CannotPayError
-	switch {
-	case err == nil:
-		a.entry = ""
-	case errors.As(err, &cp):
-		a.cannot = cp
-		a.local = ScreenCannotPay
-		a.log.Info("ui amount cannot be paid", "reason", cp.Reason, "nearest", len(cp.Nearest))
-	default:
-		a.setErr("amount.err.request")
-		a.log.Warn("ui withdrawal request failed", "err", err)
-	}
+	a.session("request", true, func() error { return a.b.RequestWithdrawal(amt) }, func(err error) {
+		a.touch()
+		var cp *CannotPayError
+		switch {
+		case err == nil:
+			a.entry = ""
+		case errors.As(err, &cp):
+			a.cannot = cp
+			a.local = ScreenCannotPay
+			a.log.Info("ui amount cannot be paid", "reason", cp.Reason, "nearest", len(cp.Nearest))
+		default:
+			a.setErr("amount.err.request")
+			a.log.Warn("ui withdrawal request failed", "err", err)
+		}
+	})
 }
 
 func (a *App) moreTime(under Screen) {
 	a.forcePrompt = false
 	switch under {
 	case ScreenQR, ScreenTakeCash:
-		a.b.MoreTime()
+		// The prompt closes at once and the countdown goes on; the core
+		// moves the deadline, and the prompt comes back before the new one.
+		if a.session("more-time", false, func() error { a.b.MoreTime(); return nil }, nil) {
+			a.dismissed = a.snap.Deadline
+		}
 	case ScreenComplete, ScreenDeclined, ScreenFailed:
 		a.outcomeAt = a.now()
 	default:
@@ -562,7 +602,7 @@ func (a *App) noMoreTime(under Screen) {
 	a.forcePrompt = false
 	switch under {
 	case ScreenQR:
-		a.b.Cancel()
+		a.cancel()
 	case ScreenTakeCash:
 		// Cash is out: the take-cash timer of the core goes on.
 		a.dismissed = a.snap.Deadline
@@ -573,12 +613,25 @@ func (a *App) noMoreTime(under Screen) {
 	}
 }
 
+// printReceipt prints on its own goroutine: the customer may finish (and
+// the next one start) while the printer works.
 func (a *App) printReceipt() {
 	a.outcomeAt = a.now()
-	if rp, ok := a.b.(ReceiptPrinter); ok {
-		if err := rp.PrintReceipt(); err != nil {
-			a.log.Warn("ui receipt print failed", "err", err)
-		}
+	rp, ok := a.b.(ReceiptPrinter)
+	if !ok || a.printing {
+		return
 	}
-	a.receipt = 1
+	a.printing, a.receipt = true, receiptPrinting
+	a.background(func() func() {
+		err := rp.PrintReceipt()
+		return func() {
+			a.printing = false
+			if err != nil {
+				a.log.Warn("ui receipt print failed", "err", err)
+				if a.receipt == receiptPrinting {
+					a.receipt = receiptFailed
+				}
+			}
+		}
+	})
 }

@@ -6,9 +6,13 @@ import (
 )
 
 // Backend is what the screens need from the ATM core. The core implements it
-// through an adapter; package ui never imports the core.
+// through an adapter; package ui never imports the core. Its methods are
+// called from several goroutines at once. All but Snapshot and Changed may
+// take their time (a slow device, a busy store): the App calls them off the
+// window's goroutine (see the package documentation).
 type Backend interface {
-	// Snapshot returns the current state for display.
+	// Snapshot returns the current state for display. It is called on
+	// every frame and must not block.
 	Snapshot() Snapshot
 	// Changed receives (non-blocking send, capacity 1) whenever Snapshot changes.
 	Changed() <-chan struct{}

@@ -38,6 +38,23 @@
 // counters, last journal lines) over any screen; Esc or F8 leaves it. In a
 // real ATM, bind it to the operator switch.
 //
+// # Calls to the core
+//
+// The window's goroutine never waits for the Backend but for Snapshot,
+// which must return at once (a copy of the core's state). RequestWithdrawal,
+// Cancel and MoreTime (the session call), PrintReceipt and Supervisor each
+// run on a goroutine of their own (async.go); their result is applied by
+// the next frame, which App.Wake asks for. One session call is in flight at
+// a time: a press that would start another, a double press included, is
+// ignored and logged, and time-outs wait for it. A session call that takes
+// longer than 300 ms replaces the screen with Wait ("One moment, please",
+// no choices) until it ends; MoreTime does not, so that the countdown goes
+// on while the core moves the deadline. The receipt prints while the
+// customer finishes; a printer fault is said on the Complete screen. The
+// supervisor screen opens at once and fills in when Supervisor answers,
+// then refreshes every 2 s. The Backend is called from several goroutines
+// at once and must be safe for it.
+//
 // # Input
 //
 // Touch and mouse clicks on every button. The keyboard is the PIN pad:

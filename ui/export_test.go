@@ -40,7 +40,11 @@ func (r *Renderer) DirtyForTest() {
 	a.inputAt = a.inputAt.Add(-time.Hour)
 	a.outcomeAt = a.outcomeAt.Add(-time.Hour)
 	a.dismissed = a.now()
-	a.receipt = 1
+	a.receipt = receiptFailed
+	a.call = sessionCall{name: "request", since: a.now(), wait: true}
+	a.printing, a.supBusy, a.supOK = true, true, true
+	a.sup = SupervisorInfo{Lines: []string{"x"}}
+	a.supAt = a.now()
 	a.lastPhase = OutOfService
 	a.snap = Snapshot{}
 }
@@ -53,6 +57,7 @@ var keptFields = map[string]bool{
 	"lastScreen": true, "warnDL": true, "warnSince": true, "laidOut": true,
 	"shown": true, "cur": true, "clicks": true, "tapWelcome": true,
 	"overflow": true, "noWrap": true, "trace": true, "laid": true,
+	"pipe": true,
 }
 
 // PrepareDiffForTest puts the Renderer's App in st as Render does, without

@@ -16,8 +16,8 @@ type State struct {
 	// Lang is the display language.
 	Lang i18n.Lang
 	// Screen forces a UI-owned screen while the Backend is Idle: Welcome,
-	// Language, Amount or CannotPay; ScreenSupervisor and ScreenMoreTime are
-	// shown over any phase.
+	// Language, Amount or CannotPay; ScreenSupervisor, ScreenMoreTime and
+	// ScreenWait are shown over any phase.
 	Screen Screen
 	// Entry is the keypad entry (whole currency units) on the Amount screen.
 	Entry string
@@ -101,16 +101,22 @@ func (a *App) apply(st State) {
 	a.dismissed = time.Time{}
 	a.local = ScreenWelcome
 	a.supervisor, a.forcePrompt = false, false
+	a.calls = calls{}
 	switch st.Screen {
 	case ScreenLanguage, ScreenAmount, ScreenCannotPay:
 		a.local = st.Screen
 	case ScreenSupervisor:
+		// One frame cannot wait for a call: Render reads the supervisor
+		// information on the caller's goroutine (the kiosk never does).
 		a.supervisor = true
+		a.sup, a.supAt, a.supOK = a.b.Supervisor(), a.now(), true
 	case ScreenMoreTime:
 		a.forcePrompt = true
+	case ScreenWait:
+		a.call = sessionCall{name: "render", since: a.now().Add(-waitDelay), wait: true}
 	}
 	a.entry = st.Entry
 	a.setErr("")
 	a.cannot = st.CannotPay
-	a.receipt = 0
+	a.receipt = receiptAsk
 }

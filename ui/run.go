@@ -33,6 +33,8 @@ func Run(w *app.Window, b Backend, opts Options) error {
 			select {
 			case <-b.Changed():
 				w.Invalidate()
+			case <-a.Wake():
+				w.Invalidate()
 			case <-done:
 				return
 			}

@@ -474,7 +474,11 @@ func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
 	case ScreenMoreTime:
 		return a.moreTimeScreen(gtx, now)
 	case ScreenSupervisor:
-		return a.supervisorScreen(gtx)
+		return a.supervisorScreen(gtx, now)
+	case ScreenWait:
+		return a.page(gtx, a.t("wait.title"), func(gtx C) D {
+			return a.lines(gtx, a.para(spBody, a.t("wait.body"), colText, false))
+		})
 	}
 	return D{}
 }
@@ -607,7 +611,7 @@ func (a *App) cannotPay(gtx C) D {
 }
 
 func (a *App) qrScreen(gtx C, now time.Time) D {
-	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 8, esc: true, act: a.b.Cancel})
+	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 8, esc: true, act: a.cancel})
 	// Encode each payload once; one that fails to encode is remembered
 	// (as a symbol without modules) so that it is logged once, not on
 	// every frame.
@@ -683,15 +687,18 @@ func (a *App) complete(gtx C) D {
 		a.para(spBody, a.t("complete.body"), colText, false),
 	}
 	switch {
-	case a.snap.Receipt && canPrint && a.receipt == 0:
+	case a.snap.Receipt && canPrint && a.receipt == receiptAsk:
 		ws = append(ws, a.para(spBody, a.t("complete.receipt"), colAccent, true))
 		a.add(choice{id: "receipt.yes", label: a.t("btn.yes"), fkey: 4, primary: true, act: a.printReceipt})
 		a.add(choice{id: "receipt.no", label: a.t("btn.no"), fkey: 8, act: func() {
-			a.receipt = 2
+			a.receipt = receiptNo
 			a.finish()
 		}})
-	case a.receipt == 1:
+	case a.receipt == receiptPrinting:
 		ws = append(ws, a.para(spBody, a.t("complete.printing"), colText, false))
+		a.add(choice{id: "finish", label: a.t("btn.finish"), fkey: 8, enter: true, primary: true, act: a.finish})
+	case a.receipt == receiptFailed:
+		ws = append(ws, a.para(spBody, a.t("complete.printfailed"), colText, false))
 		a.add(choice{id: "finish", label: a.t("btn.finish"), fkey: 8, enter: true, primary: true, act: a.finish})
 	default:
 		if !a.snap.Receipt {
@@ -715,8 +722,9 @@ func (a *App) moreTimeScreen(gtx C, now time.Time) D {
 	})
 }
 
-func (a *App) supervisorScreen(gtx C) D {
-	info := a.b.Supervisor()
+func (a *App) supervisorScreen(gtx C, now time.Time) D {
+	a.refreshSupervisor(now)
+	info := a.sup
 	a.add(choice{id: "super.exit", label: a.t("super.exit"), fkey: 8, esc: true, act: func() { a.supervisor = false }})
 	var ws []layout.Widget
 	head := func(k i18n.Key) layout.Widget {
@@ -726,6 +734,9 @@ func (a *App) supervisorScreen(gtx C) D {
 		return func(gtx C) D { return a.txt(gtx, spSmall, s) }
 	}
 	ws = append(ws, head("super.status"))
+	if !a.supOK {
+		ws = append(ws, line(a.t("super.loading")))
+	}
 	for _, l := range info.Lines {
 		ws = append(ws, line(l))
 	}

@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cardless-atm/cardless/ui"
+	"github.com/cardless-atm/cardless/ui/i18n"
 )
 
 func TestWriteAll(t *testing.T) {
@@ -13,8 +16,8 @@ func TestWriteAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 26 {
-		t.Fatalf("%d files, want 26 (13 screens x 2 languages)", len(files))
+	if want := len(ui.Screens) * len(i18n.Langs); len(files) != want || want != 28 {
+		t.Fatalf("%d files, want %d (14 screens x 2 languages)", len(files), want)
 	}
 	for _, f := range files {
 		st, err := os.Stat(f)

@@ -33,6 +33,8 @@ type Backend struct {
 	cancels   int
 	moreTimes int
 	receipts  int
+	calls     []string
+	holds     map[string]*Hold
 
 	// QRTimeout and TakeTimeout are the phase lengths (defaults 60 s, 30 s).
 	QRTimeout, TakeTimeout time.Duration
@@ -43,6 +45,70 @@ type Backend struct {
 	Payable func(amount int64) (ok bool, reason string, nearest []int64)
 	// RequestErr, when set, is returned by RequestWithdrawal as is.
 	RequestErr error
+	// PrintErr, when set, is returned by PrintReceipt (a printer fault).
+	PrintErr error
+}
+
+// Hold blocks the calls of one Backend method, as a slow core or device
+// would, until it is released.
+type Hold struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+// Entered receives once for each call that reached the hold.
+func (h *Hold) Entered() <-chan struct{} { return h.entered }
+
+// Release lets the held calls, and every later one, go on. It may be
+// called more than once.
+func (h *Hold) Release() { h.once.Do(func() { close(h.release) }) }
+
+// Hold makes every later call of method ("RequestWithdrawal", "Cancel",
+// "MoreTime", "Supervisor" or "PrintReceipt") wait, once recorded, until the
+// returned Hold is released. It panics on another name.
+func (b *Backend) Hold(method string) *Hold {
+	switch method {
+	case "RequestWithdrawal", "Cancel", "MoreTime", "Supervisor", "PrintReceipt":
+	default:
+		panic("uifake: Hold of unknown method " + method)
+	}
+	h := &Hold{entered: make(chan struct{}, 64), release: make(chan struct{})}
+	b.mu.Lock()
+	if b.holds == nil {
+		b.holds = map[string]*Hold{}
+	}
+	b.holds[method] = h
+	b.mu.Unlock()
+	return h
+}
+
+// enter records a call (but Supervisor's, which the screens poll) and
+// waits while method is held.
+func (b *Backend) enter(method, call string) {
+	b.mu.Lock()
+	if method != "Supervisor" {
+		b.calls = append(b.calls, call)
+	}
+	h := b.holds[method]
+	b.mu.Unlock()
+	if h == nil {
+		return
+	}
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	<-h.release
+}
+
+// Calls returns the calls made so far, in order, as
+// "RequestWithdrawal(30000)", "Cancel", "MoreTime" and "PrintReceipt"
+// (Supervisor, Snapshot and Changed, which are polled, are not recorded).
+func (b *Backend) Calls() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.calls)
 }
 
 // New returns a fake with CNY presets, limits 100–5,000 yuan in multiples of
@@ -103,6 +169,7 @@ func (b *Backend) Changed() <-chan struct{} { return b.changed }
 
 // RequestWithdrawal implements ui.Backend.
 func (b *Backend) RequestWithdrawal(amount int64) error {
+	b.enter("RequestWithdrawal", fmt.Sprintf("RequestWithdrawal(%d)", amount))
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.requested = append(b.requested, amount)
@@ -143,6 +210,7 @@ func (b *Backend) payload() string {
 
 // Cancel implements ui.Backend: it ends the session and returns to Idle.
 func (b *Backend) Cancel() {
+	b.enter("Cancel", "Cancel")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.cancels++
@@ -163,6 +231,7 @@ func (b *Backend) reset() {
 
 // MoreTime implements ui.Backend: it extends the deadline of a timed phase.
 func (b *Backend) MoreTime() {
+	b.enter("MoreTime", "MoreTime")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.moreTimes++
@@ -174,6 +243,7 @@ func (b *Backend) MoreTime() {
 
 // Supervisor implements ui.Backend.
 func (b *Backend) Supervisor() ui.SupervisorInfo {
+	b.enter("Supervisor", "Supervisor")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.sup
@@ -181,10 +251,11 @@ func (b *Backend) Supervisor() ui.SupervisorInfo {
 
 // PrintReceipt implements ui.ReceiptPrinter.
 func (b *Backend) PrintReceipt() error {
+	b.enter("PrintReceipt", "PrintReceipt")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.receipts++
-	return nil
+	return b.PrintErr
 }
 
 // SetPhase moves the fake to phase p with reason code (for Declined/Failed),

@@ -26,8 +26,14 @@ func Example() {
 		return
 	}
 	defer d.Close()
+	// step frames the App and lets the calls to the core that the
+	// frame's input started finish (they never run on the window's
+	// goroutine).
 	step := func() {
 		if err := d.Frame(); err != nil {
+			fmt.Println(err)
+		}
+		if err := d.Settle(5 * time.Second); err != nil {
 			fmt.Println(err)
 		}
 		fmt.Println(d.Screen())

@@ -165,7 +165,8 @@ func (d *Driver) Size() image.Point { return d.win.Size() }
 
 // WaitFor frames the App until ok returns true, for at most timeout of
 // real time. Between frames it waits, as a window would, for the
-// Backend's Changed signal or the frame's wakeup time, and never longer
+// Backend's Changed signal, the App's Wake (a backend call finished) or
+// the frame's wakeup time, and never longer
 // than poll (50 ms). On time-out the error names the screen and its texts.
 func (d *Driver) WaitFor(timeout time.Duration, ok func(*Driver) bool) error {
 	const poll = 50 * time.Millisecond
@@ -188,10 +189,21 @@ func (d *Driver) WaitFor(timeout time.Duration, ok func(*Driver) bool) error {
 		t := time.NewTimer(wait)
 		select {
 		case <-d.b.Changed():
+		case <-d.app.Wake():
 		case <-t.C:
 		}
 		t.Stop()
 	}
+}
+
+// Settle frames the App until no backend call it started is in flight
+// (see ui.App.Pending and WaitFor), and not at all when none is: after a
+// press that calls the core, the screen the call leads to.
+func (d *Driver) Settle(timeout time.Duration) error {
+	if !d.app.Pending() {
+		return nil // the last frame applied every answer
+	}
+	return d.WaitFor(timeout, func(d *Driver) bool { return !d.app.Pending() })
 }
 
 // WaitScreen frames the App until it shows one of screens (see WaitFor).

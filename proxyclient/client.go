@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/cardless-atm/cardless/atm/backoff"
 	"github.com/cardless-atm/cardless/atm/clock"
+	"github.com/cardless-atm/cardless/atm/keepalive"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -240,17 +241,18 @@ func (c *Client) Run(ctx context.Context) error {
 // session runs one connection: connect, sign on, serve until it drops.
 func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 	prot := wire.NewProtector(c.cfg.HSM, wire.KeySet{NetMgmtMAC: NetMgmtKey})
+	// The echo runs on the appliance's clock (keepalive); the library's
+	// idle timer, on the system clock, has no PingHandler.
+	idle := keepalive.New(c.cfg.Clock, c.cfg.EchoInterval)
 	codec := &linkCodec{Codec: wire.Codec{
 		Framer:    wire.Framer{TPDU: c.cfg.TPDU},
 		Protector: prot,
 		OnReject:  c.onReject,
-	}, c: c}
+	}, c: c, idle: idle}
 	conn, err := connection.New(c.cfg.Addr, wire.Spec, nil, nil,
 		connection.SetMessageReader(codec),
 		connection.SetMessageWriter(codec),
 		connection.InboundMessageHandler(c.inbound),
-		connection.IdleTime(c.cfg.EchoInterval),
-		connection.PingHandler(c.echo),
 		connection.SendTimeout(c.cfg.SendTimeout),
 		connection.ConnectTimeout(c.cfg.SendTimeout),
 		connection.ErrorHandler(func(err error) { c.log.Debug("proxy link error", "err", err) }),
@@ -284,6 +286,7 @@ func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 	kcvs := c.st.KeyKCVs
 	c.mu.Unlock()
 	c.log.Info("signed on", "tak_kcv", kcvs.TAK, "tek_kcv", kcvs.TEK)
+	go idle.Run(conn.Done(), func() { c.echo(conn) })
 
 	select {
 	case <-conn.Done():

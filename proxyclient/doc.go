@@ -18,8 +18,9 @@
 // # Lifecycle
 //
 // Run connects, signs on (0800, field 70 = 001), installs the working keys
-// from the 0810, then waits; after EchoInterval without traffic it sends an
-// echo (301), and a failed echo drops the link. After every drop Run
+// from the 0810, then waits; after EchoInterval of Config.Clock without a
+// message written it sends an echo (301; atm/keepalive), and a failed echo
+// drops the link. After every drop Run
 // reconnects with exponential backoff (BackoffMin doubling to BackoffMax,
 // with jitter: a random delay between half and all of the current step) and
 // signs on again, until its context ends. A new connection always gets new

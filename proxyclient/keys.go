@@ -7,6 +7,7 @@ import (
 
 	"github.com/moov-io/iso8583"
 
+	"github.com/cardless-atm/cardless/atm/keepalive"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
 )
@@ -19,7 +20,18 @@ var errPending = errors.New("proxyclient: key answer pending")
 // every message the proxy sealed after it is opened with the new keys.
 type linkCodec struct {
 	wire.Codec
-	c *Client
+	c    *Client
+	idle *keepalive.Idle // the connection's writes, for the echo
+}
+
+// WriteMessage implements connection.MessageWriter: it writes m and notes
+// the write for the echo.
+func (lc *linkCodec) WriteMessage(w io.Writer, m *iso8583.Message) error {
+	err := lc.Codec.WriteMessage(w, m)
+	if err == nil {
+		lc.idle.Wrote()
+	}
+	return err
 }
 
 // ReadMessage implements connection.MessageReader.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"github.com/cardless-atm/cardless/atm/clock"
 	"io"
 	"net"
 	"testing"
@@ -380,5 +381,50 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := phonesim.Withdraw(context.Background(), phonesim.Config{}, "not a qr", "c", "1234"); !errors.Is(err, phonesim.ErrQR) {
 		t.Fatalf("bad QR: %v", err)
+	}
+}
+
+// TestEchoWhenIdleOnTheClock: the echo goes out after EchoInterval of the
+// appliance's clock without a write, not before, and each one is answered.
+func TestEchoWhenIdleOnTheClock(t *testing.T) {
+	e := newEnv(t)
+	fake := clock.NewFake(time.Date(2038, 1, 19, 3, 14, 0, 0, time.UTC))
+	armed := fake.Armed()
+	a := startATM(t, e.proxy.ATMAddr(), "ATM1", e.tmk, func(c *proxyclient.Config) {
+		c.Clock, c.EchoInterval = fake, 30*time.Second
+	})
+	waitFor(t, "sign-on", signedOn(a))
+	waitArmed(t, armed) // the idle timer of the connection
+	advance := func(d time.Duration, fires bool) {
+		t.Helper()
+		armed := fake.Armed()
+		fake.Advance(d)
+		if fires {
+			waitArmed(t, armed)
+		}
+	}
+	advance(29*time.Second, false)
+	if n := a.c.Status().Echoes; n != 0 {
+		t.Fatalf("%d echoes after 29 s idle", n)
+	}
+	advance(time.Second, true)
+	if n := a.c.Status().Echoes; n != 1 {
+		t.Fatalf("%d echoes after 30 s idle, want 1", n)
+	}
+	advance(29*time.Second, false)
+	advance(time.Second, true)
+	if n := a.c.Status().Echoes; n != 2 {
+		t.Fatalf("%d echoes after 60 s idle, want 2", n)
+	}
+}
+
+// waitArmed waits for the fake clock to arm a timer, with a watchdog in
+// real time that only a defect reaches.
+func waitArmed(t *testing.T, armed <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-armed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no timer was armed on the clock")
 	}
 }

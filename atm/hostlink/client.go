@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cardless-atm/cardless/atm/host"
+	"github.com/cardless-atm/cardless/atm/keepalive"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -173,11 +174,12 @@ func (c *Client) Run(ctx context.Context) error {
 			return ctx.Err()
 		default:
 		}
-		conn, err := c.connect()
+		conn, idle, err := c.connect()
 		if err != nil {
 			c.log.Warn("host link: connect failed", "addr", c.cfg.Addr, "err", err)
 		} else {
 			retry.Reset()
+			go idle.Run(conn.Done(), func() { c.echo(conn) })
 			c.mu.Lock()
 			c.conn = conn
 			c.mu.Unlock()
@@ -210,36 +212,37 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 }
 
-// connect dials and signs on.
-func (c *Client) connect() (*connection.Connection, error) {
-	conn, err := connection.New(c.cfg.Addr, wire.Spec, nil, nil,
+// connect dials and signs on. idle tracks the connection's writes for
+// the echo (keepalive, on the appliance's clock; the library's own idle
+// timer, on the system clock, has no PingHandler).
+func (c *Client) connect() (conn *connection.Connection, idle *keepalive.Idle, err error) {
+	idle = keepalive.New(c.cfg.Clock, c.cfg.EchoInterval)
+	conn, err = connection.New(c.cfg.Addr, wire.Spec, nil, nil,
 		connection.SetMessageReader(c.codec),
-		connection.SetMessageWriter(writeTracker{c}),
+		connection.SetMessageWriter(writeTracker{c, idle}),
 		connection.SetRequestIDGenerator(requestID{}),
 		connection.SendTimeout(c.cfg.SendTimeout),
 		connection.ConnectTimeout(c.cfg.SendTimeout),
-		connection.IdleTime(c.cfg.EchoInterval),
-		connection.PingHandler(c.echo),
 		connection.InboundMessageHandler(func(_ *connection.Connection, m *iso8583.Message) {
 			c.log.Warn("host link: unmatched message (late answer?)", "mti", wire.MTI(m), "stan", wire.STAN(m))
 		}),
 		connection.ErrorHandler(func(err error) { c.log.Debug("host link: connection error", "err", err) }),
 	)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := conn.Connect(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := c.netMgmt(conn, wire.NetSignOn); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("sign-on: %w", err)
+		return nil, nil, fmt.Errorf("sign-on: %w", err)
 	}
-	return conn, nil
+	return conn, idle, nil
 }
 
-// echo is the idle handler: an 0800 301; a failed echo drops the
-// connection so that Run reconnects.
+// echo is sent when the link has been idle for EchoInterval: an 0800 301;
+// a failed echo drops the connection so that Run reconnects.
 func (c *Client) echo(conn *connection.Connection) {
 	if err := c.netMgmt(conn, wire.NetEcho); err != nil {
 		c.log.Warn("host link: echo failed, reconnecting", "err", err)
@@ -341,12 +344,19 @@ func (requestID) GenerateRequestID(m *iso8583.Message) (string, error) {
 }
 
 // writeTracker is the connection's MessageWriter: the wire Codec, noting
-// whether any byte of a request reached the socket.
-type writeTracker struct{ c *Client }
+// whether any byte of a request reached the socket, and when the link last
+// wrote (for the echo).
+type writeTracker struct {
+	c    *Client
+	idle *keepalive.Idle
+}
 
 func (w writeTracker) WriteMessage(out io.Writer, m *iso8583.Message) error {
 	cw := &countingWriter{w: out}
 	err := w.c.codec.WriteMessage(cw, m)
+	if err == nil {
+		w.idle.Wrote()
+	}
 	if cw.n > 0 {
 		if id, ierr := (requestID{}).GenerateRequestID(m); ierr == nil {
 			if v, ok := w.c.written.Load(id); ok {

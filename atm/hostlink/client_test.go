@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/host"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -306,4 +307,57 @@ func TestReconnectWaitsForBackoffOnTheClock(t *testing.T) {
 	}
 	fake.Advance(31 * time.Second)
 	linktest.WaitFor(t, "reconnect once the backoff ran out", c.Connected)
+}
+
+// TestEchoWhenIdleOnTheClock: the echo (0800 301) goes out when the link
+// has written nothing for EchoInterval of the appliance's clock, not
+// before, and an authorization postpones it.
+func TestEchoWhenIdleOnTheClock(t *testing.T) {
+	f := linktest.NewFixture(t)
+	cfg := f.ClientConfig(t)
+	fake := clock.NewFake(time.Date(2026, 12, 31, 23, 59, 55, 0, time.UTC))
+	cfg.Clock, cfg.EchoInterval = fake, 30*time.Second
+	armed := fake.Armed()
+	c := linktest.Start(t, cfg, true)
+	waitArmed(t, armed) // the idle timer of the new connection
+	codes := func() []string { return f.Host.NetMgmt(linktest.TerminalID) }
+	want := func(what string, w ...string) {
+		t.Helper()
+		linktest.WaitFor(t, what, func() bool { return slices.Equal(codes(), w) })
+	}
+	// advance moves the clock; when the idle timer falls due, it waits
+	// for the loop to re-arm it, after any echo it sent was answered.
+	advance := func(d time.Duration, fires bool) {
+		t.Helper()
+		armed := fake.Armed()
+		fake.Advance(d)
+		if fires {
+			waitArmed(t, armed)
+		}
+	}
+	want("sign-on", "001")
+	advance(29*time.Second, false)
+	advance(time.Second, true)
+	want("an echo after 30 s idle", "001", "301")
+	advance(20*time.Second, false)
+	if _, err := c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000)); err != nil {
+		t.Fatal(err)
+	}
+	advance(10*time.Second, true) // idle only 10 s
+	if got := codes(); !slices.Equal(got, []string{"001", "301"}) {
+		t.Fatalf("codes %q: an echo 10 s after an authorization", got)
+	}
+	advance(20*time.Second, true)
+	want("an echo 30 s after the authorization", "001", "301", "301")
+}
+
+// waitArmed waits for the fake clock to arm a timer, with a watchdog in
+// real time that only a defect reaches.
+func waitArmed(t *testing.T, armed <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-armed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no timer was armed on the clock")
+	}
 }

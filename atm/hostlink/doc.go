@@ -7,8 +7,10 @@
 //
 // Run dials the host, signs on (0800 with field 70 = 001, which the host
 // answers 0810/00 only for an admitted terminal whose MAC verifies), and
-// keeps the link alive with echoes (0800/301) when it is idle. After any
-// loss it reconnects with exponential backoff and random jitter. The keys
+// keeps the link alive with echoes (0800/301) once it has written nothing
+// for EchoInterval of Config.Clock (atm/keepalive); a failed echo drops the
+// link. After any loss it reconnects with exponential backoff and random
+// jitter (atm/backoff), waiting on the same clock. The keys
 // are static and live in the ATM's security module: hsm.HostMAC MACs every
 // message (network management included) and hsm.HostData encrypts field
 // 120 (see Keys). Connected reports whether the link is signed on.

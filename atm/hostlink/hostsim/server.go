@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,9 @@ type Server struct {
 
 	faultsMu sync.Mutex
 	faults   Faults
+
+	netMu  sync.Mutex
+	netLog map[string][]string // terminal ID -> field 70 codes received
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -456,9 +460,24 @@ func (s *Server) netMgmt(m *iso8583.Message) *wire.NetMgmt {
 	default:
 		rc = wire.RCInvalidTransaction
 	}
+	s.netMu.Lock()
+	if s.netLog == nil {
+		s.netLog = map[string][]string{}
+	}
+	s.netLog[n.TerminalID] = append(s.netLog[n.TerminalID], n.NetMgmtCode)
+	s.netMu.Unlock()
 	out := n.Response(rc)
 	s.log.Debug("0800", "terminal", n.TerminalID, "code", n.NetMgmtCode, "rc", out.ResponseCode)
 	return &out
+}
+
+// NetMgmt returns the network-management codes (field 70: "001" sign-on,
+// "002" sign-off, "301" echo) received from terminalID since the server
+// started, in order of arrival.
+func (s *Server) NetMgmt(terminalID string) []string {
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	return slices.Clone(s.netLog[terminalID])
 }
 
 // maskID masks a customer ID for the log: at most the last 4 characters.

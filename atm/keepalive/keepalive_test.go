@@ -51,7 +51,7 @@ func TestEchoOnlyWhenIdle(t *testing.T) {
 	advance(29*time.Second, false)
 	advance(time.Second, true) // 30 s: idle for the interval, echo
 	advance(20*time.Second, false)
-	idle.Wrote() // 50 s: a message
+	idle.Wrote()                  // 50 s: a message
 	advance(10*time.Second, true) // 60 s: idle only 10 s, no echo
 	advance(19*time.Second, false)
 	advance(time.Second, true) // 80 s: echo

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/cardless-atm/cardless/atm/backoff"
 	"github.com/cardless-atm/cardless/atm/clock"
+	"github.com/cardless-atm/cardless/atm/isolink"
 	"github.com/cardless-atm/cardless/atm/keepalive"
 	"log/slog"
 	"math/rand/v2"
@@ -384,32 +385,12 @@ func (c *Client) nextSTAN() string { return wire.NextSTAN(&c.stan) }
 
 // send is connection.Send bounded by ctx and SendTimeout.
 func (c *Client) send(ctx context.Context, conn *connection.Connection, m *iso8583.Message) (*iso8583.Message, error) {
-	timeout := c.cfg.SendTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
-	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
-	}
 	c.log.Debug("send", "msg", wire.Loggable(m))
-	type res struct {
-		m   *iso8583.Message
-		err error
+	r, err := isolink.Send(ctx, conn, m, c.cfg.SendTimeout)
+	if err == nil {
+		c.log.Debug("received", "msg", wire.Loggable(r))
 	}
-	ch := make(chan res, 1)
-	go func() {
-		r, err := conn.Send(m, connection.SendTimeout(timeout))
-		ch <- res{r, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err == nil {
-			c.log.Debug("received", "msg", wire.Loggable(r.m))
-		}
-		return r.m, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return r, err
 }
 
 func (c *Client) onReject(mti, stan string, err error) {

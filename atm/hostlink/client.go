@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cardless-atm/cardless/atm/host"
+	"github.com/cardless-atm/cardless/atm/isolink"
 	"github.com/cardless-atm/cardless/atm/keepalive"
 	"io"
 	"log/slog"
@@ -174,12 +175,12 @@ func (c *Client) Run(ctx context.Context) error {
 			return ctx.Err()
 		default:
 		}
-		conn, idle, err := c.connect()
+		conn, idle, err := c.connect(ctx)
 		if err != nil {
 			c.log.Warn("host link: connect failed", "addr", c.cfg.Addr, "err", err)
 		} else {
 			retry.Reset()
-			go idle.Run(conn.Done(), func() { c.echo(conn) })
+			go idle.Run(conn.Done(), func() { c.echo(ctx, conn) })
 			c.mu.Lock()
 			c.conn = conn
 			c.mu.Unlock()
@@ -215,7 +216,7 @@ func (c *Client) Run(ctx context.Context) error {
 // connect dials and signs on. idle tracks the connection's writes for
 // the echo (keepalive, on the appliance's clock; the library's own idle
 // timer, on the system clock, has no PingHandler).
-func (c *Client) connect() (conn *connection.Connection, idle *keepalive.Idle, err error) {
+func (c *Client) connect(ctx context.Context) (conn *connection.Connection, idle *keepalive.Idle, err error) {
 	idle = keepalive.New(c.cfg.Clock, c.cfg.EchoInterval)
 	conn, err = connection.New(c.cfg.Addr, wire.Spec, nil, nil,
 		connection.SetMessageReader(c.codec),
@@ -234,7 +235,7 @@ func (c *Client) connect() (conn *connection.Connection, idle *keepalive.Idle, e
 	if err := conn.Connect(); err != nil {
 		return nil, nil, err
 	}
-	if err := c.netMgmt(conn, wire.NetSignOn); err != nil {
+	if err := c.netMgmt(ctx, conn, wire.NetSignOn); err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("sign-on: %w", err)
 	}
@@ -243,14 +244,14 @@ func (c *Client) connect() (conn *connection.Connection, idle *keepalive.Idle, e
 
 // echo is sent when the link has been idle for EchoInterval: an 0800 301;
 // a failed echo drops the connection so that Run reconnects.
-func (c *Client) echo(conn *connection.Connection) {
-	if err := c.netMgmt(conn, wire.NetEcho); err != nil {
+func (c *Client) echo(ctx context.Context, conn *connection.Connection) {
+	if err := c.netMgmt(ctx, conn, wire.NetEcho); err != nil {
 		c.log.Warn("host link: echo failed, reconnecting", "err", err)
 		conn.TriggerFailure(fmt.Errorf("hostlink: echo: %w", err))
 	}
 }
 
-func (c *Client) netMgmt(conn *connection.Connection, code string) error {
+func (c *Client) netMgmt(ctx context.Context, conn *connection.Connection, code string) error {
 	now := c.cfg.Clock.Now()
 	m, err := wire.Build(&wire.NetMgmt{
 		MTI:                  wire.MTINetMgmtRequest,
@@ -262,7 +263,7 @@ func (c *Client) netMgmt(conn *connection.Connection, code string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := conn.Send(m)
+	resp, err := isolink.Send(ctx, conn, m, c.cfg.SendTimeout)
 	if err != nil {
 		return err
 	}
@@ -289,45 +290,26 @@ func (c *Client) exchange(ctx context.Context, m *iso8583.Message) (*iso8583.Mes
 	if conn == nil {
 		return nil, fmt.Errorf("%w: %s stan %s: not connected", host.ErrUnavailable, mti, stan)
 	}
-	timeout := c.cfg.SendTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		if d := time.Until(dl); d < timeout {
-			timeout = d
-		}
-	}
-	if timeout <= 0 {
-		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrUnavailable, mti, stan, context.DeadlineExceeded)
-	}
 	id, _ := requestID{}.GenerateRequestID(m)
 	sent := new(atomic.Bool)
 	c.written.Store(id, sent)
 	defer c.written.Delete(id)
 
-	type result struct {
-		m   *iso8583.Message
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		r, err := conn.Send(m, connection.SendTimeout(timeout))
-		ch <- result{r, err}
-	}()
-	var r result
-	select {
-	case r = <-ch:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrOutcomeUnknown, mti, stan, ctx.Err())
-	}
-	if r.err == nil {
-		return r.m, nil
+	r, err := isolink.Send(ctx, conn, m, c.cfg.SendTimeout)
+	if err == nil {
+		return r, nil
 	}
 	switch {
-	case errors.Is(r.err, connection.ErrSendTimeout):
-		return nil, fmt.Errorf("%w: %s stan %s: no answer in %s", host.ErrOutcomeUnknown, mti, stan, timeout)
-	case sent.Load():
-		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrOutcomeUnknown, mti, stan, r.err)
+	case errors.Is(err, isolink.ErrNotSent):
+		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrUnavailable, mti, stan, err)
+	case errors.Is(err, connection.ErrSendTimeout):
+		return nil, fmt.Errorf("%w: %s stan %s: no answer: %w", host.ErrOutcomeUnknown, mti, stan, err)
+	case ctx.Err() != nil, sent.Load():
+		// The caller gave up waiting, or the request went out: the host
+		// may have acted on it.
+		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrOutcomeUnknown, mti, stan, err)
 	default:
-		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrUnavailable, mti, stan, r.err)
+		return nil, fmt.Errorf("%w: %s stan %s: %w", host.ErrUnavailable, mti, stan, err)
 	}
 }
 

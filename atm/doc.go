@@ -72,6 +72,16 @@
 // the exit, reverses what was not paid, flags the session for the operator
 // and journals it. Resolve is that decision as a pure function.
 //
+// The cassette counters stay equal to the device's through any crash. Notes
+// the device took back in before the ATM could record it (its retract, a
+// purge of the stacker, a jam's notes, for which the reset at start purges)
+// are counted by the recovery commit of their session, from the device's
+// last present status (movedBeforeCrash). Notes no session owns any more
+// are cleared at the end of recovery (clearLeftovers) with the intent
+// committed first (the device's dispense sequence number), so that a crash
+// between the device's action and the commit that counts it is recognised
+// at the next start and counted then.
+//
 // # Boundaries
 //
 // The core defines the small interfaces it uses: Dispenser (with the

@@ -134,9 +134,13 @@ func (a *ATM) clearLeftovers(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	if a.countInterruptedClear(ps) {
+		return
+	}
 	var (
 		what                string
 		rejected, retracted dispenser.Mix
+		intent              bool // the clear moves notes that must be counted
 	)
 	st, serr := a.dispenserStatus(ctx)
 	switch {
@@ -149,10 +153,16 @@ func (a *ATM) clearLeftovers(ctx context.Context) {
 		}
 	case ps.State == dispenser.PresentStacked:
 		if r, ok := a.cfg.Dispenser.(Resetter); ok {
+			if intent = a.markClear(ps); !intent {
+				return
+			}
 			err, what = r.Reset(ctx), "notes left in the stacker purged to the reject bin"
 			rejected = ps.Dispensed
 		}
 	case ps.State == dispenser.PresentPresented:
+		if intent = a.markClear(ps); !intent {
+			return
+		}
 		var res dispenser.Result
 		res, err = a.cfg.Dispenser.Retract(ctx)
 		what, retracted = "notes left at the exit retracted", res.Mix
@@ -169,11 +179,73 @@ func (a *ATM) clearLeftovers(ctx context.Context) {
 		if err := countUnits(tx, a.cashUnits(), nil, retracted, rejected); err != nil {
 			return err
 		}
+		if intent {
+			if err := setClearMark(tx, 0); err != nil {
+				return err
+			}
+		}
 		_, err := tx.AppendJournal(store.Entry{Kind: "LEFTOVER NOTES CLEARED", Text: what, Data: map[string]string{"mix": ps.Dispensed.String()}})
 		return err
 	}); err != nil {
 		a.log.Error("journal", "err", err)
 	}
+}
+
+// clearMark is the store counter that holds the device's dispense sequence
+// number whose leftover notes the ATM is clearing (0: none). It is
+// committed before the retract or purge and reset by the commit that
+// counts the notes, so that a crash between the two is recognised at the
+// next start (countInterruptedClear).
+const clearMark = "leftover_clear_seq"
+
+func setClearMark(tx *store.Tx, seq uint64) error {
+	cur, err := tx.Counter(clearMark)
+	if err != nil {
+		return err
+	}
+	_, err = tx.AddCounter(clearMark, int64(seq)-cur)
+	return err
+}
+
+// markClear commits the intent to clear the notes of dispense ps.Seq
+// before the device moves them; false if it could not be committed (then
+// nothing is moved).
+func (a *ATM) markClear(ps dispenser.PresentStatus) bool {
+	err := a.db.UpdateLabeled("leftovers-intent", func(tx *store.Tx) error { return setClearMark(tx, ps.Seq) })
+	if err != nil {
+		a.log.Error("leftover notes left in place: intent not committed", "err", err)
+		return false
+	}
+	return true
+}
+
+// countInterruptedClear counts the notes of a leftover clear that the
+// device carried out but the ATM did not record (it stopped between the
+// retract or purge and the commit), and reports whether it did.
+func (a *ATM) countInterruptedClear(ps dispenser.PresentStatus) bool {
+	var mark int64
+	if err := a.db.View(func(tx *store.Tx) (err error) { mark, err = tx.Counter(clearMark); return err }); err != nil || mark == 0 {
+		return false
+	}
+	if uint64(mark) != ps.Seq || !ps.CountKnown || (ps.State != dispenser.PresentRetracted && ps.State != dispenser.PresentRejected) {
+		return false // the clear did not happen: it is done again
+	}
+	retracted, rejected := ps.Retracted.Clone(), notPresented(&ps)
+	text := fmt.Sprintf("leftover notes cleared before a restart, counted now: retracted %s, rejected %s", retracted, rejected)
+	a.log.Warn(text)
+	if err := a.db.UpdateLabeled("leftovers", func(tx *store.Tx) error {
+		if err := countUnits(tx, a.cashUnits(), nil, retracted, rejected); err != nil {
+			return err
+		}
+		if err := setClearMark(tx, 0); err != nil {
+			return err
+		}
+		_, err := tx.AppendJournal(store.Entry{Kind: "LEFTOVER NOTES CLEARED", Text: text, Data: map[string]string{"mix": ps.Dispensed.String()}})
+		return err
+	}); err != nil {
+		a.log.Error("journal", "err", err)
+	}
+	return true
 }
 
 // Resolution is how recovery settles a session.
@@ -248,6 +320,10 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) (Session, error) {
 		// The crash came before the dispense was recorded: count it now.
 		ch.dispensed = ps.Dispensed
 	}
+	if ret, rej, ok := movedBeforeCrash(*s, ps); ok {
+		ch.retracted, ch.rejected = ret, rej
+		ch.text += fmt.Sprintf("; the device had already moved this session's notes (retracted %s, rejected %s): counted", ret, rej)
+	}
 	if r.Retract {
 		rctx, cancel := context.WithTimeout(ctx, RecoveryTimeout)
 		res, err := a.cfg.Dispenser.Retract(rctx)
@@ -271,9 +347,16 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) (Session, error) {
 			rctx, cancel := context.WithTimeout(ctx, RecoveryTimeout)
 			err := rs.Reset(rctx)
 			cancel()
-			if err != nil {
+			switch {
+			case errors.Is(err, dispenser.ErrDeviceNotReady) || ctx.Err() != nil:
+				// Not evidence: the session keeps its state and the next
+				// pass sees what the device did (movedBeforeCrash).
+				return Session{}, fmt.Errorf("%w: reset: %w", errDeviceUnavailable, err)
+			case err != nil:
+				// The notes stay stacked, no session owns them after this
+				// commit: clearLeftovers purges and counts them.
 				a.log.Error("recovery: reset", "err", err)
-			} else {
+			default:
 				ch.rejected = ps.Dispensed
 			}
 		}
@@ -297,6 +380,46 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) (Session, error) {
 	}
 	a.log.Warn("recovered session", "session", short(s.ID), "from", s.State, "to", ns.State, "paid", r.Paid, "queued", r.Queue, "operator", r.Operator)
 	return ns, nil
+}
+
+// movedBeforeCrash reports the notes of session s that the device had
+// already taken back in when the ATM stopped, as its last present status
+// ps shows them: a retract to the retract bin or a purge to the reject bin
+// (the flow's retract, or recovery's own retract or purge in an earlier
+// pass) done by the device, with the commit that would have counted them
+// lost; or a jam whose notes are stuck inside, which the reset at start
+// purges, counted as the flow counts a jam. s is in flight, so no commit
+// has counted them: the recovery commit counts them once.
+func movedBeforeCrash(s Session, ps *dispenser.PresentStatus) (retracted, rejected dispenser.Mix, ok bool) {
+	if ps == nil || ps.Seq == 0 || ps.Nonce != s.DispenseNonce || !ps.CountKnown {
+		return nil, nil, false
+	}
+	switch ps.State {
+	case dispenser.PresentRetracted, dispenser.PresentRejected:
+		// Notes at the exit went to the retract bin, notes never
+		// presented to the reject bin.
+		return ps.Retracted.Clone(), notPresented(ps), true
+	case dispenser.PresentFailed:
+		if s.State == StateDispensing && ps.Dispensed.Notes() > 0 {
+			return nil, ps.Dispensed.Clone(), true
+		}
+	}
+	return nil, nil, false
+}
+
+// notPresented is what the last dispense took from the cassettes and never
+// brought to the exit.
+func notPresented(ps *dispenser.PresentStatus) dispenser.Mix {
+	m := dispenser.Mix{}
+	for id, n := range ps.Dispensed {
+		if left := n - ps.Presented[id]; left > 0 {
+			m[id] = left
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // initUnitCounters records the cassettes' loaded counts the first time the

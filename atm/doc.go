@@ -70,7 +70,10 @@
 // session found mid-dispense is in doubt; the core asks the dispenser what
 // its last dispense really did (PresentStatuser), retracts notes still at
 // the exit, reverses what was not paid, flags the session for the operator
-// and journals it. Resolve is that decision as a pure function.
+// and journals it. Resolve is that decision as a pure function. The
+// device's word alone never reverses a withdrawal whose counted notes the
+// ATM committed: a dispenser without a record of them (its memory lost, or
+// swapped) leaves the session in doubt for the operator's count.
 //
 // The cassette counters stay equal to the device's through any crash. Notes
 // the device took back in before the ATM could record it (its retract, a

@@ -274,6 +274,13 @@ func Resolve(s Session, ps *dispenser.PresentStatus) Resolution {
 		return Resolution{State: StateInDoubt, Operator: true, Text: "dispenser cannot report the last dispense; operator must count"}
 	}
 	if ps.Seq == 0 || ps.Nonce != s.DispenseNonce {
+		if s.State != StateDispensing {
+			// The ATM committed this session's notes as counted by the
+			// device: a device with no record of them lost its memory or
+			// was swapped. Its word alone never reverses a withdrawal.
+			return Resolution{State: StateInDoubt, Operator: true,
+				Text: "the dispenser has no record of this session's dispense, which the ATM recorded (device memory lost or device replaced); operator must count"}
+		}
 		return Resolution{State: StateFailed, Queue: KindReversal, Operator: true,
 			Text: "the dispenser has no dispense for this session: nothing paid, reversing"}
 	}

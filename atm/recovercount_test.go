@@ -329,3 +329,38 @@ func setState(t *testing.T, r *rig, id, state string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRecoveryDoesNotBelieveADeviceThatForgot: the ATM dies with the notes
+// at the exit, and the dispenser comes back without its memory (reset, or
+// swapped for another). Its "no dispense for this session" contradicts the
+// ATM's own commit of the counted notes: the session waits in doubt for
+// the operator's count, and nothing is reversed on the device's word.
+func TestRecoveryDoesNotBelieveADeviceThatForgot(t *testing.T) {
+	fake := clock.NewFake(defaultStart)
+	r := newRigOn(t, dispensersim.Faults{}, fake, fake)
+	stopRig(r)
+	r.sim.SetFaults(dispensersim.Faults{NotesNotTaken: true})
+	core, stop := runCore(t, r, nil)
+	s := sessionOn(t, core, 15000)
+	sendAsync(core, cmdFor(s, "000001"))
+	waitCoreState(t, core, atm.StateAwaitingTake)
+	stop()
+
+	forgetful, err := dispensersim.New(dispensersim.Config{
+		Units: []dispenser.CashUnit{
+			{ID: "CST1", Denomination: 10000, Currency: "CNY", Count: 50},
+			{ID: "CST2", Denomination: 5000, Currency: "CNY", Count: 50},
+		},
+		Exponent: 2, MaxNotes: 40, TokenKey: tokenKey, StateFile: t.TempDir() + "/new-device.json",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCore(t, r, forgetful)
+	if st := waitSettled(t, r, s.ID); st != atm.StateInDoubt {
+		t.Fatalf("session %s, want InDoubt", st)
+	}
+	if auths, adv, rev := r.host.Counts(); auths != 1 || adv != 0 || rev != 0 {
+		t.Fatalf("host saw %d authorizations, %d advices, %d reversals; want the authorization only", auths, adv, rev)
+	}
+}

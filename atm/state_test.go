@@ -108,6 +108,11 @@ func TestResolve(t *testing.T) {
 		{"authorizing", at(StateAuthorizing), nil, Resolution{State: StateFailed, Queue: KindReversal, Operator: true}},
 		{"no present status", at(StateDispensing), nil, Resolution{State: StateInDoubt, Operator: true}},
 		{"never dispensed", at(StateDispensing), other, Resolution{State: StateFailed, Queue: KindReversal, Operator: true}},
+		// The ATM recorded the notes counted: a device without a record of
+		// them (memory lost, device swapped) is not believed.
+		{"device forgot the presented notes", at(StateAwaitingTake), other, Resolution{State: StateInDoubt, Operator: true}},
+		{"device forgot the counted notes", at(StatePresenting), &dispenser.PresentStatus{}, Resolution{State: StateInDoubt, Operator: true}},
+		{"device forgot the notes it was retracting", at(StateRetracting), other, Resolution{State: StateInDoubt, Operator: true}},
 		{"count unknown", at(StateDispensing), ps(dispenser.PresentFailed, false, 0, 0), Resolution{State: StateInDoubt, Operator: true}},
 		{"taken in full", at(StateAwaitingTake), ps(dispenser.PresentTaken, true, 30000, 0), Resolution{State: StateCompleted, Paid: 30000, Queue: KindAdvice, Operator: true}},
 		{"taken partly", at(StateAwaitingTake), ps(dispenser.PresentTaken, true, 20000, 0), Resolution{State: StateCompleted, Paid: 20000, Queue: KindReversal, Operator: true}},

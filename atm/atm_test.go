@@ -312,8 +312,8 @@ func TestDeclined(t *testing.T) {
 			r.host.Expect(t, hostfake.Authorize)
 			r.host.SetFaults(hostfake.Faults{ResponseCode: rc})
 			res := r.command(r.session(10000), "000001")
-			if res.ResponseCode != rc || res.Dispensed != 0 {
-				t.Fatalf("result %+v", res)
+			if want := (atm.Result{ResponseCode: rc, RRN: hostfake.DeclineRRN}); res != want {
+				t.Fatalf("result %+v, want %+v", res, want)
 			}
 			if c := r.sim.Counters(); c[0].Dispensed+c[1].Dispensed != 0 {
 				t.Fatal("cash moved on a decline")

@@ -127,7 +127,9 @@ func (a *ATM) qrMAC(data []byte) ([]byte, error) {
 // returns the notes to dispense.
 func (a *ATM) checkAmount(amount int64, st dispenser.Status) (dispenser.Mix, *CannotPayError) {
 	l := a.cfg.Limits
-	nearest := func() []int64 { return dispenser.Nearest(clamp(amount, l), st.Units, st.MaxNotes, 2) }
+	nearest := func() []int64 {
+		return dispenser.NearestWithin(amount, st.Units, st.MaxNotes, 2, dispenser.Bounds{Min: l.Min, Max: l.Max, Multiple: l.Multiple})
+	}
 	switch {
 	case amount <= 0 || amount < l.Min || amount > l.Max:
 		return nil, &CannotPayError{Reason: "limit", Nearest: a.payable(nearest())}
@@ -155,16 +157,6 @@ func (a *ATM) checkAmount(amount int64, st dispenser.Status) (dispenser.Mix, *Ca
 		return nil, &CannotPayError{Reason: "notes", Nearest: a.payable(nearest())}
 	}
 	return mix, nil
-}
-
-func clamp(amount int64, l Limits) int64 {
-	if amount > l.Max {
-		return l.Max
-	}
-	if amount < l.Min {
-		return l.Min
-	}
-	return amount
 }
 
 // payable keeps the suggestions that also pass the limits.

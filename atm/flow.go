@@ -89,8 +89,12 @@ func (a *ATM) onAuthorized(s *Session, resp host.AuthResponse, err error) {
 			}})
 	case err == nil:
 		a.advance(s, change{ev: EvDeclined, kind: "DECLINED", text: "host declined",
-			data:   map[string]string{"rc": resp.ResponseCode},
-			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = resp.ResponseCode, "declined" }})
+			data: map[string]string{"rc": resp.ResponseCode, "rrn": resp.RRN},
+			mutate: func(ns *Session) {
+				// The host's retrieval reference goes back to the phone
+				// with the decline: the bank's app quotes it to the customer.
+				ns.ResponseCode, ns.RRN, ns.Reason = resp.ResponseCode, resp.RRN, "declined"
+			}})
 	case errors.Is(err, host.ErrUnavailable):
 		a.advance(s, change{ev: EvHostUnavailable, kind: "HOST UNAVAILABLE", text: "host link down; nothing sent",
 			mutate: func(ns *Session) { ns.ResponseCode, ns.Reason = wire.RCIssuerInoperative, "host_unavailable" }})

@@ -205,7 +205,9 @@ func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
 	if res.RRN != "" {
 		resp.RRN = res.RRN
 	}
-	if res.Dispensed != amount {
+	if resp.ResponseCode == wire.RCApproved && res.Dispensed != amount {
+		// Field 95 only on an approved partial payout (protocol.md §7.2);
+		// a refusal pays nothing and says so with its response code.
 		resp.ReplacementAmounts = wire.ReplacementAmounts{Transaction: res.Dispensed, Settlement: res.Dispensed}.String()
 	}
 	reply(resp)

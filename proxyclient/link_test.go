@@ -428,3 +428,35 @@ func waitArmed(t *testing.T, armed <-chan struct{}) {
 		t.Fatal("no timer was armed on the clock")
 	}
 }
+
+// TestRefusalsCarryNoField95: a refusal or a decline pays nothing and says
+// so with its response code; field 95 is for an approved partial payout
+// only (protocol.md §7.2), and a decline keeps the host's field 37.
+func TestRefusalsCarryNoField95(t *testing.T) {
+	e := newEnv(t)
+	a := startATM(t, e.proxy.ATMAddr(), "ATM1", e.tmk, nil)
+	waitFor(t, "sign-on", signedOn(a))
+	for _, res := range []proxyclient.Result{
+		{ResponseCode: wire.RCInvalidTransaction},
+		{ResponseCode: "54"},
+		{ResponseCode: "51", RRN: "000000000042"},
+		{ResponseCode: "75"},
+	} {
+		a.h.mu.Lock()
+		a.h.result = func(proxyclient.Command) proxyclient.Result { return res }
+		a.h.mu.Unlock()
+		out := withdraw(t, e, 10000)
+		if out.ResponseCode != res.ResponseCode || out.Approved || out.Dispensed != 0 || out.RRN != res.RRN {
+			t.Errorf("answer to %+v: %+v", res, out)
+		}
+	}
+	// An approved partial payout does carry it.
+	a.h.mu.Lock()
+	a.h.result = func(proxyclient.Command) proxyclient.Result {
+		return proxyclient.Result{ResponseCode: wire.RCApproved, AuthCode: "A1B2C3", RRN: "000000000043", Dispensed: 5000}
+	}
+	a.h.mu.Unlock()
+	if out := withdraw(t, e, 10000); !out.Approved || out.Dispensed != 5000 {
+		t.Fatalf("partial payout: %+v", out)
+	}
+}

@@ -69,7 +69,7 @@ func (a *Appliance) ServeControl(ctx context.Context, addr string, ready func(ne
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	srv := &http.Server{Handler: a.controlMux(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: loopbackOnly(a.controlMux()), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)

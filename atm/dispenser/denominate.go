@@ -230,6 +230,19 @@ const nearestScan = 100_000
 // included. Payable means Denominate would succeed with the same units and
 // maxNotes. The ATM offers these when the customer's amount cannot be paid.
 func Nearest(amount int64, units []CashUnit, maxNotes, n int) []int64 {
+	return NearestWithin(amount, units, maxNotes, n, Bounds{})
+}
+
+// Bounds restrict the amounts NearestWithin offers to the terminal's
+// limits: multiples of Multiple within [Min, Max] (each ignored when 0).
+type Bounds struct{ Min, Max, Multiple int64 }
+
+// NearestWithin is Nearest restricted to b: the closest payable amounts that
+// the limits also allow, so that a limit never hides every suggestion (the
+// device's notes can make 110.00 and 120.00, but a multiple of 50.00 wants
+// 100.00 and 150.00). An amount outside [Min, Max] gets the nearest allowed
+// ones, the bound itself included when payable.
+func NearestWithin(amount int64, units []CashUnit, maxNotes, n int, b Bounds) []int64 {
 	if n <= 0 || maxNotes <= 0 {
 		return nil
 	}
@@ -238,7 +251,14 @@ func Nearest(amount int64, units []CashUnit, maxNotes, n int) []int64 {
 		return nil
 	}
 	step := s.gcdSuf[0]
+	if b.Multiple > 0 {
+		step = satMul(step/gcd(step, b.Multiple), b.Multiple) // lcm
+	}
 	top := s.capacity()
+	if b.Max > 0 && b.Max < top {
+		top = b.Max
+	}
+	bottom := max(b.Min, 1)
 	payable := func(r int64) (ok bool, stop bool) {
 		k, err := s.f(0, r)
 		if err != nil {
@@ -247,11 +267,8 @@ func Nearest(amount int64, units []CashUnit, maxNotes, n int) []int64 {
 		return k <= int32(maxNotes), false
 	}
 	var below, above []int64
-	start := amount - 1
-	if start > top {
-		start = top
-	}
-	for r, tries := start-start%step, 0; r > 0 && len(below) < n && tries < nearestScan; r, tries = r-step, tries+1 {
+	start := min(amount-1, top)
+	for r, tries := start-start%step, 0; r >= bottom && len(below) < n && tries < nearestScan; r, tries = r-step, tries+1 {
 		ok, stop := payable(r)
 		if stop {
 			break
@@ -261,6 +278,9 @@ func Nearest(amount int64, units []CashUnit, maxNotes, n int) []int64 {
 		}
 	}
 	first := max(amount, 0)/step*step + step
+	if first < bottom {
+		first = (bottom + step - 1) / step * step
+	}
 	for r, tries := first, 0; r <= top && len(above) < n && tries < nearestScan; r, tries = r+step, tries+1 {
 		ok, stop := payable(r)
 		if stop {

@@ -224,3 +224,31 @@ func BenchmarkDenominateImpossible(b *testing.B) {
 		}
 	}
 }
+
+// TestNearestWithin: the suggestions respect the terminal's limits. With
+// 100, 50, 20 and 10 yuan notes the device can make 110.00 and 120.00, but
+// a multiple of 50.00 between 100.00 and 3,000.00 wants 100.00, 150.00 and
+// 200.00 for 123.45, and 3,000.00 itself for 4,000.00 (both were empty).
+func TestNearestWithin(t *testing.T) {
+	us := units("A", 10000, 500, "B", 5000, 500, "C", 2000, 200, "D", 1000, 200)
+	b := Bounds{Min: 10000, Max: 300000, Multiple: 5000}
+	for _, tt := range []struct {
+		amount int64
+		want   []int64
+	}{
+		{12345, []int64{10000, 15000, 20000}},
+		{400000, []int64{295000, 300000}},
+		{5000, []int64{10000, 15000}},
+		{12000, []int64{10000, 15000, 20000}},
+	} {
+		got := NearestWithin(tt.amount, us, 40, 2, b)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("NearestWithin(%d) = %v, want %v", tt.amount, got, tt.want)
+		}
+		for _, a := range got {
+			if _, err := Denominate(a, us, 40); err != nil {
+				t.Errorf("offered %d which does not denominate: %v", a, err)
+			}
+		}
+	}
+}

@@ -231,6 +231,9 @@ func Withdraw(ctx context.Context, cfg Config, payloadText, customerID, pin stri
 	}
 	out.ResponseCode, out.AuthCode, out.RRN = ans.ResponseCode, ans.AuthCode, ans.RRN
 	out.Approved = ans.ResponseCode == wire.RCApproved
+	if ans.ReplacementAmounts != "" && !out.Approved {
+		return out, fmt.Errorf("phonesim: answer %s carries field 95, which only an approved partial payout may (protocol.md §7.2)", ans.ResponseCode)
+	}
 	if ans.ReplacementAmounts != "" {
 		ra, err := wire.ParseReplacementAmounts(ans.ReplacementAmounts)
 		if err != nil {

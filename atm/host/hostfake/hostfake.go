@@ -34,6 +34,10 @@ const (
 	Reverse   Kind = "Reverse"
 )
 
+// DeclineRRN is the retrieval reference number (field 37) of every decline
+// the fake gives, as a real host gives one with each answer.
+const DeclineRRN = "000000000099"
+
 // Token modes of Faults.Token: what an approval carries instead of a
 // genuine dispense token.
 const (
@@ -160,7 +164,7 @@ func (h *Host) authorize(r host.AuthRequest) (host.AuthResponse, error) {
 		return host.AuthResponse{}, f.AuthErr
 	}
 	if f.ResponseCode != "" && f.ResponseCode != wire.RCApproved {
-		return host.AuthResponse{ResponseCode: f.ResponseCode}, nil
+		return host.AuthResponse{ResponseCode: f.ResponseCode, RRN: DeclineRRN}, nil
 	}
 	key := h.tokenKey
 	if f.ForgedToken {

@@ -54,6 +54,10 @@ type SessionStatus struct {
 //
 // (*) only with control.customerInput: simulated customer input for headless
 // runs and the laptop simulator.
+//
+// A request whose Host header is not a loopback name or address gets 421
+// (a browser on the appliance steered here by DNS rebinding), and a
+// cross-origin POST from a browser gets 403 (http.CrossOriginProtection).
 func (a *Appliance) ServeControl(ctx context.Context, addr string, ready func(net.Addr)) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

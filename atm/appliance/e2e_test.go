@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -242,6 +244,9 @@ func TestE2EDeclines(t *testing.T) {
 			if out.ResponseCode != tt.rc || out.Approved || out.Dispensed != 0 {
 				t.Fatalf("outcome %+v, want %s", out, tt.rc)
 			}
+			if len(out.RRN) != 12 {
+				t.Fatalf("decline without the host's retrieval reference (field 37): %+v", out)
+			}
 			if after := s.balance(zhang) + s.balance(li); after != before {
 				t.Fatalf("balances moved on a decline")
 			}
@@ -404,5 +409,44 @@ func TestE2EPhoneReadsScreen(t *testing.T) {
 	}
 	if out := s.withdraw(qr, zhang, "123456"); !out.PaidInFull() {
 		t.Fatalf("outcome %+v", out)
+	}
+}
+
+// TestE2EControlEndpointGuards: the running appliance's control endpoint
+// answers local tools and refuses a request naming another host (DNS
+// rebinding from a browser on the appliance) or coming cross-origin.
+func TestE2EControlEndpointGuards(t *testing.T) {
+	s := startSystem(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.app.ServeControl(ctx, "127.0.0.1:0", func(a net.Addr) { addrc <- a.String() }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	addr := <-addrc
+	do := func(method, path, host string, hdr map[string]string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := do("GET", "/status", addr, nil); got != http.StatusOK {
+		t.Fatalf("GET /status from a local tool: %d", got)
+	}
+	if got := do("GET", "/status", "rebind.evil.example", nil); got != http.StatusMisdirectedRequest {
+		t.Fatalf("GET /status with a foreign Host: %d, want 421", got)
+	}
+	if got := do("POST", "/operator/settle?session=x&paid=0&operator=o", addr, map[string]string{"Sec-Fetch-Site": "cross-site"}); got != http.StatusForbidden {
+		t.Fatalf("cross-site POST: %d, want 403", got)
 	}
 }

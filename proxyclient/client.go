@@ -335,7 +335,48 @@ func (c *Client) keyRequest(ctx context.Context, conn *connection.Connection, co
 	if !installed {
 		return fmt.Errorf("%w: no key block in the answer", ErrKeyExchange)
 	}
-	return kxErr
+	if kxErr != nil {
+		return kxErr
+	}
+	if code == wire.NetSignOn {
+		return c.confirmSignOn(ctx, conn, nm.Challenge)
+	}
+	return nil
+}
+
+// confirmSignOn proves to the proxy that this end holds the terminal's
+// network-management key: it returns the 0810's challenge (field 53) in
+// an 0800/301 MAC'd with that key. Until then the proxy neither routes
+// commands to this link nor closes the terminal's older one, so that a
+// recorded sign-on replayed by someone else takes nothing over
+// (docs/protocol.md §5).
+func (c *Client) confirmSignOn(ctx context.Context, conn *connection.Connection, challenge string) error {
+	if !wire.ValidChallenge(challenge) {
+		return fmt.Errorf("%w: the sign-on answer carries no valid challenge (field 53 %q)", ErrRefused, challenge)
+	}
+	m, err := wire.Build(&wire.NetMgmt{
+		MTI:                  wire.MTINetMgmtRequest,
+		TransmissionDateTime: wire.FormatTransmissionDT(c.cfg.Clock.Now()),
+		STAN:                 c.nextSTAN(),
+		TerminalID:           c.cfg.TerminalID,
+		NetMgmtCode:          wire.NetEcho,
+		Challenge:            challenge,
+	})
+	if err != nil {
+		return err
+	}
+	resp, err := c.send(ctx, conn, m)
+	if err != nil {
+		return fmt.Errorf("sign-on confirmation: %w", err)
+	}
+	var nm wire.NetMgmt
+	if err := wire.Parse(resp, &nm); err != nil {
+		return err
+	}
+	if nm.ResponseCode != wire.RCApproved {
+		return fmt.Errorf("%w: sign-on confirmation answered %q", ErrRefused, nm.ResponseCode)
+	}
+	return nil
 }
 
 // echo is the idle handler: 0800/301. A failed echo drops the link so Run

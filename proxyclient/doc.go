@@ -18,7 +18,9 @@
 // # Lifecycle
 //
 // Run connects, signs on (0800, field 70 = 001), installs the working keys
-// from the 0810, then waits; after EchoInterval of Config.Clock without a
+// from the 0810, returns its challenge (field 53) in an 0800/301 so that the
+// proxy knows this end holds the terminal's key (a replayed sign-on takes
+// nothing over), then waits; after EchoInterval of Config.Clock without a
 // message written it sends an echo (301; atm/keepalive), and a failed echo
 // drops the link. After every drop Run
 // reconnects with exponential backoff (BackoffMin doubling to BackoffMax,

@@ -6,12 +6,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"github.com/cardless-atm/cardless/atm/clock"
 	"io"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
 	"github.com/cardless-atm/cardless/hsm/pinblock"

@@ -235,9 +235,21 @@ func (c *Client) connect(ctx context.Context) (conn *connection.Connection, idle
 	if err := conn.Connect(); err != nil {
 		return nil, nil, err
 	}
-	if err := c.netMgmt(ctx, conn, wire.NetSignOn); err != nil {
+	ans, err := c.netMgmt(ctx, conn, wire.NetSignOn, "")
+	if err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("sign-on: %w", err)
+	}
+	// Prove fresh possession of the key: return the answer's challenge
+	// in an 0800/301 MAC'd with it. The host serves no financial message
+	// on this connection before (docs/protocol.md §5).
+	if !wire.ValidChallenge(ans.Challenge) {
+		conn.Close()
+		return nil, nil, fmt.Errorf("sign-on: the host's answer carries no valid challenge (field 53 %q)", ans.Challenge)
+	}
+	if _, err := c.netMgmt(ctx, conn, wire.NetEcho, ans.Challenge); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("sign-on confirmation: %w", err)
 	}
 	return conn, idle, nil
 }
@@ -245,13 +257,15 @@ func (c *Client) connect(ctx context.Context) (conn *connection.Connection, idle
 // echo is sent when the link has been idle for EchoInterval: an 0800 301;
 // a failed echo drops the connection so that Run reconnects.
 func (c *Client) echo(ctx context.Context, conn *connection.Connection) {
-	if err := c.netMgmt(ctx, conn, wire.NetEcho); err != nil {
+	if _, err := c.netMgmt(ctx, conn, wire.NetEcho, ""); err != nil {
 		c.log.Warn("host link: echo failed, reconnecting", "err", err)
 		conn.TriggerFailure(fmt.Errorf("hostlink: echo: %w", err))
 	}
 }
 
-func (c *Client) netMgmt(ctx context.Context, conn *connection.Connection, code string) error {
+// netMgmt sends an 0800 with code (and field 53 = challenge when not
+// empty) and returns the host's approving 0810.
+func (c *Client) netMgmt(ctx context.Context, conn *connection.Connection, code, challenge string) (wire.NetMgmt, error) {
 	now := c.cfg.Clock.Now()
 	m, err := wire.Build(&wire.NetMgmt{
 		MTI:                  wire.MTINetMgmtRequest,
@@ -259,22 +273,23 @@ func (c *Client) netMgmt(ctx context.Context, conn *connection.Connection, code 
 		STAN:                 wire.NextSTAN(&c.netSTAN),
 		TerminalID:           c.cfg.TerminalID,
 		NetMgmtCode:          code,
+		Challenge:            challenge,
 	})
 	if err != nil {
-		return err
+		return wire.NetMgmt{}, err
 	}
 	resp, err := isolink.Send(ctx, conn, m, c.cfg.SendTimeout)
 	if err != nil {
-		return err
+		return wire.NetMgmt{}, err
 	}
 	var r wire.NetMgmt
 	if err := wire.Parse(resp, &r); err != nil {
-		return err
+		return wire.NetMgmt{}, err
 	}
 	if r.MTI != wire.MTINetMgmtResponse || r.ResponseCode != wire.RCApproved {
-		return fmt.Errorf("host answered %s with response code %q", r.MTI, r.ResponseCode)
+		return r, fmt.Errorf("host answered %s with response code %q", r.MTI, r.ResponseCode)
 	}
-	return nil
+	return r, nil
 }
 
 // exchange sends m and waits for its answer, classifying failures as

@@ -7,14 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/cardless-atm/cardless/atm/clock"
-	"github.com/cardless-atm/cardless/atm/host"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/clock"
+	"github.com/cardless-atm/cardless/atm/host"
 	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
 	"github.com/cardless-atm/cardless/atm/hostlink/internal/linktest"
@@ -335,20 +335,20 @@ func TestEchoWhenIdleOnTheClock(t *testing.T) {
 			waitArmed(t, armed)
 		}
 	}
-	want("sign-on", "001")
+	want("sign-on and its confirmation", "001", "301")
 	advance(29*time.Second, false)
 	advance(time.Second, true)
-	want("an echo after 30 s idle", "001", "301")
+	want("an echo after 30 s idle", "001", "301", "301")
 	advance(20*time.Second, false)
 	if _, err := c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000)); err != nil {
 		t.Fatal(err)
 	}
 	advance(10*time.Second, true) // idle only 10 s
-	if got := codes(); !slices.Equal(got, []string{"001", "301"}) {
+	if got := codes(); !slices.Equal(got, []string{"001", "301", "301"}) {
 		t.Fatalf("codes %q: an echo 10 s after an authorization", got)
 	}
 	advance(20*time.Second, true)
-	want("an echo 30 s after the authorization", "001", "301", "301")
+	want("an echo 30 s after the authorization", "001", "301", "301", "301")
 }
 
 // waitArmed waits for the fake clock to arm a timer, with a watchdog in

@@ -6,7 +6,9 @@
 // # Connection
 //
 // Run dials the host, signs on (0800 with field 70 = 001, which the host
-// answers 0810/00 only for an admitted terminal whose MAC verifies), and
+// answers 0810/00 only for an admitted terminal whose MAC verifies),
+// returns the answer's challenge (field 53) in an 0800/301, without which
+// the host serves nothing on the connection, and
 // keeps the link alive with echoes (0800/301) once it has written nothing
 // for EchoInterval of Config.Clock (atm/keepalive); a failed echo drops the
 // link. After any loss it reconnects with exponential backoff and random

@@ -29,6 +29,7 @@ const (
 	FieldTerminalID      = 41  // ans8: card acceptor terminal ID (the ATM's ID)
 	FieldTerminalLoc     = 43  // ans40: terminal name and location
 	FieldAdditionalData  = 48  // ans...999: key exchange block in 08xx
+	FieldSignOnChallenge = 53  // an16: sign-on challenge (16 hex digits) in the 0810 to a sign-on and the 0800/301 that confirms it
 	FieldCurrency        = 49  // n3: ISO 4217 numeric currency code
 	FieldPINBlock        = 52  // b8: credential, encrypted end to end phone->host; opaque to proxy and ATM
 	FieldQRPayload       = 62  // ans...999: QR payload text; ENCRYPTED with the link data key

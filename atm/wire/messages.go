@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,6 +38,7 @@ type NetMgmt struct {
 	ResponseCode         string `iso8583:"39"` // 0810 only
 	TerminalID           string `iso8583:"41"`
 	AdditionalData       string `iso8583:"48"` // key block (KeyBlock) in 0810/001,161 and 0800/162
+	Challenge            string `iso8583:"53"` // sign-on challenge: 0810/001 (NewChallenge) and the 0800/301 that confirms the sign-on
 	NetMgmtCode          string `iso8583:"70"` // NetSignOn, NetSignOff, NetKeyRequest, NetKeyChange, NetEcho
 	MACKeyKCV            string `iso8583:"96"` // set by Protector.Seal; read-only for callers
 }
@@ -387,6 +389,31 @@ func isUpperHex[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// NewChallenge returns a fresh sign-on challenge for field 53: 16 upper-case
+// hex digits from crypto/rand. A peer that answers a sign-on with keys sends
+// one; the terminal proves that it holds the network-management key by
+// returning it in an 0800/301 MAC'd with that key (docs/protocol.md §5).
+func NewChallenge() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("wire: challenge: %w", err)
+	}
+	return strings.ToUpper(hex.EncodeToString(b[:])), nil
+}
+
+// ValidChallenge reports whether s has the form of a sign-on challenge.
+func ValidChallenge(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
 			return false
 		}
 	}

@@ -38,7 +38,8 @@ const (
 //     a three-digit ASCII length, then the cipher text as it is (not as
 //     hex, which would double both the bytes on the wire and the MAC work);
 //     in a message that has been opened they hold the clear value;
-//   - 70 (n3), 90 (n42), 95 (an42), 96 (an6: KCV of the MAC key) are added.
+//   - 53 (an16: the sign-on challenge, 16 hex digits), 70 (n3), 90 (n42),
+//     95 (an42), 96 (an6: KCV of the MAC key) are added.
 //
 // Use NewMessage to create messages on it.
 var Spec = newSpec()
@@ -66,6 +67,7 @@ func newSpec() *iso8583.MessageSpec {
 	f[FieldTerminalID] = spaced(8, "Card Acceptor Terminal Identification")
 	f[FieldTerminalLoc] = spaced(40, "Card Acceptor Name/Location")
 	f[FieldAdditionalData] = lllvar("Additional Data (key exchange)")
+	f[FieldSignOnChallenge] = fixed(16, "Security Related Control Information (sign-on challenge)")
 	f[FieldCurrency] = fixed(3, "Transaction Currency Code")
 	f[FieldPINBlock] = binHex8("PIN Data (end-to-end credential)")
 	f[FieldQRPayload] = lllvarBinary("QR Payload (encrypted)")

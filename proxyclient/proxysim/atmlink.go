@@ -2,6 +2,7 @@ package proxysim
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moov-io/iso8583"
 	connection "github.com/moov-io/iso8583-connection"
@@ -40,11 +42,14 @@ type atmLink struct {
 	log      *slog.Logger
 	prot     *wire.Protector
 	signedOn bool
-	received int
-	cur      *keyGen
-	prev     *keyGen            // accepted inbound until the ATM uses cur
-	staged   *keyGen            // pushed in a 162, not yet acknowledged
-	answer   map[string]*keyGen // keys in an 0810 to 001/161, by STAN, switched on write
+	// challenge is the field 53 of the last sign-on answer, until the
+	// terminal returns it (confirm); "" when none is outstanding.
+	challenge string
+	received  int
+	cur       *keyGen
+	prev      *keyGen            // accepted inbound until the ATM uses cur
+	staged    *keyGen            // pushed in a 162, not yet acknowledged
+	answer    map[string]*keyGen // keys in an 0810 to 001/161, by STAN, switched on write
 }
 
 func (s *Server) newATMConn(nc net.Conn) (*connection.Connection, error) {
@@ -307,20 +312,43 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 			break
 		}
 		resp.AdditionalData = kb.String()
+		var ch string
+		if req.NetMgmtCode == wire.NetSignOn {
+			if ch, err = wire.NewChallenge(); err != nil {
+				l.log.Error("sign-on challenge", "err", err)
+				l.s.deleteKeys(g)
+				resp.ResponseCode, resp.AdditionalData = wire.RCSystemMalfunction, ""
+				break
+			}
+			resp.Challenge = ch
+		}
 		l.mu.Lock()
 		l.answer[req.STAN] = g
+		if ch != "" {
+			l.challenge = ch
+		}
 		l.mu.Unlock()
+		if ch != "" && !signedOn {
+			l.expectConfirmation()
+		}
+	case req.NetMgmtCode == wire.NetEcho && req.Challenge != "":
+		if !l.confirm(req.Challenge) {
+			resp.ResponseCode = wire.RCSecurityViolation
+			l.log.Warn("sign-on confirmation refused: wrong challenge; closing the link")
+			defer conn.Close()
+		}
 	case !signedOn:
 		resp.ResponseCode = wire.RCInvalidTransaction
 	case req.NetMgmtCode == wire.NetEcho, req.NetMgmtCode == wire.NetSignOff:
 	default:
 		resp.ResponseCode = wire.RCInvalidTransaction
 	}
-	// A sign-on is registered before its 0810 is written, so that once
-	// the ATM reads the answer the proxy routes to it (and has its keys).
-	// If the answer cannot be written the connection closes and closed()
-	// removes the registration.
-	if req.NetMgmtCode == wire.NetSignOn && resp.ResponseCode == wire.RCApproved {
+	// A sign-on is registered only once confirmed (the terminal returned
+	// the challenge MAC'd with its key), and before the 0810 to the
+	// confirmation is written, so that once the ATM reads it the proxy
+	// routes to it. If the answer cannot be written the connection closes
+	// and closed() removes the registration.
+	if req.NetMgmtCode == wire.NetEcho && req.Challenge != "" && resp.ResponseCode == wire.RCApproved {
 		l.mu.Lock()
 		l.signedOn = true
 		id := l.terminal
@@ -334,7 +362,7 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 			old.log.Info("terminal signed on again on a new connection; closing the old one")
 			old.conn.Close()
 		}
-		l.log.Info("terminal signed on")
+		l.log.Info("terminal signed on (challenge returned)")
 	}
 	r, err := wire.Build(&resp)
 	if err == nil {
@@ -342,10 +370,35 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 	}
 	if err != nil {
 		l.log.Warn("0810 not sent", "stan", req.STAN, "err", err)
-		if req.NetMgmtCode == wire.NetSignOn {
+		if req.NetMgmtCode == wire.NetSignOn || req.Challenge != "" {
 			conn.Close() // the terminal never learnt it was signed on
 		}
 	}
+}
+
+// confirm checks a returned sign-on challenge (constant time) and uses it
+// up: each challenge confirms one sign-on, once.
+func (l *atmLink) confirm(got string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := l.challenge
+	l.challenge = ""
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// expectConfirmation closes the link if the terminal has not returned the
+// sign-on challenge within SendTimeout: a replayed sign-on, whose sender
+// cannot MAC the confirmation, holds nothing for long.
+func (l *atmLink) expectConfirmation() {
+	time.AfterFunc(l.s.cfg.SendTimeout, func() {
+		l.mu.Lock()
+		ok, conn := l.signedOn, l.conn
+		l.mu.Unlock()
+		if !ok && conn != nil {
+			l.log.Warn("sign-on not confirmed in time; closing the link", "timeout", l.s.cfg.SendTimeout)
+			conn.Close()
+		}
+	})
 }
 
 // PushKeys sends a terminal new working keys (0800, field 70 = 162) and

@@ -1,6 +1,7 @@
 package hostsim
 
 import (
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -279,6 +280,21 @@ type hostConn struct {
 	nc    net.Conn
 	term  atomic.Pointer[string]
 	codec atomic.Pointer[wire.Codec]
+
+	// A connection serves financial messages only once the terminal has
+	// returned the challenge of its sign-on answer (field 53) in an
+	// 0800/301 MAC'd with its key: a recorded sign-on replayed from
+	// another connection gets nothing done.
+	mu        sync.Mutex
+	challenge string
+	confirmed bool
+}
+
+// isConfirmed reports whether the connection's sign-on was confirmed.
+func (hc *hostConn) isConfirmed() bool {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	return hc.confirmed
 }
 
 func (s *Server) serve(nc net.Conn) {
@@ -385,9 +401,18 @@ func (hc *hostConn) handle(conn *connection.Connection, m *iso8583.Message) {
 		s.log.Warn("fault: financial message dropped unanswered", "terminal", term, "mti", mti, "stan", wire.STAN(m))
 		return
 	}
+	if mti != wire.MTINetMgmtRequest && !hc.isConfirmed() {
+		s.log.Warn("terminal refused", "reason", "financial message before a confirmed sign-on; closing", "terminal", term, "mti", mti, "stan", wire.STAN(m))
+		hc.nc.Close()
+		return
+	}
 	switch mti {
 	case wire.MTINetMgmtRequest:
-		resp = s.netMgmt(m)
+		nm := s.netMgmt(m)
+		if nm != nil && !hc.signOnStep(nm) {
+			defer hc.nc.Close() // after the 63 is sent
+		}
+		resp = nm
 		slow = 0
 	case wire.MTIFinancialRequest:
 		var w wire.Withdrawal
@@ -467,8 +492,46 @@ func (s *Server) netMgmt(m *iso8583.Message) *wire.NetMgmt {
 	s.netLog[n.TerminalID] = append(s.netLog[n.TerminalID], n.NetMgmtCode)
 	s.netMu.Unlock()
 	out := n.Response(rc)
+	out.Challenge = n.Challenge // checked (and cleared) by signOnStep
 	s.log.Debug("0800", "terminal", n.TerminalID, "code", n.NetMgmtCode, "rc", out.ResponseCode)
 	return &out
+}
+
+// signOnStep adds the sign-on challenge to the answer to a sign-on (001),
+// and checks the challenge an 0800/301 returns; false: a wrong challenge,
+// answered 63, after which the connection is closed.
+func (hc *hostConn) signOnStep(nm *wire.NetMgmt) bool {
+	if nm.ResponseCode != wire.RCApproved {
+		return true
+	}
+	switch {
+	case nm.NetMgmtCode == wire.NetSignOn:
+		ch, err := wire.NewChallenge()
+		if err != nil {
+			hc.s.log.Error("sign-on challenge", "err", err)
+			nm.ResponseCode = wire.RCSystemMalfunction
+			return true
+		}
+		nm.Challenge = ch
+		hc.mu.Lock()
+		hc.challenge, hc.confirmed = ch, false
+		hc.mu.Unlock()
+	case nm.NetMgmtCode == wire.NetEcho && nm.Challenge != "":
+		hc.mu.Lock()
+		want := hc.challenge
+		hc.challenge = ""
+		ok := want != "" && subtle.ConstantTimeCompare([]byte(nm.Challenge), []byte(want)) == 1
+		hc.confirmed = ok
+		hc.mu.Unlock()
+		nm.Challenge = ""
+		if !ok {
+			hc.s.log.Warn("terminal refused", "reason", "sign-on confirmation with a wrong challenge", "terminal", hc.terminal())
+			nm.ResponseCode = wire.RCSecurityViolation
+			return false
+		}
+		hc.s.log.Info("terminal signed on (challenge returned)", "terminal", hc.terminal())
+	}
+	return true
 }
 
 // NetMgmt returns the network-management codes (field 70: "001" sign-on,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/internal/connlimit"
 )
 
 // ErrRefusedLink is returned (and the connection closed) when an ATM
@@ -50,11 +51,22 @@ type atmLink struct {
 	prev      *keyGen            // accepted inbound until the ATM uses cur
 	staged    *keyGen            // pushed in a 162, not yet acknowledged
 	answer    map[string]*keyGen // keys in an 0810 to 001/161, by STAN, switched on write
+
+	frames  *connlimit.Frames // read deadlines of each frame
+	release func()            // counts the connection out of the gate
 }
 
 func (s *Server) newATMConn(nc net.Conn) (*connection.Connection, error) {
+	release, err := s.atmGate.Admit(nc)
+	if err != nil {
+		s.count(func(st *Stats) { st.Refused++ })
+		s.log.Warn("ATM connection refused", "remote", nc.RemoteAddr().String(), "reason", err)
+		nc.Close()
+		return nil, err
+	}
 	l := &atmLink{s: s, remote: nc.RemoteAddr().String(), framer: wire.Framer{TPDU: s.cfg.TPDU},
-		log: s.log.With("remote", nc.RemoteAddr().String()), answer: map[string]*keyGen{}}
+		log: s.log.With("remote", nc.RemoteAddr().String()), answer: map[string]*keyGen{},
+		frames: s.atmGate.NewFrames(nc), release: release}
 	conn, err := connection.NewFrom(nc, wire.Spec, nil, nil,
 		connection.SetMessageReader(l), connection.SetMessageWriter(l),
 		connection.InboundMessageHandler(l.inbound),
@@ -63,6 +75,8 @@ func (s *Server) newATMConn(nc net.Conn) (*connection.Connection, error) {
 		connection.ConnectionClosedHandler(l.closed),
 	)
 	if err != nil {
+		release()
+		nc.Close()
 		return nil, err
 	}
 	l.mu.Lock()
@@ -80,6 +94,11 @@ func (l *atmLink) refuse(reason string) error {
 // ReadMessage implements connection.MessageReader: framing, admission,
 // MAC verification and the inbound half of the key exchange.
 func (l *atmLink) ReadMessage(r io.Reader) (*iso8583.Message, error) {
+	if p, ok := r.(connlimit.Peeker); ok {
+		if err := l.frames.Next(p); err != nil {
+			return nil, err
+		}
+	}
 	raw, err := l.framer.ReadFrame(r)
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
@@ -242,6 +261,7 @@ func (l *atmLink) switchOnAnswer(stan string) {
 }
 
 func (l *atmLink) closed(*connection.Connection) {
+	l.release()
 	l.mu.Lock()
 	id := l.terminal
 	gens := []*keyGen{l.cur, l.prev, l.staged}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/internal/connlimit"
 )
 
 // Terminal is an admitted ATM.
@@ -50,8 +51,12 @@ type Config struct {
 	TPDU                      []byte        // optional 5-byte TPDU on both listeners
 	ATMTimeout                time.Duration // wait for the ATM's 0210; then the phone gets 91
 	SendTimeout               time.Duration // bound on 08xx exchanges with an ATM
-	Faults                    Faults
-	Logger                    *slog.Logger
+	// ATMLimits and PhoneLimits bound each listener: connections in total
+	// and per source address, and the first-byte, frame and idle deadlines
+	// (zero fields: connlimit's defaults).
+	ATMLimits, PhoneLimits connlimit.Limits
+	Faults                 Faults
+	Logger                 *slog.Logger
 	// Now is the clock of fields 7, 12 and 13 in the messages the server
 	// originates; nil means time.Now.
 	Now func() time.Time
@@ -87,6 +92,12 @@ func (c *Config) validate() error {
 	}
 	if wire.CheckTPDU(c.TPDU) != nil {
 		errs = append(errs, errors.New("proxysim: TPDU must be 5 bytes starting 0x60"))
+	}
+	if err := c.ATMLimits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("proxysim: ATM limits: %w", err))
+	}
+	if err := c.PhoneLimits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("proxysim: phone limits: %w", err))
 	}
 	if c.ATMTimeout < 0 || c.SendTimeout < 0 || c.Faults.Delay < 0 || c.Faults.DropLinkAfter < 0 {
 		errs = append(errs, errors.New("proxysim: timeouts, delay and drop_link_after must not be negative"))
@@ -131,15 +142,17 @@ func checkKeyHex(s string) error {
 
 // FileConfig is the JSON form of the configuration (configs/proxysim.json).
 type FileConfig struct {
-	Comment      string              `json:"_comment,omitempty"`
-	ATMListen    string              `json:"atmListen"`
-	PhoneListen  string              `json:"phoneListen"`
-	TPDU         string              `json:"tpdu,omitempty"` // 10 hex digits, e.g. "6000010000"
-	ATMTimeout   string              `json:"atmTimeout,omitempty"`
-	SendTimeout  string              `json:"sendTimeout,omitempty"`
-	Terminals    map[string]Terminal `json:"terminals"`
-	PhoneMACKey  string              `json:"phoneMacKey"`
-	PhoneDataKey string              `json:"phoneDataKey"`
+	Comment      string               `json:"_comment,omitempty"`
+	ATMListen    string               `json:"atmListen"`
+	PhoneListen  string               `json:"phoneListen"`
+	TPDU         string               `json:"tpdu,omitempty"` // 10 hex digits, e.g. "6000010000"
+	ATMTimeout   string               `json:"atmTimeout,omitempty"`
+	SendTimeout  string               `json:"sendTimeout,omitempty"`
+	ATMLimits    connlimit.FileLimits `json:"atmLimits,omitempty"`
+	PhoneLimits  connlimit.FileLimits `json:"phoneLimits,omitempty"`
+	Terminals    map[string]Terminal  `json:"terminals"`
+	PhoneMACKey  string               `json:"phoneMacKey"`
+	PhoneDataKey string               `json:"phoneDataKey"`
 	Faults       struct {
 		Faults
 		Delay string `json:"delay,omitempty"`
@@ -179,6 +192,12 @@ func LoadConfig(path string) (cfg Config, atmListen, phoneListen string, err err
 		Faults:       fc.Faults.Faults,
 	}
 	cfg.Faults.Delay = dur("faults.delay", fc.Faults.Delay)
+	if cfg.ATMLimits, err = fc.ATMLimits.Limits(); err != nil {
+		errs = append(errs, fmt.Errorf("proxysim: config %s: atmLimits: %w", path, err))
+	}
+	if cfg.PhoneLimits, err = fc.PhoneLimits.Limits(); err != nil {
+		errs = append(errs, fmt.Errorf("proxysim: config %s: phoneLimits: %w", path, err))
+	}
 	if t, err := wire.ParseTPDU(fc.TPDU); err != nil {
 		errs = append(errs, fmt.Errorf("proxysim: config %s: tpdu must be 10 hex digits starting 60", path))
 	} else {

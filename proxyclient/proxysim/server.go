@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/internal/connlimit"
 )
 
 // Phone channel key slots in the simulator's HSM.
@@ -34,7 +36,7 @@ var ErrKeyChangeRefused = errors.New("proxysim: key change refused by the ATM")
 // Stats counts what the server did, for tests and monitoring.
 type Stats struct {
 	SignOns  int // ATM sign-ons accepted
-	Refused  int // ATM connections refused (unknown terminal, bad MAC, not a sign-on)
+	Refused  int // connections refused: ATM (unknown terminal, bad MAC, not a sign-on) and, on either port, over a connection cap
 	Rejected int // messages dropped on an admitted link (bad MAC, malformed, wrong terminal)
 	Routed   int // phone requests forwarded to an ATM
 	// DuplicatesRefused counts DuplicateCommand faults the ATM answered 94.
@@ -50,6 +52,9 @@ type Server struct {
 	gen  atomic.Uint64
 
 	atm, phone *server.Server
+	// atmGate and phoneGate bound each listener (Config.ATMLimits,
+	// Config.PhoneLimits).
+	atmGate, phoneGate *connlimit.Gate
 
 	mu     sync.Mutex
 	faults Faults
@@ -75,6 +80,7 @@ func Start(cfg Config, atmAddr, phoneAddr string) (*Server, error) {
 		faults: cfg.Faults,
 		links:  map[string]*atmLink{},
 	}
+	s.atmGate, s.phoneGate = connlimit.NewGate(cfg.ATMLimits), connlimit.NewGate(cfg.PhoneLimits)
 	if err := s.loadKeys(); err != nil {
 		s.hsm.Close()
 		return nil, err
@@ -206,18 +212,48 @@ func (s *Server) nextSTAN() string { return wire.NextSTAN(&s.stan) }
 // phone side
 
 func (s *Server) newPhoneConn(nc net.Conn) (*connection.Connection, error) {
+	release, err := s.phoneGate.Admit(nc)
+	if err != nil {
+		s.count(func(st *Stats) { st.Refused++ })
+		s.log.Warn("phone connection refused", "remote", nc.RemoteAddr().String(), "reason", err)
+		nc.Close()
+		return nil, err
+	}
+	frames := s.phoneGate.NewFrames(nc)
 	prot := wire.NewProtector(s.hsm, wire.KeySet{NetMgmtMAC: PhoneMAC, MAC: PhoneMAC, Data: PhoneData})
 	codec := &wire.Codec{Framer: wire.Framer{TPDU: s.cfg.TPDU}, Protector: prot,
 		OnReject: func(mti, stan string, err error) {
 			s.count(func(st *Stats) { st.Rejected++ })
 			s.log.Warn("phone message refused", "remote", nc.RemoteAddr().String(), "mti", mti, "stan", stan, "reason", err)
 		}}
-	return connection.NewFrom(nc, wire.Spec, nil, nil,
-		connection.SetMessageReader(codec), connection.SetMessageWriter(codec),
+	conn, err := connection.NewFrom(nc, wire.Spec, nil, nil,
+		connection.SetMessageReader(limitedReader{codec, frames}), connection.SetMessageWriter(codec),
 		connection.InboundMessageHandler(s.phoneInbound),
 		connection.SendTimeout(s.cfg.SendTimeout),
 		connection.ErrorHandler(func(err error) { s.log.Debug("phone link", "err", err) }),
+		connection.ConnectionClosedHandler(func(*connection.Connection) { release() }),
 	)
+	if err != nil {
+		release()
+		nc.Close()
+	}
+	return conn, err
+}
+
+// limitedReader reads each frame under the connection's deadlines
+// (connlimit.Frames): a silent or slow peer is closed.
+type limitedReader struct {
+	r      connection.MessageReader
+	frames *connlimit.Frames
+}
+
+func (l limitedReader) ReadMessage(r io.Reader) (*iso8583.Message, error) {
+	if p, ok := r.(connlimit.Peeker); ok {
+		if err := l.frames.Next(p); err != nil {
+			return nil, err
+		}
+	}
+	return l.r.ReadMessage(r)
 }
 
 func (s *Server) phoneInbound(conn *connection.Connection, m *iso8583.Message) {

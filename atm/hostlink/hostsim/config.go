@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/internal/connlimit"
 )
 
 // Config configures a Server. It is loaded from JSON by LoadConfig (unknown
@@ -45,6 +46,10 @@ type Config struct {
 	// means UTC. The day is that of the 0200's transmission time (field 7),
 	// the instant the ATM books the withdrawal by too.
 	DayZone string `json:"dayZone,omitempty"`
+	// Limits bound the listener: connections in total and per source
+	// address, and how long a connection may stay silent, take over one
+	// frame, or idle between frames (empty: connlimit's defaults).
+	Limits connlimit.FileLimits `json:"limits,omitempty"`
 }
 
 // Zone returns the location of DayZone (UTC when empty).
@@ -142,6 +147,9 @@ func LoadConfig(path string) (Config, error) {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, err := c.Limits.Limits(); err != nil {
+		bad("limits: %v", err)
+	}
 	if c.DBPath == "" {
 		bad("dbPath is required")
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/internal/connlimit"
 )
 
 // Magic customer IDs (field 120 of a 0200) that choose a fault for that one
@@ -54,6 +55,8 @@ type Server struct {
 
 	faultsMu sync.Mutex
 	faults   Faults
+
+	gate *connlimit.Gate // Config.Limits
 
 	netMu  sync.Mutex
 	netLog map[string][]string // terminal ID -> field 70 codes received
@@ -102,7 +105,9 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.zone, _ = cfg.Zone() // checked by Validate
+	s.zone, _ = cfg.Zone()        // checked by Validate
+	lim, _ := cfg.Limits.Limits() // checked by Validate
+	s.gate = connlimit.NewGate(lim)
 	if err := s.loadKeys(); err != nil {
 		s.hsm.Close()
 		return nil, err
@@ -266,9 +271,17 @@ func (s *Server) accept(ln net.Listener) {
 			nc.Close()
 			return
 		}
+		s.mu.Unlock()
+		release, err := s.gate.Admit(nc)
+		if err != nil {
+			s.log.Warn("connection refused", "remote", nc.RemoteAddr().String(), "reason", err)
+			nc.Close()
+			continue
+		}
+		s.mu.Lock()
 		s.conns[nc] = struct{}{}
 		s.mu.Unlock()
-		s.serve(nc)
+		s.serve(nc, release)
 	}
 }
 
@@ -288,6 +301,8 @@ type hostConn struct {
 	mu        sync.Mutex
 	challenge string
 	confirmed bool
+
+	frames *connlimit.Frames // read deadlines of each frame
 }
 
 // isConfirmed reports whether the connection's sign-on was confirmed.
@@ -297,8 +312,8 @@ func (hc *hostConn) isConfirmed() bool {
 	return hc.confirmed
 }
 
-func (s *Server) serve(nc net.Conn) {
-	hc := &hostConn{s: s, nc: nc}
+func (s *Server) serve(nc net.Conn, release func()) {
+	hc := &hostConn{s: s, nc: nc, frames: s.gate.NewFrames(nc)}
 	remote := nc.RemoteAddr().String()
 	conn, err := connection.NewFrom(nc, wire.Spec, nil, nil,
 		connection.SetMessageReader(hc),
@@ -308,6 +323,7 @@ func (s *Server) serve(nc net.Conn) {
 		connection.ReadTimeout(time.Hour),
 		connection.InboundMessageHandler(hc.handle),
 		connection.ConnectionClosedHandler(func(*connection.Connection) {
+			release()
 			s.mu.Lock()
 			delete(s.conns, nc)
 			s.mu.Unlock()
@@ -316,6 +332,7 @@ func (s *Server) serve(nc net.Conn) {
 	)
 	if err != nil {
 		s.log.Error("connection setup failed", "err", err)
+		release()
 		nc.Close()
 		return
 	}
@@ -335,6 +352,11 @@ var errRefused = errors.New("hostsim: connection refused")
 
 // ReadMessage implements connection.MessageReader.
 func (hc *hostConn) ReadMessage(r io.Reader) (*iso8583.Message, error) {
+	if p, ok := r.(connlimit.Peeker); ok {
+		if err := hc.frames.Next(p); err != nil {
+			return nil, err
+		}
+	}
 	framer := wire.Framer{TPDU: hc.s.tpdu}
 	raw, err := framer.ReadFrame(r)
 	if err != nil {

@@ -148,6 +148,8 @@ type ATM struct {
 	// accepting is the session whose dispense command waits for the
 	// dispenser's command nonce (acceptCommand); a repeat of it waits too.
 	accepting string
+	// acceptingFrom is the requester fingerprint of that command.
+	acceptingFrom string
 	runCtx    context.Context
 	fatal     chan error
 	// unrecovered counts in-flight sessions Recover could not settle yet

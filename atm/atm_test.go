@@ -753,3 +753,36 @@ func TestShutdownLeavesSessionForRecovery(t *testing.T) {
 		t.Fatalf("state after shutdown %s, want AwaitingTake (for recovery)", got.State)
 	}
 }
+
+// TestUsedQRAnsweredOnlyToItsRequest: once a session is paid, a retry of
+// the same request (same customer field and PIN block, a new STAN) gets
+// its outcome again, but the same QR with another customer or another PIN
+// gets 94 and learns nothing of the first outcome.
+func TestUsedQRAnsweredOnlyToItsRequest(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.host.Expect(t, hostfake.Authorize, hostfake.Advise)
+	s := r.session(20000)
+	first := r.command(s, "000001")
+	if first.ResponseCode != "00" || first.Dispensed != 20000 {
+		t.Fatalf("first %+v", first)
+	}
+	if again := r.command(s, "000002"); again != first {
+		t.Fatalf("retry of the same request: %+v, want %+v", again, first)
+	}
+	r.settle()
+	other := func(customer string, pin []byte) atm.Command {
+		return atm.Command{STAN: "000003", TerminalID: "ATM00001", Amount: s.Amount, Currency: "156",
+			QRPayload: s.QR, CustomerID: customer, PINBlock: pin}
+	}
+	for name, c := range map[string]atm.Command{
+		"another customer": other("6222020000009999", []byte{1, 2, 3, 4, 5, 6, 7, 8}),
+		"another PIN":      other("6222020000001234", []byte{8, 7, 6, 5, 4, 3, 2, 1}),
+		"no credentials":   other("", nil),
+	} {
+		if res := r.send(c); res != (atm.Result{ResponseCode: wire.RCDuplicate}) {
+			t.Errorf("%s: %+v, want only 94", name, res)
+		}
+	}
+	r.wantJournal("SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "CASH PRESENTED", "CASH TAKEN",
+		"QUEUED ADVICE", "HOST ACK ADVICE", "COMMAND REFUSED", "COMMAND REFUSED", "COMMAND REFUSED")
+}

@@ -2,6 +2,7 @@ package atm
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,12 +72,28 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 		refuse(wire.RCInvalidTransaction, "QR MAC does not verify (tampered or forged QR)", s.ID)
 		return
 	}
+	from, err := a.requesterOf(cmd)
+	if err != nil {
+		refuse(wire.RCSystemMalfunction, "security module: "+err.Error(), s.ID)
+		return
+	}
+	// A session already taken by a command answers a repeat of that same
+	// request (a retry) with its outcome, and anyone else's request with
+	// 94: a used QR scanned again, by another customer or with another
+	// PIN, learns nothing of the first one's outcome.
+	taken := s.Requester
+	if a.accepting == s.ID {
+		taken = a.acceptingFrom
+	}
 	switch {
 	case s.State == StateExpired:
 		refuse(wire.RCExpired, "session expired", s.ID)
 		return
 	case s.State == StateCancelled:
 		refuse(wire.RCInvalidTransaction, "session cancelled", s.ID)
+		return
+	case taken != "" && taken != from:
+		refuse(wire.RCDuplicate, "QR already used by another request (other customer or credential)", s.ID)
 		return
 	case s.State.Terminal():
 		a.log.Info("repeated command for a finished session", "session", short(s.ID), "state", s.State)
@@ -96,7 +113,7 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 	// real device may take seconds); the session stays AwaitingPhone, so
 	// the customer can still cancel, and a repeat of this command waits
 	// for its outcome.
-	a.accepting = s.ID
+	a.accepting, a.acceptingFrom = s.ID, from
 	a.waiters[s.ID] = append(a.waiters[s.ID], reply)
 	id := s.ID
 	a.background(func() {
@@ -107,11 +124,29 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 	})
 }
 
+// requesterOf is the keyed fingerprint of the credentials cmd carries: a
+// retail MAC under the QR key (in the security module) of the customer
+// field and the PIN block, so the store keeps nothing from which the
+// customer ID could be guessed.
+func (a *ATM) requesterOf(cmd Command) (string, error) {
+	data := make([]byte, 0, len(cmd.CustomerID)+len(cmd.PINBlock)+24)
+	data = append(data, "cardless requester\x00"...)
+	data = append(data, cmd.CustomerID...)
+	data = append(data, 0)
+	data = append(data, cmd.PINBlock...)
+	mac, err := a.qrMAC(data)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(mac), nil
+}
+
 // nonceReady goes on with a dispense command once the dispenser gave its
 // command nonce (or failed to): the session is authorized only if it is
 // still the one waiting for the phone, unexpired.
 func (a *ATM) nonceReady(cmd Command, id, nonce string, err error) {
-	a.accepting = ""
+	from := a.acceptingFrom
+	a.accepting, a.acceptingFrom = "", ""
 	refuseAll := func(rc, reason string) {
 		a.journalRefusal(cmd, rc, reason, id)
 		r := Result{ResponseCode: rc}
@@ -145,6 +180,7 @@ func (a *ATM) nonceReady(cmd Command, id, nonce string, err error) {
 		mutate: func(ns *Session) {
 			ns.CommandSTAN = cmd.STAN
 			ns.Customer = maskID(cmd.CustomerID)
+			ns.Requester = from
 			ns.DispenseNonce = nonce
 			ns.HostTime = a.now().UTC().Truncate(time.Second)
 		},

@@ -33,6 +33,10 @@ type Session struct {
 	// Filled when the dispense command is accepted.
 	CommandSTAN string `json:"commandStan,omitempty"` // STAN on the proxy link
 	Customer    string `json:"customer,omitempty"`    // masked customer ID, for the journal and supervisor
+	// Requester is a keyed fingerprint of the accepted command's
+	// credentials (customer field and PIN block; requesterOf): a repeated
+	// command gets the session's outcome only if it carries the same.
+	Requester string `json:"requester,omitempty"`
 
 	// Host authorization (0200/0210).
 	HostSTAN     string    `json:"hostStan,omitempty"`

@@ -289,11 +289,13 @@ func TestE2ETamperedAndMisrouted(t *testing.T) {
 	if s.balance(zhang) != before {
 		t.Fatal("debited for a refused command")
 	}
-	// The genuine QR still pays once, and a replay gets the same answer.
+	// The genuine QR still pays once; a second request with the used QR
+	// (a new PIN block, so another request) gets 94 and learns nothing.
 	first := s.withdraw(qr, zhang, "123456")
 	second := s.withdraw(qr, zhang, "123456")
-	if first.ResponseCode != "00" || second.ResponseCode != "00" || second.Dispensed != first.Dispensed {
-		t.Fatalf("first %+v, replay %+v", first, second)
+	if first.ResponseCode != "00" || first.Dispensed != 10000 || second != (phonesim.Outcome{ResponseCode: "94",
+		Amount: 10000, Currency: "156", Terminal: "ATM00001", STAN: second.STAN}) {
+		t.Fatalf("first %+v, second request %+v", first, second)
 	}
 	s.settled()
 	if s.balance(zhang) != before-10000 {

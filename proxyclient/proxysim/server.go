@@ -55,6 +55,7 @@ type Server struct {
 	// atmGate and phoneGate bound each listener (Config.ATMLimits,
 	// Config.PhoneLimits).
 	atmGate, phoneGate *connlimit.Gate
+	phoneSeen          phoneSeen // replay window of phone requests
 
 	mu     sync.Mutex
 	faults Faults
@@ -280,7 +281,14 @@ func (s *Server) phoneInbound(conn *connection.Connection, m *iso8583.Message) {
 		s.log.Warn("phone 0200 refused", "reason", err)
 		return
 	}
-	res := s.route(req)
+	var res wire.Withdrawal
+	if rc, why := s.phoneSeen.check(req, s.now()); rc != "" {
+		s.count(func(st *Stats) { st.Rejected++ })
+		s.log.Warn("phone request refused", "stan", req.STAN, "rc", rc, "reason", why)
+		res.ResponseCode = rc
+	} else {
+		res = s.route(req)
+	}
 	ans := req.Response()
 	ans.ResponseCode, ans.AuthCode, ans.RRN, ans.ReplacementAmounts = res.ResponseCode, res.AuthCode, res.RRN, res.ReplacementAmounts
 	r, err := wire.Build(&ans)

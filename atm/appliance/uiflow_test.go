@@ -3,6 +3,7 @@ package appliance_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"log/slog"
 	"os"
@@ -77,19 +78,37 @@ func wantLabels(t *testing.T, d *uitest.Driver, want ...string) {
 // simulator's camera path (PNG pixels).
 func screenQR(t *testing.T, d *uitest.Driver) string {
 	t.Helper()
-	img, err := d.Image()
-	if err != nil {
-		t.Fatal(err)
+	// A phone camera takes another picture when one does not decode; so
+	// does the test, up to three frames, keeping each failed one for
+	// inspection (it once failed under a loaded make test).
+	var err error
+	for try := range 3 {
+		img, ierr := d.Image()
+		if ierr != nil {
+			t.Fatal(ierr)
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		raw := buf.Bytes()
+		var qr string
+		if qr, err = phonesim.DecodePNG(bytes.NewReader(raw)); err == nil {
+			return qr
+		}
+		bad := "(not kept)"
+		if f, ferr := os.CreateTemp("", fmt.Sprintf("cardless-undecoded-qr-%d-*.png", try)); ferr == nil {
+			_, _ = f.Write(raw)
+			f.Close()
+			bad = f.Name()
+		}
+		t.Logf("QR on screen %s did not decode (%v); frame kept in %s; framing again", d.Screen(), err, bad)
+		if ferr := d.Frame(); ferr != nil {
+			t.Fatal(ferr)
+		}
 	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	qr, err := phonesim.DecodePNG(&buf)
-	if err != nil {
-		t.Fatalf("QR on screen %s: %v", d.Screen(), err)
-	}
-	return qr
+	t.Fatalf("QR on screen %s: %v", d.Screen(), err)
+	return ""
 }
 
 // TestUIFlowWithdrawal drives whole withdrawals through the kiosk UI with

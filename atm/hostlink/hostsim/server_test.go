@@ -314,3 +314,42 @@ func TestShippedConfigLoads(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestAdviceAndReversalExclude: an authorization ends either with its
+// completion advice or with its reversal, never both. The host refuses
+// (12, with an alarm in its log) a reversal after the completion, which
+// would credit cash the customer took, and a completion after a reversal;
+// the balance is untouched by the refused one.
+func TestAdviceAndReversalExclude(t *testing.T) {
+	f, c := setup(t)
+	ctx := context.Background()
+	before := mustBalance(t, f.Host, "C-ALICE")
+
+	r1 := req(t, f, "C-ALICE", "1234", 10000)
+	authorize(t, c, r1)
+	if err := c.Advise(ctx, host.Advice{STAN: nextSTAN(), Original: host.OriginalData{STAN: r1.STAN, Time: r1.Time},
+		Amount: 10000, Currency: "156"}); err != nil {
+		t.Fatal(err)
+	}
+	var rej *host.RejectedError
+	if err := c.Reverse(ctx, reversal(r1, 0)); !errors.As(err, &rej) || rej.ResponseCode != wire.RCInvalidTransaction {
+		t.Fatalf("reversal after completion: %v, want a rejection 12", err)
+	}
+	if got := mustBalance(t, f.Host, "C-ALICE"); got != before-10000 {
+		t.Fatalf("balance %d after a refused reversal, want %d", got, before-10000)
+	}
+
+	r2 := req(t, f, "C-ALICE", "1234", 20000)
+	authorize(t, c, r2)
+	if err := c.Reverse(ctx, reversal(r2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Advise(ctx, host.Advice{STAN: nextSTAN(), Original: host.OriginalData{STAN: r2.STAN, Time: r2.Time},
+		Amount: 20000, Currency: "156"})
+	if !errors.As(err, &rej) || rej.ResponseCode != wire.RCInvalidTransaction {
+		t.Fatalf("completion after reversal: %v, want a rejection 12", err)
+	}
+	if got := mustBalance(t, f.Host, "C-ALICE"); got != before-10000 {
+		t.Fatalf("balance %d, want %d", got, before-10000)
+	}
+}

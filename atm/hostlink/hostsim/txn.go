@@ -210,9 +210,16 @@ func (s *Server) advice(term string, a *wire.Advice) *wire.Advice {
 		case !rec.Debited:
 			log.Warn("completion for an authorization that was not approved: acknowledged", "rc", rec.ResponseCode)
 			return nil
+		case rec.Reversed:
+			// One authorization ends either way, never both: a completion
+			// after a reversal contradicts it. Refused for the bank to
+			// reconcile; nothing is applied.
+			log.Error("ALARM completion for an authorization already reversed: refused", "credited", rec.Credited)
+			out.ResponseCode = wire.RCInvalidTransaction
+			return nil
 		}
 		rec.Completed = true
-		log.Info("completion applied", "reversedBefore", rec.Reversed)
+		log.Info("completion applied")
 		return putJSON(auths, authKey(term, od.STAN, od.TransmitDT), &rec)
 	})
 	if err != nil {
@@ -274,6 +281,14 @@ func (s *Server) reversal(term string, r *wire.Reversal) *wire.Reversal {
 		case rec.Reversed:
 			log.Info("duplicate reversal: acknowledged, not applied again")
 			return nil
+		case rec.Completed:
+			// The ATM advised that the customer took the cash; a reversal
+			// now (a forged or mistaken operator settlement, say) would
+			// credit money that was paid out. Refused for the bank to
+			// reconcile; nothing is applied.
+			log.Error("ALARM reversal for an authorization already completed: refused")
+			out.ResponseCode = wire.RCInvalidTransaction
+			return nil
 		case !rec.Debited:
 			rec.Reversed = true
 			log.Info("reversal of an authorization that was not approved: nothing to undo", "rc", rec.ResponseCode)
@@ -303,7 +318,7 @@ func (s *Server) reversal(term string, r *wire.Reversal) *wire.Reversal {
 			return err
 		}
 		rec.Reversed, rec.Credited = true, credit
-		log.Info("reversal applied", "credited", credit, "dispensed", dispensed, "afterCompletion", rec.Completed)
+		log.Info("reversal applied", "credited", credit, "dispensed", dispensed)
 		return putJSON(auths, key, &rec)
 	})
 	if err != nil {

@@ -150,8 +150,8 @@ type ATM struct {
 	accepting string
 	// acceptingFrom is the requester fingerprint of that command.
 	acceptingFrom string
-	runCtx    context.Context
-	fatal     chan error
+	runCtx        context.Context
+	fatal         chan error
 	// unrecovered counts in-flight sessions Recover could not settle yet
 	// because the dispenser could not say what it did; the terminal stays
 	// out of service and Run retries until it can.

@@ -40,6 +40,12 @@
 // file opened without JournalAuth is readable and its chain verifiable
 // (tools without the key), but not appendable (ErrJournalKeyRequired).
 //
+// Session records are authenticated under the same key: PutSession stores
+// a MAC of each record (over its ID and bytes) beside it, and GetSession
+// and ForEachSession refuse a record that does not verify, or has no MAC,
+// with ErrSessionTampered, so a record edited in the file stops the start
+// (recovery reads every session). The same rollback limit applies.
+//
 // Limit: the MAC proves a journal is one the ATM wrote, not that it is the
 // latest one. Replacing the whole file with an older genuine copy, or with a
 // genuine fresh store, verifies. So does cutting off the newest entries and

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"crypto/hmac"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,39 +29,114 @@ func readU64(b []byte) (uint64, error) {
 
 // ---- Sessions ----
 
+// Session records are authenticated like the journal: with a journal key
+// (Options.JournalAuth) each record is stored with a MAC over its ID and
+// bytes, in the nested bucket sessionMACs of the sessions bucket, and every
+// read checks it. A record edited in the file (a paid session turned "in
+// doubt" to be settled again, say), or one without its MAC, is refused
+// with ErrSessionTampered; the appliance then does not start, as with a
+// broken journal.
+
+// ErrSessionTampered: a session record does not verify under the journal
+// key (edited in the file, or written before session records were
+// authenticated).
+var ErrSessionTampered = errors.New("store: session record does not verify")
+
+// sessionMACs is the nested bucket of the sessions bucket that holds the
+// records' MACs; its name cannot be a session ID (IDs are hex).
+var sessionMACs = []byte("\x00macs")
+
+func sessionMACData(id string, v []byte) []byte {
+	d := make([]byte, 0, len(id)+len(v)+24)
+	d = append(d, "cardless session v1\x00"...)
+	d = append(d, id...)
+	d = append(d, 0)
+	return append(d, v...)
+}
+
 // PutSession stores (or replaces) the opaque session record v under id.
 func (tx *Tx) PutSession(id string, v []byte) error {
-	if id == "" {
-		return fmt.Errorf("store: put session: %w: empty id", ErrInvalid)
+	if id == "" || id == string(sessionMACs) {
+		return fmt.Errorf("store: put session: %w: bad id", ErrInvalid)
 	}
 	b, err := tx.bucket(bucketSessions)
 	if err != nil {
 		return err
 	}
+	if auth := tx.db.opts.JournalAuth; auth != nil {
+		mac, err := auth.JournalMAC(sessionMACData(id, v))
+		if err != nil {
+			return fmt.Errorf("store: session %q: MAC: %w", id, err)
+		}
+		mb, err := b.CreateBucketIfNotExists(sessionMACs)
+		if err != nil {
+			return err
+		}
+		if err := mb.Put([]byte(id), mac); err != nil {
+			return err
+		}
+	}
 	return b.Put([]byte(id), v)
 }
 
-// GetSession returns a copy of the session record, or ErrNotFound.
+// verifySession checks the MAC of session id's record v (when the store
+// has a journal key).
+func (tx *Tx) verifySession(b *bolt.Bucket, id string, v []byte) error {
+	auth := tx.db.opts.JournalAuth
+	if auth == nil {
+		return nil
+	}
+	var stored []byte
+	if mb := b.Bucket(sessionMACs); mb != nil {
+		stored = mb.Get([]byte(id))
+	}
+	if stored == nil {
+		return fmt.Errorf("store: session %q: %w: no MAC (edited in the file, or written before session records were authenticated)", id, ErrSessionTampered)
+	}
+	mac, err := auth.JournalMAC(sessionMACData(id, v))
+	if err != nil {
+		return fmt.Errorf("store: session %q: MAC: %w", id, err)
+	}
+	if !hmac.Equal(mac, stored) {
+		return fmt.Errorf("store: session %q: %w: the record was changed outside the ATM", id, ErrSessionTampered)
+	}
+	return nil
+}
+
+// GetSession returns a copy of the session record, or ErrNotFound, or
+// ErrSessionTampered.
 func (tx *Tx) GetSession(id string) ([]byte, error) {
 	b, err := tx.bucket(bucketSessions)
 	if err != nil {
 		return nil, err
 	}
 	v := b.Get([]byte(id))
-	if v == nil {
+	if v == nil || id == string(sessionMACs) {
 		return nil, fmt.Errorf("store: session %q: %w", id, ErrNotFound)
+	}
+	if err := tx.verifySession(b, id, v); err != nil {
+		return nil, err
 	}
 	return clone(v), nil
 }
 
-// ForEachSession calls fn for every session in id order. v is a copy.
-// An error from fn stops the iteration and is returned.
+// ForEachSession calls fn for every session in id order. v is a copy. A
+// record that does not verify stops the iteration with ErrSessionTampered;
+// an error from fn stops it too and is returned.
 func (tx *Tx) ForEachSession(fn func(id string, v []byte) error) error {
 	b, err := tx.bucket(bucketSessions)
 	if err != nil {
 		return err
 	}
-	return b.ForEach(func(k, v []byte) error { return fn(string(k), clone(v)) })
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil { // the nested MAC bucket
+			return nil
+		}
+		if err := tx.verifySession(b, string(k), v); err != nil {
+			return err
+		}
+		return fn(string(k), clone(v))
+	})
 }
 
 // ---- Counters ----

@@ -54,6 +54,9 @@ type Config struct {
 
 	// SAFRetryMin and SAFRetryMax bound the store-and-forward backoff.
 	SAFRetryMin, SAFRetryMax time.Duration
+	// RefusalWindow is the window of the journal's refusal counting
+	// (refusals.go); DefaultRefusalWindow when zero.
+	RefusalWindow time.Duration
 	// HostTimeout bounds one host request.
 	HostTimeout time.Duration
 }
@@ -77,6 +80,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.RefusalWindow <= 0 {
+		c.RefusalWindow = DefaultRefusalWindow
 	}
 	if c.SAFRetryMin <= 0 {
 		c.SAFRetryMin = time.Second
@@ -150,6 +156,7 @@ type ATM struct {
 	accepting string
 	// acceptingFrom is the requester fingerprint of that command.
 	acceptingFrom string
+	bursts        map[string]*refusalBurst // open refusal windows by response code (refusals.go)
 	runCtx        context.Context
 	fatal         chan error
 	// unrecovered counts in-flight sessions Recover could not settle yet
@@ -172,6 +179,7 @@ func New(cfg Config) (*ATM, error) {
 		events:     make(chan func(ctx context.Context), 64),
 		changed:    make(chan struct{}, 1),
 		waiters:    map[string][]chan Result{},
+		bursts:     map[string]*refusalBurst{},
 		safWake:    make(chan struct{}, 1),
 		statusWake: make(chan struct{}, 1),
 		fatal:      make(chan error, 1),
@@ -207,6 +215,7 @@ func (a *ATM) Run(ctx context.Context) error {
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
+	defer a.closeRefusalWindows(true) // the counts of open windows, at shutdown
 	a.background(func() { a.safLoop(ctx) })
 	a.background(func() { a.statusLoop(ctx) })
 	a.refreshService(ctx)
@@ -228,6 +237,7 @@ func (a *ATM) Run(ctx context.Context) error {
 				a.retryRecovery(ctx)
 			}
 			a.checkExpiry(ctx)
+			a.closeRefusalWindows(false)
 		}
 	}
 }

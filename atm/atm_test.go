@@ -39,7 +39,9 @@ type rig struct {
 	take   time.Duration
 	ttl    time.Duration
 	retry  time.Duration // the longest store-and-forward backoff
-	start  time.Time     // the clock's reading when the rig started
+	// refusal is the core's refusal counting window.
+	refusal time.Duration
+	start   time.Time // the clock's reading when the rig started
 }
 
 // ClockEnv chooses the rig's clock: unset, a fake clock starting at
@@ -107,10 +109,10 @@ func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *c
 	// On the fake clock the timeouts are the production defaults and only
 	// the test moves time; on the real clock they are short.
 	retryMin := time.Second
-	r.take, r.ttl, r.retry = 30*time.Second, 120*time.Second, 8*time.Second
+	r.take, r.ttl, r.retry, r.refusal = 30*time.Second, 120*time.Second, 8*time.Second, atm.DefaultRefusalWindow
 	if fake == nil {
 		retryMin = 20 * time.Millisecond
-		r.take, r.ttl, r.retry = 300*time.Millisecond, 3*time.Second, 100*time.Millisecond
+		r.take, r.ttl, r.retry, r.refusal = 300*time.Millisecond, 3*time.Second, 100*time.Millisecond, 300*time.Millisecond
 	}
 	var dev atm.Dispenser = sim
 	for _, w := range wrap {
@@ -121,7 +123,7 @@ func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *c
 		TakeTimeout: r.take, SessionTTL: r.ttl,
 		Limits: atm.Limits{Min: 5000, Max: 300000, Multiple: 5000, Daily: 1000000},
 		Store:  r.db, HSM: m, Dispenser: dev, Host: r.host, Clock: clk,
-		SAFRetryMin: retryMin, SAFRetryMax: r.retry,
+		SAFRetryMin: retryMin, SAFRetryMax: r.retry, RefusalWindow: r.refusal,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +224,30 @@ func (r *rig) journalKinds() []string {
 		return tx.JournalRange(0, func(e store.Entry) error { kinds = append(kinds, e.Kind); return nil })
 	})
 	return kinds
+}
+
+// closeRefusals lets the refusal windows end and waits (bounded) until the
+// core has journaled the counts: repeated entries, one per response code.
+func (r *rig) closeRefusals(codes ...string) {
+	r.t.Helper()
+	r.advance(r.refusal)
+	for range 400 {
+		var got []string
+		r.db.View(func(tx *store.Tx) error {
+			return tx.JournalRange(0, func(e store.Entry) error {
+				if e.Kind == "COMMAND REFUSED (REPEATED)" {
+					got = append(got, e.Data["rc"]+"x"+e.Data["count"])
+				}
+				return nil
+			})
+		})
+		if slices.Equal(got, codes) {
+			return
+		}
+		r.advance(time.Second / 10)
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.t.Fatalf("refusal counts never journaled as %q", codes)
 }
 
 // wantJournal fails unless the journal holds exactly the entries of these
@@ -528,8 +554,14 @@ func TestCommandRefusals(t *testing.T) {
 		t.Fatalf("genuine command after refusals: %+v", res)
 	}
 	r.settle()
-	r.wantJournal(append(append([]string{"SESSION CREATED"}, slices.Repeat([]string{"COMMAND REFUSED"}, len(tests))...),
-		"COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "CASH PRESENTED", "CASH TAKEN", "QUEUED ADVICE", "HOST ACK ADVICE")...)
+	// The first refusal of each code in full; the others counted, then
+	// journaled as one entry per code when the window ends.
+	r.wantJournal("SESSION CREATED", "COMMAND REFUSED", "COMMAND REFUSED",
+		"COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "CASH PRESENTED", "CASH TAKEN", "QUEUED ADVICE", "HOST ACK ADVICE")
+	r.closeRefusals("12x4", "13x2")
+	r.wantJournal("SESSION CREATED", "COMMAND REFUSED", "COMMAND REFUSED",
+		"COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "CASH PRESENTED", "CASH TAKEN", "QUEUED ADVICE", "HOST ACK ADVICE",
+		"COMMAND REFUSED (REPEATED)", "COMMAND REFUSED (REPEATED)")
 }
 
 func TestExpiredQR(t *testing.T) {
@@ -783,6 +815,24 @@ func TestUsedQRAnsweredOnlyToItsRequest(t *testing.T) {
 			t.Errorf("%s: %+v, want only 94", name, res)
 		}
 	}
+	r.closeRefusals("94x2")
 	r.wantJournal("SESSION CREATED", "COMMAND ACCEPTED", "APPROVED", "CASH DISPENSED", "CASH PRESENTED", "CASH TAKEN",
-		"QUEUED ADVICE", "HOST ACK ADVICE", "COMMAND REFUSED", "COMMAND REFUSED", "COMMAND REFUSED")
+		"QUEUED ADVICE", "HOST ACK ADVICE", "COMMAND REFUSED", "COMMAND REFUSED (REPEATED)")
+}
+
+// TestRefusalFloodJournalsBounded: 300 forged commands in a burst (the
+// penetration test's flood) write two journal entries, not 300: the first
+// in full and the count when the window ends.
+func TestRefusalFloodJournalsBounded(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.host.Expect(t)
+	forged := atm.Command{STAN: "000001", TerminalID: "ATM00001", Amount: 10000, Currency: "156", QRPayload: "forged"}
+	for range 300 {
+		if res := r.send(forged); res != (atm.Result{ResponseCode: "12"}) {
+			t.Fatalf("forged command: %+v", res)
+		}
+	}
+	r.wantJournal("COMMAND REFUSED")
+	r.closeRefusals("12x299")
+	r.wantJournal("COMMAND REFUSED", "COMMAND REFUSED (REPEATED)")
 }

@@ -203,19 +203,6 @@ func (a *ATM) nonceReady(cmd Command, id, nonce string, err error) {
 	a.authorize(*s, cmd)
 }
 
-// journalRefusal records a refused dispense command.
-func (a *ATM) journalRefusal(cmd Command, rc, reason, sessionID string) {
-	a.log.Warn("dispense command refused", "rc", rc, "reason", reason, "stan", cmd.STAN, "session", short(sessionID))
-	err := a.db.UpdateLabeled("refused", func(tx *store.Tx) error {
-		_, err := tx.AppendJournal(store.Entry{Kind: "COMMAND REFUSED", SessionID: sessionID,
-			Text: reason, Data: map[string]string{"rc": rc, "stan": cmd.STAN, "amount": fmt.Sprint(cmd.Amount)}})
-		return err
-	})
-	if err != nil {
-		a.log.Error("cannot journal refusal", "err", err)
-	}
-}
-
 // answer gives r to every dispense command waiting for session id.
 func (a *ATM) answer(id string, r Result) {
 	for _, ch := range a.waiters[id] {

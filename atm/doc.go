@@ -85,6 +85,15 @@
 // between the device's action and the commit that counts it is recognised
 // at the next start and counted then.
 //
+// # Refused commands
+//
+// Every refused dispense command is answered, but the journal records them
+// in bounded form (refusals.go): the first refusal with a response code in
+// Config.RefusalWindow (default a minute) in full, the others with that
+// code counted and journaled as one "COMMAND REFUSED (REPEATED)" entry with
+// their number when the window ends (or when Run stops), so a flood of
+// forged commands cannot fill the disk one entry per command.
+//
 // # Boundaries
 //
 // The core defines the small interfaces it uses: Dispenser (with the

@@ -157,8 +157,11 @@ type ATM struct {
 	// acceptingFrom is the requester fingerprint of that command.
 	acceptingFrom string
 	bursts        map[string]*refusalBurst // open refusal windows by response code (refusals.go)
-	runCtx        context.Context
-	fatal         chan error
+	// countersChecked: the start's counter comparison ran (counters.go);
+	// countersDiffer: it found a difference no operator has resolved.
+	countersChecked, countersDiffer bool
+	runCtx                          context.Context
+	fatal                           chan error
 	// unrecovered counts in-flight sessions Recover could not settle yet
 	// because the dispenser could not say what it did; the terminal stays
 	// out of service and Run retries until it can.
@@ -344,6 +347,9 @@ func (a *ATM) refreshService(ctx context.Context) {
 	if a.cur != nil && !a.cur.State.Terminal() {
 		return
 	}
+	if a.unrecovered == 0 {
+		a.checkCountersOnce()
+	}
 	reason, _ := a.serviceProblem()
 	a.setService(reason == "", reason)
 }
@@ -354,6 +360,9 @@ func (a *ATM) refreshService(ctx context.Context) {
 func (a *ATM) serviceProblem() (string, dispenser.Status) {
 	if a.unrecovered > 0 {
 		return "recovery", dispenser.Status{}
+	}
+	if a.countersDiffer {
+		return "counters", dispenser.Status{}
 	}
 	if l := a.cfg.Links; l != nil && (!l.ProxyUp() || !l.HostUp()) {
 		return "link", dispenser.Status{}

@@ -51,6 +51,8 @@ type SessionStatus struct {
 //	GET  /totals?day=YYYY-MM-DD  cash paid that day and the cassette counters, for balancing
 //	GET  /operator/in-doubt      sessions waiting for an operator's count
 //	POST /operator/settle?session=ID&paid=N&operator=NAME   record the count
+//	POST /operator/counters/adopt?operator=NAME  after counting the cassettes, adopt the
+//	                     device's counts when they differed from the ATM's at start
 //
 // (*) only with control.customerInput: simulated customer input for headless
 // runs and the laptop simulator.
@@ -155,6 +157,13 @@ func (a *Appliance) controlMux() *http.ServeMux {
 			out = append(out, inDoubt{ID: s.ID, Amount: s.Amount, Dispensed: s.Dispensed, Reason: s.Reason, Updated: s.Updated})
 		}
 		writeJSON(w, 200, out)
+	})
+	mux.HandleFunc("POST /operator/counters/adopt", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.Core.AdoptDeviceCounters(r.Context(), r.URL.Query().Get("operator")); err != nil {
+			writeJSON(w, 409, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, 200, map[string]string{"result": "the device's counts are the ATM's cassette counters"})
 	})
 	mux.HandleFunc("POST /operator/settle", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()

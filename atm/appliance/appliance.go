@@ -47,6 +47,10 @@ type Appliance struct {
 	screen *screenWriter
 }
 
+// ErrNoStore: the data directory has no atm.db and Config.NewStore is not
+// set (a store moved away, or a new terminal started without --new-store).
+var ErrNoStore = errors.New("appliance: no store")
+
 // New builds the appliance from cfg. Nothing runs until Run.
 func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	a := &Appliance{Config: cfg, Log: log, Clock: clock.Real{}}
@@ -65,6 +69,9 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	opts := store.Options{Now: a.Clock.Now, AfterCommit: crashHook(os.Getenv(CrashEnv), log), JournalAuth: JournalAuth(a.HSM)}
 	dbPath := filepath.Join(cfg.DataDir, "atm.db")
+	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) && !cfg.NewStore {
+		return nil, fmt.Errorf("%w: %s does not exist; an ATM never starts over with an empty store (daily totals, STANs and cassette counters from zero) unless told to: on a new terminal's first start run atm with --new-store", ErrNoStore, dbPath)
+	}
 	if a.Store, err = store.Open(dbPath, opts); err != nil {
 		return nil, err
 	}

@@ -38,24 +38,29 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Config is the appliance's configuration file (configs/atm.json).
 type Config struct {
-	Comment       string    `json:"_comment,omitempty"`
-	TerminalID    string    `json:"terminalId"`
-	Location      string    `json:"location"`
-	Currency      string    `json:"currency"`      // ISO 4217 numeric
-	CurrencyAlpha string    `json:"currencyAlpha"` // ISO 4217 alphabetic
-	Exponent      int       `json:"exponent"`
-	DataDir       string    `json:"dataDir"`
-	SessionTTL    Duration  `json:"sessionTtl"`
-	TakeTimeout   Duration  `json:"takeTimeout"`
-	Limits        Limits    `json:"limits"`
-	Presets       []int64   `json:"presets"`
-	Keys          Keys      `json:"keys"`
-	Proxy         Link      `json:"proxy"`
-	Host          Link      `json:"host"`
-	Dispenser     Dispenser `json:"dispenser"`
-	Screen        Screen    `json:"screen"`
-	Control       Control   `json:"control"`
-	LogLevel      string    `json:"logLevel"`
+	Comment       string `json:"_comment,omitempty"`
+	TerminalID    string `json:"terminalId"`
+	Location      string `json:"location"`
+	Currency      string `json:"currency"`      // ISO 4217 numeric
+	CurrencyAlpha string `json:"currencyAlpha"` // ISO 4217 alphabetic
+	Exponent      int    `json:"exponent"`
+	DataDir       string `json:"dataDir"`
+	// NewStore allows New to create atm.db when it does not exist: only
+	// on a new terminal's first start (cmd/atm --new-store). Without it a
+	// missing store stops the start (ErrNoStore) instead of starting over
+	// with empty daily totals, STANs and counters.
+	NewStore    bool      `json:"-"`
+	SessionTTL  Duration  `json:"sessionTtl"`
+	TakeTimeout Duration  `json:"takeTimeout"`
+	Limits      Limits    `json:"limits"`
+	Presets     []int64   `json:"presets"`
+	Keys        Keys      `json:"keys"`
+	Proxy       Link      `json:"proxy"`
+	Host        Link      `json:"host"`
+	Dispenser   Dispenser `json:"dispenser"`
+	Screen      Screen    `json:"screen"`
+	Control     Control   `json:"control"`
+	LogLevel    string    `json:"logLevel"`
 	// DayZone is the IANA time zone (e.g. "Asia/Shanghai") whose calendar
 	// day a withdrawal counts for (daily limit, /totals); empty means UTC.
 	// It must match the host's (hostsim's dayZone): both book a withdrawal

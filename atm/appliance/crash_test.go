@@ -73,7 +73,7 @@ func startATM(t *testing.T, bin, cfg, crashAfter, logPath string) *atmProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &atmProc{cmd: exec.Command(bin, "--config", cfg), done: make(chan error, 1), log: f}
+	p := &atmProc{cmd: exec.Command(bin, "--config", cfg, "--new-store"), done: make(chan error, 1), log: f}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.Env = append(os.Environ(), "EGL_PLATFORM=surfaceless")
 	if crashAfter != "" {

@@ -3,9 +3,11 @@ package appliance_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,6 +108,7 @@ func newSystem(t testing.TB, o systemOptions) *system {
 	if o.atm != nil {
 		o.atm(cfg)
 	}
+	cfg.NewStore = true // a new terminal's first start
 	if s.app, err = appliance.New(cfg, log.With("part", "atm")); err != nil {
 		t.Fatal(err)
 	}
@@ -450,5 +453,41 @@ func TestE2EControlEndpointGuards(t *testing.T) {
 	}
 	if got := do("POST", "/operator/settle?session=x&paid=0&operator=o", addr, map[string]string{"Sec-Fetch-Site": "cross-site"}); got != http.StatusForbidden {
 		t.Fatalf("cross-site POST: %d, want 403", got)
+	}
+}
+
+// TestMissingStoreStopsTheStart: a store moved away is not silently
+// replaced by an empty one (daily total 0, STANs from 000001): the start
+// fails with ErrNoStore unless the operator says this is a new terminal's
+// first start (NewStore, atm --new-store).
+func TestMissingStoreStopsTheStart(t *testing.T) {
+	cfg, err := appliance.Load("../../configs/atm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Screen.Mode = "headless"
+	cfg.Screen.PNG = filepath.Join(cfg.DataDir, "screen.png")
+	log := slog.New(slog.DiscardHandler)
+	if _, err := appliance.New(cfg, log); !errors.Is(err, appliance.ErrNoStore) {
+		t.Fatalf("first start without --new-store: %v, want ErrNoStore", err)
+	}
+	cfg.NewStore = true
+	app, err := appliance.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Close()
+	cfg.NewStore = false
+	app, err = appliance.New(cfg, log) // the store exists now
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Close()
+	if err := os.Rename(filepath.Join(cfg.DataDir, "atm.db"), filepath.Join(cfg.DataDir, "atm.db.moved")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appliance.New(cfg, log); !errors.Is(err, appliance.ErrNoStore) {
+		t.Fatalf("start after the store was moved away: %v, want ErrNoStore", err)
 	}
 }

@@ -23,6 +23,7 @@ func main() {
 	kiosk := flag.Bool("kiosk", false, "full screen kiosk mode (overrides screen.mode)")
 	window := flag.Bool("window", false, "windowed mode for a laptop (overrides screen.mode)")
 	headless := flag.Bool("headless", false, "no window: render the screen to screen.png (overrides screen.mode)")
+	newStore := flag.Bool("new-store", false, "create the store (dataDir/atm.db) if it does not exist: a new terminal's first start only")
 	flag.Parse()
 
 	cfg, err := appliance.Load(*cfgPath)
@@ -30,6 +31,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	cfg.NewStore = *newStore
 	switch {
 	case *kiosk:
 		cfg.Screen.Mode = "kiosk"

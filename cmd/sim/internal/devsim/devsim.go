@@ -166,7 +166,9 @@ func (r *run) startAll() error {
 	if o.Window {
 		mode = "--window"
 	}
-	return r.start("atm", "--config", r.cfg("atm.json"), mode)
+	// The laptop demo may start from nothing (make sim-clean): it lets the
+	// ATM create its store; a real terminal does that once, at installation.
+	return r.start("atm", "--config", r.cfg("atm.json"), mode, "--new-store")
 }
 
 // stopAll stops the processes in the reverse order of their start.

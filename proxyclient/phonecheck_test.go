@@ -8,6 +8,7 @@ import (
 	"github.com/moov-io/iso8583"
 
 	"github.com/cardless-atm/cardless/atm/wire"
+	"github.com/cardless-atm/cardless/proxyclient"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 	"github.com/cardless-atm/cardless/proxyclient/proxysim"
 )
@@ -81,5 +82,39 @@ func TestProxyRefusesReplayedStaleAndIncompletePhoneRequests(t *testing.T) {
 	}
 	if n := len(a.h.calls()); n != 1 {
 		t.Fatalf("the ATM got %d commands, want the genuine one", n)
+	}
+}
+
+// TestProxyRateLimitsRefusedSources: a source whose requests keep being
+// refused (here: forged QRs the ATM answers 12) is answered 65 by the
+// proxy once it reaches the limit, and its requests no longer reach the
+// ATM, not even a genuine one.
+func TestProxyRateLimitsRefusedSources(t *testing.T) {
+	e := newEnv(t)
+	e.proxy.Close()
+	e.proxyCfg.PhoneRefusalLimit = 3
+	var err error
+	if e.proxy, err = proxysim.NewServer(e.proxyCfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.proxy.Close)
+	a := startATM(t, e.proxy.ATMAddr(), "ATM1", e.tmk, nil)
+	waitFor(t, "sign-on", signedOn(a))
+	a.h.mu.Lock()
+	a.h.result = func(proxyclient.Command) proxyclient.Result { return proxyclient.Result{ResponseCode: wire.RCInvalidTransaction} }
+	a.h.mu.Unlock()
+	for i := range 3 {
+		if out := withdraw(t, e, 10000); out.ResponseCode != wire.RCInvalidTransaction {
+			t.Fatalf("forged request %d: %+v", i+1, out)
+		}
+	}
+	a.h.mu.Lock()
+	a.h.result = nil // the ATM would pay now
+	a.h.mu.Unlock()
+	if out := withdraw(t, e, 10000); out.ResponseCode != proxysim.RCRateLimited {
+		t.Fatalf("request after 3 refusals: %+v, want 65", out)
+	}
+	if n := len(a.h.calls()); n != 3 {
+		t.Fatalf("the ATM got %d commands, want the 3 refused ones", n)
 	}
 }

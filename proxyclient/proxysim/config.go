@@ -55,8 +55,13 @@ type Config struct {
 	// and per source address, and the first-byte, frame and idle deadlines
 	// (zero fields: connlimit's defaults).
 	ATMLimits, PhoneLimits connlimit.Limits
-	Faults                 Faults
-	Logger                 *slog.Logger
+	// PhoneRefusalLimit is how many refused requests (answered 12, 13,
+	// 30, 54 or 94; declines do not count) a phone source address may have
+	// in PhoneWindow before its requests are answered 65 without reaching
+	// an ATM (DefaultRefusalLimit when zero).
+	PhoneRefusalLimit int
+	Faults            Faults
+	Logger            *slog.Logger
 	// Now is the clock of fields 7, 12 and 13 in the messages the server
 	// originates; nil means time.Now.
 	Now func() time.Time
@@ -101,6 +106,9 @@ func (c *Config) validate() error {
 	}
 	if c.ATMTimeout < 0 || c.SendTimeout < 0 || c.Faults.Delay < 0 || c.Faults.DropLinkAfter < 0 {
 		errs = append(errs, errors.New("proxysim: timeouts, delay and drop_link_after must not be negative"))
+	}
+	if c.PhoneRefusalLimit == 0 {
+		c.PhoneRefusalLimit = DefaultRefusalLimit
 	}
 	if c.ATMTimeout == 0 {
 		c.ATMTimeout = DefaultATMTimeout

@@ -63,3 +63,46 @@ func (p *phoneSeen) check(req wire.Withdrawal, now time.Time) (rc, why string) {
 	p.seen[key] = now
 	return "", ""
 }
+
+// RCRateLimited (65, "exceeds frequency limit") answers a phone request
+// from a source address that has had too many requests refused recently.
+const RCRateLimited = "65"
+
+// DefaultRefusalLimit is Config.PhoneRefusalLimit's default: refused phone
+// requests a source address may have in PhoneWindow before the proxy stops
+// forwarding its requests.
+const DefaultRefusalLimit = 20
+
+// refusalLimiter counts refused phone requests per source address.
+type refusalLimiter struct {
+	mu  sync.Mutex
+	per map[string][]time.Time
+}
+
+// limited reports whether src has had max refusals in the window.
+func (l *refusalLimiter) limited(src string, now time.Time, max int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := l.per[src][:0]
+	for _, at := range l.per[src] {
+		if now.Sub(at) < PhoneWindow {
+			kept = append(kept, at)
+		}
+	}
+	if len(kept) == 0 {
+		delete(l.per, src)
+		return false
+	}
+	l.per[src] = kept
+	return len(kept) >= max
+}
+
+// refused records a refusal for src.
+func (l *refusalLimiter) refused(src string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.per == nil {
+		l.per = map[string][]time.Time{}
+	}
+	l.per[src] = append(l.per[src], now)
+}

@@ -55,7 +55,8 @@ type Server struct {
 	// atmGate and phoneGate bound each listener (Config.ATMLimits,
 	// Config.PhoneLimits).
 	atmGate, phoneGate *connlimit.Gate
-	phoneSeen          phoneSeen // replay window of phone requests
+	phoneSeen          phoneSeen      // replay window of phone requests
+	refusals           refusalLimiter // refused phone requests by source address
 
 	mu     sync.Mutex
 	faults Faults
@@ -221,6 +222,10 @@ func (s *Server) newPhoneConn(nc net.Conn) (*connection.Connection, error) {
 		return nil, err
 	}
 	frames := s.phoneGate.NewFrames(nc)
+	src := nc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(src); err == nil {
+		src = h
+	}
 	prot := wire.NewProtector(s.hsm, wire.KeySet{NetMgmtMAC: PhoneMAC, MAC: PhoneMAC, Data: PhoneData})
 	codec := &wire.Codec{Framer: wire.Framer{TPDU: s.cfg.TPDU}, Protector: prot,
 		OnReject: func(mti, stan string, err error) {
@@ -229,7 +234,7 @@ func (s *Server) newPhoneConn(nc net.Conn) (*connection.Connection, error) {
 		}}
 	conn, err := connection.NewFrom(nc, wire.Spec, nil, nil,
 		connection.SetMessageReader(limitedReader{codec, frames}), connection.SetMessageWriter(codec),
-		connection.InboundMessageHandler(s.phoneInbound),
+		connection.InboundMessageHandler(func(c *connection.Connection, m *iso8583.Message) { s.phoneInbound(src, c, m) }),
 		connection.SendTimeout(s.cfg.SendTimeout),
 		connection.ErrorHandler(func(err error) { s.log.Debug("phone link", "err", err) }),
 		connection.ConnectionClosedHandler(func(*connection.Connection) { release() }),
@@ -257,7 +262,7 @@ func (l limitedReader) ReadMessage(r io.Reader) (*iso8583.Message, error) {
 	return l.r.ReadMessage(r)
 }
 
-func (s *Server) phoneInbound(conn *connection.Connection, m *iso8583.Message) {
+func (s *Server) phoneInbound(src string, conn *connection.Connection, m *iso8583.Message) {
 	mti := wire.MTI(m)
 	s.log.Debug("from phone", "msg", wire.Loggable(m))
 	switch mti {
@@ -282,12 +287,28 @@ func (s *Server) phoneInbound(conn *connection.Connection, m *iso8583.Message) {
 		return
 	}
 	var res wire.Withdrawal
-	if rc, why := s.phoneSeen.check(req, s.now()); rc != "" {
+	now := s.now()
+	if s.refusals.limited(src, now, s.cfg.PhoneRefusalLimit) {
+		// A source that keeps sending refused requests (forged or replayed
+		// QRs, guessed sessions) is not forwarded any more for a while: the
+		// ATM's journal and the link are spared.
+		s.count(func(st *Stats) { st.Rejected++ })
+		s.log.Warn("phone request refused: too many refusals from this source", "source", src, "stan", req.STAN)
+		res.ResponseCode = RCRateLimited
+	} else if rc, why := s.phoneSeen.check(req, now); rc != "" {
 		s.count(func(st *Stats) { st.Rejected++ })
 		s.log.Warn("phone request refused", "stan", req.STAN, "rc", rc, "reason", why)
 		res.ResponseCode = rc
 	} else {
 		res = s.route(req)
+	}
+	switch res.ResponseCode {
+	case wire.RCInvalidTransaction, wire.RCInvalidAmount, wire.RCExpired, wire.RCDuplicate, RCFormatError:
+		// Refusals of the request itself (a forged, used, expired or
+		// replayed QR, a malformed request); a bank's decline and an
+		// unreachable ATM are not counted, so customers behind one
+		// carrier address are not locked out by each other's PINs.
+		s.refusals.refused(src, now)
 	}
 	ans := req.Response()
 	ans.ResponseCode, ans.AuthCode, ans.RRN, ans.ReplacementAmounts = res.ResponseCode, res.AuthCode, res.RRN, res.ReplacementAmounts

@@ -101,7 +101,9 @@ func TestProxyRateLimitsRefusedSources(t *testing.T) {
 	a := startATM(t, e.proxy.ATMAddr(), "ATM1", e.tmk, nil)
 	waitFor(t, "sign-on", signedOn(a))
 	a.h.mu.Lock()
-	a.h.result = func(proxyclient.Command) proxyclient.Result { return proxyclient.Result{ResponseCode: wire.RCInvalidTransaction} }
+	a.h.result = func(proxyclient.Command) proxyclient.Result {
+		return proxyclient.Result{ResponseCode: wire.RCInvalidTransaction}
+	}
 	a.h.mu.Unlock()
 	for i := range 3 {
 		if out := withdraw(t, e, 10000); out.ResponseCode != wire.RCInvalidTransaction {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/clock"
@@ -59,6 +60,13 @@ type Config struct {
 	RefusalWindow time.Duration
 	// HostTimeout bounds one host request.
 	HostTimeout time.Duration
+	// MinFreeBytes is the free space the store's file system must keep;
+	// below it the terminal is out of service ("disk_low").
+	// DefaultMinFreeBytes when zero; negative: not checked.
+	MinFreeBytes int64
+	// FreeSpace reports the free bytes of the store's file system
+	// (diskspace.Free of its directory when nil).
+	FreeSpace func() (uint64, error)
 }
 
 func (c *Config) defaults() error {
@@ -92,6 +100,12 @@ func (c *Config) defaults() error {
 	}
 	if c.HostTimeout <= 0 {
 		c.HostTimeout = 30 * time.Second
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.FreeSpace == nil {
+		c.FreeSpace = defaultFreeSpace(c.Store)
 	}
 	if c.Limits.Max <= 0 {
 		return errors.New("atm: Limits.Max must be positive")
@@ -160,8 +174,14 @@ type ATM struct {
 	// countersChecked: the start's counter comparison ran (counters.go);
 	// countersDiffer: it found a difference no operator has resolved.
 	countersChecked, countersDiffer bool
-	runCtx                          context.Context
-	fatal                           chan error
+
+	// storageBad: a write failed and no probe write has succeeded since;
+	// diskLow: free space below MinFreeBytes (storage.go; set by the status
+	// loop, read by the owner).
+	storageBad, diskLow atomic.Bool
+	freeUnknownLogged   bool // status loop only
+	runCtx              context.Context
+	fatal               chan error
 	// unrecovered counts in-flight sessions Recover could not settle yet
 	// because the dispenser could not say what it did; the terminal stays
 	// out of service and Run retries until it can.
@@ -364,6 +384,12 @@ func (a *ATM) serviceProblem() (string, dispenser.Status) {
 	if a.countersDiffer {
 		return "counters", dispenser.Status{}
 	}
+	if a.storageBad.Load() {
+		return "storage", dispenser.Status{}
+	}
+	if a.diskLow.Load() {
+		return "disk_low", dispenser.Status{}
+	}
 	if l := a.cfg.Links; l != nil && (!l.ProxyUp() || !l.HostUp()) {
 		return "link", dispenser.Status{}
 	}
@@ -435,6 +461,7 @@ func (a *ATM) statusLoop(ctx context.Context) {
 		if _, err := a.dispenserStatus(ctx); err != nil && ctx.Err() == nil {
 			a.log.Debug("dispenser status", "err", err)
 		}
+		a.checkStorage()
 		a.post(func(ctx context.Context) { a.refreshService(ctx) })
 	}
 }

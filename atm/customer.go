@@ -102,6 +102,7 @@ func (a *ATM) startSession(ctx context.Context, amount int64) (*Session, error) 
 		extra: func(tx *store.Tx, s *Session) error { return tx.UseNonce(s.ID) },
 	})
 	if err != nil {
+		a.storageFailed(err)
 		a.setService(false, "storage")
 		return nil, fmt.Errorf("atm: cannot store session: %w", err)
 	}

@@ -94,6 +94,14 @@
 // their number when the window ends (or when Run stops), so a flood of
 // forged commands cannot fill the disk one entry per command.
 //
+// # Storage trouble
+//
+// A write that fails (a full or failing disk) takes the terminal out of
+// service ("storage") with an ALARM until a probe write succeeds (the
+// status loop tries one every StatusInterval), and free space below
+// Config.MinFreeBytes (default 64 MiB) does the same ("disk_low") before
+// any write fails (storage.go, package atm/diskspace).
+//
 // # Boundaries
 //
 // The core defines the small interfaces it uses: Dispenser (with the

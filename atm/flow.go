@@ -46,6 +46,7 @@ func (a *ATM) step(id string, want State, act func(ctx context.Context) func(s *
 func (a *ATM) advance(s *Session, ch change) {
 	if err := a.commit(s, ch); err != nil {
 		a.log.Error("cannot commit state change; stopping for recovery", "session", short(s.ID), "event", ch.ev, "err", err)
+		a.storageFailed(err)
 		a.setService(false, "storage")
 		a.stop(fmt.Errorf("%w: session %s, event %s: %w", ErrStorage, short(s.ID), ch.ev, err))
 		return

@@ -71,5 +71,6 @@ func (a *ATM) appendJournal(label string, e store.Entry) {
 		return err
 	}); err != nil {
 		a.log.Error("cannot journal", "kind", e.Kind, "err", err)
+		a.storageFailed(err)
 	}
 }

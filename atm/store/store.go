@@ -65,6 +65,10 @@ type Options struct {
 	// It runs after the bbolt commit (the data is on disk) and outside the
 	// transaction; crash tests use it as a failure point.
 	AfterCommit func(label string)
+	// WriteFault, if set, is asked before every Update; an error it returns
+	// fails the Update unwritten, as a full or failing disk would. It is
+	// fault injection for tests; the appliance never sets it.
+	WriteFault func(label string) error
 	// JournalAuth, if set, authenticates the journal: every append also
 	// stores, in the same transaction, a MAC over the new head, and
 	// VerifyJournal requires it. Nil keeps the journal unkeyed. See Open for
@@ -107,6 +111,11 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 // UpdateLabeled is Update with a label passed to Options.AfterCommit after
 // a successful commit.
 func (db *DB) UpdateLabeled(label string, fn func(tx *Tx) error) error {
+	if db.opts.WriteFault != nil {
+		if err := db.opts.WriteFault(label); err != nil {
+			return fmt.Errorf("store: write %q: %w", label, err)
+		}
+	}
 	err := db.bolt.Update(func(btx *bolt.Tx) error {
 		return fn(&Tx{tx: btx, db: db})
 	})

@@ -9,6 +9,7 @@ require (
 	github.com/moov-io/iso8583-connection v0.9.0
 	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 	go.etcd.io/bbolt v1.4.3
+	golang.org/x/crypto v0.46.0
 	golang.org/x/image v0.26.0
 	golang.org/x/sys v0.39.0
 	golang.org/x/term v0.38.0

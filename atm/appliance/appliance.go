@@ -15,6 +15,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink"
+	"github.com/cardless-atm/cardless/atm/operators"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
@@ -40,12 +41,18 @@ type Appliance struct {
 	Proxy     *proxyclient.Client
 	Core      *atm.ATM
 	Backend   *Backend
+	// Operators are the credentials of the operator routes of the control
+	// endpoint (dataDir/operators.json; atmctl operator add).
+	Operators *operators.File
 	// Clock is the appliance's one time source, given to the core, the
 	// store, both links and the control endpoint.
 	Clock clock.Clock
 
 	screen *screenWriter
 }
+
+// OperatorsFile is the operator credential file in the data directory.
+const OperatorsFile = "operators.json"
 
 // ErrNoStore: the data directory has no atm.db and Config.NewStore is not
 // set (a store moved away, or a new terminal started without --new-store).
@@ -73,6 +80,9 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		return nil, fmt.Errorf("%w: %s does not exist; an ATM never starts over with an empty store (daily totals, STANs and cassette counters from zero) unless told to: on a new terminal's first start run atm with --new-store", ErrNoStore, dbPath)
 	}
 	if a.Store, err = store.Open(dbPath, opts); err != nil {
+		return nil, err
+	}
+	if a.Operators, err = operators.Open(filepath.Join(cfg.DataDir, OperatorsFile), a.Clock.Now); err != nil {
 		return nil, err
 	}
 	// A journal that does not verify (an entry edited or removed, or the

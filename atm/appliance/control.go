@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/operators"
 	"github.com/cardless-atm/cardless/atm/store"
 )
 
@@ -49,13 +50,15 @@ type SessionStatus struct {
 //	POST /cancel         the customer pressed Cancel *
 //	GET  /journal/verify checks the electronic journal's hash chain
 //	GET  /totals?day=YYYY-MM-DD  cash paid that day and the cassette counters, for balancing
-//	GET  /operator/in-doubt      sessions waiting for an operator's count
-//	POST /operator/settle?session=ID&paid=N&operator=NAME   record the count
-//	POST /operator/counters/adopt?operator=NAME  after counting the cassettes, adopt the
-//	                     device's counts when they differed from the ATM's at start
+//	GET  /operator/in-doubt      sessions waiting for an operator's count  (+)
+//	POST /operator/settle?session=ID&paid=N   record the count  (+)
+//	POST /operator/counters/adopt   after counting the cassettes, adopt the
+//	                     device's counts when they differed from the ATM's at start  (+)
 //
 // (*) only with control.customerInput: simulated customer input for headless
 // runs and the laptop simulator.
+// (+) operator routes: HTTP Basic credentials of an operator set up with
+// atmctl operator add (operatorOnly); the journal names that operator.
 //
 // A request whose Host header is not a loopback name or address gets 421
 // (a browser on the appliance steered here by DNS rebinding), and a
@@ -146,7 +149,7 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		}
 		writeJSON(w, 200, t)
 	})
-	mux.HandleFunc("GET /operator/in-doubt", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /operator/in-doubt", a.operatorOnly(func(w http.ResponseWriter, r *http.Request, operator string) {
 		list, err := a.Core.InDoubt()
 		if err != nil {
 			writeJSON(w, 500, map[string]string{"error": err.Error()})
@@ -157,28 +160,28 @@ func (a *Appliance) controlMux() *http.ServeMux {
 			out = append(out, inDoubt{ID: s.ID, Amount: s.Amount, Dispensed: s.Dispensed, Reason: s.Reason, Updated: s.Updated})
 		}
 		writeJSON(w, 200, out)
-	})
-	mux.HandleFunc("POST /operator/counters/adopt", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Core.AdoptDeviceCounters(r.Context(), r.URL.Query().Get("operator")); err != nil {
+	}))
+	mux.Handle("POST /operator/counters/adopt", a.operatorOnly(func(w http.ResponseWriter, r *http.Request, operator string) {
+		if err := a.Core.AdoptDeviceCounters(r.Context(), operator); err != nil {
 			writeJSON(w, 409, map[string]string{"error": err.Error()})
 			return
 		}
 		writeJSON(w, 200, map[string]string{"result": "the device's counts are the ATM's cassette counters"})
-	})
-	mux.HandleFunc("POST /operator/settle", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("POST /operator/settle", a.operatorOnly(func(w http.ResponseWriter, r *http.Request, operator string) {
 		q := r.URL.Query()
 		paid, err := strconv.ParseInt(q.Get("paid"), 10, 64)
 		if err != nil {
 			writeJSON(w, 400, map[string]string{"error": "paid must be an integer in minor units"})
 			return
 		}
-		s, err := a.Core.Settle(r.Context(), q.Get("session"), paid, q.Get("operator"))
+		s, err := a.Core.Settle(r.Context(), q.Get("session"), paid, operator)
 		if err != nil {
 			writeJSON(w, 409, map[string]string{"error": err.Error()})
 			return
 		}
 		writeJSON(w, 200, sessionStatus(s))
-	})
+	}))
 	mux.HandleFunc("GET /journal/verify", func(w http.ResponseWriter, r *http.Request) {
 		if err := a.Store.VerifyJournal(); err != nil {
 			writeJSON(w, 500, map[string]string{"error": err.Error()})
@@ -265,4 +268,41 @@ type inDoubt struct {
 	Dispensed int64     `json:"dispensed"`
 	Reason    string    `json:"reason"`
 	Updated   time.Time `json:"updated"`
+}
+
+// operatorOnly guards an operator route: the request must carry an
+// operator's ID and PIN or passphrase (HTTP Basic authentication over the
+// loopback connection), checked against dataDir/operators.json; the
+// handler gets the authenticated operator, whom the journal names. Wrong
+// credentials get 401, a locked-out operator 423, an appliance with no
+// operator set up 503.
+func (a *Appliance) operatorOnly(h func(w http.ResponseWriter, r *http.Request, operator string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, ok := r.BasicAuth()
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="cardless-atm operator"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "operator credentials required (HTTP Basic: operator ID and PIN or passphrase)"})
+			return
+		}
+		switch err := a.Operators.Check(id, secret); {
+		case err == nil:
+		case errors.Is(err, operators.ErrLocked):
+			a.Log.Warn("operator locked out", "operator", id, "route", r.URL.Path)
+			writeJSON(w, http.StatusLocked, map[string]string{"error": err.Error()})
+			return
+		case errors.Is(err, operators.ErrNone):
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no operator is set up: atmctl operator add"})
+			return
+		default:
+			a.Log.Warn("operator authentication failed", "operator", id, "route", r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Basic realm="cardless-atm operator"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "operator ID or PIN not accepted"})
+			return
+		}
+		if q := r.URL.Query().Get("operator"); q != "" && q != id {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "operator in the query differs from the authenticated one"})
+			return
+		}
+		h(w, r, id)
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -489,5 +490,62 @@ func TestMissingStoreStopsTheStart(t *testing.T) {
 	}
 	if _, err := appliance.New(cfg, log); !errors.Is(err, appliance.ErrNoStore) {
 		t.Fatalf("start after the store was moved away: %v, want ErrNoStore", err)
+	}
+}
+
+// TestE2EOperatorRoutesNeedCredentials: the control endpoint's operator
+// routes take an operator's ID and PIN (HTTP Basic), lock an operator out
+// after repeated failures, and refuse everyone while no operator is set
+// up; the authenticated operator is the one the journal names.
+func TestE2EOperatorRoutesNeedCredentials(t *testing.T) {
+	s := startSystem(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.app.ServeControl(ctx, "127.0.0.1:0", func(a net.Addr) { addrc <- a.String() }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	addr := <-addrc
+	get := func(user, pass string) int {
+		t.Helper()
+		req, err := http.NewRequest("GET", "http://"+addr+"/operator/in-doubt", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get("", ""); got != http.StatusUnauthorized {
+		t.Fatalf("no credentials: %d, want 401", got)
+	}
+	if got := get("op-7", "271828"); got != http.StatusServiceUnavailable {
+		t.Fatalf("no operator set up: %d, want 503", got)
+	}
+	if err := s.app.Operators.Add("op-7", "271828"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.app.Operators.Add("op-8", "314159"); err != nil {
+		t.Fatal(err)
+	}
+	if got := get("op-7", "271828"); got != http.StatusOK {
+		t.Fatalf("right credentials: %d", got)
+	}
+	want := []int{401, 401, 401, 401, http.StatusLocked, http.StatusLocked}
+	var got []int
+	for range 5 {
+		got = append(got, get("op-7", "000000"))
+	}
+	got = append(got, get("op-7", "271828")) // locked, even with the right PIN
+	if !slices.Equal(got, want) {
+		t.Fatalf("answers %v, want %v", got, want)
+	}
+	if got := get("op-8", "314159"); got != http.StatusOK {
+		t.Fatalf("another operator: %d", got)
 	}
 }

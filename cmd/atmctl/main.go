@@ -1,6 +1,6 @@
 // Command atmctl is the operator and vendor tool for the appliance's keys:
-// key ceremony (load-tmk), key listing, storage key creation, and crypto
-// debug commands. Run "atmctl help" for usage; the logic lives in package
+// key ceremony (load-tmk), key listing, storage key creation, crypto debug
+// commands, and operator credentials (atmctl operator add). Run "atmctl help" for usage; the logic lives in package
 // github.com/cardless-atm/cardless/hsm/ceremony.
 package main
 
@@ -11,5 +11,8 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "operator" {
+		os.Exit(operatorCmd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(ceremony.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

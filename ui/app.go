@@ -37,16 +37,17 @@ const (
 	ScreenOutOfService
 	ScreenMoreTime
 	ScreenSupervisor
-	ScreenWait // a call to the core is taking a moment
+	ScreenWait          // a call to the core is taking a moment
+	ScreenOperatorLogin // operator ID and PIN before the supervisor screen
 )
 
 // Screens lists every screen, in flow order.
 var Screens = []Screen{ScreenWelcome, ScreenLanguage, ScreenAmount, ScreenCannotPay, ScreenWait, ScreenQR,
 	ScreenProcessing, ScreenTakeCash, ScreenComplete, ScreenDeclined, ScreenFailed,
-	ScreenOutOfService, ScreenMoreTime, ScreenSupervisor}
+	ScreenOutOfService, ScreenMoreTime, ScreenOperatorLogin, ScreenSupervisor}
 
 var screenNames = [...]string{"welcome", "language", "amount", "cannot-pay", "qr", "processing",
-	"take-cash", "complete", "declined", "failed", "out-of-service", "more-time", "supervisor", "wait"}
+	"take-cash", "complete", "declined", "failed", "out-of-service", "more-time", "supervisor", "wait", "operator-login"}
 
 func (s Screen) String() string {
 	if s >= 0 && int(s) < len(screenNames) {
@@ -135,6 +136,8 @@ type App struct {
 	lang        i18n.Lang
 	local       Screen // Welcome, Language, Amount or CannotPay
 	supervisor  bool
+	operator    string     // the operator logged in to the supervisor screen
+	login       loginState // operator login in progress (login.go)
 	entry       string
 	errKey      i18n.Key // message under the keypad entry ("" none)
 	errArgs     []any    // its arguments; set with errKey by setErr
@@ -176,6 +179,9 @@ func New(b Backend, opts Options) *App {
 	th.Shaper = text.NewShaper(text.NoSystemFonts(), text.WithCollection(fs.faces))
 	th.Face = fs.typeface
 	th.Palette = material.Palette{Bg: colBg, Fg: colText, ContrastBg: colAccent, ContrastFg: colBg}
+	if _, ok := b.(OperatorLogin); !ok {
+		opts.Logger.Warn("ui: the backend has no operator login; the supervisor key opens the supervisor screen without one")
+	}
 	a := &App{
 		b: b, opts: opts, log: opts.Logger, th: th,
 		lang:       opts.Lang,
@@ -248,6 +254,9 @@ func (a *App) baseScreen(s Snapshot) Screen {
 func (a *App) screenFor(s Snapshot, now time.Time) Screen {
 	if a.supervisor {
 		return ScreenSupervisor
+	}
+	if a.login.on {
+		return ScreenOperatorLogin
 	}
 	if a.waiting(now) {
 		return ScreenWait
@@ -460,10 +469,7 @@ func (a *App) handleInput(gtx layout.Context) {
 
 func (a *App) keyAction(n key.Name) func() {
 	if n == a.opts.SupervisorKey {
-		return func() {
-			a.supervisor = !a.supervisor
-			a.log.Info("ui supervisor mode", "on", a.supervisor)
-		}
+		return a.supervisorKey
 	}
 	for _, c := range a.shown {
 		switch {
@@ -471,6 +477,14 @@ func (a *App) keyAction(n key.Name) func() {
 			n == key.NameEscape && c.esc,
 			c.fkey > 0 && string(n) == "F"+strconv.Itoa(c.fkey):
 			return c.act
+		}
+	}
+	if a.lastScreen == ScreenOperatorLogin {
+		switch {
+		case len(n) == 1 && n[0] >= '0' && n[0] <= '9':
+			return func() { a.loginDigit(n[0]) }
+		case n == key.NameDeleteBackward:
+			return a.loginClear
 		}
 	}
 	if a.lastScreen == ScreenAmount {

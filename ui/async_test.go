@@ -257,7 +257,16 @@ func TestHeldSupervisor(t *testing.T) {
 	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
 	step(t, h, ui.ScreenWelcome)
 	h.Key(key.NameF12)
-	stepHeld(t, h, ui.ScreenSupervisor, hold)
+	step(t, h, ui.ScreenOperatorLogin)
+	h.Type("1001")
+	h.Key(key.NameReturn)
+	step(t, h, ui.ScreenOperatorLogin)
+	h.Type("271828")
+	h.Key(key.NameReturn)
+	frameHeld(t, h, hold) // the login is checked off the window's goroutine
+	if err := h.WaitScreen(watchdog, ui.ScreenSupervisor); err != nil {
+		t.Fatal(err)
+	}
 	entered(t, hold)
 	if want := i18n.T(i18n.English, "super.loading"); !slices.Contains(h.Labels(), want) {
 		t.Fatalf("%q not shown: %q", want, h.Labels())

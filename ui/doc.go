@@ -33,8 +33,11 @@
 // Backend.MoreTime on the QR and TakeCash screens; "No" returns to Welcome
 // (Backend.Cancel on the QR screen; on TakeCash the core's timer goes on).
 //
-// The supervisor key (Options.SupervisorKey, F12 by default) toggles the
-// Supervisor screen (Backend.Supervisor: device status, cash units,
+// The supervisor key (Options.SupervisorKey, F12 by default) asks for an
+// operator ID and PIN on the PIN pad when the Backend implements
+// OperatorLogin (login.go; the PIN is shown as dots, checked off the
+// window's goroutine, a failure or a lockout is said), then toggles the
+// Supervisor screen; leaving it logs the operator out. The Supervisor screen (Backend.Supervisor: device status, cash units,
 // counters, last journal lines) over any screen; Esc or F8 leaves it. In a
 // real ATM, bind it to the operator switch.
 //

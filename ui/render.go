@@ -102,6 +102,7 @@ func (a *App) apply(st State) {
 	a.local = ScreenWelcome
 	a.supervisor, a.forcePrompt = false, false
 	a.calls = calls{}
+	a.login, a.operator = loginState{}, ""
 	switch st.Screen {
 	case ScreenLanguage, ScreenAmount, ScreenCannotPay:
 		a.local = st.Screen
@@ -114,6 +115,8 @@ func (a *App) apply(st State) {
 		a.forcePrompt = true
 	case ScreenWait:
 		a.call = sessionCall{name: "render", since: a.now().Add(-waitDelay), wait: true}
+	case ScreenOperatorLogin:
+		a.login = loginState{on: true}
 	}
 	a.entry = st.Entry
 	a.setErr("")

@@ -475,6 +475,8 @@ func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
 		return a.moreTimeScreen(gtx, now)
 	case ScreenSupervisor:
 		return a.supervisorScreen(gtx, now)
+	case ScreenOperatorLogin:
+		return a.loginScreen(gtx)
 	case ScreenWait:
 		return a.page(gtx, a.t("wait.title"), func(gtx C) D {
 			return a.lines(gtx, a.para(spBody, a.t("wait.body"), colText, false))
@@ -725,7 +727,7 @@ func (a *App) moreTimeScreen(gtx C, now time.Time) D {
 func (a *App) supervisorScreen(gtx C, now time.Time) D {
 	a.refreshSupervisor(now)
 	info := a.sup
-	a.add(choice{id: "super.exit", label: a.t("super.exit"), fkey: 8, esc: true, act: func() { a.supervisor = false }})
+	a.add(choice{id: "super.exit", label: a.t("super.exit"), fkey: 8, esc: true, act: a.supervisorKey})
 	var ws []layout.Widget
 	head := func(k i18n.Key) layout.Widget {
 		return func(gtx C) D { return a.label(gtx, spBody, a.t(k), colAccent, true, text.Start, descText) }

@@ -92,6 +92,8 @@ func expected(sc ui.Screen, l i18n.Lang) []string {
 		return []string{T("more.title"), T("more.body", "0:07"), T("btn.yes"), T("btn.no"), "F4", "F8"}
 	case ui.ScreenWait:
 		return []string{T("wait.title"), T("wait.body")}
+	case ui.ScreenOperatorLogin:
+		return []string{T("login.title"), T("login.id"), T("login.hint"), T("btn.cancel"), T("btn.confirm"), "F4", "F8"}
 	case ui.ScreenSupervisor:
 		return []string{T("super.title"), T("super.status"), T("super.units"), T("super.counters"), T("super.journal"),
 			"dispenser: online (simulated)", "withdrawals: 42", "09:14:38 CASH TAKEN", T("super.exit")}
@@ -563,10 +565,49 @@ func TestSupervisorKey(t *testing.T) {
 	b := uifake.New(clk.Now)
 	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
 	step(t, h, ui.ScreenWelcome)
-	h.Key(key.NameF12)
+	login := func(id, pin string) {
+		t.Helper()
+		h.Key(key.NameF12)
+		step(t, h, ui.ScreenOperatorLogin)
+		h.Type(id)
+		h.Key(key.NameReturn)
+		step(t, h, ui.ScreenOperatorLogin)
+		if want := i18n.T(i18n.English, "login.pin"); !slices.Contains(h.Labels(), want) {
+			t.Fatalf("PIN prompt %q not shown: %q", want, h.Labels())
+		}
+		h.Type(pin)
+		h.Key(key.NameReturn)
+	}
+	// A wrong PIN: the login screen says so and asks again.
+	login("1001", "999999")
+	step(t, h, ui.ScreenOperatorLogin)
+	if want := i18n.T(i18n.English, "login.failed"); !slices.Contains(h.Labels(), want) {
+		t.Fatalf("%q not shown: %q", want, h.Labels())
+	}
+	for _, l := range h.Labels() {
+		if strings.Contains(l, "999999") {
+			t.Fatalf("the PIN is shown: %q", l)
+		}
+	}
+	h.Key(key.NameEscape)
+	step(t, h, ui.ScreenWelcome)
+	// The right one opens the supervisor screen; leaving it logs out.
+	login("1001", "271828")
 	step(t, h, ui.ScreenSupervisor)
 	h.Key(key.NameEscape)
 	step(t, h, ui.ScreenWelcome)
+	h.Key(key.NameF12)
+	step(t, h, ui.ScreenOperatorLogin)
+	h.Key(key.NameEscape)
+	step(t, h, ui.ScreenWelcome)
+	// A locked-out operator is told so.
+	b.LockedOperator = "1001"
+	login("1001", "271828")
+	step(t, h, ui.ScreenOperatorLogin)
+	if want := i18n.T(i18n.English, "login.locked"); !slices.Contains(h.Labels(), want) {
+		t.Fatalf("%q not shown: %q", want, h.Labels())
+	}
+	wantCalls(t, b, "OperatorLogin(1001)", "OperatorLogin(1001)", "OperatorLogin(1001)")
 }
 
 // BenchmarkConfirmToQRFrame measures from the customer's Enter on the

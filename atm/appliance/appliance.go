@@ -134,6 +134,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		return nil, err
 	}
 	a.Backend = NewBackend(a.Core)
+	a.Backend.Operators = a.Operators
 	ok = true
 	return a, nil
 }

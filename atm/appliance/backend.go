@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/operators"
 	"github.com/cardless-atm/cardless/ui"
 )
 
@@ -16,6 +17,9 @@ import (
 type Backend struct {
 	core *atm.ATM
 	cfg  atm.Config
+	// Operators check the supervisor screen's login (ui.OperatorLogin);
+	// nil refuses every login.
+	Operators *operators.File
 
 	mu   sync.Mutex
 	subs []chan struct{}
@@ -29,7 +33,24 @@ func NewBackend(core *atm.ATM) *Backend {
 	return b
 }
 
-var _ ui.Backend = (*Backend)(nil)
+var (
+	_ ui.Backend       = (*Backend)(nil)
+	_ ui.OperatorLogin = (*Backend)(nil)
+)
+
+// OperatorLogin checks an operator's ID and PIN for the supervisor screen
+// against the same credentials as the control endpoint's operator routes
+// (failures count towards the same lockout).
+func (b *Backend) OperatorLogin(id, pin string) error {
+	if b.Operators == nil {
+		return operators.ErrNone
+	}
+	err := b.Operators.Check(id, pin)
+	if errors.Is(err, operators.ErrLocked) {
+		return fmt.Errorf("%w: %w", ui.ErrLoginLocked, err)
+	}
+	return err
+}
 
 // Changed is the screens' change notification.
 func (b *Backend) Changed() <-chan struct{} { return b.ui }

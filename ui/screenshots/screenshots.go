@@ -26,7 +26,7 @@ func Scene(sc ui.Screen, l i18n.Lang) (*uifake.Backend, ui.State, error) {
 	st := ui.State{Lang: l, Clock: clock}
 	switch sc {
 	case ui.ScreenWelcome:
-	case ui.ScreenLanguage, ui.ScreenSupervisor, ui.ScreenWait:
+	case ui.ScreenLanguage, ui.ScreenSupervisor, ui.ScreenWait, ui.ScreenOperatorLogin:
 		st.Screen = sc
 	case ui.ScreenAmount:
 		st.Screen, st.Entry = sc, "800"

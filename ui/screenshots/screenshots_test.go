@@ -16,8 +16,8 @@ func TestWriteAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(ui.Screens) * len(i18n.Langs); len(files) != want || want != 28 {
-		t.Fatalf("%d files, want %d (14 screens x 2 languages)", len(files), want)
+	if want := len(ui.Screens) * len(i18n.Langs); len(files) != want || want != 30 {
+		t.Fatalf("%d files, want %d (15 screens x 2 languages)", len(files), want)
 	}
 	for _, f := range files {
 		st, err := os.Stat(f)

@@ -6,6 +6,7 @@
 package uifake
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -47,6 +48,11 @@ type Backend struct {
 	RequestErr error
 	// PrintErr, when set, is returned by PrintReceipt (a printer fault).
 	PrintErr error
+	// Operators are the operator IDs and PINs OperatorLogin accepts
+	// (New sets "1001": "271828"); LockedOperator, when set, is refused
+	// with ui.ErrLoginLocked whatever its PIN.
+	Operators      map[string]string
+	LockedOperator string
 }
 
 // Hold blocks the calls of one Backend method, as a slow core or device
@@ -65,11 +71,11 @@ func (h *Hold) Entered() <-chan struct{} { return h.entered }
 func (h *Hold) Release() { h.once.Do(func() { close(h.release) }) }
 
 // Hold makes every later call of method ("RequestWithdrawal", "Cancel",
-// "MoreTime", "Supervisor" or "PrintReceipt") wait, once recorded, until the
+// "MoreTime", "Supervisor", "PrintReceipt" or "OperatorLogin") wait, once recorded, until the
 // returned Hold is released. It panics on another name.
 func (b *Backend) Hold(method string) *Hold {
 	switch method {
-	case "RequestWithdrawal", "Cancel", "MoreTime", "Supervisor", "PrintReceipt":
+	case "RequestWithdrawal", "Cancel", "MoreTime", "Supervisor", "PrintReceipt", "OperatorLogin":
 	default:
 		panic("uifake: Hold of unknown method " + method)
 	}
@@ -123,6 +129,7 @@ func New(clock func() time.Time) *Backend {
 		QRTimeout:   60 * time.Second,
 		TakeTimeout: 30 * time.Second,
 		Extend:      30 * time.Second,
+		Operators:   map[string]string{"1001": "271828"},
 	}
 	b.snap = ui.Snapshot{
 		Phase:      ui.Idle,
@@ -256,6 +263,21 @@ func (b *Backend) PrintReceipt() error {
 	defer b.mu.Unlock()
 	b.receipts++
 	return b.PrintErr
+}
+
+// OperatorLogin implements ui.OperatorLogin; the call is recorded as
+// "OperatorLogin(ID)", never with the PIN.
+func (b *Backend) OperatorLogin(id, pin string) error {
+	b.enter("OperatorLogin", "OperatorLogin("+id+")")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if id == b.LockedOperator {
+		return fmt.Errorf("uifake: %w", ui.ErrLoginLocked)
+	}
+	if want, ok := b.Operators[id]; !ok || want != pin {
+		return errors.New("uifake: operator ID or PIN not accepted")
+	}
+	return nil
 }
 
 // SetPhase moves the fake to phase p with reason code (for Declined/Failed),

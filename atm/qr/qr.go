@@ -7,7 +7,7 @@
 //
 //	CLW1:<terminal>:<amount>:<currency>:<nonce>:<expiry>:<mac>
 //
-// terminal is 1-16 characters [0-9A-Z]; amount is the amount in minor units
+// terminal is 1-8 characters [0-9A-Z] (ISO 8583 field 41 holds 8); amount is the amount in minor units
 // (decimal, no leading zeros, at most 12 digits); currency is the ISO 4217
 // numeric code (3 digits); nonce is 32 upper-case hex digits (128 bits);
 // expiry is Unix seconds (decimal); mac is 16 upper-case hex digits: the
@@ -124,8 +124,8 @@ func Verify(p Payload, mac Macer) error {
 
 func (p Payload) validate() error {
 	switch {
-	case len(p.TerminalID) < 1 || len(p.TerminalID) > 16 || !only(p.TerminalID, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
-		return fmt.Errorf("%w: terminal ID must be 1-16 characters 0-9A-Z", ErrFormat)
+	case len(p.TerminalID) < 1 || len(p.TerminalID) > 8 || !only(p.TerminalID, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+		return fmt.Errorf("%w: terminal ID must be 1-8 characters 0-9A-Z (field 41 holds 8)", ErrFormat)
 	case p.Amount <= 0 || p.Amount > 999999999999:
 		return fmt.Errorf("%w: amount out of range", ErrFormat)
 	case len(p.Currency) != 3 || !only(p.Currency, "0123456789"):

@@ -62,11 +62,20 @@ type Config struct {
 	// EchoInterval is how long the link may stay idle before an echo (0800
 	// 301) is sent; DefaultEchoInterval when zero.
 	EchoInterval time.Duration
+	// JournalSeq reports the newest journal sequence number of the ATM's
+	// store, sent at every sign-on (field 48, wire.JournalAnchor) so that
+	// the host can notice a store put back to an older copy. Required.
+	JournalSeq func() (uint64, error)
 	// MinBackoff and MaxBackoff bound the reconnection delay
 	// (atm/backoff): it doubles after every failed attempt, is drawn from
 	// the upper half of that step, and never exceeds MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
 }
+
+// ErrRollback: the host refused the sign-on because it has recorded a
+// newer journal sequence for this terminal than the store reports (the
+// store was put back to an older copy).
+var ErrRollback = errors.New("hostlink: the host has seen a newer journal of this terminal")
 
 // Client is the ATM's link to the bank host: one persistent connection,
 // signed on (0800 001) after every connect, kept alive with echoes, and
@@ -91,6 +100,9 @@ func New(cfg Config) (*Client, error) {
 	var errs []error
 	if cfg.Addr == "" {
 		errs = append(errs, errors.New("Addr is required"))
+	}
+	if cfg.JournalSeq == nil {
+		errs = append(errs, errors.New("JournalSeq is required"))
 	}
 	if cfg.TerminalID == "" || len(cfg.TerminalID) > 8 {
 		errs = append(errs, fmt.Errorf("TerminalID %q must be 1-8 characters", cfg.TerminalID))
@@ -235,9 +247,20 @@ func (c *Client) connect(ctx context.Context) (conn *connection.Connection, idle
 	if err := conn.Connect(); err != nil {
 		return nil, nil, err
 	}
-	ans, err := c.netMgmt(ctx, conn, wire.NetSignOn, "")
+	seq, err := c.cfg.JournalSeq()
 	if err != nil {
 		conn.Close()
+		return nil, nil, fmt.Errorf("sign-on: journal sequence: %w", err)
+	}
+	ans, err := c.netMgmtWith(ctx, conn, wire.NetMgmt{NetMgmtCode: wire.NetSignOn, AdditionalData: wire.JournalAnchor(seq)})
+	if err != nil {
+		conn.Close()
+		if ans.ResponseCode == wire.RCSecurityViolation {
+			recorded, _ := wire.ParseJournalAnchor(ans.AdditionalData)
+			c.log.Error("ALARM the host refused the sign-on: it has seen a newer journal of this terminal than this store's; the store may have been put back to an older copy",
+				"store_seq", seq, "host_seq", recorded)
+			return nil, nil, fmt.Errorf("sign-on: %w (journal %d here, %d at the host)", ErrRollback, seq, recorded)
+		}
 		return nil, nil, fmt.Errorf("sign-on: %w", err)
 	}
 	// Prove fresh possession of the key: return the answer's challenge
@@ -266,15 +289,16 @@ func (c *Client) echo(ctx context.Context, conn *connection.Connection) {
 // netMgmt sends an 0800 with code (and field 53 = challenge when not
 // empty) and returns the host's approving 0810.
 func (c *Client) netMgmt(ctx context.Context, conn *connection.Connection, code, challenge string) (wire.NetMgmt, error) {
+	return c.netMgmtWith(ctx, conn, wire.NetMgmt{NetMgmtCode: code, Challenge: challenge})
+}
+
+// netMgmtWith sends the 0800 req (MTI, time, STAN and terminal filled in)
+// and returns the host's 0810, with an error unless it approves.
+func (c *Client) netMgmtWith(ctx context.Context, conn *connection.Connection, req wire.NetMgmt) (wire.NetMgmt, error) {
 	now := c.cfg.Clock.Now()
-	m, err := wire.Build(&wire.NetMgmt{
-		MTI:                  wire.MTINetMgmtRequest,
-		TransmissionDateTime: wire.FormatTransmissionDT(now),
-		STAN:                 wire.NextSTAN(&c.netSTAN),
-		TerminalID:           c.cfg.TerminalID,
-		NetMgmtCode:          code,
-		Challenge:            challenge,
-	})
+	req.MTI, req.TransmissionDateTime = wire.MTINetMgmtRequest, wire.FormatTransmissionDT(now)
+	req.STAN, req.TerminalID = wire.NextSTAN(&c.netSTAN), c.cfg.TerminalID
+	m, err := wire.Build(&req)
 	if err != nil {
 		return wire.NetMgmt{}, err
 	}

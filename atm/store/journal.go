@@ -72,6 +72,18 @@ func entryHash(e *Entry) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// JournalSeq returns the sequence number of the newest journal entry (0
+// for an empty journal): what the ATM reports to the host at sign-on, so
+// that a store put back to an older copy is noticed (docs/protocol.md §5).
+func (tx *Tx) JournalSeq() (uint64, error) {
+	meta, err := tx.bucket(bucketMeta)
+	if err != nil {
+		return 0, err
+	}
+	seq, _, err := journalHead(meta)
+	return seq, err
+}
+
 func journalHead(meta *bolt.Bucket) (uint64, string, error) {
 	seq, err := readU64(meta.Get(keyJournalSeq))
 	if err != nil {

@@ -62,6 +62,7 @@ const (
 	RCDoNotHonour        = "05"
 	RCInvalidTransaction = "12"
 	RCInvalidAmount      = "13"
+	RCFormatError        = "30" // a mandatory field missing or malformed
 	RCInvalidAccount     = "14"
 	RCInsufficientFunds  = "51"
 	RCExpired            = "54"

@@ -419,3 +419,19 @@ func ValidChallenge(s string) bool {
 	}
 	return true
 }
+
+// JournalAnchor is field 48 of the sign-on on link H (0800/001 and its
+// 0810): a terminal's electronic-journal sequence number, "JSEQ=" and 12
+// digits. The ATM sends its own; the host answers with the highest it has
+// recorded for the terminal, and refuses (63) a sign-on reporting less:
+// the terminal's store was put back to an older copy.
+func JournalAnchor(seq uint64) string { return fmt.Sprintf("JSEQ=%012d", seq) }
+
+// ParseJournalAnchor parses a JournalAnchor.
+func ParseJournalAnchor(s string) (uint64, error) {
+	v, ok := strings.CutPrefix(s, "JSEQ=")
+	if !ok || len(v) != 12 || !IsDigits(v) {
+		return 0, fmt.Errorf("%w: field 48 must be JSEQ= and 12 digits", ErrFieldFormat)
+	}
+	return strconv.ParseUint(v, 10, 64)
+}

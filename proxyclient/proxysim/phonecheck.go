@@ -15,7 +15,7 @@ import (
 const PhoneWindow = 10 * time.Minute
 
 // RCFormatError (30) answers a phone request that lacks a mandatory field.
-const RCFormatError = "30"
+const RCFormatError = wire.RCFormatError
 
 // phoneSeen remembers the phone requests of the last PhoneWindow by STAN,
 // field 7 and customer field (as a hash): a request seen again is a replay.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -515,6 +516,9 @@ func (s *Server) netMgmt(m *iso8583.Message) *wire.NetMgmt {
 	s.netMu.Unlock()
 	out := n.Response(rc)
 	out.Challenge = n.Challenge // checked (and cleared) by signOnStep
+	if n.NetMgmtCode == wire.NetSignOn && rc == wire.RCApproved {
+		out.ResponseCode, out.AdditionalData = s.anchor(n.TerminalID, n.AdditionalData)
+	}
 	s.log.Debug("0800", "terminal", n.TerminalID, "code", n.NetMgmtCode, "rc", out.ResponseCode)
 	return &out
 }
@@ -554,6 +558,40 @@ func (hc *hostConn) signOnStep(nm *wire.NetMgmt) bool {
 		hc.s.log.Info("terminal signed on (challenge returned)", "terminal", hc.terminal())
 	}
 	return true
+}
+
+// anchor checks the journal sequence a terminal reports at sign-on
+// against the highest the host has recorded for it: less means the
+// terminal's store was put back to an older copy (refused, 63, with an
+// ALARM); otherwise the record moves up. The answer carries the record.
+func (s *Server) anchor(term, field48 string) (rc, answer string) {
+	seq, err := wire.ParseJournalAnchor(field48)
+	if err != nil {
+		s.log.Warn("sign-on without a journal anchor refused", "terminal", term, "err", err)
+		return wire.RCFormatError, ""
+	}
+	var recorded uint64
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAnchors)
+		if v := b.Get([]byte(term)); v != nil {
+			recorded, _ = strconv.ParseUint(string(v), 10, 64)
+		}
+		if seq < recorded {
+			return nil
+		}
+		recorded = seq
+		return b.Put([]byte(term), []byte(strconv.FormatUint(seq, 10)))
+	})
+	switch {
+	case err != nil:
+		s.log.Error("journal anchor", "terminal", term, "err", err)
+		return wire.RCSystemMalfunction, ""
+	case seq < recorded:
+		s.log.Error("ALARM terminal reports an older journal than it did before: its store was rolled back; sign-on refused",
+			"terminal", term, "reported", seq, "recorded", recorded)
+		return wire.RCSecurityViolation, wire.JournalAnchor(recorded)
+	}
+	return wire.RCApproved, wire.JournalAnchor(recorded)
 }
 
 // NetMgmt returns the network-management codes (field 70: "001" sign-on,

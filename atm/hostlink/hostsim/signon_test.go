@@ -1,7 +1,9 @@
 package hostsim_test
 
 import (
+	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,8 +55,12 @@ func (r *replayer) read() (*iso8583.Message, error) {
 }
 
 func netMgmt(code, challenge string) *wire.NetMgmt {
-	return &wire.NetMgmt{MTI: wire.MTINetMgmtRequest, TransmissionDateTime: wire.FormatTransmissionDT(time.Now()),
+	m := &wire.NetMgmt{MTI: wire.MTINetMgmtRequest, TransmissionDateTime: wire.FormatTransmissionDT(time.Now()),
 		STAN: nextSTAN(), TerminalID: linktest.TerminalID, NetMgmtCode: code, Challenge: challenge}
+	if code == wire.NetSignOn {
+		m.AdditionalData = wire.JournalAnchor(0) // as the terminal recorded it
+	}
+	return m
 }
 
 // TestReplayedSignOnServesNothing: a sign-on replayed from another
@@ -96,4 +102,35 @@ func TestReplayedSignOnServesNothing(t *testing.T) {
 	if _, err := r.read(); err == nil {
 		t.Fatal("the host kept the replayer's connection open")
 	}
+}
+
+// TestRolledBackStoreRefusedAtSignOn: the host records the journal
+// sequence a terminal reports at sign-on; a later sign-on reporting less
+// (the ATM's store put back to an older copy) is refused with 63 and the
+// client says why (ErrRollback), and a sign-on at or past the record goes
+// through.
+func TestRolledBackStoreRefusedAtSignOn(t *testing.T) {
+	f := linktest.NewFixture(t)
+	f.JournalSeq.Store(120)
+	linktest.Start(t, f.ClientConfig(t), true) // records 120
+
+	f.JournalSeq.Store(80) // an older copy of the store
+	cfg := f.ClientConfig(t)
+	c, err := hostlink.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	defer c.Close()
+	linktest.WaitFor(t, "the refusal in the client's log", func() bool {
+		return strings.Contains(f.ATMLog.String(), "ALARM the host refused the sign-on")
+	})
+	if c.Connected() {
+		t.Fatal("a rolled-back store signed on")
+	}
+
+	f.JournalSeq.Store(121)
+	linktest.Start(t, f.ClientConfig(t), true)
 }

@@ -21,6 +21,7 @@ var (
 	bucketAuths     = []byte("auths")     // terminal/STAN -> authorization (JSON)
 	bucketDaily     = []byte("daily")     // customer/day -> amount used (JSON int)
 	bucketTotals    = []byte("totals")    // day/terminal -> Totals (JSON)
+	bucketAnchors   = []byte("anchors")   // terminal -> highest journal sequence reported at sign-on (decimal)
 )
 
 // ErrUnknownCustomer is returned by Balance for a customer ID the host does
@@ -135,7 +136,7 @@ func openDB(path string, customers []Customer) (*bolt.DB, error) {
 		return nil, openErr(path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketAuths, bucketDaily, bucketTotals} {
+		for _, name := range [][]byte{bucketAuths, bucketDaily, bucketTotals, bucketAnchors} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,6 +156,8 @@ type Fixture struct {
 	ATMLog  *LogBuffer
 	Host    *hostsim.Server
 	Config  hostsim.Config
+	// JournalSeq is what clients of ClientConfig report at sign-on.
+	JournalSeq atomic.Uint64
 }
 
 // NewFixture starts a host simulator on loopback with fresh keys.
@@ -186,6 +189,7 @@ func (f *Fixture) ClientConfig(t TB) hostlink.Config {
 		Logger:      f.ATMLog.Logger(),
 		MinBackoff:  10 * time.Millisecond,
 		MaxBackoff:  100 * time.Millisecond,
+		JournalSeq:  func() (uint64, error) { return f.JournalSeq.Load(), nil },
 	}
 }
 

@@ -31,7 +31,7 @@ func Example() {
 	client, err := hostlink.New(hostlink.Config{
 		Addr:       sim.Addr(),
 		TerminalID: linktest.TerminalID,
-		HSM:        linktest.ATMModule(t, keys), // holds hsm.HostMAC and hsm.HostData
+		HSM:        linktest.ATMModule(t, keys),              // holds hsm.HostMAC and hsm.HostData
 		JournalSeq: func() (uint64, error) { return 0, nil }, // the store's journal head
 	})
 	if err != nil {

@@ -135,6 +135,7 @@ type Client struct {
 	prev   *keyGen          // previous keys, accepted inbound until confirmed (162)
 	kxResp map[string]error // 0810 to our 001/161, by STAN: key install result
 	kxPush map[string]error // proxy's 0800/162, by STAN: key install result
+	svc    service          // the service state for the proxy (service.go)
 }
 
 type keyGen struct {
@@ -279,6 +280,16 @@ func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 
 	if err := c.keyRequest(ctx, conn, wire.NetSignOn); err != nil {
 		return false, fmt.Errorf("proxyclient: sign-on: %w", err)
+	}
+	// A terminal out of service says so before it counts as signed on,
+	// so that the proxy never routes to it in between.
+	c.mu.Lock()
+	svc := c.svc
+	c.mu.Unlock()
+	if svc.known && !svc.in {
+		if err := c.sendService(ctx, conn); err != nil {
+			c.log.Warn("the proxy was not told the terminal is out of service", "err", err)
+		}
 	}
 	c.mu.Lock()
 	c.st.SignedOn = true

@@ -460,3 +460,50 @@ func TestRefusalsCarryNoField95(t *testing.T) {
 		t.Fatalf("partial payout: %+v", out)
 	}
 }
+
+// TestOutOfServiceToldToTheProxy: once the terminal has told the proxy it
+// takes no customers, phone requests for it are answered 91 by the proxy
+// and never reach it; told it is back, they do again. A state set while
+// the link was down is told after the next sign-on.
+func TestOutOfServiceToldToTheProxy(t *testing.T) {
+	e := newEnv(t)
+	a := startATM(t, e.proxy.ATMAddr(), "ATM1", e.tmk, nil)
+	waitFor(t, "sign-on", signedOn(a))
+	ctx := context.Background()
+	if err := a.c.SetService(ctx, false, "storage"); err != nil {
+		t.Fatal(err)
+	}
+	if out := withdraw(t, e, 10000); out.ResponseCode != wire.RCIssuerInoperative {
+		t.Fatalf("withdrawal at a terminal out of service: %+v, want 91", out)
+	}
+	if n := len(a.h.calls()); n != 0 {
+		t.Fatalf("the terminal got %d commands while out of service", n)
+	}
+	if err := a.c.SetService(ctx, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if out := withdraw(t, e, 10000); !out.PaidInFull() {
+		t.Fatalf("withdrawal back in service: %+v", out)
+	}
+
+	// Out of service across a reconnect: told again after the sign-on.
+	if err := a.c.SetService(ctx, false, "dispenser"); err != nil {
+		t.Fatal(err)
+	}
+	addr := e.proxy.ATMAddr()
+	e.proxy.Close()
+	waitFor(t, "link down", func() bool { return !a.c.Status().Connected })
+	p2, err := proxysim.Start(e.proxyCfg, addr, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.proxy = p2
+	t.Cleanup(p2.Close)
+	waitFor(t, "second sign-on", func() bool { st := a.c.Status(); return st.SignOns >= 2 && st.SignedOn })
+	if out := withdraw(t, e, 10000); out.ResponseCode != wire.RCIssuerInoperative {
+		t.Fatalf("after the reconnect: %+v, want 91 (still out of service)", out)
+	}
+	if n := len(a.h.calls()); n != 1 {
+		t.Fatalf("the terminal got %d commands, want the one paid in service", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/clock"
@@ -181,6 +182,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	run("proxy link", a.Proxy.Run)
 	run("core", a.Core.Run)
 	go a.Backend.fanOut(ctx)
+	go a.tellProxy(ctx, a.Backend.Subscribe())
 	// The headless screen writer renders what the customer sees to a PNG:
 	// the screen itself in headless mode, and in window or kiosk mode a
 	// "camera" copy that the phone simulator can photograph.
@@ -296,4 +298,36 @@ func (j journalAuth) JournalMAC(data []byte) ([]byte, error) {
 func decodeTPDU(s string) []byte {
 	b, _ := wire.ParseTPDU(s)
 	return b
+}
+
+// tellProxy keeps the proxy told whether the terminal takes customers
+// (proxyclient.SetService), so that it answers phones at once while the
+// terminal is out of service instead of forwarding their requests.
+func (a *Appliance) tellProxy(ctx context.Context, changed <-chan struct{}) {
+	var told struct {
+		set    bool
+		in     bool
+		reason string
+	}
+	check := func() {
+		v := a.Core.View()
+		if told.set && v.InService == told.in && v.Reason == told.reason {
+			return
+		}
+		told.set, told.in, told.reason = true, v.InService, v.Reason
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := a.Proxy.SetService(sctx, v.InService, v.Reason); err != nil && !errors.Is(err, proxyclient.ErrNotSignedOn) {
+			a.Log.Warn("the proxy was not told the service state; it will be after the next sign-on", "in_service", v.InService, "err", err)
+		}
+	}
+	check()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			check()
+		}
+	}
 }

@@ -51,6 +51,11 @@ const (
 	NetKeyRequest = "161"
 	NetKeyChange  = "162"
 	NetEcho       = "301"
+	// NetOutOfService and NetInService (ATM → proxy, link P) say that the
+	// terminal stopped or resumed taking customers; field 48 of the first
+	// names the reason. This system's codes (protocol.md §5).
+	NetOutOfService = "281"
+	NetInService    = "282"
 )
 
 // Processing codes (field 3).

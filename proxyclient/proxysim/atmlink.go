@@ -43,6 +43,10 @@ type atmLink struct {
 	log      *slog.Logger
 	prot     *wire.Protector
 	signedOn bool
+	// outOfService is the reason the terminal last gave for taking no
+	// customers (0800/281), "" when it takes them; route answers 91
+	// without forwarding while it is set.
+	outOfService string
 	// challenge is the field 53 of the last sign-on answer, until the
 	// terminal returns it (confirm); "" when none is outstanding.
 	challenge string
@@ -359,6 +363,18 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 		}
 	case !signedOn:
 		resp.ResponseCode = wire.RCInvalidTransaction
+	case req.NetMgmtCode == wire.NetOutOfService, req.NetMgmtCode == wire.NetInService:
+		reason := ""
+		if req.NetMgmtCode == wire.NetOutOfService {
+			reason = req.AdditionalData
+			if reason == "" {
+				reason = "unspecified"
+			}
+		}
+		l.mu.Lock()
+		l.outOfService = reason
+		l.mu.Unlock()
+		l.log.Info("terminal service state", "in_service", reason == "", "reason", reason)
 	case req.NetMgmtCode == wire.NetEcho, req.NetMgmtCode == wire.NetSignOff:
 	default:
 		resp.ResponseCode = wire.RCInvalidTransaction

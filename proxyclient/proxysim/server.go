@@ -331,6 +331,13 @@ func (s *Server) route(req wire.Withdrawal) wire.Withdrawal {
 		s.log.Warn("phone request for a terminal not connected; answering 91", "terminal", req.TerminalID, "stan", req.STAN)
 		return fail
 	}
+	l.mu.Lock()
+	oos := l.outOfService
+	l.mu.Unlock()
+	if oos != "" {
+		s.log.Warn("phone request for a terminal out of service; answering 91", "terminal", req.TerminalID, "reason", oos, "stan", req.STAN)
+		return fail
+	}
 	now := s.now()
 	fwd := wire.Withdrawal{
 		MTI:                  wire.MTIFinancialRequest,

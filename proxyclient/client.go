@@ -113,6 +113,10 @@ type Status struct {
 	SignOns   int   // successful sign-ons since New
 	Rejected  int   // inbound messages refused (bad MAC, malformed)
 	Echoes    int   // successful echo exchanges
+	// Routed: the proxy takes this terminal as in service and routes
+	// phone requests to it (signed on and not told 281 since; see
+	// SetService).
+	Routed bool
 }
 
 // Client is the ATM's persistent link to the proxy.
@@ -273,7 +277,7 @@ func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 	defer func() {
 		c.mu.Lock()
 		c.conn, c.prot = nil, nil
-		c.st.Connected, c.st.SignedOn = false, false
+		c.st.Connected, c.st.SignedOn, c.st.Routed = false, false, false
 		c.mu.Unlock()
 	}()
 	c.log.Info("proxy link connected", "addr", c.cfg.Addr)
@@ -293,6 +297,7 @@ func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 	}
 	c.mu.Lock()
 	c.st.SignedOn = true
+	c.st.Routed = !svc.known || svc.in
 	c.st.SignOns++
 	c.st.LastError = nil
 	kcvs := c.st.KeyKCVs

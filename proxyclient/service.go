@@ -70,6 +70,11 @@ func (c *Client) sendService(ctx context.Context, conn *connection.Connection) e
 	if nm.ResponseCode != wire.RCApproved {
 		return fmt.Errorf("%w: service state answered %q", ErrRefused, nm.ResponseCode)
 	}
+	c.mu.Lock()
+	if c.conn == conn {
+		c.st.Routed = svc.in
+	}
+	c.mu.Unlock()
 	c.log.Info("proxy told the service state", "in_service", svc.in, "reason", svc.reason)
 	return nil
 }

@@ -208,6 +208,11 @@ func (a *Appliance) Status() Status {
 	l := a.Links()
 	st := Status{TerminalID: a.Config.TerminalID, InService: v.InService, Reason: v.Reason,
 		ProxyUp: l.ProxyUp(), HostUp: l.HostUp()}
+	if st.InService && !a.Proxy.Status().Routed {
+		// The core takes customers, but the proxy has not been told yet
+		// (tellProxy): phones would still get 91.
+		st.InService, st.Reason = false, "proxy_not_told"
+	}
 	var err error
 	if st.SAFPending, err = a.Core.PendingSAF(); err != nil {
 		st.SAFPending, st.Error = -1, "store: "+err.Error()

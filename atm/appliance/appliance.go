@@ -109,9 +109,15 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	hostTPDU := decodeTPDU(cfg.Host.TPDU)
 	a.Host, err = hostlink.New(hostlink.Config{Addr: cfg.Host.Addr, TerminalID: cfg.TerminalID, AcquirerID: cfg.Host.AcquirerID,
 		TPDU: hostTPDU, HSM: a.HSM, Clock: a.Clock, SendTimeout: cfg.Host.SendTimeout.D(), EchoInterval: cfg.Host.EchoInterval.D(),
-		JournalSeq: func() (seq uint64, err error) {
-			err = a.Store.View(func(tx *store.Tx) error { seq, err = tx.JournalSeq(); return err })
-			return seq, err
+		Anchor: func() (an wire.Anchor, err error) {
+			err = a.Store.View(func(tx *store.Tx) error {
+				if an.JournalSeq, err = tx.JournalSeq(); err != nil {
+					return err
+				}
+				an.STAN, err = tx.LastSTAN()
+				return err
+			})
+			return an, err
 		},
 		Logger: log.With("part", "hostlink")})
 	if err != nil {

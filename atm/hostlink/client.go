@@ -62,10 +62,10 @@ type Config struct {
 	// EchoInterval is how long the link may stay idle before an echo (0800
 	// 301) is sent; DefaultEchoInterval when zero.
 	EchoInterval time.Duration
-	// JournalSeq reports the newest journal sequence number of the ATM's
-	// store, sent at every sign-on (field 48, wire.JournalAnchor) so that
-	// the host can notice a store put back to an older copy. Required.
-	JournalSeq func() (uint64, error)
+	// Anchor reports the ATM store's newest journal sequence number and
+	// last allocated STAN, sent at every sign-on (field 48, wire.Anchor) so
+	// that the host can notice a store put back to an older copy. Required.
+	Anchor func() (wire.Anchor, error)
 	// MinBackoff and MaxBackoff bound the reconnection delay
 	// (atm/backoff): it doubles after every failed attempt, is drawn from
 	// the upper half of that step, and never exceeds MaxBackoff.
@@ -101,8 +101,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Addr == "" {
 		errs = append(errs, errors.New("Addr is required"))
 	}
-	if cfg.JournalSeq == nil {
-		errs = append(errs, errors.New("JournalSeq is required"))
+	if cfg.Anchor == nil {
+		errs = append(errs, errors.New("Anchor is required"))
 	}
 	if cfg.TerminalID == "" || len(cfg.TerminalID) > 8 {
 		errs = append(errs, fmt.Errorf("TerminalID %q must be 1-8 characters", cfg.TerminalID))
@@ -247,19 +247,19 @@ func (c *Client) connect(ctx context.Context) (conn *connection.Connection, idle
 	if err := conn.Connect(); err != nil {
 		return nil, nil, err
 	}
-	seq, err := c.cfg.JournalSeq()
+	mine, err := c.cfg.Anchor()
 	if err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("sign-on: journal sequence: %w", err)
+		return nil, nil, fmt.Errorf("sign-on: anchor: %w", err)
 	}
-	ans, err := c.netMgmtWith(ctx, conn, wire.NetMgmt{NetMgmtCode: wire.NetSignOn, AdditionalData: wire.JournalAnchor(seq)})
+	ans, err := c.netMgmtWith(ctx, conn, wire.NetMgmt{NetMgmtCode: wire.NetSignOn, AdditionalData: mine.String()})
 	if err != nil {
 		conn.Close()
 		if ans.ResponseCode == wire.RCSecurityViolation {
-			recorded, _ := wire.ParseJournalAnchor(ans.AdditionalData)
-			c.log.Error("ALARM the host refused the sign-on: it has seen a newer journal of this terminal than this store's; the store may have been put back to an older copy",
-				"store_seq", seq, "host_seq", recorded)
-			return nil, nil, fmt.Errorf("sign-on: %w (journal %d here, %d at the host)", ErrRollback, seq, recorded)
+			host, _ := wire.ParseAnchor(ans.AdditionalData)
+			c.log.Error("ALARM the host refused the sign-on: it has seen this terminal further on than this store is; the store may have been put back to an older copy",
+				"store_journal", mine.JournalSeq, "host_journal", host.JournalSeq, "store_stan", mine.STAN, "host_stan", host.STAN)
+			return nil, nil, fmt.Errorf("sign-on: %w (journal %d, STAN %s here; %d, %s at the host)", ErrRollback, mine.JournalSeq, mine.STAN, host.JournalSeq, host.STAN)
 		}
 		return nil, nil, fmt.Errorf("sign-on: %w", err)
 	}

@@ -31,8 +31,8 @@ func Example() {
 	client, err := hostlink.New(hostlink.Config{
 		Addr:       sim.Addr(),
 		TerminalID: linktest.TerminalID,
-		HSM:        linktest.ATMModule(t, keys),              // holds hsm.HostMAC and hsm.HostData
-		JournalSeq: func() (uint64, error) { return 0, nil }, // the store's journal head
+		HSM:        linktest.ATMModule(t, keys),                               // holds hsm.HostMAC and hsm.HostData
+		Anchor:     func() (wire.Anchor, error) { return wire.Anchor{}, nil }, // the store's journal head and last STAN
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -159,6 +159,20 @@ func (tx *Tx) NextSTAN() (string, error) {
 	return fmt.Sprintf("%06d", next), nil
 }
 
+// LastSTAN returns the last STAN NextSTAN allocated ("000000" before the
+// first), which the ATM reports to the host at sign-on (wire.Anchor).
+func (tx *Tx) LastSTAN() (string, error) {
+	b, err := tx.bucket(bucketMeta)
+	if err != nil {
+		return "", err
+	}
+	cur, err := readU64(b.Get(keySTAN))
+	if err != nil {
+		return "", fmt.Errorf("store: stan: %w", err)
+	}
+	return fmt.Sprintf("%06d", cur), nil
+}
+
 // Counter returns the named counter's value (0 if never set).
 func (tx *Tx) Counter(name string) (int64, error) {
 	v, _, err := tx.getInt(bucketCounters, name)

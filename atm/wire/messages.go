@@ -420,18 +420,52 @@ func ValidChallenge(s string) bool {
 	return true
 }
 
-// JournalAnchor is field 48 of the sign-on on link H (0800/001 and its
-// 0810): a terminal's electronic-journal sequence number, "JSEQ=" and 12
-// digits. The ATM sends its own; the host answers with the highest it has
-// recorded for the terminal, and refuses (63) a sign-on reporting less:
-// the terminal's store was put back to an older copy.
-func JournalAnchor(seq uint64) string { return fmt.Sprintf("JSEQ=%012d", seq) }
+// Anchor is field 48 of the sign-on on link H (0800/001 and its 0810),
+// "JSEQ=" and 12 digits, ";STAN=" and 6 digits: a terminal's newest
+// electronic-journal sequence number and the last host STAN it allocated.
+// The ATM sends its own; the host answers with what it has recorded for the
+// terminal (the highest journal sequence reported, the last STAN it
+// received), and refuses (63) a sign-on behind either: the terminal's
+// store was put back to an older copy.
+type Anchor struct {
+	JournalSeq uint64
+	STAN       string // "000000" when none was allocated yet
+}
 
-// ParseJournalAnchor parses a JournalAnchor.
-func ParseJournalAnchor(s string) (uint64, error) {
-	v, ok := strings.CutPrefix(s, "JSEQ=")
-	if !ok || len(v) != 12 || !IsDigits(v) {
-		return 0, fmt.Errorf("%w: field 48 must be JSEQ= and 12 digits", ErrFieldFormat)
+// String formats a as field 48.
+func (a Anchor) String() string {
+	stan := a.STAN
+	if stan == "" {
+		stan = "000000"
 	}
-	return strconv.ParseUint(v, 10, 64)
+	return fmt.Sprintf("JSEQ=%012d;STAN=%s", a.JournalSeq, stan)
+}
+
+// ParseAnchor parses field 48 of a sign-on on link H.
+func ParseAnchor(s string) (Anchor, error) {
+	bad := fmt.Errorf("%w: field 48 must be JSEQ= and 12 digits, then ;STAN= and 6 digits", ErrFieldFormat)
+	j, st, ok := strings.Cut(s, ";")
+	v, ok1 := strings.CutPrefix(j, "JSEQ=")
+	stan, ok2 := strings.CutPrefix(st, "STAN=")
+	if !ok || !ok1 || !ok2 || len(v) != 12 || !IsDigits(v) || len(stan) != 6 || !IsDigits(stan) {
+		return Anchor{}, bad
+	}
+	seq, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return Anchor{}, bad
+	}
+	return Anchor{JournalSeq: seq, STAN: stan}, nil
+}
+
+// STANBehind reports whether STAN a comes before STAN b in the cycle
+// 000001..999999 (by less than half the cycle): a terminal reporting a as
+// its last STAN when the host has already received b went back in time.
+func STANBehind(a, b string) bool {
+	x, err1 := strconv.Atoi(a)
+	y, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || x == 0 || y == 0 {
+		return false
+	}
+	d := (y - x + 999999) % 999999
+	return d > 0 && d < 999999/2
 }

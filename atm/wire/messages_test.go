@@ -190,3 +190,34 @@ func TestParseTransmissionDT(t *testing.T) {
 		}
 	}
 }
+
+func TestAnchor(t *testing.T) {
+	a := Anchor{JournalSeq: 120, STAN: "000050"}
+	if got := a.String(); got != "JSEQ=000000000120;STAN=000050" {
+		t.Fatalf("String %q", got)
+	}
+	if b, err := ParseAnchor(a.String()); err != nil || b != a {
+		t.Fatalf("ParseAnchor %+v %v", b, err)
+	}
+	for _, bad := range []string{"", "JSEQ=120", "JSEQ=000000000120;STAN=50", "JSEQ=00000000012X;STAN=000050", "STAN=000050;JSEQ=000000000120"} {
+		if _, err := ParseAnchor(bad); err == nil {
+			t.Errorf("ParseAnchor(%q) accepted", bad)
+		}
+	}
+	for _, tt := range []struct {
+		a, b   string
+		behind bool
+	}{
+		{"000040", "000050", true},
+		{"000050", "000050", false},
+		{"000060", "000050", false},
+		{"999990", "000005", true}, // the host's STAN wrapped past the terminal's
+		{"000005", "999990", false},
+		{"000000", "000050", false}, // nothing allocated: not evidence
+		{"000040", "", false},
+	} {
+		if got := STANBehind(tt.a, tt.b); got != tt.behind {
+			t.Errorf("STANBehind(%s, %s) = %v", tt.a, tt.b, got)
+		}
+	}
+}

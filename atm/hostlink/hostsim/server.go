@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -429,6 +428,9 @@ func (hc *hostConn) handle(conn *connection.Connection, m *iso8583.Message) {
 		hc.nc.Close()
 		return
 	}
+	if mti != wire.MTINetMgmtRequest {
+		s.noteSTAN(term, wire.STAN(m))
+	}
 	switch mti {
 	case wire.MTINetMgmtRequest:
 		nm := s.netMgmt(m)
@@ -560,38 +562,66 @@ func (hc *hostConn) signOnStep(nm *wire.NetMgmt) bool {
 	return true
 }
 
-// anchor checks the journal sequence a terminal reports at sign-on
-// against the highest the host has recorded for it: less means the
-// terminal's store was put back to an older copy (refused, 63, with an
-// ALARM); otherwise the record moves up. The answer carries the record.
+// anchorRecord is what the host keeps per terminal against a rolled-back
+// store: the highest journal sequence reported at sign-on, and the last
+// STAN received in a 0200, 0220 or 0420.
+type anchorRecord struct {
+	JournalSeq uint64 `json:"journalSeq"`
+	STAN       string `json:"stan,omitempty"`
+}
+
+// anchor checks the anchor a terminal reports at sign-on (field 48): a
+// journal older than one it reported before, or a last STAN behind one the
+// host has received, means its store was put back to an older copy
+// (refused, 63, with an ALARM); otherwise the journal record moves up. The
+// answer carries the host's record.
 func (s *Server) anchor(term, field48 string) (rc, answer string) {
-	seq, err := wire.ParseJournalAnchor(field48)
+	got, err := wire.ParseAnchor(field48)
 	if err != nil {
-		s.log.Warn("sign-on without a journal anchor refused", "terminal", term, "err", err)
+		s.log.Warn("sign-on without a valid anchor refused", "terminal", term, "err", err)
 		return wire.RCFormatError, ""
 	}
-	var recorded uint64
+	var rec anchorRecord
+	var behind bool
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAnchors)
-		if v := b.Get([]byte(term)); v != nil {
-			recorded, _ = strconv.ParseUint(string(v), 10, 64)
+		if _, err := getJSON(b, []byte(term), &rec); err != nil {
+			return err
 		}
-		if seq < recorded {
+		if behind = got.JournalSeq < rec.JournalSeq || wire.STANBehind(got.STAN, rec.STAN); behind {
 			return nil
 		}
-		recorded = seq
-		return b.Put([]byte(term), []byte(strconv.FormatUint(seq, 10)))
+		rec.JournalSeq = got.JournalSeq
+		return putJSON(b, []byte(term), &rec)
 	})
+	mine := wire.Anchor{JournalSeq: rec.JournalSeq, STAN: rec.STAN}.String()
 	switch {
 	case err != nil:
-		s.log.Error("journal anchor", "terminal", term, "err", err)
+		s.log.Error("anchor", "terminal", term, "err", err)
 		return wire.RCSystemMalfunction, ""
-	case seq < recorded:
-		s.log.Error("ALARM terminal reports an older journal than it did before: its store was rolled back; sign-on refused",
-			"terminal", term, "reported", seq, "recorded", recorded)
-		return wire.RCSecurityViolation, wire.JournalAnchor(recorded)
+	case behind:
+		s.log.Error("ALARM terminal reports an older state than the host has seen: its store was rolled back; sign-on refused",
+			"terminal", term, "journal", got.JournalSeq, "host_journal", rec.JournalSeq, "stan", got.STAN, "host_stan", rec.STAN)
+		return wire.RCSecurityViolation, mine
 	}
-	return wire.RCApproved, wire.JournalAnchor(recorded)
+	return wire.RCApproved, mine
+}
+
+// noteSTAN records the STAN of a financial message from term, the host's
+// half of the anchor.
+func (s *Server) noteSTAN(term, stan string) {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAnchors)
+		var rec anchorRecord
+		if _, err := getJSON(b, []byte(term), &rec); err != nil {
+			return err
+		}
+		rec.STAN = stan
+		return putJSON(b, []byte(term), &rec)
+	})
+	if err != nil {
+		s.log.Error("anchor STAN", "terminal", term, "err", err)
+	}
 }
 
 // NetMgmt returns the network-management codes (field 70: "001" sign-on,

@@ -58,7 +58,7 @@ func netMgmt(code, challenge string) *wire.NetMgmt {
 	m := &wire.NetMgmt{MTI: wire.MTINetMgmtRequest, TransmissionDateTime: wire.FormatTransmissionDT(time.Now()),
 		STAN: nextSTAN(), TerminalID: linktest.TerminalID, NetMgmtCode: code, Challenge: challenge}
 	if code == wire.NetSignOn {
-		m.AdditionalData = wire.JournalAnchor(0) // as the terminal recorded it
+		m.AdditionalData = wire.Anchor{}.String() // as the terminal recorded it
 	}
 	return m
 }
@@ -132,5 +132,26 @@ func TestRolledBackStoreRefusedAtSignOn(t *testing.T) {
 	}
 
 	f.JournalSeq.Store(121)
+	c2 := linktest.Start(t, f.ClientConfig(t), true)
+
+	// The host's other half of the anchor: the last STAN it received. A
+	// store whose journal is ahead but whose STAN counter is behind it was
+	// put back too (the journal can be forged ahead, the host's STANs not).
+	r := req(t, f, "C-ALICE", "1234", 10000)
+	r.STAN = "000050"
+	authorize(t, c2, r)
+	f.JournalSeq.Store(500)
+	f.LastSTAN.Store(40)
+	before := strings.Count(f.ATMLog.String(), "ALARM the host refused the sign-on")
+	c3, err := hostlink.New(f.ClientConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c3.Run(ctx)
+	defer c3.Close()
+	linktest.WaitFor(t, "the refusal of a STAN behind the host's", func() bool {
+		return strings.Count(f.ATMLog.String(), "ALARM the host refused the sign-on") > before
+	})
+	f.LastSTAN.Store(50)
 	linktest.Start(t, f.ClientConfig(t), true)
 }

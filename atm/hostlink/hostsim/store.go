@@ -21,7 +21,7 @@ var (
 	bucketAuths     = []byte("auths")     // terminal/STAN -> authorization (JSON)
 	bucketDaily     = []byte("daily")     // customer/day -> amount used (JSON int)
 	bucketTotals    = []byte("totals")    // day/terminal -> Totals (JSON)
-	bucketAnchors   = []byte("anchors")   // terminal -> highest journal sequence reported at sign-on (decimal)
+	bucketAnchors   = []byte("anchors")   // terminal -> anchorRecord (JSON)
 )
 
 // ErrUnknownCustomer is returned by Balance for a customer ID the host does

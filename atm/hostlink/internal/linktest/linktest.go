@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/hostlink/hostsim"
+	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
 	"github.com/cardless-atm/cardless/hsm/pinblock"
 )
@@ -156,8 +158,10 @@ type Fixture struct {
 	ATMLog  *LogBuffer
 	Host    *hostsim.Server
 	Config  hostsim.Config
-	// JournalSeq is what clients of ClientConfig report at sign-on.
+	// JournalSeq and LastSTAN are what clients of ClientConfig report at
+	// sign-on (LastSTAN 0: none yet).
 	JournalSeq atomic.Uint64
+	LastSTAN   atomic.Uint32
 }
 
 // NewFixture starts a host simulator on loopback with fresh keys.
@@ -189,7 +193,9 @@ func (f *Fixture) ClientConfig(t TB) hostlink.Config {
 		Logger:      f.ATMLog.Logger(),
 		MinBackoff:  10 * time.Millisecond,
 		MaxBackoff:  100 * time.Millisecond,
-		JournalSeq:  func() (uint64, error) { return f.JournalSeq.Load(), nil },
+		Anchor: func() (wire.Anchor, error) {
+			return wire.Anchor{JournalSeq: f.JournalSeq.Load(), STAN: f.STAN()}, nil
+		},
 	}
 }
 
@@ -225,3 +231,6 @@ func WaitFor(t TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// STAN formats LastSTAN.
+func (f *Fixture) STAN() string { return fmt.Sprintf("%06d", f.LastSTAN.Load()) }

@@ -21,6 +21,7 @@ type Limits struct {
 	FirstByte    time.Duration // from accept to the first byte (default 10 s)
 	Frame        time.Duration // from a frame's first byte to its last (default 10 s)
 	Idle         time.Duration // between two frames (default 5 min)
+	SignOn       time.Duration // from a sign-on's answer to its confirmation (default 15 s; hostsim)
 }
 
 // Defaults of Limits.
@@ -30,6 +31,7 @@ const (
 	DefaultFirstByte    = 10 * time.Second
 	DefaultFrame        = 10 * time.Second
 	DefaultIdle         = 5 * time.Minute
+	DefaultSignOn       = 15 * time.Second
 )
 
 // WithDefaults returns l with its zero fields set to the defaults.
@@ -48,12 +50,13 @@ func (l Limits) WithDefaults() Limits {
 	set(&l.FirstByte, DefaultFirstByte)
 	set(&l.Frame, DefaultFrame)
 	set(&l.Idle, DefaultIdle)
+	set(&l.SignOn, DefaultSignOn)
 	return l
 }
 
 // Validate refuses negative limits.
 func (l Limits) Validate() error {
-	if l.MaxConns < 0 || l.MaxPerSource < 0 || l.FirstByte < 0 || l.Frame < 0 || l.Idle < 0 {
+	if l.MaxConns < 0 || l.MaxPerSource < 0 || l.FirstByte < 0 || l.Frame < 0 || l.Idle < 0 || l.SignOn < 0 {
 		return errors.New("connlimit: limits must not be negative")
 	}
 	return nil
@@ -168,6 +171,7 @@ type FileLimits struct {
 	FirstByte    string `json:"firstByte,omitempty"`
 	Frame        string `json:"frame,omitempty"`
 	Idle         string `json:"idle,omitempty"`
+	SignOn       string `json:"signOn,omitempty"`
 }
 
 // Limits parses f; an empty duration takes the default.
@@ -184,7 +188,8 @@ func (f FileLimits) Limits() (Limits, error) {
 		return d
 	}
 	l := Limits{MaxConns: f.MaxConns, MaxPerSource: f.MaxPerSource,
-		FirstByte: dur("firstByte", f.FirstByte), Frame: dur("frame", f.Frame), Idle: dur("idle", f.Idle)}
+		FirstByte: dur("firstByte", f.FirstByte), Frame: dur("frame", f.Frame), Idle: dur("idle", f.Idle),
+		SignOn: dur("signOn", f.SignOn)}
 	if err := l.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -544,6 +544,14 @@ func (hc *hostConn) signOnStep(nm *wire.NetMgmt) bool {
 		hc.mu.Lock()
 		hc.challenge, hc.confirmed = ch, false
 		hc.mu.Unlock()
+		// A sign-on nobody confirms (a replay) holds the connection only
+		// until the sign-on deadline.
+		time.AfterFunc(hc.s.gate.Limits().SignOn, func() {
+			if !hc.isConfirmed() {
+				hc.s.log.Warn("terminal refused", "reason", "sign-on not confirmed in time; closing", "terminal", hc.terminal())
+				hc.nc.Close()
+			}
+		})
 	case nm.NetMgmtCode == wire.NetEcho && nm.Challenge != "":
 		hc.mu.Lock()
 		want := hc.challenge

@@ -14,7 +14,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Headless GPU rendering through Mesa, no display needed.
 export EGL_PLATFORM ?= surfaceless
 
-.PHONY: all deps cross-deps build cross test gates unit bench fuzz sim sim-once sim-clean screenshots clean
+.PHONY: all deps cross-deps build cross test gates unit bench fuzz sim sim-once sim-clean screenshots clean chaos
 
 # Cross-building for linux/arm64 needs cgo (Gio's Wayland/X11/EGL window
 # code): a cross compiler and the arm64 builds of the libraries Gio links.
@@ -101,6 +101,16 @@ sim-once: build
 	$(BIN)/sim --once --window=false
 
 # Forget the simulators' state (balances, sessions, cassette counts).
+# The random kill campaign of issue 16: withdrawals through the real
+# appliance process, each ended by SIGKILL at a random moment or commit,
+# then the books checked (not part of make test). ROUNDS, SEED, TIME.
+ROUNDS ?= 50
+SEED   ?= 1
+TIME   ?= 30m
+chaos: deps
+	EGL_PLATFORM=surfaceless $(GO) test -v -tags chaos -run '^TestChaos$$' -count=1 -timeout 120m ./atm/appliance/ \
+		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.time=$(TIME)
+
 sim-clean:
 	rm -rf var
 

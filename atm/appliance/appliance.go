@@ -25,7 +25,10 @@ import (
 
 // CrashEnv names the environment variable that selects a failure point for
 // crash tests: the process kills itself right after the bbolt commit whose
-// label (the new session state, e.g. "Dispensing") matches. Only a binary
+// label (the new session state, e.g. "Dispensing") matches, or, for a
+// point "device:ACTION", right after the dispenser simulator has recorded
+// ACTION ("Dispense", "Present", "Taken", "Retract", "Reset"; see
+// dispensersim.Config.AfterSave) and before the core hears of it. Only a binary
 // built with the build tag failpoint reads it (crashhook_failpoint.go); a
 // production build logs that it ignores it.
 const CrashEnv = "CARDLESS_CRASH_AFTER"
@@ -75,7 +78,8 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	if a.HSM, err = openKeys(cfg.Keys); err != nil {
 		return nil, err
 	}
-	opts := store.Options{Now: a.Clock.Now, AfterCommit: crashHook(os.Getenv(CrashEnv), log), JournalAuth: JournalAuth(a.HSM)}
+	crash := crashHook(os.Getenv(CrashEnv), log)
+	opts := store.Options{Now: a.Clock.Now, AfterCommit: crash, JournalAuth: JournalAuth(a.HSM)}
 	dbPath := filepath.Join(cfg.DataDir, "atm.db")
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) && !cfg.NewStore {
 		return nil, fmt.Errorf("%w: %s does not exist; an ATM never starts over with an empty store (daily totals, STANs and cassette counters from zero) unless told to: on a new terminal's first start run atm with --new-store", ErrNoStore, dbPath)
@@ -101,7 +105,8 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		StateFile: filepath.Join(cfg.DataDir, "dispenser-sim.json"),
 		Faults: dispensersim.Faults{Offline: f.Offline, Jam: f.JamAfter > 0, JamAfter: f.JamAfter, ShortDispense: f.ShortDispense,
 			CountUnknown: f.CountUnknown, NotesNotTaken: f.NotesNotTaken, ShutterFailure: f.ShutterFailure},
-		Logger: log.With("part", "dispenser"),
+		AfterSave: deviceCrashHook(crash),
+		Logger:    log.With("part", "dispenser"),
 	})
 	if err != nil {
 		return nil, err
@@ -336,4 +341,13 @@ func (a *Appliance) tellProxy(ctx context.Context, changed <-chan struct{}) {
 			check()
 		}
 	}
+}
+
+// deviceCrashHook turns the crash hook into the dispenser simulator's
+// AfterSave hook: the device's actions are the points "device:ACTION".
+func deviceCrashHook(crash func(string)) func(string) {
+	if crash == nil {
+		return nil
+	}
+	return func(action string) { crash("device:" + action) }
 }

@@ -117,7 +117,8 @@ func waitStatus(t *testing.T, addr, what string, ok func(appliance.Status) bool)
 }
 
 // TestCrashRecovery kills the appliance with SIGKILL right after each
-// durable state of a withdrawal, restarts it, and checks that nothing was
+// durable state of a withdrawal, and right after each action of the
+// dispenser before the core hears of it, restarts it, and checks that nothing was
 // paid twice and that the host's balance, the dispenser's counters and the
 // ATM's journal and counters agree once every advice and reversal is
 // acknowledged.
@@ -145,6 +146,12 @@ func TestCrashRecovery(t *testing.T) {
 		{point: "Retracted", faults: appliance.SimFaults{NotesNotTaken: true}},
 		{point: "Failed", faults: appliance.SimFaults{JamAfter: 1}},
 		{point: "Presenting", offline: true},
+		// Killed after the device acted and before the core heard of it
+		// (the dispenser simulator's AfterSave hook).
+		{point: "device:Dispense"},
+		{point: "device:Present"},
+		{point: "device:Taken", paid: amount},
+		{point: "device:Retract", faults: appliance.SimFaults{NotesNotTaken: true}},
 	} {
 		name := tt.point
 		if tt.offline {

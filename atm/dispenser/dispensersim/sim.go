@@ -77,6 +77,12 @@ type Config struct {
 	// memory only: nothing survives the process.
 	StateFile string
 	Faults    Faults
+	// AfterSave, when set, is called after the device's memory records
+	// an action, before the method returns: "nonce", "Dispense",
+	// "Present", "Taken", "Retract" or "Reset". It is for fault injection
+	// (a crash test kills the process there: the device acted, the
+	// caller has not heard).
+	AfterSave func(action string)
 	Logger    *slog.Logger // nil: discard
 	Clock     Clock        // nil: real time
 }
@@ -167,12 +173,16 @@ func (s *Sim) save(st *state) error {
 	return saveState(s.cfg.StateFile, st)
 }
 
-// commit saves st and makes it current. Callers hold s.mu.
-func (s *Sim) commit(st *state) error {
+// commit saves st and makes it current, then calls the AfterSave hook
+// with action. Callers hold s.mu.
+func (s *Sim) commit(st *state, action string) error {
 	if err := s.save(st); err != nil {
 		return err
 	}
 	s.st = st
+	if s.cfg.AfterSave != nil {
+		s.cfg.AfterSave(action)
+	}
 	return nil
 }
 
@@ -287,7 +297,7 @@ func (s *Sim) CommandNonce(ctx context.Context) (string, error) {
 		}
 		st := s.st.clone()
 		st.NonceCounter = s.nonceNext + nonceBlock
-		if err := s.commit(st); err != nil {
+		if err := s.commit(st, "nonce"); err != nil {
 			return "", err
 		}
 		s.nonceLimit = st.NonceCounter
@@ -424,7 +434,7 @@ func (s *Sim) Dispense(ctx context.Context, mix dispenser.Mix, token string) (di
 		}
 	}
 	st.Last = last
-	if err := s.commit(st); err != nil {
+	if err := s.commit(st, "Dispense"); err != nil {
 		return dispenser.Result{}, err // nothing moved: the write comes first
 	}
 	s.log.Info("dispense", "seq", last.Seq, "requested", mix.String(), "dispensed", picked.String(),
@@ -457,7 +467,7 @@ func (s *Sim) Present(ctx context.Context) error {
 	if s.faults.ShutterFailure {
 		st := s.st.clone()
 		st.Last.ErrorCode = dispenser.Code(dispenser.ErrShutter)
-		if err := s.commit(st); err != nil {
+		if err := s.commit(st, "Present"); err != nil {
 			return err
 		}
 		s.log.Warn("present failed: shutter", "seq", st.Last.Seq)
@@ -468,7 +478,7 @@ func (s *Sim) Present(ctx context.Context) error {
 	st.Last.State = dispenser.PresentPresented
 	st.Last.Presented = st.Exit.Clone()
 	st.Last.PresentedAmount = amountOf(st, st.Exit)
-	if err := s.commit(st); err != nil {
+	if err := s.commit(st, "Present"); err != nil {
 		return err
 	}
 	s.log.Info("cash presented", "seq", st.Last.Seq, "notes", st.Exit.String(), "amount", st.Last.PresentedAmount)
@@ -521,7 +531,7 @@ func (s *Sim) WaitTaken(ctx context.Context, timeout time.Duration) (bool, error
 	st.Exit = nil
 	st.Last.State = dispenser.PresentTaken
 	st.Last.Taken = true
-	if err := s.commit(st); err != nil {
+	if err := s.commit(st, "Taken"); err != nil {
 		return false, err
 	}
 	s.log.Info("cash taken", "seq", seq, "amount", st.Last.PresentedAmount)
@@ -547,7 +557,7 @@ func (s *Sim) Retract(ctx context.Context) (dispenser.Result, error) {
 	}
 	st := s.st.clone()
 	moved := s.clearDevice(st)
-	if err := s.commit(st); err != nil {
+	if err := s.commit(st, "Retract"); err != nil {
 		return dispenser.Result{}, err
 	}
 	res := dispenser.Result{Mix: moved, Amount: amountOf(st, moved)}
@@ -613,7 +623,7 @@ func (s *Sim) Reset(ctx context.Context) error {
 	st := s.st.clone()
 	st.Fault = ""
 	moved := s.clearDevice(st)
-	if err := s.commit(st); err != nil {
+	if err := s.commit(st, "Reset"); err != nil {
 		return err
 	}
 	s.log.Info("dispenser reset", "moved", moved.String())

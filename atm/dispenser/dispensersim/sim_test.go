@@ -638,3 +638,49 @@ func TestRefusedTokenIsUsedUp(t *testing.T) {
 		t.Fatalf("token issued before a reset paid: %v", err)
 	}
 }
+
+// TestAfterSave: the hook sees each action once the device's memory holds
+// it, in order, and the memory is on disk when it is called.
+func TestAfterSave(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "state.json")
+	var got []string
+	s, err := New(Config{Units: testUnits(), MaxNotes: 40, TokenKey: key, Exponent: 2, StateFile: file, TakeDelay: time.Millisecond,
+		AfterSave: func(action string) {
+			st, err := loadState(file)
+			if err != nil {
+				t.Errorf("%s: %v", action, err)
+				return
+			}
+			got = append(got, fmt.Sprintf("%s:%s", action, st.Last.State))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two withdrawals: one taken, one left and retracted; then a reset.
+	for _, take := range []bool{true, false} {
+		if !take {
+			s.SetFaults(Faults{NotesNotTaken: true})
+		}
+		if _, err := s.Dispense(ctx, dispenser.Mix{"CST1": 1}, token(t, s, 10000)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Present(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if taken, err := s.WaitTaken(ctx, 50*time.Millisecond); taken != take || err != nil {
+			t.Fatalf("WaitTaken = %v, %v", taken, err)
+		}
+	}
+	if _, err := s.Retract(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"nonce:none", "Dispense:stacked", "Present:presented", "Taken:taken",
+		"Dispense:stacked", "Present:presented", "Retract:retracted", "Reset:retracted"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("AfterSave saw\n%q\nwant\n%q", got, want)
+	}
+}

@@ -62,9 +62,10 @@ func freeAddr(t *testing.T) string {
 }
 
 type atmProc struct {
-	cmd  *exec.Cmd
-	done chan error
-	log  *os.File
+	cmd    *exec.Cmd
+	done   chan error    // receives the Wait result once
+	exited chan struct{} // closed when the process has ended
+	log    *os.File
 }
 
 func startATM(t *testing.T, bin, cfg, crashAfter, logPath string) *atmProc {
@@ -73,7 +74,7 @@ func startATM(t *testing.T, bin, cfg, crashAfter, logPath string) *atmProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &atmProc{cmd: exec.Command(bin, "--config", cfg, "--new-store"), done: make(chan error, 1), log: f}
+	p := &atmProc{cmd: exec.Command(bin, "--config", cfg, "--new-store"), done: make(chan error, 1), exited: make(chan struct{}), log: f}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.Env = append(os.Environ(), "EGL_PLATFORM=surfaceless")
 	if crashAfter != "" {
@@ -82,7 +83,7 @@ func startATM(t *testing.T, bin, cfg, crashAfter, logPath string) *atmProc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait(); f.Close() }()
+	go func() { err := p.cmd.Wait(); f.Close(); close(p.exited); p.done <- err }()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			p.cmd.Process.Kill()

@@ -3,6 +3,7 @@ package hostsim
 import (
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -647,4 +648,35 @@ func maskID(id string) string {
 		return strings.Repeat("*", len(id))
 	}
 	return strings.Repeat("*", len(id)-4) + id[len(id)-4:]
+}
+
+// Debit is what the host holds against one authorization: the amount
+// debited less what reversals gave back.
+type Debit struct {
+	Terminal string
+	STAN     string
+	Nonce    string // the dispense nonce of the 0200 (field 48)
+	Net      int64  // minor units; 0 when declined or fully reversed
+}
+
+// Debits lists every authorization the host recorded, in key order
+// (terminal, STAN, field 7). Reconciliation tools and the kill campaign
+// compare it with what each ATM session paid.
+func (s *Server) Debits() ([]Debit, error) {
+	var out []Debit
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAuths).ForEach(func(_, v []byte) error {
+			var rec authRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			d := Debit{Terminal: rec.Terminal, STAN: rec.STAN, Nonce: rec.Nonce}
+			if rec.Debited {
+				d.Net = rec.Amount - rec.Credited
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	return out, err
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/host"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,6 +203,18 @@ func TestCompletionAndReversalExactlyOnce(t *testing.T) {
 	want := hostsim.Totals{Count: 3, Approved: 45000, Reversed: 25000, Net: 20000}
 	if tot != want {
 		t.Fatalf("totals %+v, want %+v", tot, want)
+	}
+	debits, err := f.Host.Debits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDebits := []hostsim.Debit{
+		{Terminal: linktest.TerminalID, STAN: r1.STAN, Nonce: r1.DispenseNonce, Net: 10000},
+		{Terminal: linktest.TerminalID, STAN: r2.STAN, Nonce: r2.DispenseNonce, Net: 10000},
+		{Terminal: linktest.TerminalID, STAN: r3.STAN, Nonce: r3.DispenseNonce, Net: 0},
+	}
+	if !slices.Equal(debits, wantDebits) {
+		t.Fatalf("Debits\n%+v\nwant\n%+v", debits, wantDebits)
 	}
 }
 

@@ -8,7 +8,7 @@ CMDS     := $(notdir $(wildcard cmd/*))
 # independent tools the tests use (zbarimg, Xvfb).
 DEB_PKGS := pkg-config libwayland-dev libx11-dev libx11-xcb-dev libxkbcommon-x11-dev \
             libgles2-mesa-dev libegl1-mesa-dev libffi-dev libxcursor-dev libvulkan-dev \
-            libgl1-mesa-dri fonts-noto-cjk zbar-tools xvfb
+            libgl1-mesa-dri fonts-noto-cjk zbar-tools xvfb softhsm2
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Headless GPU rendering through Mesa, no display needed.

@@ -5,6 +5,7 @@ go 1.26
 require (
 	gioui.org v0.10.3
 	github.com/makiuchi-d/gozxing v0.1.1
+	github.com/miekg/pkcs11 v1.1.2
 	github.com/moov-io/iso8583 v0.26.1
 	github.com/moov-io/iso8583-connection v0.9.0
 	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e

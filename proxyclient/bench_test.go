@@ -143,22 +143,42 @@ func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("protected", func(b *testing.B) {
 		mod := hsm.NewSoft()
 		defer mod.Close()
-		for _, n := range []hsm.KeyName{"tak", "tek", "tmk.mac"} {
-			k := make([]byte, 16)
-			for i := range k {
-				k[i] = byte(len(n)*31 + i*7)
-			}
-			hsm.AdjustParity(k)
-			if _, err := mod.ImportClearKey(n, k); err != nil {
-				b.Fatal(err)
-			}
-		}
-		ks := wire.KeySet{NetMgmtMAC: "tmk.mac", MAC: "tak", Data: "tek"}
-		codec := func() []connection.Option {
-			c := &wire.Codec{Protector: wire.NewProtector(mod, ks),
-				OnReject: func(mti, stan string, err error) { panic(fmt.Sprint("rejected: ", err)) }}
-			return []connection.Option{connection.SetMessageReader(c), connection.SetMessageWriter(c)}
-		}
-		runRoundTrips(b, codec(), codec(), nil, nil)
+		runProtected(b, mod)
 	})
+	for _, m := range benchModules {
+		b.Run("protected-"+m.name, func(b *testing.B) { runProtected(b, m.open(b)) })
+	}
+}
+
+// benchModules are further security modules to run the protected round
+// trip with (keys in SoftHSM2 where the build has cgo).
+var benchModules []struct {
+	name string
+	open func(b *testing.B) benchModule
+}
+
+type benchModule interface {
+	hsm.Module
+	hsm.ClearKeyImporter
+}
+
+// runProtected runs protected round trips with the keys in mod.
+func runProtected(b *testing.B, mod benchModule) {
+	for _, n := range []hsm.KeyName{"tak", "tek", "tmk.mac"} {
+		k := make([]byte, 16)
+		for i := range k {
+			k[i] = byte(len(n)*31 + i*7)
+		}
+		hsm.AdjustParity(k)
+		if _, err := mod.ImportClearKey(n, k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ks := wire.KeySet{NetMgmtMAC: "tmk.mac", MAC: "tak", Data: "tek"}
+	codec := func() []connection.Option {
+		c := &wire.Codec{Protector: wire.NewProtector(mod, ks),
+			OnReject: func(mti, stan string, err error) { panic(fmt.Sprint("rejected: ", err)) }}
+		return []connection.Option{connection.SetMessageReader(c), connection.SetMessageWriter(c)}
+	}
+	runRoundTrips(b, codec(), codec(), nil, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/hsm/p11"
 	"github.com/cardless-atm/cardless/proxyclient"
 )
 
@@ -38,7 +40,7 @@ const CrashEnv = "CARDLESS_CRASH_AFTER"
 type Appliance struct {
 	Config    *Config
 	Log       *slog.Logger
-	HSM       *hsm.Soft
+	HSM       KeyModule
 	Store     *store.DB
 	Dispenser *dispensersim.Sim
 	Host      *hostlink.Client
@@ -75,7 +77,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	var err error
-	if a.HSM, err = openKeys(cfg.Keys); err != nil {
+	if a.HSM, err = openKeys(cfg.Keys, log); err != nil {
 		return nil, err
 	}
 	crash := crashHook(os.Getenv(CrashEnv), log)
@@ -229,18 +231,39 @@ func (a *Appliance) Close() {
 	}
 }
 
-// openKeys opens the key store (production) or loads development keys.
-func openKeys(k Keys) (*hsm.Soft, error) {
-	var m *hsm.Soft
-	if k.Store != "" {
+// KeyModule is what the appliance needs of its security module: hsm.Soft
+// (memory or encrypted key store) or a PKCS#11 token (hsm/p11).
+type KeyModule interface {
+	hsm.Module
+	hsm.ClearKeyImporter
+	hsm.HMACer
+	GenerateHMACKey(name hsm.KeyName) error
+	Close() error
+}
+
+// openKeys opens the PKCS#11 token or the key store (production), or an
+// in-memory module, and loads development keys if configured.
+func openKeys(k Keys, log *slog.Logger) (KeyModule, error) {
+	var m KeyModule
+	persistent := k.Store != "" || k.PKCS11 != nil
+	switch {
+	case k.PKCS11 != nil:
+		p, err := openPKCS11(*k.PKCS11, log)
+		if err != nil {
+			return nil, err
+		}
+		m = p
+	case k.Store != "":
 		sk, err := hsm.ReadStorageKeyFile(k.StorageKeyFile)
 		if err != nil {
 			return nil, err
 		}
-		if m, err = hsm.OpenStore(k.Store, sk); err != nil {
+		s, err := hsm.OpenStore(k.Store, sk)
+		if err != nil {
 			return nil, err
 		}
-	} else {
+		m = s
+	default:
 		m = hsm.NewSoft()
 	}
 	if d := k.Dev; d != nil {
@@ -266,7 +289,7 @@ func openKeys(k Keys) (*hsm.Soft, error) {
 	// MACs. A production key store gets one generated inside the module at
 	// first start (persisted in the store; the export under the TMK is
 	// discarded).
-	if _, err := m.KCV(hsm.QRMAC); err != nil && k.Store != "" {
+	if _, err := m.KCV(hsm.QRMAC); err != nil && persistent {
 		if _, _, err := m.GenerateKey(hsm.TMK, hsm.QRMAC); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("keys: generate %s: %w", hsm.QRMAC, err)
@@ -274,7 +297,7 @@ func openKeys(k Keys) (*hsm.Soft, error) {
 	}
 	// Likewise the journal key: it authenticates the electronic journal
 	// (atm/store) and nothing outside the ATM needs it.
-	if _, err := m.HMACSHA256(hsm.JournalKey, nil); errors.Is(err, hsm.ErrKeyNotFound) && k.Store != "" {
+	if _, err := m.HMACSHA256(hsm.JournalKey, nil); errors.Is(err, hsm.ErrKeyNotFound) && persistent {
 		if err := m.GenerateHMACKey(hsm.JournalKey); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("keys: generate %s: %w", hsm.JournalKey, err)
@@ -288,7 +311,7 @@ func openKeys(k Keys) (*hsm.Soft, error) {
 	}
 	if _, err := m.HMACSHA256(hsm.JournalKey, nil); err != nil {
 		m.Close()
-		return nil, fmt.Errorf("keys: %s is not loaded (set keys.development.journalMac, or use a key store, which generates it): %w", hsm.JournalKey, err)
+		return nil, fmt.Errorf("keys: %s is not loaded (set keys.development.journalMac, or use a key store or token, which generates it): %w", hsm.JournalKey, err)
 	}
 	return m, nil
 }
@@ -350,4 +373,20 @@ func deviceCrashHook(crash func(string)) func(string) {
 		return nil
 	}
 	return func(action string) { crash("device:" + action) }
+}
+
+// openPKCS11 opens the token of k: the PIN comes from k.PINFile, and the
+// TMK's network-management variant is prepared beside keys loaded through
+// their clear value (the token cannot derive it inside; see hsm/p11).
+func openPKCS11(k PKCS11Keys, log *slog.Logger) (*p11.Module, error) {
+	pin, err := os.ReadFile(k.PINFile)
+	if err != nil {
+		return nil, fmt.Errorf("keys.pkcs11.pinFile: %w", err)
+	}
+	m, err := p11.Open(p11.Config{Library: k.Module, TokenLabel: k.TokenLabel, PIN: strings.TrimSpace(string(pin)),
+		ClearKeyFallback: k.ClearKeyFallback, Variants: []byte{wire.NetMgmtVariant}, Logger: log.With("part", "keys")})
+	if err != nil {
+		return nil, fmt.Errorf("keys.pkcs11: %w", err)
+	}
+	return m, nil
 }

@@ -88,9 +88,22 @@ type Limits struct {
 // the key ceremony (atmctl key load-tmk), or, for development only, clear
 // keys in this file.
 type Keys struct {
-	Store          string   `json:"store,omitempty"`          // encrypted key store file
-	StorageKeyFile string   `json:"storageKeyFile,omitempty"` // its storage key
-	Dev            *DevKeys `json:"development,omitempty"`
+	Store          string      `json:"store,omitempty"`          // encrypted key store file
+	StorageKeyFile string      `json:"storageKeyFile,omitempty"` // its storage key
+	PKCS11         *PKCS11Keys `json:"pkcs11,omitempty"`         // keys in a PKCS#11 token instead
+	Dev            *DevKeys    `json:"development,omitempty"`
+}
+
+// PKCS11Keys selects a PKCS#11 token that holds the terminal's keys
+// (hsm/p11). Linux builds with cgo only.
+type PKCS11Keys struct {
+	Module     string `json:"module"`     // the PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
+	TokenLabel string `json:"tokenLabel"` // the token's label
+	PINFile    string `json:"pinFile"`    // a file holding the user PIN (mode 0600), never the PIN itself
+	// ClearKeyFallback allows loading a key through its clear value in
+	// memory where the token lacks the mechanism to do it inside (see
+	// hsm/p11 and docs/keys.md). The start-up log names every such path.
+	ClearKeyFallback bool `json:"clearKeyFallback,omitempty"`
 }
 
 // DevKeys are clear development keys. NEVER use them in production.
@@ -226,22 +239,31 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("presets[%d]", i), "%d is outside the limits or not a multiple of %d", p, l.Multiple)
 		}
 	}
-	switch {
+	persistent := c.Keys.Store != "" || c.Keys.PKCS11 != nil // keys that outlive the process
+	switch p := c.Keys.PKCS11; {
+	case c.Keys.Store != "" && p != nil:
+		bad("keys", "set keys.store or keys.pkcs11, not both")
 	case c.Keys.Store != "" && c.Keys.StorageKeyFile == "":
 		bad("keys.storageKeyFile", "required with keys.store")
-	case c.Keys.Store == "" && c.Keys.Dev == nil:
-		bad("keys", "set keys.store (production) or keys.development")
+	case !persistent && c.Keys.Dev == nil:
+		bad("keys", "set keys.pkcs11 or keys.store (production) or keys.development")
+	case p != nil && p.Module == "":
+		bad("keys.pkcs11.module", "the PKCS#11 library is required")
+	case p != nil && p.TokenLabel == "":
+		bad("keys.pkcs11.tokenLabel", "the token's label is required")
+	case p != nil && p.PINFile == "":
+		bad("keys.pkcs11.pinFile", "a file holding the user PIN is required")
 	}
 	if d := c.Keys.Dev; d != nil {
 		for name, v := range map[string]string{"tmk": d.TMK, "hostMac": d.HostMAC, "hostData": d.HostData, "qrMac": d.QRMAC} {
-			if v == "" && c.Keys.Store != "" {
+			if v == "" && persistent {
 				continue
 			}
 			if k, err := hex.DecodeString(v); err != nil || (len(k) != 16 && len(k) != 24) {
 				bad("keys.development."+name, "must be 32 or 48 hex digits")
 			}
 		}
-		if d.JournalMAC != "" || c.Keys.Store == "" {
+		if d.JournalMAC != "" || !persistent {
 			if k, err := hex.DecodeString(d.JournalMAC); err != nil || len(k) != 32 {
 				bad("keys.development.journalMac", "must be 64 hex digits (a 32-byte HMAC-SHA256 key)")
 			}

@@ -79,7 +79,7 @@ func TestProductionKeyStore(t *testing.T) {
 	}
 	s.Close()
 	keys := Keys{Store: dir + "/keys.db", StorageKeyFile: skf}
-	m, err := openKeys(keys)
+	m, err := openKeys(keys, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestProductionKeyStore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("journal key not generated: %v", err)
 	}
-	m, err = openKeys(keys)
+	m, err = openKeys(keys, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestProductionKeyStore(t *testing.T) {
 	}
 	s.ImportClearKey(hsm.TMK, []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10})
 	s.Close()
-	if _, err := openKeys(keys); err == nil || !strings.Contains(err.Error(), "host.mac") {
+	if _, err := openKeys(keys, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "host.mac") {
 		t.Fatalf("missing host key: %v", err)
 	}
 }
@@ -125,7 +125,7 @@ func TestDevJournalKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := openKeys(cfg.Keys)
+	m, err := openKeys(cfg.Keys, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestDevJournalKey(t *testing.T) {
 	dev := *k.Dev
 	dev.JournalMAC = ""
 	k.Dev = &dev
-	if m, err := openKeys(k); err == nil || !strings.Contains(err.Error(), "journal.hmac") {
+	if m, err := openKeys(k, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "journal.hmac") {
 		if err == nil {
 			m.Close()
 		}
@@ -184,7 +184,7 @@ func TestNewRefusesBrokenJournal(t *testing.T) {
 	}
 	cfg.DataDir = t.TempDir()
 	cfg.Screen = Screen{Mode: "headless", PNG: filepath.Join(cfg.DataDir, "screen.png")}
-	m, err := openKeys(cfg.Keys)
+	m, err := openKeys(cfg.Keys, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,9 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/hsm/p11"
 )
 
 // Exit statuses of Run.
@@ -145,27 +147,74 @@ func runKey(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 }
 
-// openStore reads the storage key file and opens the key store.
-func openStore(store, storageKey string) (*hsm.Soft, error) {
-	if store == "" || storageKey == "" {
-		return nil, usagef("--store and --storage-key are required")
+// keyStore is where the ceremony writes: the encrypted key store
+// (hsm.Soft) or a PKCS#11 token (hsm/p11).
+type keyStore interface {
+	KCV(name hsm.KeyName) (string, error)
+	FormKey(name hsm.KeyName, components ...[]byte) ([]string, string, error)
+	Keys() ([]hsm.KeyInfo, error)
+	Close() error
+}
+
+// keyFlags are the flags that select the key store or the token.
+type keyFlags struct {
+	store, storageKey, pkcs11, token, pinFile *string
+}
+
+func addKeyFlags(fs *flag.FlagSet) keyFlags {
+	return keyFlags{
+		store:      fs.String("store", "", "key store file"),
+		storageKey: fs.String("storage-key", "", "storage key file"),
+		pkcs11:     fs.String("pkcs11", "", "PKCS#11 library of the token that holds the keys, instead of a key store"),
+		token:      fs.String("token", "", "with --pkcs11: the token's label"),
+		pinFile:    fs.String("pin-file", "", "with --pkcs11: file holding the user PIN"),
 	}
-	sk, err := hsm.ReadStorageKeyFile(storageKey)
+}
+
+// open opens the token (--pkcs11) or the key store; where names it.
+func (f keyFlags) open() (ks keyStore, where string, err error) {
+	if *f.pkcs11 != "" {
+		if *f.store != "" || *f.storageKey != "" {
+			return nil, "", usagef("--pkcs11 and --store are exclusive")
+		}
+		if *f.token == "" || *f.pinFile == "" {
+			return nil, "", usagef("--pkcs11 needs --token and --pin-file")
+		}
+		pin, err := os.ReadFile(*f.pinFile)
+		if err != nil {
+			return nil, "", err
+		}
+		defer clear(pin)
+		// The TMK's network-management variant is prepared beside it: the
+		// token cannot derive it inside (see hsm/p11).
+		m, err := p11.Open(p11.Config{Library: *f.pkcs11, TokenLabel: *f.token, PIN: strings.TrimSpace(string(pin)), Variants: []byte{wire.NetMgmtVariant}})
+		if err != nil {
+			return nil, "", err
+		}
+		return m, fmt.Sprintf("token %q", *f.token), nil
+	}
+	if *f.store == "" || *f.storageKey == "" {
+		return nil, "", usagef("--store and --storage-key (or --pkcs11, --token and --pin-file) are required")
+	}
+	sk, err := hsm.ReadStorageKeyFile(*f.storageKey)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer clear(sk)
-	return hsm.OpenStore(store, sk)
+	s, err := hsm.OpenStore(*f.store, sk)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, *f.store, nil
 }
 
 func listKeys(args []string, stdout io.Writer) error {
 	fs := newFlags("key list")
-	store := fs.String("store", "", "key store file")
-	storageKey := fs.String("storage-key", "", "storage key file")
+	kf := addKeyFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	s, err := openStore(*store, *storageKey)
+	s, _, err := kf.open()
 	if err != nil {
 		return err
 	}
@@ -289,8 +338,7 @@ const maxAttempts = 3
 
 func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("key load-tmk")
-	store := fs.String("store", "", "key store file")
-	storageKey := fs.String("storage-key", "", "storage key file")
+	kf := addKeyFlags(fs)
 	n := fs.Int("components", 2, "number of components (2 or 3)")
 	expect := fs.String("expect-kcv", "", "expected final KCV (6 hex digits)")
 	replace := fs.Bool("replace", false, "replace an existing TMK")
@@ -317,7 +365,7 @@ func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	// Open the store first: nobody types a component into a ceremony that
 	// cannot complete.
-	s, err := openStore(*store, *storageKey)
+	s, where, err := kf.open()
 	if err != nil {
 		return err
 	}
@@ -385,6 +433,6 @@ func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("internal error: KCV %s after storing, %s before", stored, kcv)
 	}
 	fmt.Fprintf(stdout, "%s KCV: %s\n", strings.ToUpper(string(name)), kcv)
-	fmt.Fprintf(stdout, "%s stored as %q in %s\n", strings.ToUpper(string(name)), string(name), *store)
+	fmt.Fprintf(stdout, "%s stored as %q in %s\n", strings.ToUpper(string(name)), string(name), where)
 	return nil
 }

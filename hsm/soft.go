@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"github.com/cardless-atm/cardless/hsm/tr31"
 	"maps"
 	"os"
 	"slices"
@@ -21,6 +22,9 @@ type keyKind byte
 const (
 	kindTDES keyKind = 1 // double- or triple-length 3DES key
 	kindHMAC keyKind = 2 // HMAC-SHA256 key
+	// kindTDESUsage marks, in the key store file only, a 3DES key bound to
+	// a TR-31 usage (stored after the key).
+	kindTDESUsage keyKind = 3
 )
 
 // MinHMACKeyLen is the shortest HMAC-SHA256 key ImportClearHMACKey accepts.
@@ -30,8 +34,9 @@ const MinHMACKeyLen = 16
 const maxKeyNameLen = 255
 
 type entry struct {
-	kind keyKind
-	key  []byte
+	kind  keyKind
+	key   []byte
+	usage Usage // bound by a TR-31 key block; zero: unrestricted
 
 	// sched holds the expanded key schedules of a 3DES key and its KCV,
 	// built when the entry is made (import, derivation or store load) so
@@ -84,9 +89,11 @@ type Soft struct {
 }
 
 var (
-	_ Module           = (*Soft)(nil)
-	_ ClearKeyImporter = (*Soft)(nil)
-	_ HMACer           = (*Soft)(nil)
+	_ Module            = (*Soft)(nil)
+	_ ClearKeyImporter  = (*Soft)(nil)
+	_ HMACer            = (*Soft)(nil)
+	_ KeyBlockImporter  = (*Soft)(nil)
+	_ KeyBlockGenerator = (*Soft)(nil)
 )
 
 // NewSoft returns an empty in-memory module. Nothing is written to disk.
@@ -222,6 +229,18 @@ func (s *Soft) tdes(name KeyName) (*schedule, error) {
 	return e.sched, nil
 }
 
+// tdesFor is tdes for a use the key's usage must allow.
+func (s *Soft) tdesFor(name KeyName, o Op) (*schedule, error) {
+	e, err := s.lookup(name, kindTDES)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.usage.Check(name, o); err != nil {
+		return nil, err
+	}
+	return e.sched, nil
+}
+
 // ImportClearKey implements ClearKeyImporter. The key must be 16 or 24
 // bytes (ErrKeyLength) with odd parity in every byte (ErrKeyParity).
 func (s *Soft) ImportClearKey(name KeyName, key []byte) (string, error) {
@@ -328,7 +347,7 @@ func (s *Soft) ImportKey(kek, name KeyName, encrypted []byte, kcv string) error 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kks, err := s.tdes(kek)
+	kks, err := s.tdesFor(kek, OpWrap)
 	if err != nil {
 		return fmt.Errorf("key-encryption key: %w", err)
 	}
@@ -357,7 +376,7 @@ func (s *Soft) GenerateKey(kek, name KeyName) ([]byte, string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kks, err := s.tdes(kek)
+	kks, err := s.tdesFor(kek, OpWrap)
 	if err != nil {
 		return nil, "", fmt.Errorf("key-encryption key: %w", err)
 	}
@@ -384,9 +403,13 @@ func (s *Soft) GenerateKey(kek, name KeyName) ([]byte, string, error) {
 
 // GenerateMAC implements Module.
 func (s *Soft) GenerateMAC(name KeyName, data []byte, p Padding) ([]byte, error) {
+	return s.mac(name, data, p, OpMACGenerate)
+}
+
+func (s *Soft) mac(name KeyName, data []byte, p Padding, o Op) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ks, err := s.tdes(name)
+	ks, err := s.tdesFor(name, o)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +418,7 @@ func (s *Soft) GenerateMAC(name KeyName, data []byte, p Padding) ([]byte, error)
 
 // VerifyMAC implements Module. mac must be the full eight bytes.
 func (s *Soft) VerifyMAC(name KeyName, data, mac []byte, p Padding) error {
-	want, err := s.GenerateMAC(name, data, p)
+	want, err := s.mac(name, data, p, OpMACVerify)
 	if err != nil {
 		return err
 	}
@@ -418,7 +441,11 @@ func (s *Soft) Decrypt(name KeyName, data []byte) ([]byte, error) {
 func (s *Soft) crypt(name KeyName, data []byte, encrypt bool) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ks, err := s.tdes(name)
+	o := OpDecrypt
+	if encrypt {
+		o = OpEncrypt
+	}
+	ks, err := s.tdesFor(name, o)
 	if err != nil {
 		return nil, err
 	}
@@ -441,6 +468,9 @@ func (s *Soft) DeriveVariant(src, dst KeyName, variant byte) error {
 	defer s.mu.Unlock()
 	e, err := s.lookup(src, kindTDES)
 	if err != nil {
+		return err
+	}
+	if err := e.usage.Check(src, OpDerive); err != nil {
 		return err
 	}
 	k := make([]byte, len(e.key))
@@ -533,4 +563,87 @@ func (s *Soft) VerifyHMACSHA256(name KeyName, data, mac []byte) error {
 		return ErrMACMismatch
 	}
 	return nil
+}
+
+// ImportKeyBlock implements KeyBlockImporter: the TR-31 block is verified
+// and opened under kbpk (a 3DES key whose usage allows wrapping), and the
+// key is stored under name bound to the block's usage and mode of use.
+func (s *Soft) ImportKeyBlock(kbpk, name KeyName, block string) (tr31.Header, string, error) {
+	if err := checkName(name); err != nil {
+		return tr31.Header{}, "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pe, err := s.lookup(kbpk, kindTDES)
+	if err != nil {
+		return tr31.Header{}, "", fmt.Errorf("key block protection key: %w", err)
+	}
+	if err := pe.usage.Check(kbpk, OpWrap); err != nil {
+		return tr31.Header{}, "", err
+	}
+	h, k, err := tr31.Unwrap(pe.key, block)
+	if err != nil {
+		return tr31.Header{}, "", err
+	}
+	u, err := UsageOf(h)
+	if err != nil {
+		zero(k)
+		return tr31.Header{}, "", err
+	}
+	if len(k) != 16 && len(k) != 24 {
+		zero(k)
+		return tr31.Header{}, "", fmt.Errorf("%w: the key block holds a %d-byte key", ErrKeyLength, len(k))
+	}
+	e, err := newTDESEntry(k)
+	if err != nil {
+		zero(k)
+		return tr31.Header{}, "", err
+	}
+	e.usage = u
+	if err := s.store(name, e); err != nil {
+		return tr31.Header{}, "", err
+	}
+	return h, e.sched.kcv, nil
+}
+
+// GenerateKeyBlock implements KeyBlockGenerator: a random double-length
+// key with odd parity, stored under name with the usage of h, returned in
+// a TR-31 block under kbpk.
+func (s *Soft) GenerateKeyBlock(kbpk, name KeyName, h tr31.Header) (string, string, error) {
+	if err := checkName(name); err != nil {
+		return "", "", err
+	}
+	u, err := UsageOf(h)
+	if err != nil {
+		return "", "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pe, err := s.lookup(kbpk, kindTDES)
+	if err != nil {
+		return "", "", fmt.Errorf("key block protection key: %w", err)
+	}
+	if err := pe.usage.Check(kbpk, OpWrap); err != nil {
+		return "", "", err
+	}
+	k := make([]byte, 16)
+	if _, err := rand.Read(k); err != nil {
+		return "", "", fmt.Errorf("hsm: random source: %w", err)
+	}
+	AdjustParity(k)
+	block, err := tr31.Wrap(pe.key, h, k, nil)
+	if err != nil {
+		zero(k)
+		return "", "", err
+	}
+	e, err := newTDESEntry(k)
+	if err != nil {
+		zero(k)
+		return "", "", err
+	}
+	e.usage = u
+	if err := s.store(name, e); err != nil {
+		return "", "", err
+	}
+	return block, e.sched.kcv, nil
 }

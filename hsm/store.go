@@ -136,6 +136,11 @@ func decodeKeys(p []byte) (map[KeyName]*entry, error) {
 		}
 		kind, nlen := keyKind(p[0]), int(p[1])
 		p = p[2:]
+		var usage Usage
+		if kind == kindTDESUsage { // a 3DES key bound to a TR-31 usage: usage (2) and mode (1) follow the key
+			kind = kindTDES
+			usage.KeyUsage = "?"
+		}
 		if kind != kindTDES && kind != kindHMAC {
 			return fail("unknown key kind")
 		}
@@ -158,6 +163,19 @@ func decodeKeys(p []byte) (map[KeyName]*entry, error) {
 			return fail("bad key length")
 		}
 		k := append([]byte(nil), p[:klen]...)
+		p = p[klen:]
+		if usage.KeyUsage != "" {
+			if len(p) < 3 {
+				zero(k)
+				return fail("truncated key usage")
+			}
+			usage = Usage{KeyUsage: string(p[:2]), Mode: p[2]}
+			p = p[3:]
+			if _, ok := supported[usage.KeyUsage]; !ok {
+				zero(k)
+				return fail("unknown key usage")
+			}
+		}
 		if kind == kindHMAC {
 			keys[name] = &entry{kind: kind, key: k}
 		} else {
@@ -166,9 +184,9 @@ func decodeKeys(p []byte) (map[KeyName]*entry, error) {
 				zero(k)
 				return fail("bad 3DES key")
 			}
+			e.usage = usage
 			keys[name] = e
 		}
-		p = p[klen:]
 	}
 	return keys, nil
 }
@@ -178,14 +196,22 @@ func decodeKeys(p []byte) (map[KeyName]*entry, error) {
 func encodeKeys(keys map[KeyName]*entry) []byte {
 	n := 0
 	for name, e := range keys {
-		n += 4 + len(name) + len(e.key)
+		n += 4 + len(name) + len(e.key) + 3
 	}
 	b := make([]byte, 0, n)
 	for name, e := range keys {
-		b = append(b, byte(e.kind), byte(len(name)))
+		kind := e.kind
+		if e.usage.Restricted() {
+			kind = kindTDESUsage
+		}
+		b = append(b, byte(kind), byte(len(name)))
 		b = append(b, name...)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(e.key)))
 		b = append(b, e.key...)
+		if e.usage.Restricted() {
+			b = append(b, e.usage.KeyUsage...)
+			b = append(b, e.usage.Mode)
+		}
 	}
 	return b
 }

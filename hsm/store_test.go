@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/hsm/tr31"
 )
 
 func storageKey(b byte) []byte { return bytes.Repeat([]byte{b}, hsm.StorageKeyLen) }
@@ -352,4 +353,36 @@ func TestStoreLocked(t *testing.T) {
 	}
 	s3 := openStore(t, path, storageKey(1))
 	s3.Close()
+}
+
+// TestStoreKeepsKeyUsage: a key that arrived in a TR-31 block keeps its
+// usage across a restart (the store records it), and old-format entries
+// (no usage) stay unrestricted.
+func TestStoreKeepsKeyUsage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.bin")
+	s := openStore(t, path, storageKey(1))
+	kbpk := mustHex(t, "0123456789ABCDEFFEDCBA9876543210")
+	if _, err := s.ImportClearKey("kbpk", kbpk); err != nil {
+		t.Fatal(err)
+	}
+	block, err := tr31.Wrap(kbpk, tr31.Header{Version: 'B', KeyUsage: "M3", Algorithm: 'T', ModeOfUse: 'C', KeyVersion: "00", Exportability: 'N'},
+		mustHex(t, "89ABCDEF0123456776543210FEDCBA98"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ImportKeyBlock("kbpk", hsm.TAK, block); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, path, storageKey(1))
+	defer s.Close()
+	if _, err := s.GenerateMAC(hsm.TAK, []byte("x"), hsm.PaddingMethod1); err != nil {
+		t.Fatalf("MAC after restart: %v", err)
+	}
+	if _, err := s.Encrypt(hsm.TAK, make([]byte, 8)); !errors.Is(err, hsm.ErrKeyUsage) {
+		t.Fatalf("encrypt with the MAC key after restart: %v, want ErrKeyUsage", err)
+	}
+	if _, err := s.Encrypt("kbpk", make([]byte, 8)); err != nil {
+		t.Fatalf("the unrestricted key: %v", err)
+	}
 }

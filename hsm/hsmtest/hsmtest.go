@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cardless-atm/cardless/hsm"
+	"github.com/cardless-atm/cardless/hsm/tr31"
 )
 
 // Module is what the suite tests: a security module that takes clear keys
@@ -54,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) Module) {
 		{"MissingKey", testMissingKey},
 		{"DeleteKey", testDeleteKey},
 		{"Concurrent", testConcurrent},
+		{"KeyBlocks", testKeyBlocks},
+		{"KeyBlockGeneration", testKeyBlockGeneration},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -458,5 +461,114 @@ func testConcurrent(t *testing.T, m Module) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// kbpkClear is the suite's key block protection key: the TR-31:2018
+// Annex A version B example KBPK with odd parity.
+const kbpkClear = "DC7515F2BFC17F85CE49F2CB25CB20F7"
+
+func header(usage string, mode byte) tr31.Header {
+	return tr31.Header{Version: 'B', KeyUsage: usage, Algorithm: 'T', ModeOfUse: mode, KeyVersion: "00", Exportability: 'N'}
+}
+
+// testKeyBlocks: a module that takes TR-31 key blocks binds each key to
+// the usage of its header: a MAC key never encrypts, a data key never
+// MACs, neither wraps keys; a block that does not verify, or carries a
+// usage the module does not support, stores nothing.
+func testKeyBlocks(t *testing.T, m Module) {
+	kb, ok := m.(hsm.KeyBlockImporter)
+	if !ok {
+		t.Skipf("%T does not take TR-31 key blocks", m)
+	}
+	kbpk, mk, dk := mustHex(t, kbpkClear), mustHex(t, wkClear), mustHex(t, wk2Clear)
+	load(t, m, "kbpk", kbpk)
+	wrap := func(h tr31.Header, key []byte) string {
+		b, err := tr31.Wrap(kbpk, h, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	macBlock := wrap(header("M3", 'C'), mk)
+	h, kcv, err := kb.ImportKeyBlock("kbpk", hsm.TAK, macBlock)
+	if want, _ := hsm.KCVOf(mk); err != nil || kcv != want || h.KeyUsage != "M3" {
+		t.Fatalf("ImportKeyBlock(M3) = %+v, %q, %v; want KCV %s", h, kcv, err, want)
+	}
+	if _, _, err := kb.ImportKeyBlock("kbpk", hsm.TEK, wrap(header("D0", 'B'), dk)); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := hsm.RetailMAC(mk, []byte("sign-on"), hsm.PaddingMethod2)
+	if got, err := m.GenerateMAC(hsm.TAK, []byte("sign-on"), hsm.PaddingMethod2); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("MAC with the M3 key = %X, %v", got, err)
+	}
+	if err := m.VerifyMAC(hsm.TAK, []byte("sign-on"), want, hsm.PaddingMethod2); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := hsm.EncryptCBC(dk, make([]byte, 16))
+	if got, err := m.Encrypt(hsm.TEK, make([]byte, 16)); err != nil || !bytes.Equal(got, enc) {
+		t.Fatalf("Encrypt with the D0 key = %X, %v", got, err)
+	}
+	refused := map[string]error{}
+	_, refused["encrypt with the MAC key"] = m.Encrypt(hsm.TAK, make([]byte, 8))
+	_, refused["decrypt with the MAC key"] = m.Decrypt(hsm.TAK, make([]byte, 8))
+	_, refused["MAC with the data key"] = m.GenerateMAC(hsm.TEK, nil, hsm.PaddingMethod1)
+	refused["verify with the data key"] = m.VerifyMAC(hsm.TEK, nil, make([]byte, 8), hsm.PaddingMethod1)
+	_, _, refused["the MAC key as KEK"] = m.GenerateKey(hsm.TAK, "x")
+	refused["import under the data key"] = m.ImportKey(hsm.TEK, "x", make([]byte, 16), "000000")
+	refused["a variant of the MAC key"] = m.DeriveVariant(hsm.TAK, "x", Variant)
+	_, _, refused["the data key as KBPK"] = kb.ImportKeyBlock(hsm.TEK, "x", macBlock)
+	for name, err := range refused {
+		if !errors.Is(err, hsm.ErrKeyUsage) {
+			t.Errorf("%s: %v, want ErrKeyUsage", name, err)
+		}
+	}
+	// Mode G: generate only.
+	if _, _, err := kb.ImportKeyBlock("kbpk", "gen.only", wrap(header("M3", 'G'), mk)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.VerifyMAC("gen.only", []byte("sign-on"), want, hsm.PaddingMethod2); !errors.Is(err, hsm.ErrKeyUsage) {
+		t.Errorf("verify with a generate-only key: %v", err)
+	}
+	// Relabelling the MAC key as a data key breaks the block's MAC.
+	if _, _, err := kb.ImportKeyBlock("kbpk", "relabelled", macBlock[:5]+"D0TB"+macBlock[9:]); !errors.Is(err, tr31.ErrMAC) {
+		t.Errorf("relabelled block: %v, want tr31.ErrMAC", err)
+	}
+	if _, _, err := kb.ImportKeyBlock("kbpk", "pin", wrap(header("P0", 'E'), mk)); !errors.Is(err, hsm.ErrKeyUsage) {
+		t.Errorf("a PIN key block: %v, want ErrKeyUsage", err)
+	}
+	for _, name := range []hsm.KeyName{"relabelled", "pin", "x"} {
+		if _, err := m.KCV(name); !errors.Is(err, hsm.ErrKeyNotFound) {
+			t.Errorf("%s was stored: %v", name, err)
+		}
+	}
+}
+
+// testKeyBlockGeneration: an issued block opens, under the KBPK, to the
+// key the module now holds, with the usage asked for.
+func testKeyBlockGeneration(t *testing.T, m Module) {
+	g, ok := m.(hsm.KeyBlockGenerator)
+	if !ok {
+		t.Skipf("%T does not issue TR-31 key blocks", m)
+	}
+	kbpk := mustHex(t, kbpkClear)
+	load(t, m, "kbpk", kbpk)
+	block, kcv, err := g.GenerateKeyBlock("kbpk", "issued", header("D0", 'B'))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, key, err := tr31.Unwrap(kbpk, block)
+	if err != nil || h.KeyUsage != "D0" || h.ModeOfUse != 'B' || len(key) != 16 || !hsm.HasOddParity(key) {
+		t.Fatalf("issued block: %+v, %d-byte key, %v", h, len(key), err)
+	}
+	if want, _ := hsm.KCVOf(key); kcv != want {
+		t.Fatalf("KCV %s, the block's key has %s", kcv, want)
+	}
+	enc, _ := hsm.EncryptCBC(key, make([]byte, 8))
+	if got, err := m.Encrypt("issued", make([]byte, 8)); err != nil || !bytes.Equal(got, enc) {
+		t.Fatalf("Encrypt with the issued key = %X, %v", got, err)
+	}
+	if _, err := m.GenerateMAC("issued", nil, hsm.PaddingMethod1); !errors.Is(err, hsm.ErrKeyUsage) {
+		t.Fatalf("MAC with the issued data key: %v", err)
 	}
 }

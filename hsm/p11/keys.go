@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/cardless-atm/cardless/hsm"
 	"github.com/miekg/pkcs11"
@@ -34,8 +35,9 @@ const (
 
 func variantRole(v byte) string { return fmt.Sprintf("v%02X", v) }
 
-// objects returns the objects labelled label, by role.
-func objects(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, label string) (map[string]pkcs11.ObjectHandle, error) {
+// objects returns the objects labelled label, by role, and records in
+// usages the TR-31 usage of those whose CKA_ID carries one ("key:M3C").
+func objects(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, label string, usages map[pkcs11.ObjectHandle]hsm.Usage) (map[string]pkcs11.ObjectHandle, error) {
 	tmpl := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
@@ -64,7 +66,11 @@ func objects(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, label string) (map[string]
 		if err != nil {
 			return nil, fmt.Errorf("p11: C_GetAttributeValue: %w", err)
 		}
-		out[string(a[0].Value)] = h
+		role, use, restricted := strings.Cut(string(a[0].Value), ":")
+		if restricted && len(use) == 3 {
+			usages[h] = hsm.Usage{KeyUsage: use[:2], Mode: use[2]}
+		}
+		out[role] = h
 	}
 	return out, nil
 }
@@ -90,11 +96,11 @@ func (m *Module) keyObjects(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, name hsm.Ke
 }
 
 func (m *Module) findKey(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, name hsm.KeyName) (map[string]pkcs11.ObjectHandle, error) {
-	cur, err := objects(ctx, s, string(name))
+	cur, err := objects(ctx, s, string(name), m.usages)
 	if err != nil {
 		return nil, err
 	}
-	next, err := objects(ctx, s, string(name)+pending)
+	next, err := objects(ctx, s, string(name)+pending, m.usages)
 	if err != nil || len(next) == 0 {
 		return cur, err
 	}
@@ -180,6 +186,16 @@ func bytesToUint(b []byte) uint {
 	return v
 }
 
+// tdesFor returns the 3DES key object of name for a use its TR-31 usage
+// must allow.
+func (m *Module) tdesFor(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, name hsm.KeyName, o hsm.Op) (pkcs11.ObjectHandle, error) {
+	h, err := m.tdes(ctx, s, name, roleKey)
+	if err != nil {
+		return 0, err
+	}
+	return h, m.usages[h].Check(name, o)
+}
+
 // tdes returns the 3DES key object of name (ErrKeyType for an HMAC key).
 func (m *Module) tdes(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, name hsm.KeyName, role string) (pkcs11.ObjectHandle, error) {
 	h, kt, err := m.lookup(ctx, s, name, role)
@@ -226,6 +242,13 @@ func tdesType(n int) uint {
 // createTDES builds, under label, the set of a 3DES key from its clear
 // value: the key, its first single-DES part and the configured variants.
 func (m *Module) createTDES(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, label string, key []byte) (map[string]pkcs11.ObjectHandle, error) {
+	return m.createTDESUsage(ctx, s, label, key, hsm.Usage{})
+}
+
+// createTDESUsage is createTDES for a key bound to a TR-31 usage (kept in
+// the key object's CKA_ID; no variants are prepared: such a key derives
+// nothing).
+func (m *Module) createTDESUsage(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, label string, key []byte, u hsm.Usage) (map[string]pkcs11.ObjectHandle, error) {
 	set := map[string]pkcs11.ObjectHandle{}
 	add := func(role string, value []byte) error {
 		kt, use := tdesType(len(value)), tdesUse
@@ -237,11 +260,18 @@ func (m *Module) createTDES(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, label strin
 			value = append(append(make([]byte, 0, 16), value...), value...)
 			defer zero(value)
 		}
-		h, err := ctx.CreateObject(s, append(secret(label, role, kt, use...), pkcs11.NewAttribute(pkcs11.CKA_VALUE, value)))
+		id := role
+		if role == roleKey && u.Restricted() {
+			id += ":" + u.KeyUsage + string(u.Mode)
+		}
+		h, err := ctx.CreateObject(s, append(secret(label, id, kt, use...), pkcs11.NewAttribute(pkcs11.CKA_VALUE, value)))
 		if err != nil {
 			return fmt.Errorf("p11: C_CreateObject: %w", err)
 		}
 		set[role] = h
+		if role == roleKey && u.Restricted() {
+			m.usages[h] = u
+		}
 		return nil
 	}
 	if err := add(roleKey, key); err != nil {
@@ -249,6 +279,9 @@ func (m *Module) createTDES(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, label strin
 	}
 	if err := add(roleMAC1, key[:8]); err != nil {
 		return set, err
+	}
+	if u.Restricted() {
+		return set, nil
 	}
 	v := make([]byte, len(key))
 	defer zero(v)

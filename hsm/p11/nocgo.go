@@ -7,6 +7,8 @@ import "github.com/cardless-atm/cardless/hsm"
 // Module is unavailable without cgo: Open always fails with ErrNoCgo, so
 // no value of it is ever made.
 type Module struct {
+	hsm.KeyBlockImporter
+	hsm.KeyBlockGenerator
 	hsm.Module
 	hsm.ClearKeyImporter
 	hsm.HMACer

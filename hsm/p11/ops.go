@@ -147,7 +147,7 @@ func (m *Module) ImportKey(kek, name hsm.KeyName, encrypted []byte, wantKCV stri
 		return fmt.Errorf("%w: 3DES keys are 16 or 24 bytes, got %d", hsm.ErrKeyLength, len(encrypted))
 	}
 	return m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		kh, err := m.tdes(ctx, s, kek, roleKey)
+		kh, err := m.tdesFor(ctx, s, kek, hsm.OpWrap)
 		if err != nil {
 			return err
 		}
@@ -217,7 +217,7 @@ func (m *Module) GenerateKey(kek, name hsm.KeyName) (encrypted []byte, kcvOut st
 		return nil, "", err
 	}
 	err = m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		kh, err := m.tdes(ctx, s, kek, roleKey)
+		kh, err := m.tdesFor(ctx, s, kek, hsm.OpWrap)
 		if err != nil {
 			return err
 		}
@@ -289,14 +289,18 @@ func pad(data []byte, p hsm.Padding) ([]byte, error) {
 // CKM_DES_CBC under an extracted DES key); the last block XORed with
 // that chain value goes through 3DES-EDE under the whole key
 // (CKM_DES3_ECB), which is algorithm 3's final E(K1) D(K2) E(K1).
-func (m *Module) GenerateMAC(name hsm.KeyName, data []byte, p hsm.Padding) (out []byte, err error) {
+func (m *Module) GenerateMAC(name hsm.KeyName, data []byte, p hsm.Padding) ([]byte, error) {
+	return m.mac(name, data, p, hsm.OpMACGenerate)
+}
+
+func (m *Module) mac(name hsm.KeyName, data []byte, p hsm.Padding, o hsm.Op) (out []byte, err error) {
 	padded, err := pad(data, p)
 	if err != nil {
 		return nil, err
 	}
 	defer zero(padded)
 	err = m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		kh, err := m.tdes(ctx, s, name, roleKey)
+		kh, err := m.tdesFor(ctx, s, name, o)
 		if err != nil {
 			return err
 		}
@@ -326,7 +330,7 @@ func (m *Module) GenerateMAC(name hsm.KeyName, data []byte, p hsm.Padding) (out 
 
 // VerifyMAC implements hsm.Module.
 func (m *Module) VerifyMAC(name hsm.KeyName, data, mac []byte, p hsm.Padding) error {
-	got, err := m.GenerateMAC(name, data, p)
+	got, err := m.mac(name, data, p, hsm.OpMACVerify)
 	if err != nil {
 		return err
 	}
@@ -350,8 +354,12 @@ func (m *Module) crypt(name hsm.KeyName, data []byte, enc bool) (out []byte, err
 	if len(data)%8 != 0 {
 		return nil, fmt.Errorf("%w: %d bytes", hsm.ErrDataLength, len(data))
 	}
+	o := hsm.OpDecrypt
+	if enc {
+		o = hsm.OpEncrypt
+	}
 	err = m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		h, err := m.tdes(ctx, s, name, roleKey)
+		h, err := m.tdesFor(ctx, s, name, o)
 		if err != nil {
 			return err
 		}
@@ -379,7 +387,7 @@ func (m *Module) DeriveVariant(src, dst hsm.KeyName, variant byte) error {
 		return fmt.Errorf("hsm: variant 0x%02X leaves the DES key bits unchanged", variant)
 	}
 	return m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		if _, err := m.tdes(ctx, s, src, roleKey); err != nil {
+		if _, err := m.tdesFor(ctx, s, src, hsm.OpDerive); err != nil {
 			return err
 		}
 		set, err := m.keyObjects(ctx, s, src)
@@ -414,7 +422,7 @@ func (m *Module) DeleteKey(name hsm.KeyName) error {
 	return m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
 		delete(m.sets, name)
 		for _, label := range []string{string(name), string(name) + pending} {
-			set, err := objects(ctx, s, label)
+			set, err := objects(ctx, s, label, m.usages)
 			if err != nil {
 				return err
 			}

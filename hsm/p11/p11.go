@@ -31,6 +31,7 @@ type Module struct {
 	closed bool
 	sets   map[hsm.KeyName]map[string]pkcs11.ObjectHandle // objects by key name and role
 	types  map[pkcs11.ObjectHandle]uint                   // CKA_KEY_TYPE by object
+	usages map[pkcs11.ObjectHandle]hsm.Usage              // TR-31 usage of key objects from key blocks
 }
 
 var _ interface {
@@ -55,7 +56,7 @@ func Open(cfg Config) (*Module, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("%w: cannot load %s", ErrLibrary, cfg.Library)
 	}
-	m := &Module{cfg: cfg, log: log, ctx: ctx, sets: map[hsm.KeyName]map[string]pkcs11.ObjectHandle{}, types: map[pkcs11.ObjectHandle]uint{}}
+	m := &Module{cfg: cfg, log: log, ctx: ctx, sets: map[hsm.KeyName]map[string]pkcs11.ObjectHandle{}, types: map[pkcs11.ObjectHandle]uint{}, usages: map[pkcs11.ObjectHandle]hsm.Usage{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -231,6 +232,7 @@ func (m *Module) session(fn func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error)
 		// a key): search again.
 		clear(m.sets)
 		clear(m.types)
+		clear(m.usages)
 		err = fn(m.ctx, m.sess)
 	}
 	return err

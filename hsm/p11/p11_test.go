@@ -11,6 +11,7 @@ import (
 	"github.com/cardless-atm/cardless/hsm/hsmtest"
 	"github.com/cardless-atm/cardless/hsm/p11"
 	"github.com/cardless-atm/cardless/hsm/p11/softhsm"
+	"github.com/cardless-atm/cardless/hsm/tr31"
 	"github.com/miekg/pkcs11"
 )
 
@@ -214,5 +215,38 @@ func TestReplacedElsewhere(t *testing.T) {
 	got, err := m1.GenerateMAC(hsm.TAK, []byte("x"), hsm.PaddingMethod1)
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("MAC after the replacement elsewhere = %X, %v; want %X (the new key)", got, err, want)
+	}
+}
+
+// TestKeyBlockUsagePersists: the usage of a key from a TR-31 block is kept
+// in the token (CKA_ID) and enforced after a restart; without
+// clearKeyFallback no key block is opened.
+func TestKeyBlockUsagePersists(t *testing.T) {
+	softToken(t, "usage")
+	kbpk := []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10}
+	m := open(t, config("usage"))
+	if _, err := m.ImportClearKey("kbpk", kbpk); err != nil {
+		t.Fatal(err)
+	}
+	block, err := tr31.Wrap(kbpk, tr31.Header{Version: 'B', KeyUsage: "M3", Algorithm: 'T', ModeOfUse: 'C', KeyVersion: "00", Exportability: 'N'},
+		[]byte{0x89, 0xAB, 0xCD, 0xEF, 0x01, 0x23, 0x45, 0x67, 0x76, 0x54, 0x32, 0x10, 0xFE, 0xDC, 0xBA, 0x98}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.ImportKeyBlock("kbpk", hsm.TAK, block); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	cfg := config("usage")
+	cfg.ClearKeyFallback = false
+	m = open(t, cfg)
+	if _, err := m.GenerateMAC(hsm.TAK, []byte("x"), hsm.PaddingMethod1); err != nil {
+		t.Fatalf("MAC after restart: %v", err)
+	}
+	if _, err := m.Encrypt(hsm.TAK, make([]byte, 8)); !errors.Is(err, hsm.ErrKeyUsage) {
+		t.Fatalf("encrypt with the MAC key after restart: %v, want ErrKeyUsage", err)
+	}
+	if _, _, err := m.ImportKeyBlock("kbpk", hsm.TEK, block); !errors.Is(err, p11.ErrMechanism) {
+		t.Fatalf("key block without clearKeyFallback: %v, want ErrMechanism", err)
 	}
 }

@@ -159,22 +159,100 @@ func keys(version byte, kbpk []byte) (enc, mac cipher.Block, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrKBPK, err)
 	}
-	derive := func(usage uint16) (cipher.Block, error) {
-		bits := uint16(len(kbpk) * 8)
+	encData, macData := derivation(len(kbpk), alg)
+	derive := func(data [][]byte) (cipher.Block, error) {
 		var out []byte
-		for counter := byte(1); len(out) < len(kbpk); counter++ {
-			d := []byte{counter, byte(usage >> 8), byte(usage), 0, byte(alg >> 8), byte(alg), byte(bits >> 8), byte(bits)}
+		for _, d := range data {
 			out = append(out, CMAC(base, d)...)
 		}
-		k := out[:len(kbpk)]
 		defer clear(out)
-		return newCipher(k)
+		return newCipher(out[:len(kbpk)])
 	}
-	if enc, err = derive(0x0000); err != nil {
+	if enc, err = derive(encData); err != nil {
 		return nil, nil, err
 	}
-	mac, err = derive(0x0001)
+	mac, err = derive(macData)
 	return enc, mac, err
+}
+
+// derivation returns the SP 800-108 derivation data whose CMACs under the
+// KBPK, concatenated and cut to the KBPK's length, are the key block
+// encryption key and the key block MAC key.
+func derivation(n int, alg uint16) (enc, mac [][]byte) {
+	bits := uint16(n * 8)
+	blocks := 2
+	if alg >= 0x0002 { // AES: 16-byte CMACs
+		blocks = (n + 15) / 16
+	} else if n == 24 {
+		blocks = 3
+	}
+	for _, usage := range []uint16{0x0000, 0x0001} {
+		var data [][]byte
+		for counter := byte(1); int(counter) <= blocks; counter++ {
+			data = append(data, []byte{counter, byte(usage >> 8), byte(usage), 0, byte(alg >> 8), byte(alg), byte(bits >> 8), byte(bits)})
+		}
+		if usage == 0 {
+			enc = data
+		} else {
+			mac = data
+		}
+	}
+	return enc, mac
+}
+
+// DerivationB returns, for a version B KBPK of n bytes (16 or 24), the
+// derivation data blocks whose TDES-CMACs under the KBPK, concatenated
+// and cut to n bytes, are the key block encryption key (enc) and MAC key
+// (mac). A security module that holds the KBPK computes the CMACs and
+// passes the keys to UnwrapDerived or WrapDerived.
+func DerivationB(n int) (enc, mac [][]byte, err error) {
+	switch n {
+	case 16:
+		enc, mac = derivation(16, 0x0000)
+	case 24:
+		enc, mac = derivation(24, 0x0001)
+	default:
+		return nil, nil, fmt.Errorf("%w: version B takes a double- or triple-length TDES key, got %d bytes", ErrKBPK, n)
+	}
+	return enc, mac, nil
+}
+
+// UnwrapDerived is Unwrap of a version B block with the key block
+// encryption and MAC keys given (see DerivationB).
+func UnwrapDerived(kbek, kbmk []byte, block string) (Header, []byte, error) {
+	enc, err := tdes(kbek)
+	if err != nil {
+		return Header{}, nil, fmt.Errorf("%w: %v", ErrKBPK, err)
+	}
+	mac, err := tdes(kbmk)
+	if err != nil {
+		return Header{}, nil, fmt.Errorf("%w: %v", ErrKBPK, err)
+	}
+	h, pos, err := parseHeader(block)
+	if err != nil {
+		return Header{}, nil, err
+	}
+	if h.Version != 'B' {
+		return Header{}, nil, fmt.Errorf("%w %q: derived keys are for version B", ErrVersion, h.Version)
+	}
+	return unwrapWith(enc, mac, h, pos, block)
+}
+
+// WrapDerived is Wrap of a version B block with the key block encryption
+// and MAC keys given (see DerivationB).
+func WrapDerived(kbek, kbmk []byte, h Header, key []byte, random io.Reader) (string, error) {
+	if h.Version != 'B' {
+		return "", fmt.Errorf("%w %q: derived keys are for version B", ErrVersion, h.Version)
+	}
+	enc, err := tdes(kbek)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrKBPK, err)
+	}
+	mac, err := tdes(kbmk)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrKBPK, err)
+	}
+	return wrapWith(enc, mac, h, key, max(len(key), 24), random)
 }
 
 func tdes(k []byte) (cipher.Block, error) {
@@ -210,12 +288,22 @@ func WrapPadded(kbpk []byte, h Header, key []byte, maskLen int, random io.Reader
 	if len(key) == 0 || len(key) > 0xFFF || maskLen > 0xFFF {
 		return "", fmt.Errorf("%w: key of %d bytes", ErrFormat, len(key))
 	}
-	if random == nil {
-		random = rand.Reader
-	}
 	enc, mac, err := keys(h.Version, kbpk)
 	if err != nil {
 		return "", err
+	}
+	return wrapWith(enc, mac, h, key, maskLen, random)
+}
+
+func wrapWith(enc, mac cipher.Block, h Header, key []byte, maskLen int, random io.Reader) (string, error) {
+	if err := h.check(); err != nil {
+		return "", err
+	}
+	if len(key) == 0 || len(key) > 0xFFF || maskLen > 0xFFF {
+		return "", fmt.Errorf("%w: key of %d bytes", ErrFormat, len(key))
+	}
+	if random == nil {
+		random = rand.Reader
 	}
 	bs := blockSize(h.Version)
 	n := 2 + max(len(key), maskLen)
@@ -304,6 +392,14 @@ func Unwrap(kbpk []byte, block string) (Header, []byte, error) {
 	if err != nil {
 		return Header{}, nil, err
 	}
+	enc, mac, err := keys(h.Version, kbpk)
+	if err != nil {
+		return Header{}, nil, err
+	}
+	return unwrapWith(enc, mac, h, pos, block)
+}
+
+func unwrapWith(enc, mac cipher.Block, h Header, pos int, block string) (Header, []byte, error) {
 	bs := blockSize(h.Version)
 	body := block[pos:]
 	if len(body) < 4*bs || len(body)%(2*bs) != 0 {
@@ -312,10 +408,6 @@ func Unwrap(kbpk []byte, block string) (Header, []byte, error) {
 	raw, err := hex.DecodeString(body)
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("%w: encrypted key data and MAC must be hex digits", ErrFormat)
-	}
-	enc, mac, err := keys(h.Version, kbpk)
-	if err != nil {
-		return Header{}, nil, err
 	}
 	data, tag := raw[:len(raw)-bs], raw[len(raw)-bs:]
 	clearData := make([]byte, len(data))

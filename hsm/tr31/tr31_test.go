@@ -219,3 +219,43 @@ func FuzzUnwrap(f *testing.F) {
 		}
 	})
 }
+
+// TestDerivedKeys: a module that holds the KBPK computes the CMACs of the
+// derivation data; with the keys it passes, the published blocks open,
+// and a wrapped block opens with the KBPK.
+func TestDerivedKeys(t *testing.T) {
+	for _, v := range vectors {
+		if v.block[0] != 'B' {
+			continue
+		}
+		kbpk := mustHex(t, v.kbpk)
+		encData, macData, err := DerivationB(len(kbpk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, _ := tdes(kbpk)
+		derive := func(data [][]byte) []byte {
+			var out []byte
+			for _, d := range data {
+				out = append(out, CMAC(base, d)...)
+			}
+			return out[:len(kbpk)]
+		}
+		kbek, kbmk := derive(encData), derive(macData)
+		_, key, err := UnwrapDerived(kbek, kbmk, v.block)
+		if err != nil || !bytes.Equal(key, mustHex(t, v.key)) {
+			t.Fatalf("%s: %X, %v", v.block[:16], key, err)
+		}
+		h := Header{Version: 'B', KeyUsage: "D0", Algorithm: 'T', ModeOfUse: 'B', KeyVersion: "00", Exportability: 'N'}
+		block, err := WrapDerived(kbek, kbmk, h, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := Unwrap(kbpk, block); err != nil || !bytes.Equal(got, key) {
+			t.Fatalf("WrapDerived block under the KBPK: %X, %v", got, err)
+		}
+	}
+	if _, _, err := DerivationB(32); !errors.Is(err, ErrKBPK) {
+		t.Fatalf("32-byte version B KBPK: %v", err)
+	}
+}

@@ -91,6 +91,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenDamagedPages$$' -fuzztime $(FUZZTIME) ./atm/store
 	$(GO) test -run '^$$' -fuzz '^FuzzDenominate$$' -fuzztime $(FUZZTIME) ./atm/dispenser
 	$(GO) test -run '^$$' -fuzz '^FuzzUnwrap$$' -fuzztime $(FUZZTIME) ./hsm/tr31
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTR31Keys$$' -fuzztime $(FUZZTIME) ./atm/wire
 
 # The whole system on this laptop: host, proxy and ATM as real processes,
 # one withdrawal through the phone simulator; stays up until Ctrl-C.

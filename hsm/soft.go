@@ -73,6 +73,9 @@ type KeyInfo struct {
 	// KCV is the key check value of a 3DES key; empty for HMAC keys, which
 	// have no standard check value.
 	KCV string
+	// Usage is the TR-31 key usage and mode of use bound to a key that
+	// came in a key block ("M3C", "D0B"); empty when unrestricted.
+	Usage string
 }
 
 // Soft is a software security module: keys live in process memory and,
@@ -142,6 +145,9 @@ func (s *Soft) Keys() ([]KeyInfo, error) {
 		default:
 			info.Type = fmt.Sprintf("3DES-%d", len(e.key)/8)
 			info.KCV = e.sched.kcv
+			if e.usage.Restricted() {
+				info.Usage = e.usage.KeyUsage + string(e.usage.Mode)
+			}
 		}
 		out = append(out, info)
 	}

@@ -25,6 +25,10 @@ import (
 // terminal master key's variant wire.NetMgmtVariant, derived by Run.
 const NetMgmtKey hsm.KeyName = "tmk.mac"
 
+// KBPKKey is the slot of the TR-31 key block protection key, the
+// wire.KBPKVariant of hsm.TMK, derived at Run when the key format is TR-31.
+const KBPKKey hsm.KeyName = "tmk.kbpk"
+
 // Defaults applied by New to zero durations in Config.
 const (
 	DefaultEchoInterval    = 30 * time.Second
@@ -87,7 +91,12 @@ type Config struct {
 	TPDU       []byte // optional 5-byte TPDU (0x60 ...); nil for none
 	// HSM holds hsm.TMK. Working keys are imported into slots "tak.<n>"
 	// and "tek.<n>", and the network management key into NetMgmtKey.
-	HSM             hsm.Module
+	HSM hsm.Module
+	// KeyFormat is the only form in which working keys are accepted:
+	// wire.KeyFormatTR31 (the zero value: TR-31 key blocks under the
+	// KBPKVariant of the TMK, imported with hsm.KeyBlockImporter) or
+	// wire.KeyFormatLegacy (3DES-ECB under the TMK with KCVs).
+	KeyFormat       wire.KeyFormat
 	EchoInterval    time.Duration // echo (0800/301) after this much idle time
 	SendTimeout     time.Duration // bound on each request/response and connect
 	BackoffMin      time.Duration // first reconnect step (atm/backoff: the delay is in the upper half of the step)
@@ -165,6 +174,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Handler == nil {
 		errs = append(errs, errors.New("proxyclient: Handler is nil"))
 	}
+	if f, err := wire.ParseKeyFormat(string(cfg.KeyFormat)); err != nil {
+		errs = append(errs, fmt.Errorf("proxyclient: %w", err))
+	} else {
+		cfg.KeyFormat = f
+	}
+	if _, ok := cfg.HSM.(hsm.KeyBlockImporter); cfg.HSM != nil && cfg.KeyFormat == wire.KeyFormatTR31 && !ok {
+		errs = append(errs, fmt.Errorf("proxyclient: the security module (%T) cannot import TR-31 key blocks; use the legacy key format only with a proxy that needs it", cfg.HSM))
+	}
 	for name, d := range map[string]time.Duration{"EchoInterval": cfg.EchoInterval, "SendTimeout": cfg.SendTimeout,
 		"BackoffMin": cfg.BackoffMin, "BackoffMax": cfg.BackoffMax, "DuplicateWindow": cfg.DuplicateWindow} {
 		if d < 0 {
@@ -216,6 +233,11 @@ func (c *Client) Status() Status {
 func (c *Client) Run(ctx context.Context) error {
 	if err := c.cfg.HSM.DeriveVariant(hsm.TMK, NetMgmtKey, wire.NetMgmtVariant); err != nil {
 		return fmt.Errorf("proxyclient: network management key from the TMK: %w", err)
+	}
+	if c.cfg.KeyFormat == wire.KeyFormatTR31 {
+		if err := c.cfg.HSM.DeriveVariant(hsm.TMK, KBPKKey, wire.KBPKVariant); err != nil {
+			return fmt.Errorf("proxyclient: key block protection key from the TMK: %w", err)
+		}
 	}
 	c.mu.Lock()
 	c.runCtx = ctx

@@ -34,7 +34,10 @@ type env struct {
 	proxy                            *proxysim.Server
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the proxy's configuration changed by mod.
+func newEnvWith(t *testing.T, mod func(*proxysim.Config)) *env {
 	t.Helper()
 	e := &env{tmk: devKey(t), phoneMAC: devKey(t), phoneData: devKey(t), appPIN: devKey(t)}
 	e.proxyCfg = proxysim.Config{
@@ -43,6 +46,9 @@ func newEnv(t *testing.T) *env {
 		PhoneDataKey: e.phoneData,
 		ATMTimeout:   5 * time.Second,
 		SendTimeout:  5 * time.Second,
+	}
+	if mod != nil {
+		mod(&e.proxyCfg)
 	}
 	var err error
 	e.proxy, err = proxysim.NewServer(e.proxyCfg)

@@ -2,6 +2,7 @@ package proxyclient
 
 import (
 	"errors"
+	"github.com/cardless-atm/cardless/hsm/tr31"
 	"sync"
 	"time"
 
@@ -41,7 +42,8 @@ func (c *Client) netMgmtRequest(conn *connection.Connection, m *iso8583.Message)
 		switch {
 		case !ok:
 			rc = wire.RCSystemMalfunction
-		case errors.Is(err, hsm.ErrKCVMismatch), errors.Is(err, errReplayedKeyChange):
+		case errors.Is(err, hsm.ErrKCVMismatch), errors.Is(err, errReplayedKeyChange), errors.Is(err, tr31.ErrMAC),
+			errors.Is(err, hsm.ErrKeyUsage), errors.Is(err, errKeyFormat):
 			rc = wire.RCSecurityViolation
 		case err != nil:
 			rc = wire.RCSystemMalfunction

@@ -3,6 +3,7 @@ package proxyclient
 import (
 	"errors"
 	"fmt"
+	"github.com/cardless-atm/cardless/hsm/tr31"
 	"io"
 
 	"github.com/moov-io/iso8583"
@@ -110,25 +111,22 @@ func (c *Client) setKX(m map[string]error, stan string, err error, installed boo
 // stay accepted inbound until confirmed; otherwise they are dropped and
 // their slots deleted. On any error nothing changes.
 func (c *Client) installKeys(prot *wire.Protector, block string, keepPrevious bool) error {
-	kb, err := wire.ParseKeyBlock(block)
-	if err != nil {
+	if got, want := wire.KeyFormatOf(block), c.cfg.KeyFormat; got != want {
+		err := fmt.Errorf("%w: %w: the proxy sent working keys in the %q format; this terminal takes %q only (proxy.keyBlocks)", ErrKeyExchange, errKeyFormat, got, want)
 		c.log.Warn("key block refused", "reason", err)
-		return fmt.Errorf("%w: %w", ErrKeyExchange, err)
+		return err
 	}
 	n := c.gen.Add(1)
-	g := &keyGen{
-		tak: hsm.KeyName(fmt.Sprintf("tak.%d", n)), tek: hsm.KeyName(fmt.Sprintf("tek.%d", n)),
-		takKCV: kb.TAKKCV, tekKCV: kb.TEKKCV,
+	g := &keyGen{tak: hsm.KeyName(fmt.Sprintf("tak.%d", n)), tek: hsm.KeyName(fmt.Sprintf("tek.%d", n))}
+	var err error
+	if c.cfg.KeyFormat == wire.KeyFormatTR31 {
+		err = c.importTR31(g, block)
+	} else {
+		err = c.importLegacy(g, block)
 	}
-	hm := c.cfg.HSM
-	if err := hm.ImportKey(hsm.TMK, g.tak, kb.TAK, kb.TAKKCV); err != nil {
-		c.log.Warn("TAK refused; keeping the keys in use", "reason", err)
-		return fmt.Errorf("%w: TAK: %w", ErrKeyExchange, err)
-	}
-	if err := hm.ImportKey(hsm.TMK, g.tek, kb.TEK, kb.TEKKCV); err != nil {
-		_ = hm.DeleteKey(g.tak)
-		c.log.Warn("TEK refused; keeping the keys in use", "reason", err)
-		return fmt.Errorf("%w: TEK: %w", ErrKeyExchange, err)
+	if err != nil {
+		c.log.Warn("working keys refused; keeping the keys in use", "reason", err)
+		return fmt.Errorf("%w: %w", ErrKeyExchange, err)
 	}
 	prot.SetKeys(wire.KeySet{NetMgmtMAC: NetMgmtKey, MAC: g.tak, Data: g.tek})
 
@@ -195,3 +193,55 @@ func (c *Client) freshKeyChange(stan, dt string) error {
 	}
 	return nil
 }
+
+// importLegacy imports keys 3DES-ECB under the TMK, checked by their KCVs.
+func (c *Client) importLegacy(g *keyGen, block string) error {
+	kb, err := wire.ParseKeyBlock(block)
+	if err != nil {
+		return err
+	}
+	hm := c.cfg.HSM
+	if err := hm.ImportKey(hsm.TMK, g.tak, kb.TAK, kb.TAKKCV); err != nil {
+		return fmt.Errorf("TAK: %w", err)
+	}
+	if err := hm.ImportKey(hsm.TMK, g.tek, kb.TEK, kb.TEKKCV); err != nil {
+		_ = hm.DeleteKey(g.tak)
+		return fmt.Errorf("TEK: %w", err)
+	}
+	g.takKCV, g.tekKCV = kb.TAKKCV, kb.TEKKCV
+	return nil
+}
+
+// importTR31 imports TR-31 key blocks under the key block protection key;
+// each block must give its key the usage of its slot (a MAC key that
+// generates and verifies, a data key that encrypts and decrypts), and the
+// module enforces that usage from then on.
+func (c *Client) importTR31(g *keyGen, block string) error {
+	kb, err := wire.ParseTR31Keys(block)
+	if err != nil {
+		return err
+	}
+	imp := c.cfg.HSM.(hsm.KeyBlockImporter) // checked by New
+	for _, k := range []struct {
+		name, slot hsm.KeyName
+		block      string
+		want       tr31.Header
+		kcv        *string
+	}{{"TAK", g.tak, kb.TAK, wire.TAKHeader, &g.takKCV}, {"TEK", g.tek, kb.TEK, wire.TEKHeader, &g.tekKCV}} {
+		h, kcv, err := imp.ImportKeyBlock(KBPKKey, k.slot, k.block)
+		if err == nil && !wire.SameUse(h, k.want) {
+			err = fmt.Errorf("%w: the block gives usage %s, algorithm %c, mode %c; the %s must be %s, %c, %c", hsm.ErrKeyUsage,
+				h.KeyUsage, h.Algorithm, h.ModeOfUse, k.name, k.want.KeyUsage, k.want.Algorithm, k.want.ModeOfUse)
+		}
+		if err != nil {
+			_ = c.cfg.HSM.DeleteKey(g.tak)
+			_ = c.cfg.HSM.DeleteKey(g.tek)
+			return fmt.Errorf("%s: %w", k.name, err)
+		}
+		*k.kcv = kcv
+	}
+	return nil
+}
+
+// errKeyFormat: working keys in the format this terminal does not take.
+var errKeyFormat = errors.New("wrong key format")

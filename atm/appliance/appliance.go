@@ -146,7 +146,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	proxyTPDU := decodeTPDU(cfg.Proxy.TPDU)
 	a.Proxy, err = proxyclient.New(proxyclient.Config{Addr: cfg.Proxy.Addr, TerminalID: cfg.TerminalID, TPDU: proxyTPDU,
-		HSM: a.HSM, Clock: a.Clock, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
+		HSM: a.HSM, KeyFormat: wire.KeyFormat(cfg.Proxy.KeyBlocks), Clock: a.Clock, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
 		Handler: proxyclient.HandlerFunc(a.handle), Logger: log.With("part", "proxyclient")})
 	if err != nil {
 		return nil, err
@@ -377,14 +377,15 @@ func deviceCrashHook(crash func(string)) func(string) {
 
 // openPKCS11 opens the token of k: the PIN comes from k.PINFile, and the
 // TMK's network-management variant is prepared beside keys loaded through
-// their clear value (the token cannot derive it inside; see hsm/p11).
+// their clear value, and so is its key block protection key (the token
+// cannot derive them inside; see hsm/p11).
 func openPKCS11(k PKCS11Keys, log *slog.Logger) (*p11.Module, error) {
 	pin, err := os.ReadFile(k.PINFile)
 	if err != nil {
 		return nil, fmt.Errorf("keys.pkcs11.pinFile: %w", err)
 	}
 	m, err := p11.Open(p11.Config{Library: k.Module, TokenLabel: k.TokenLabel, PIN: strings.TrimSpace(string(pin)),
-		ClearKeyFallback: k.ClearKeyFallback, Variants: []byte{wire.NetMgmtVariant}, Logger: log.With("part", "keys")})
+		ClearKeyFallback: k.ClearKeyFallback, Variants: []byte{wire.NetMgmtVariant, wire.KBPKVariant}, Logger: log.With("part", "keys")})
 	if err != nil {
 		return nil, fmt.Errorf("keys.pkcs11: %w", err)
 	}

@@ -126,6 +126,10 @@ type Link struct {
 	AcquirerID   string   `json:"acquirerId,omitempty"`
 	SendTimeout  Duration `json:"sendTimeout,omitempty"`
 	EchoInterval Duration `json:"echoInterval,omitempty"`
+	// KeyBlocks (proxy only) is the one format in which working keys are
+	// accepted at sign-on: "tr31" (default: TR-31 key blocks) or "legacy"
+	// (keys under the TMK with KCVs, for older proxies).
+	KeyBlocks string `json:"keyBlocks,omitempty"`
 }
 
 // Dispenser selects and configures the cash dispenser driver.
@@ -268,6 +272,12 @@ func (c *Config) Validate() error {
 				bad("keys.development.journalMac", "must be 64 hex digits (a 32-byte HMAC-SHA256 key)")
 			}
 		}
+	}
+	if _, err := wire.ParseKeyFormat(c.Proxy.KeyBlocks); err != nil {
+		bad("proxy.keyBlocks", "%v", err)
+	}
+	if c.Host.KeyBlocks != "" {
+		bad("host.keyBlocks", "the host link exchanges no keys")
 	}
 	for name, l := range map[string]Link{"proxy": c.Proxy, "host": c.Host} {
 		if l.Addr == "" || !strings.Contains(l.Addr, ":") {

@@ -48,11 +48,16 @@ func TestE2EKeysInSoftHSM2(t *testing.T) {
 	}
 	var names []string
 	for _, k := range keys {
-		names = append(names, string(k.Name))
+		n := string(k.Name)
+		if k.Usage != "" {
+			n += "/" + k.Usage
+		}
+		names = append(names, n)
 	}
-	// The dev keys, the journal key, the TMK's network-management variant
-	// (tmk.mac) and the first working keys installed at sign-on.
-	if got, want := strings.Join(names, " "), "host.data host.mac journal.hmac qr.mac tak.1 tek.1 tmk tmk.mac"; got != want {
+	// The dev keys, the journal key, the TMK's network-management and key
+	// block protection variants (tmk.mac, tmk.kbpk) and the first working
+	// keys, from TR-31 blocks, bound to their usages.
+	if got, want := strings.Join(names, " "), "host.data host.mac journal.hmac qr.mac tak.1/M3C tek.1/D0B tmk tmk.kbpk tmk.mac"; got != want {
 		t.Errorf("keys in the token: %q, want %q", got, want)
 	}
 	if !strings.Contains(s.logs.String(), "keys.pkcs11.clearKeyFallback is on") {

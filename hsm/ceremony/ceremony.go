@@ -185,9 +185,10 @@ func (f keyFlags) open() (ks keyStore, where string, err error) {
 			return nil, "", err
 		}
 		defer clear(pin)
-		// The TMK's network-management variant is prepared beside it: the
-		// token cannot derive it inside (see hsm/p11).
-		m, err := p11.Open(p11.Config{Library: *f.pkcs11, TokenLabel: *f.token, PIN: strings.TrimSpace(string(pin)), Variants: []byte{wire.NetMgmtVariant}})
+		// The TMK's network-management and key block protection variants
+		// are prepared beside it: the token cannot derive them inside (see
+		// hsm/p11).
+		m, err := p11.Open(p11.Config{Library: *f.pkcs11, TokenLabel: *f.token, PIN: strings.TrimSpace(string(pin)), Variants: []byte{wire.NetMgmtVariant, wire.KBPKVariant}})
 		if err != nil {
 			return nil, "", err
 		}

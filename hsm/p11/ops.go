@@ -508,8 +508,7 @@ func (m *Module) VerifyHMACSHA256(name hsm.KeyName, data, mac []byte) error {
 // Keys lists the keys in the token: name, type and (3DES) KCV.
 func (m *Module) Keys() (out []hsm.KeyInfo, err error) {
 	err = m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		if err := ctx.FindObjectsInit(s, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(roleKey))}); err != nil {
+		if err := ctx.FindObjectsInit(s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY)}); err != nil {
 			return fmt.Errorf("p11: C_FindObjectsInit: %w", err)
 		}
 		var hs []pkcs11.ObjectHandle
@@ -526,15 +525,16 @@ func (m *Module) Keys() (out []hsm.KeyInfo, err error) {
 		}
 		for _, h := range hs {
 			a, err := ctx.GetAttributeValue(s, h, []*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil), pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
 			if err != nil {
 				return fmt.Errorf("p11: C_GetAttributeValue: %w", err)
 			}
 			label := string(a[0].Value)
-			if strings.HasSuffix(label, pending) {
+			role, use, _ := strings.Cut(string(a[2].Value), ":")
+			if strings.HasSuffix(label, pending) || role != roleKey {
 				continue
 			}
-			ki := hsm.KeyInfo{Name: hsm.KeyName(label)}
+			ki := hsm.KeyInfo{Name: hsm.KeyName(label), Usage: use}
 			switch bytesToUint(a[1].Value) {
 			case pkcs11.CKK_DES2:
 				ki.Type = "3DES-2"

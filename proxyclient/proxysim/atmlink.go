@@ -294,22 +294,40 @@ func (s *Server) deleteKeys(gs ...*keyGen) {
 	}
 }
 
-// newKeys generates a working key generation for a terminal, encrypted
-// under its TMK.
-func (l *atmLink) newKeys() (*keyGen, wire.KeyBlock, error) {
+// newKeys generates a working key generation for a terminal and returns
+// field 48 carrying it: TR-31 key blocks under the terminal's key block
+// protection key, or (KeyFormatLegacy) the keys encrypted under its TMK.
+func (l *atmLink) newKeys() (*keyGen, string, error) {
 	n := l.s.gen.Add(1)
 	g := &keyGen{tak: hsm.KeyName(fmt.Sprintf("tak.%s.%d", l.terminal, n)), tek: hsm.KeyName(fmt.Sprintf("tek.%s.%d", l.terminal, n))}
-	var kb wire.KeyBlock
+	if l.s.cfg.KeyFormat == wire.KeyFormatLegacy {
+		var kb wire.KeyBlock
+		var err error
+		if kb.TAK, g.takKCV, err = l.s.hsm.GenerateKey(tmkSlot(l.terminal), g.tak); err != nil {
+			return nil, "", err
+		}
+		if kb.TEK, g.tekKCV, err = l.s.hsm.GenerateKey(tmkSlot(l.terminal), g.tek); err != nil {
+			_ = l.s.hsm.DeleteKey(g.tak)
+			return nil, "", err
+		}
+		kb.TAKKCV, kb.TEKKCV = g.takKCV, g.tekKCV
+		return g, kb.String(), nil
+	}
+	var kb wire.TR31Keys
 	var err error
-	if kb.TAK, g.takKCV, err = l.s.hsm.GenerateKey(tmkSlot(l.terminal), g.tak); err != nil {
-		return nil, kb, err
+	takH, tekH := wire.TAKHeader, wire.TEKHeader
+	if l.s.getFaults().SwapKeyUsage {
+		takH, tekH = tekH, takH
+		l.log.Warn("fault injection: key blocks with the usages swapped")
 	}
-	if kb.TEK, g.tekKCV, err = l.s.hsm.GenerateKey(tmkSlot(l.terminal), g.tek); err != nil {
+	if kb.TAK, g.takKCV, err = l.s.hsm.GenerateKeyBlock(kbpkSlot(l.terminal), g.tak, takH); err != nil {
+		return nil, "", err
+	}
+	if kb.TEK, g.tekKCV, err = l.s.hsm.GenerateKeyBlock(kbpkSlot(l.terminal), g.tek, tekH); err != nil {
 		_ = l.s.hsm.DeleteKey(g.tak)
-		return nil, kb, err
+		return nil, "", err
 	}
-	kb.TAKKCV, kb.TEKKCV = g.takKCV, g.tekKCV
-	return g, kb, nil
+	return g, kb.String(), nil
 }
 
 func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
@@ -335,7 +353,7 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 			resp.ResponseCode = wire.RCSystemMalfunction
 			break
 		}
-		resp.AdditionalData = kb.String()
+		resp.AdditionalData = kb
 		var ch string
 		if req.NetMgmtCode == wire.NetSignOn {
 			if ch, err = wire.NewChallenge(); err != nil {
@@ -462,10 +480,10 @@ func (s *Server) PushKeys(terminalID string) error {
 	l.prev, l.staged = nil, g
 	l.mu.Unlock()
 	if s.getFaults().BadKCV {
-		kb.TAKKCV = flipHex(kb.TAKKCV)
-		l.log.Warn("fault injection: wrong TAK KCV in the key change")
+		kb = corruptTAK(kb)
+		l.log.Warn("fault injection: a TAK the ATM cannot verify in the key change (wrong KCV, or a changed TR-31 block)")
 	}
-	err = s.pushBlock(l, kb.String())
+	err = s.pushBlock(l, kb)
 	if err != nil {
 		l.mu.Lock()
 		if l.staged == g { // no answer was read: forget the staged keys
@@ -476,6 +494,21 @@ func (s *Server) PushKeys(terminalID string) error {
 		l.mu.Unlock()
 	}
 	return err
+}
+
+// corruptTAK makes the TAK of field 48 unverifiable: the legacy KCV is
+// changed, or one hex digit of the TR-31 block's MAC.
+func corruptTAK(field48 string) string {
+	if kb, err := wire.ParseKeyBlock(field48); err == nil {
+		kb.TAKKCV = flipHex(kb.TAKKCV)
+		return kb.String()
+	}
+	if kb, err := wire.ParseTR31Keys(field48); err == nil {
+		n := len(kb.TAK) - 1
+		kb.TAK = kb.TAK[:n] + flipHex(kb.TAK[n:])
+		return kb.String()
+	}
+	return field48
 }
 
 // flipHex changes the first hex digit of s to another hex digit.

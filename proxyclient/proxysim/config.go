@@ -37,9 +37,15 @@ type Faults struct {
 	// CorruptMAC flips a bit of the MAC of every dispense command (0200)
 	// sent to an ATM; the ATM must refuse it and never handle it.
 	CorruptMAC bool `json:"corruptMac"`
-	// BadKCV puts a wrong TAK check value in key changes (PushKeys); the
+	// BadKCV puts a TAK the ATM cannot verify in key changes (PushKeys: a wrong
+	// check value, or a TR-31 block with a changed MAC); the
 	// ATM must refuse them and keep its keys.
 	BadKCV bool `json:"badKcv"`
+	// SwapKeyUsage issues the TR-31 blocks of sign-ons and key changes
+	// with the usages swapped (the MAC key as a data key and the other way
+	// round), each block well formed and verifiable: the ATM must refuse
+	// them by their usage.
+	SwapKeyUsage bool `json:"swapKeyUsage"`
 }
 
 // Config configures a Server.
@@ -60,8 +66,14 @@ type Config struct {
 	// in PhoneWindow before its requests are answered 65 without reaching
 	// an ATM (DefaultRefusalLimit when zero).
 	PhoneRefusalLimit int
-	Faults            Faults
-	Logger            *slog.Logger
+	// KeyFormat is how working keys are issued at sign-on and key
+	// change: wire.KeyFormatTR31 (the zero value: TR-31 version B key
+	// blocks under the KBPKVariant of each terminal's TMK) or
+	// wire.KeyFormatLegacy (3DES-ECB under the TMK with KCVs), for
+	// terminals that take only that.
+	KeyFormat wire.KeyFormat
+	Faults    Faults
+	Logger    *slog.Logger
 	// Now is the clock of fields 7, 12 and 13 in the messages the server
 	// originates; nil means time.Now.
 	Now func() time.Time
@@ -161,6 +173,7 @@ type FileConfig struct {
 	Terminals    map[string]Terminal  `json:"terminals"`
 	PhoneMACKey  string               `json:"phoneMacKey"`
 	PhoneDataKey string               `json:"phoneDataKey"`
+	KeyBlocks    string               `json:"keyBlocks,omitempty"` // "tr31" (default) or "legacy"
 	Faults       struct {
 		Faults
 		Delay string `json:"delay,omitempty"`
@@ -200,6 +213,9 @@ func LoadConfig(path string) (cfg Config, atmListen, phoneListen string, err err
 		Faults:       fc.Faults.Faults,
 	}
 	cfg.Faults.Delay = dur("faults.delay", fc.Faults.Delay)
+	if cfg.KeyFormat, err = wire.ParseKeyFormat(fc.KeyBlocks); err != nil {
+		errs = append(errs, fmt.Errorf("proxysim: config %s: keyBlocks: %w", path, err))
+	}
 	if cfg.ATMLimits, err = fc.ATMLimits.Limits(); err != nil {
 		errs = append(errs, fmt.Errorf("proxysim: config %s: atmLimits: %w", path, err))
 	}

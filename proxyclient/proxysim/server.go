@@ -125,6 +125,9 @@ func (s *Server) loadKeys() error {
 		if err := s.hsm.DeriveVariant(tmkSlot(id), netSlot(id), wire.NetMgmtVariant); err != nil {
 			return fmt.Errorf("proxysim: terminal %s: %w", id, err)
 		}
+		if err := s.hsm.DeriveVariant(tmkSlot(id), kbpkSlot(id), wire.KBPKVariant); err != nil {
+			return fmt.Errorf("proxysim: terminal %s: %w", id, err)
+		}
 	}
 	if err := imp(PhoneMAC, s.cfg.PhoneMACKey, "phone MAC key"); err != nil {
 		return err
@@ -134,6 +137,8 @@ func (s *Server) loadKeys() error {
 
 func tmkSlot(id string) hsm.KeyName { return hsm.KeyName("tmk." + id) }
 func netSlot(id string) hsm.KeyName { return hsm.KeyName("tmk.mac." + id) }
+
+func kbpkSlot(id string) hsm.KeyName { return hsm.KeyName("tmk.kbpk." + id) }
 
 // ATMAddr is the address ATMs connect to.
 func (s *Server) ATMAddr() string { return s.atm.Addr }

@@ -54,6 +54,8 @@ type Appliance struct {
 	// store, both links and the control endpoint.
 	Clock clock.Clock
 
+	journal *journalChecker // background verification of the journal
+
 	screen *screenWriter
 }
 
@@ -95,9 +97,19 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	// A journal that does not verify (an entry edited or removed, or the
 	// file rewritten without the journal key) is a security incident: the
 	// ATM does not start, and the file is left as it is for investigation.
-	if err := a.Store.VerifyJournal(); err != nil {
+	//
+	// Only what follows the journal's checkpoint is verified here, so the
+	// start takes the same time whatever the journal's age; the whole chain
+	// is verified in the background (journalChecker) and on demand (GET
+	// /journal/verify).
+	head, err := a.Store.VerifyJournalSince()
+	if err != nil {
 		return nil, fmt.Errorf("electronic journal in %s: %w (keep the file for investigation)", dbPath, err)
 	}
+	if err := a.Store.SetCheckpoint(head); err != nil {
+		return nil, fmt.Errorf("electronic journal in %s: checkpoint: %w", dbPath, err)
+	}
+	a.journal = &journalChecker{db: a.Store, clk: a.Clock, log: log.With("part", "journal")}
 	sim := cfg.Dispenser.Sim
 	tokenKey, _ := hex.DecodeString(sim.TokenKey)
 	f := sim.Faults
@@ -194,6 +206,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	run("host link", a.Host.Run)
 	run("proxy link", a.Proxy.Run)
 	run("core", a.Core.Run)
+	a.journal.clk = a.Clock
+	run("journal check", a.journal.run)
 	go a.Backend.fanOut(ctx)
 	go a.tellProxy(ctx, a.Backend.Subscribe())
 	// The headless screen writer renders what the customer sees to a PNG:

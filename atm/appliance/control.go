@@ -17,14 +17,17 @@ import (
 
 // Status is what GET /status returns: what a monitoring system reads.
 type Status struct {
-	TerminalID string         `json:"terminal_id"`
-	InService  bool           `json:"in_service"`
-	Reason     string         `json:"reason,omitempty"`
-	ProxyUp    bool           `json:"proxy_signed_on"`
-	HostUp     bool           `json:"host_connected"`
-	SAFPending int            `json:"saf_pending"` // -1 when the store cannot be read (see Error)
-	Error      string         `json:"error,omitempty"`
-	Session    *SessionStatus `json:"session,omitempty"`
+	TerminalID string `json:"terminal_id"`
+	InService  bool   `json:"in_service"`
+	Reason     string `json:"reason,omitempty"`
+	ProxyUp    bool   `json:"proxy_signed_on"`
+	HostUp     bool   `json:"host_connected"`
+	SAFPending int    `json:"saf_pending"` // -1 when the store cannot be read (see Error)
+	Error      string `json:"error,omitempty"`
+	// JournalAlarm is set while the electronic journal does not verify
+	// (the background verification's last result).
+	JournalAlarm string         `json:"journal_alarm,omitempty"`
+	Session      *SessionStatus `json:"session,omitempty"`
 }
 
 // SessionStatus is the current session without anything sensitive.
@@ -48,7 +51,7 @@ type SessionStatus struct {
 //	GET  /screen.png     the customer's screen as last rendered (headless)
 //	POST /withdraw?amount=N   the customer chose an amount (minor units) *
 //	POST /cancel         the customer pressed Cancel *
-//	GET  /journal/verify checks the electronic journal's hash chain
+//	GET  /journal/verify checks the whole electronic journal's hash chain (JSON: ok, entries or error)
 //	GET  /totals?day=YYYY-MM-DD  cash paid that day and the cassette counters, for balancing
 //	GET  /operator/in-doubt      sessions waiting for an operator's count  (+)
 //	POST /operator/settle?session=ID&paid=N   record the count  (+)
@@ -183,11 +186,15 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		writeJSON(w, 200, sessionStatus(s))
 	}))
 	mux.HandleFunc("GET /journal/verify", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Store.VerifyJournal(); err != nil {
-			writeJSON(w, 500, map[string]string{"error": err.Error()})
+		head, err := a.Store.VerifyJournalChunked(r.Context(), journalChunk, nil)
+		if err == nil {
+			err = a.Store.SetCheckpoint(head)
+		}
+		if err != nil {
+			writeJSON(w, 500, map[string]any{"ok": false, "error": err.Error()})
 			return
 		}
-		writeJSON(w, 200, map[string]bool{"ok": true})
+		writeJSON(w, 200, map[string]any{"ok": true, "entries": head.Seq})
 	})
 	return mux
 }
@@ -219,6 +226,9 @@ func (a *Appliance) Status() Status {
 	}
 	if v.Session != nil {
 		st.Session = sessionStatus(v.Session)
+	}
+	if a.journal != nil {
+		st.JournalAlarm = a.journal.Alarm()
 	}
 	return st
 }

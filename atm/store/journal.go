@@ -295,44 +295,53 @@ func (db *DB) VerifyJournal() error {
 
 // VerifyJournal is DB.VerifyJournal inside an existing transaction.
 func (tx *Tx) VerifyJournal() error {
+	if err := tx.checkCheckpoint(); err != nil {
+		return err
+	}
+	_, err := tx.verifyFrom(Checkpoint{Hash: GenesisHash})
+	return err
+}
+
+// verifyFrom verifies the chain from the entry after from (whose hash is
+// from.Hash) to the head, the head record and its MAC, and returns the
+// head.
+func (tx *Tx) verifyFrom(from Checkpoint) (Checkpoint, error) {
 	meta, err := tx.bucket(bucketMeta)
 	if err != nil {
-		return err
+		return Checkpoint{}, err
 	}
 	jb, err := tx.bucket(bucketJournal)
 	if err != nil {
-		return err
+		return Checkpoint{}, err
 	}
 	headSeq, headHash, err := journalHead(meta)
 	if err != nil {
-		return &JournalError{Seq: 0, Reason: "head record: " + err.Error()}
+		return Checkpoint{}, &JournalError{Seq: 0, Reason: "head record: " + err.Error()}
 	}
-	want := uint64(1)
-	prev := GenesisHash
+	want := from.Seq + 1
+	prev := from.Hash
 	c := jb.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	k, v := c.Seek(u64(want))
+	if from.Seq == 0 {
+		k, v = c.First()
+	}
+	for ; k != nil; k, v = c.Next() {
 		if len(k) != 8 {
-			return &JournalError{Seq: want, Reason: fmt.Sprintf("malformed key %x", k)}
+			return Checkpoint{}, &JournalError{Seq: want, Reason: fmt.Sprintf("malformed key %x", k)}
 		}
 		keySeq := binary.BigEndian.Uint64(k)
 		if keySeq != want {
 			if keySeq > want {
-				return &JournalError{Seq: want, Reason: fmt.Sprintf("entry missing (next stored entry is %d)", keySeq)}
+				return Checkpoint{}, &JournalError{Seq: want, Reason: fmt.Sprintf("entry missing (next stored entry is %d)", keySeq)}
 			}
-			return &JournalError{Seq: keySeq, Reason: "unexpected sequence number"}
+			return Checkpoint{}, &JournalError{Seq: keySeq, Reason: "unexpected sequence number"}
 		}
 		e, err := decodeEntry(k, v)
 		if err != nil {
-			return err
+			return Checkpoint{}, err
 		}
-		if e.Seq != keySeq {
-			return &JournalError{Seq: keySeq, Reason: fmt.Sprintf("entry stored under seq %d claims seq %d (reordered?)", keySeq, e.Seq)}
-		}
-		if e.PrevHash != prev {
-			return &JournalError{Seq: keySeq, Reason: "previous-hash link does not match the preceding entry"}
-		}
-		if got := entryHash(&e); got != e.Hash {
-			return &JournalError{Seq: keySeq, Reason: "hash mismatch (entry edited)"}
+		if err := checkEntry(&e, keySeq, prev); err != nil {
+			return Checkpoint{}, err
 		}
 		prev = e.Hash
 		want++
@@ -340,15 +349,32 @@ func (tx *Tx) VerifyJournal() error {
 	last := want - 1
 	if last != headSeq {
 		if last < headSeq {
-			return &JournalError{Seq: last + 1, Reason: fmt.Sprintf("journal ends at %d but head record says %d (entries removed)", last, headSeq)}
+			return Checkpoint{}, &JournalError{Seq: last + 1, Reason: fmt.Sprintf("journal ends at %d but head record says %d (entries removed)", last, headSeq)}
 		}
-		return &JournalError{Seq: headSeq + 1, Reason: fmt.Sprintf("entries beyond the head record %d", headSeq)}
+		return Checkpoint{}, &JournalError{Seq: headSeq + 1, Reason: fmt.Sprintf("entries beyond the head record %d", headSeq)}
 	}
 	if prev != headHash {
-		return &JournalError{Seq: last, Reason: "last entry's hash differs from the head record"}
+		return Checkpoint{}, &JournalError{Seq: last, Reason: "last entry's hash differs from the head record"}
 	}
 	if auth := tx.db.opts.JournalAuth; auth != nil {
-		return checkHeadMAC(meta, auth, headSeq, headHash)
+		if err := checkHeadMAC(meta, auth, headSeq, headHash); err != nil {
+			return Checkpoint{}, err
+		}
+	}
+	return Checkpoint{Seq: headSeq, Hash: headHash}, nil
+}
+
+// checkEntry checks one decoded entry stored under seq, whose predecessor
+// has hash prev.
+func checkEntry(e *Entry, seq uint64, prev string) error {
+	if e.Seq != seq {
+		return &JournalError{Seq: seq, Reason: fmt.Sprintf("entry stored under seq %d claims seq %d (reordered?)", seq, e.Seq)}
+	}
+	if e.PrevHash != prev {
+		return &JournalError{Seq: seq, Reason: "previous-hash link does not match the preceding entry"}
+	}
+	if got := entryHash(e); got != e.Hash {
+		return &JournalError{Seq: seq, Reason: "hash mismatch (entry edited)"}
 	}
 	return nil
 }

@@ -44,6 +44,15 @@ Key management (keys held in an encrypted key store):
       Key names, types and KCVs (never key values).
 The key store is locked while a program has it open: stop the appliance
 before these commands.
+With the keys in a PKCS#11 token, load-tmk and list take
+  --pkcs11 LIBRARY --token LABEL --pin-file FILE
+instead of --store and --storage-key (docs/keys.md).
+
+Electronic journal:
+  atmctl journal verify --control ADDR
+      Asks the running appliance (its control endpoint, e.g. 127.0.0.1:7000)
+      to verify the whole journal's hash chain and head MAC. Prints the
+      number of entries verified, or where the chain breaks (exit 1).
 
 Vendor debug commands (clear keys on the command line; test keys only).
 These do NOT check key parity, so arbitrary published vectors can be used:
@@ -85,6 +94,8 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runKey(args[1:], stdin, stdout, stderr)
 	case "crypto":
 		err = runCrypto(args[1:], stdout)
+	case "journal":
+		err = runJournal(args[1:], stdout)
 	default:
 		err = usagef("unknown command %q (run 'atmctl help')", args[0])
 	}

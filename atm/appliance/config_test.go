@@ -174,9 +174,11 @@ func TestDevJournalKey(t *testing.T) {
 	}
 }
 
-// The appliance verifies the journal before it starts: an entry edited in
-// the file stops New with ErrJournalBroken and leaves the file as it was;
-// the untouched journal starts.
+// The appliance verifies the journal before it starts, from its
+// checkpoint: an entry edited in the file at or after the checkpoint stops
+// New with ErrJournalBroken and leaves the file as it was; the untouched
+// journal starts. (An entry before the checkpoint is found by the whole
+// chain's verification in the background: journalcheck_test.go.)
 func TestNewRefusesBrokenJournal(t *testing.T) {
 	cfg, err := Load("../../configs/atm.json")
 	if err != nil {
@@ -210,18 +212,19 @@ func TestNewRefusesBrokenJournal(t *testing.T) {
 	}
 	a.Close()
 
-	// Edit the first entry's text in the bbolt file itself.
+	// Edit the last entry's text (the checkpoint New set) in the bbolt
+	// file itself.
 	bdb, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("journal"))
-		k, v := b.Cursor().First()
-		if k == nil || !bytes.Contains(v, []byte(`"first"`)) {
-			return errors.New("first journal entry not found")
+		k, v := b.Cursor().Last()
+		if k == nil || !bytes.Contains(v, []byte(`"second"`)) {
+			return errors.New("last journal entry not found")
 		}
-		return b.Put(k, bytes.Replace(v, []byte(`"first"`), []byte(`"forged"`), 1))
+		return b.Put(k, bytes.Replace(v, []byte(`"second"`), []byte(`"forged"`), 1))
 	})
 	bdb.Close()
 	if err != nil {

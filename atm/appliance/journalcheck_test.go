@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,7 +94,7 @@ func TestJournalCheckerFindsOldTampering(t *testing.T) {
 	if _, err := db.VerifyJournalSince(); err != nil {
 		t.Fatalf("start-up verification: %v (entry 7 is before the checkpoint)", err)
 	}
-	var logs bytes.Buffer
+	var logs syncBuffer // written by the checker's goroutine
 	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	j := &journalChecker{db: db, clk: clk, log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -180,4 +181,23 @@ func TestJournalVerifyEndpoint(t *testing.T) {
 			t.Errorf("edit %d: %d %s; want %d %s", tc.edit, rec.Code, rec.Body.String(), tc.code, tc.body)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader on two
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -443,7 +443,7 @@ func (c *chaosCheck) comeUp(control string, p *atmProc, up func(appliance.Status
 			return true
 		}
 		if err == nil {
-			c.counters(control, st)
+			c.counters(control, st, p)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -456,7 +456,7 @@ func (c *chaosCheck) comeUp(control string, p *atmProc, up func(appliance.Status
 // what moved: an operator who counted adopts the device's counts.
 // Anywhere else it is a violation (the books went wrong); the campaign
 // adopts and goes on.
-func (c *chaosCheck) counters(control string, st appliance.Status) {
+func (c *chaosCheck) counters(control string, st appliance.Status, p *atmProc) {
 	if st.InService || st.Reason != "counters" {
 		return
 	}
@@ -465,6 +465,9 @@ func (c *chaosCheck) counters(control string, st appliance.Status) {
 	}
 	var out map[string]string
 	if err := operatorCall(control, "POST", "/operator/counters/adopt", &out); err != nil {
+		if exited(p) {
+			return // a failure point armed for the round fired meanwhile
+		}
 		c.t.Fatalf("adopt the device's counters: %v", err)
 	}
 	c.adopted++
@@ -523,7 +526,7 @@ func settle(t *testing.T, control string, p *atmProc, up func(appliance.Status) 
 		switch {
 		case err != nil:
 		case !up(st):
-			c.counters(control, st)
+			c.counters(control, st, p)
 		case st.Session != nil && !st.Session.Completed:
 			if st.Session.State == "AwaitingPhone" {
 				if waiting++; waiting > 60 {
@@ -532,7 +535,7 @@ func settle(t *testing.T, control string, p *atmProc, up func(appliance.Status) 
 					}
 				}
 			}
-		case c.settleInDoubt(control):
+		case c.settleInDoubt(control, p):
 		case st.SAFPending == 0:
 			return true
 		}
@@ -547,12 +550,15 @@ func settle(t *testing.T, control string, p *atmProc, up func(appliance.Status) 
 // the customers took (an operator counts the cassettes, bins and exit):
 // the cash taken less what the other sessions paid, all of it to the
 // first session in doubt. It returns whether there was one.
-func (c *chaosCheck) settleInDoubt(control string) bool {
+func (c *chaosCheck) settleInDoubt(control string, p *atmProc) bool {
 	t := c.t
 	var list []struct {
 		ID string `json:"id"`
 	}
 	if err := operatorCall(control, "GET", "/operator/in-doubt", &list); err != nil {
+		if exited(p) {
+			return true
+		}
 		t.Fatalf("in-doubt list: %v", err)
 	}
 	if len(list) == 0 {
@@ -575,6 +581,9 @@ func (c *chaosCheck) settleInDoubt(control string) bool {
 			paid = 0
 		}
 		if err := operatorCall(control, "POST", fmt.Sprintf("/operator/settle?session=%s&paid=%d", s.ID, paid), &out); err != nil || out.Error != "" {
+			if exited(p) {
+				return true // the settlement's commit was the round's failure point: settle sees the exit
+			}
 			t.Fatalf("settle %s with %d: %v %s", s.ID[:8], paid, err, out.Error)
 		}
 		c.settled++
@@ -622,8 +631,23 @@ type chaosCheck struct {
 	debited int64
 }
 
+// fail records a violation and reports it at once (a run that ends early
+// still shows it).
 func (c *chaosCheck) fail(round int, format string, args ...any) {
-	c.violations = append(c.violations, fmt.Sprintf("round %d: ", round)+fmt.Sprintf(format, args...))
+	v := fmt.Sprintf("round %d: ", round) + fmt.Sprintf(format, args...)
+	c.violations = append(c.violations, v)
+	c.t.Log("VIOLATION " + v)
+}
+
+// exited reports, after a moment, whether the process has ended (an
+// operator call that failed because the process died).
+func exited(p *atmProc) bool {
+	select {
+	case <-p.exited:
+		return true
+	case <-time.After(2 * time.Second):
+		return false
+	}
 }
 
 func copyFile(t *testing.T, src, dst string) string {

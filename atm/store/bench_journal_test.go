@@ -91,7 +91,19 @@ func copyAged(b *testing.B, entries int) string {
 		b.Fatal(err)
 	}
 	p := filepath.Join(b.TempDir(), "atm.db")
-	if err := os.WriteFile(p, raw, 0o600); err != nil {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Synced, so that the first commits measured do not pay for writing
+	// the copy back from the page cache.
+	if _, err := f.Write(raw); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		b.Fatal(err)
 	}
 	return p

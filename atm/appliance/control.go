@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
@@ -178,7 +179,12 @@ func (a *Appliance) controlMux() *http.ServeMux {
 			writeJSON(w, 400, map[string]string{"error": "paid must be an integer in minor units"})
 			return
 		}
-		s, err := a.Core.Settle(r.Context(), q.Get("session"), paid, operator)
+		id, code, err := a.inDoubtID(q.Get("session"))
+		if err != nil {
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		s, err := a.Core.Settle(r.Context(), id, paid, operator)
 		if err != nil {
 			writeJSON(w, 409, map[string]string{"error": err.Error()})
 			return
@@ -320,4 +326,35 @@ func (a *Appliance) operatorOnly(h func(w http.ResponseWriter, r *http.Request, 
 		}
 		h(w, r, id)
 	})
+}
+
+// inDoubtID resolves the session named in a settlement: its full ID, or a
+// prefix of at least 8 characters (the ID /status shows) that names exactly
+// one session in doubt. The status code goes with the error: 404 when
+// nothing matches, 409 when the prefix is ambiguous.
+func (a *Appliance) inDoubtID(given string) (string, int, error) {
+	given = strings.ToUpper(strings.TrimSpace(given))
+	if len(given) < 8 {
+		return "", 400, errors.New("session must be the session ID or its first 8 or more characters (GET /operator/in-doubt lists the full IDs)")
+	}
+	list, err := a.Core.InDoubt()
+	if err != nil {
+		return "", 500, err
+	}
+	var found []string
+	for _, s := range list {
+		if s.ID == given {
+			return given, 0, nil
+		}
+		if strings.HasPrefix(s.ID, given) {
+			found = append(found, s.ID)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], 0, nil
+	case 0:
+		return "", 404, fmt.Errorf("no session in doubt has the ID %s (GET /operator/in-doubt lists the full IDs)", given)
+	}
+	return "", 409, fmt.Errorf("%d sessions in doubt begin with %s: give more of the ID (GET /operator/in-doubt lists the full IDs)", len(found), given)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -549,5 +550,53 @@ func TestE2EOperatorRoutesNeedCredentials(t *testing.T) {
 	}
 	if got := get("op-8", "314159"); got != http.StatusOK {
 		t.Fatalf("another operator: %d", got)
+	}
+}
+
+// TestE2ESettleByShortID: an operator settles a session in doubt with the
+// 8-character ID /status shows; an ID that names no session in doubt is
+// 404 and says where the full IDs are.
+func TestE2ESettleByShortID(t *testing.T) {
+	s := startSystem(t, func(c *appliance.Config) { c.Dispenser.Sim.Faults = appliance.SimFaults{CountUnknown: true} })
+	if out := s.withdraw(s.qr(20000), zhang, "123456"); out.ResponseCode == "00" && out.PaidInFull() {
+		t.Fatalf("a count-unknown dispense paid in full: %+v", out)
+	}
+	list, err := s.app.Core.InDoubt()
+	if err != nil || len(list) != 1 {
+		t.Fatalf("in doubt: %v, %v", list, err)
+	}
+	full := list[0].ID
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.app.ServeControl(ctx, "127.0.0.1:0", func(a net.Addr) { addrc <- a.String() }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	addr := <-addrc
+	if err := s.app.Operators.Add("op-7", "271828"); err != nil {
+		t.Fatal(err)
+	}
+	settle := func(id string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+addr+"/operator/settle?paid=0&session="+id, nil)
+		req.SetBasicAuth("op-7", "271828")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := settle("0000000000"); code != 404 || body != `{"error":"no session in doubt has the ID 0000000000 (GET /operator/in-doubt lists the full IDs)"}` {
+		t.Fatalf("unknown ID: %d %s", code, body)
+	}
+	if code, body := settle("ab12"); code != 400 {
+		t.Fatalf("short ID: %d %s", code, body)
+	}
+	if code, body := settle(strings.ToLower(full[:8])); code != 200 || !strings.Contains(body, `"id":"`+full[:8]+`"`) {
+		t.Fatalf("settle by the short ID: %d %s", code, body)
+	}
+	if list, _ := s.app.Core.InDoubt(); len(list) != 0 {
+		t.Fatalf("still in doubt: %v", list)
 	}
 }

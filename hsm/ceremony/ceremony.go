@@ -320,6 +320,41 @@ func newSecretReader(stdin io.Reader, stderr io.Writer, wipe func()) secretReade
 
 // parseComponent turns typed hex (spaces allowed) into a component and
 // checks length and parity. Messages never quote the input.
+// distinctComponent refuses a component whose key bits are all zero, or
+// equal to an earlier component's: either would let fewer custodians than
+// the ceremony names know the key (with components 1 and 2 equal, the key
+// is component 3), which defeats split knowledge.
+func distinctComponent(comp []byte, earlier [][]byte) error {
+	zero := true
+	for _, b := range comp {
+		if b&0xFE != 0 {
+			zero = false
+			break
+		}
+	}
+	if zero {
+		return usagef("the component is all zeros (only parity bits set): each custodian types a random component")
+	}
+	for j, e := range earlier {
+		if sameKeyBits(comp, e) {
+			return usagef("the component equals component %d: each custodian's component must be their own (split knowledge)", j+1)
+		}
+	}
+	return nil
+}
+
+// sameKeyBits compares two DES keys ignoring the parity bits.
+func sameKeyBits(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var diff byte
+	for i := range a {
+		diff |= (a[i] ^ b[i]) & 0xFE
+	}
+	return diff == 0
+}
+
 func parseComponent(typed []byte, wantLen int) ([]byte, error) {
 	h := make([]byte, 0, len(typed))
 	for _, c := range typed {
@@ -411,10 +446,19 @@ func loadTMK(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			comp, err = parseComponent(typed, wantLen)
 			clear(typed)
 			if err == nil {
+				err = distinctComponent(comp, comps)
+				if err != nil {
+					clear(comp)
+				}
+			}
+			if err == nil {
 				break
 			}
-			if !in.interactive() || attempt == maxAttempts {
+			if !in.interactive() {
 				return usagef("component %d: %v", i, err)
+			}
+			if attempt == maxAttempts {
+				return usagef("component %d: %v; too many attempts (%d), nothing stored", i, err, maxAttempts)
 			}
 			fmt.Fprintf(stderr, "atmctl: component %d: %v; try again\n", i, err)
 		}

@@ -328,3 +328,29 @@ func TestStoreErrors(t *testing.T) {
 		t.Fatalf("empty list: %+v", r)
 	}
 }
+
+// TestLoadTMKRefusesWeakComponents: a component equal to an earlier one
+// or with no key bits set defeats split knowledge and
+// is refused; nothing is stored and the exit status is 2.
+func TestLoadTMKRefusesWeakComponents(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, args string
+		want           string
+	}{
+		{"repeated", comp1 + "\n" + comp1 + "\n", "2",
+			"atmctl: component 2: the component equals component 1: each custodian's component must be their own (split knowledge)"},
+		{"repeated third", comp1 + "\n" + comp2 + "\n" + comp2 + "\n", "3",
+			"atmctl: component 3: the component equals component 2: each custodian's component must be their own (split knowledge)"},
+		{"zeros", strings.Repeat("01", 16) + "\n", "2",
+			"atmctl: component 1: the component is all zeros (only parity bits set): each custodian types a random component"},
+	} {
+		store, skey := setup(t)
+		r := run(t, strings.NewReader(tc.in), "key", "load-tmk", "--store", store, "--storage-key", skey, "--components", tc.args)
+		if r.code != 2 || lastLine(r.stderr) != tc.want {
+			t.Errorf("%s: %+v\nwant %s", tc.name, r, tc.want)
+		}
+		if _, err := os.Stat(store); !os.IsNotExist(err) {
+			t.Errorf("%s: store written", tc.name)
+		}
+	}
+}

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -184,16 +187,112 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(b)
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// durationFields are the configuration's durations, by their path in the
+// file: checkDurations reads them all before decoding, so that every bad
+// one is reported with its name (the decoder stops at the first).
+var durationFields = [][]string{{"sessionTtl"}, {"takeTimeout"}, {"proxy", "sendTimeout"}, {"proxy", "echoInterval"},
+	{"host", "sendTimeout"}, {"host", "echoInterval"}, {"dispenser", "sim", "latency"}, {"dispenser", "sim", "takeDelay"}}
+
+func checkDurations(b []byte) error {
+	var raw map[string]any
+	if json.Unmarshal(b, &raw) != nil {
+		return nil // the decoder reports it, with its position
+	}
+	var errs []error
+	for _, path := range durationFields {
+		var v any = raw
+		for _, k := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				v = nil
+				break
+			}
+			v = m[k]
+		}
+		if v == nil {
+			continue
+		}
+		s, ok := v.(string)
+		if _, err := time.ParseDuration(s); !ok || err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s is not a duration: write it like \"30s\", \"2m\" or \"1m30s\"", strings.Join(path, "."), jsonText(v)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// decodeError says where in the file a decoding error is (line and
+// column) and, for a value of the wrong type, which field, in the file's
+// own spelling.
+func decodeError(b []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		line, col := position(b, se.Offset-1) // Offset counts the bad byte
+		return fmt.Errorf("line %d, column %d: JSON syntax: %v", line, col, se)
+	case errors.As(err, &te):
+		line, col := position(b, te.Offset)
+		return fmt.Errorf("line %d, column %d: %s: a JSON %s where %s is expected", line, col, te.Field, te.Value, kindOf(te.Type.Kind().String()))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("the file ends in the middle of the JSON (a missing } or ])")
+	}
+	return err
+}
+
+func kindOf(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "int", "int64", "uint", "uint64", "int32":
+		return "a whole number"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "a list"
+	case "struct", "map":
+		return "an object"
+	}
+	return "a " + k
+}
+
+// position turns a byte offset into a 1-based line and column.
+func position(b []byte, off int64) (line, col int) {
+	if off > int64(len(b)) {
+		off = int64(len(b))
+	}
+	line, col = 1, 1
+	for _, c := range b[:off] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
 }
 
 // Parse decodes and validates a configuration; unknown fields are errors.
 func Parse(b []byte) (*Config, error) {
 	c := &Config{SessionTTL: Duration(120 * time.Second), TakeTimeout: Duration(30 * time.Second), Exponent: 2}
+	if err := checkDurations(b); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", decodeError(b, err))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -263,7 +362,9 @@ func (c *Config) Validate() error {
 			if v == "" && persistent {
 				continue
 			}
-			if k, err := hex.DecodeString(v); err != nil || (len(k) != 16 && len(k) != 24) {
+			if v == "" {
+				bad("keys.development."+name, "missing (32 or 48 hex digits)")
+			} else if k, err := hex.DecodeString(v); err != nil || (len(k) != 16 && len(k) != 24) {
 				bad("keys.development."+name, "must be 32 or 48 hex digits")
 			}
 		}
@@ -280,8 +381,10 @@ func (c *Config) Validate() error {
 		bad("host.keyBlocks", "the host link exchanges no keys")
 	}
 	for name, l := range map[string]Link{"proxy": c.Proxy, "host": c.Host} {
-		if l.Addr == "" || !strings.Contains(l.Addr, ":") {
+		if _, port, err := net.SplitHostPort(l.Addr); err != nil {
 			bad(name+".addr", "%q must be host:port", l.Addr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			bad(name+".addr", "%q: the port must be a number from 1 to 65535", l.Addr)
 		}
 		if _, err := wire.ParseTPDU(l.TPDU); err != nil {
 			bad(name+".tpdu", "%q must be 10 hex digits starting 60", l.TPDU)

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -239,5 +240,54 @@ func TestNewRefusesBrokenJournal(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Fatal("New changed the store file of a broken journal")
+	}
+}
+
+// TestConfigErrorsNameTheField: every bad value is reported with its
+// field in the file's own spelling, bad durations all at once, syntax and
+// type errors with their line and column.
+func TestConfigErrorsNameTheField(t *testing.T) {
+	good, err := os.ReadFile("../../configs/atm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(old, new string) []byte {
+		if !bytes.Contains(good, []byte(old)) {
+			t.Fatalf("%q not in configs/atm.json", old)
+		}
+		return bytes.Replace(good, []byte(old), []byte(new), 1)
+	}
+	for _, tc := range []struct {
+		name string
+		file []byte
+		want string
+	}{
+		{"two bad durations", edit(`"takeTimeout": "30s"`, `"takeTimeout": "2 minutes"`),
+			`config: takeTimeout: "2 minutes" is not a duration: write it like "30s", "2m" or "1m30s"`},
+		{"port out of range", edit(`"addr": "127.0.0.1:6200"`, `"addr": "127.0.0.1:99999"`),
+			`config: proxy.addr: "127.0.0.1:99999": the port must be a number from 1 to 65535`},
+		{"number for terminalId", edit(`"terminalId": "ATM00001"`, `"terminalId": 1`),
+			"config: line 3, column 18: terminalId: a JSON number where a string is expected"},
+		{"syntax", edit(`"terminalId": "ATM00001",`, `"terminalId": "ATM00001"`),
+			"config: line 4, column 3: JSON syntax: invalid character '\"' after object key:value pair"},
+		{"truncated", good[:len(good)/2], "config: the file ends in the middle of the JSON (a missing } or ])"},
+	} {
+		_, err := Parse(tc.file)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v\nwant %s", tc.name, err, tc.want)
+		}
+	}
+	// Both durations at once.
+	two := bytes.Replace(edit(`"takeTimeout": "30s"`, `"takeTimeout": "2 minutes"`), []byte(`"sessionTtl": "120s"`), []byte(`"sessionTtl": 120`), 1)
+	if _, err := Parse(two); err == nil || err.Error() != "config: sessionTtl: 120 is not a duration: write it like \"30s\", \"2m\" or \"1m30s\"\ntakeTimeout: \"2 minutes\" is not a duration: write it like \"30s\", \"2m\" or \"1m30s\"" {
+		t.Errorf("two durations: %v", err)
+	}
+	// A missing development key says so.
+	var m map[string]any
+	json.Unmarshal(good, &m)
+	delete(m["keys"].(map[string]any)["development"].(map[string]any), "hostMac")
+	b, _ := json.Marshal(m)
+	if _, err := Parse(b); err == nil || !strings.Contains(err.Error(), "keys.development.hostMac: missing (32 or 48 hex digits)") {
+		t.Errorf("missing hostMac: %v", err)
 	}
 }

@@ -259,11 +259,23 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // authorization request, as the host books it) and its cassette counters, to compare with the host's totals
 // for the terminal (hostsim totals) and with the cassettes' physical count.
 type Totals struct {
-	TerminalID string               `json:"terminal_id"`
-	Day        string               `json:"day"`
-	Paid       int64                `json:"paid"` // minor units
-	Currency   string               `json:"currency"`
-	Units      []store.UnitCounters `json:"units"`
+	TerminalID string       `json:"terminal_id"`
+	Day        string       `json:"day"`
+	Paid       int64        `json:"paid"` // minor units
+	Currency   string       `json:"currency"`
+	Units      []UnitTotals `json:"units"`
+}
+
+// UnitTotals are one cash unit's counters (notes).
+type UnitTotals struct {
+	UnitID       string `json:"unit_id"`
+	Denomination int64  `json:"denomination"` // minor units
+	Currency     string `json:"currency"`
+	Loaded       int64  `json:"loaded"`
+	Dispensed    int64  `json:"dispensed"`
+	Rejected     int64  `json:"rejected"`
+	Retracted    int64  `json:"retracted"`
+	Remaining    int64  `json:"remaining"`
 }
 
 // Totals reads the day's totals from the store.
@@ -274,7 +286,11 @@ func (a *Appliance) Totals(day string) (Totals, error) {
 		if t.Paid, err = tx.DailyTotal(day); err != nil {
 			return err
 		}
-		t.Units, err = tx.UnitCounters()
+		units, err := tx.UnitCounters()
+		for _, u := range units {
+			t.Units = append(t.Units, UnitTotals{UnitID: u.UnitID, Denomination: u.Denomination, Currency: u.Currency,
+				Loaded: u.Loaded, Dispensed: u.Dispensed, Rejected: u.Rejected, Retracted: u.Retracted, Remaining: u.Remaining})
+		}
 		return err
 	})
 	return t, err

@@ -201,3 +201,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestTotalsJSON: GET /totals speaks snake_case throughout (docs/control.md).
+func TestTotalsJSON(t *testing.T) {
+	db := journalStore(t, 1, 0, 0)
+	if err := db.Update(func(tx *store.Tx) error {
+		if _, err := tx.AddDailyTotal("2026-01-02", 150000); err != nil {
+			return err
+		}
+		return tx.PutUnitCounters(store.UnitCounters{UnitID: "CST1", Denomination: 10000, Currency: "CNY", Loaded: 500,
+			Dispensed: 12, Rejected: 1, Retracted: 2, Remaining: 488})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := &Appliance{Store: db, Config: &Config{TerminalID: "ATM00001", CurrencyAlpha: "CNY"}}
+	rec := httptest.NewRecorder()
+	a.controlMux().ServeHTTP(rec, httptest.NewRequest("GET", "/totals?day=2026-01-02", nil))
+	want := `{"terminal_id":"ATM00001","day":"2026-01-02","paid":150000,"currency":"CNY","units":[{"unit_id":"CST1","denomination":10000,"currency":"CNY","loaded":500,"dispensed":12,"rejected":1,"retracted":2,"remaining":488}]}`
+	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
+		t.Fatalf("%d %s\nwant %s", rec.Code, rec.Body.String(), want)
+	}
+}

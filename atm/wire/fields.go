@@ -82,3 +82,28 @@ const (
 	// RCPartialDispense (not a standard code in field 39 for the phone) is
 	// not used: a partial dispense answers 00 with field 95 set.
 )
+
+// ResponseText is the meaning of a field 39 response code in plain words,
+// for people reading a tool's output or a log ("" for an unknown code).
+func ResponseText(rc string) string {
+	return responseTexts[rc]
+}
+
+var responseTexts = map[string]string{
+	RCApproved:           "approved",
+	RCDoNotHonour:        "do not honour (the account is blocked)",
+	RCInvalidTransaction: "invalid transaction (a used or foreign QR code, or a request the ATM cannot take)",
+	RCInvalidAmount:      "invalid amount (outside the ATM's limits, or not payable with the notes it holds)",
+	RCInvalidAccount:     "unknown account",
+	RCFormatError:        "format error (a field missing or malformed)",
+	RCInsufficientFunds:  "insufficient funds",
+	RCExpired:            "expired (the QR code timed out)",
+	RCIncorrectPIN:       "incorrect PIN",
+	RCExceedsLimit:       "exceeds the withdrawal limit",
+	RCSecurityViolation:  "security violation (a MAC or key check failed)",
+	"65":                 "too many refused requests from this phone: wait and try again",
+	"75":                 "PIN tries exceeded",
+	RCIssuerInoperative:  "the ATM or the bank cannot be reached (nothing was paid)",
+	RCDuplicate:          "duplicate (this request was already answered)",
+	RCSystemMalfunction:  "system malfunction (nothing was paid, or the amount is being reversed)",
+}

@@ -59,3 +59,17 @@ func FuzzParseTR31Keys(f *testing.F) {
 		}
 	})
 }
+
+// TestResponseText: every response code the system sends has words.
+func TestResponseText(t *testing.T) {
+	for _, rc := range []string{RCApproved, RCDoNotHonour, RCInvalidTransaction, RCInvalidAmount, RCFormatError, RCInvalidAccount,
+		RCInsufficientFunds, RCExpired, RCIncorrectPIN, RCExceedsLimit, RCIssuerInoperative, RCDuplicate, RCSystemMalfunction,
+		RCSecurityViolation, "65", "75"} {
+		if ResponseText(rc) == "" {
+			t.Errorf("no text for %s", rc)
+		}
+	}
+	if ResponseText("51") != "insufficient funds" || ResponseText("XX") != "" {
+		t.Fatal("ResponseText")
+	}
+}

@@ -50,6 +50,7 @@ type Config struct {
 // Outcome is the proxy's answer to a withdrawal request.
 type Outcome struct {
 	ResponseCode string `json:"response_code"`
+	Meaning      string `json:"meaning,omitempty"` // the code in plain words (wire.ResponseText)
 	Approved     bool   `json:"approved"`
 	Amount       int64  `json:"amount"`    // requested, minor units
 	Dispensed    int64  `json:"dispensed"` // paid out, minor units
@@ -230,6 +231,7 @@ func Withdraw(ctx context.Context, cfg Config, payloadText, customerID, pin stri
 		return out, err
 	}
 	out.ResponseCode, out.AuthCode, out.RRN = ans.ResponseCode, ans.AuthCode, ans.RRN
+	out.Meaning = wire.ResponseText(ans.ResponseCode)
 	out.Approved = ans.ResponseCode == wire.RCApproved
 	if ans.ReplacementAmounts != "" && !out.Approved {
 		return out, fmt.Errorf("phonesim: answer %s carries field 95, which only an approved partial payout may (protocol.md §7.2)", ans.ResponseCode)

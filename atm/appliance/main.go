@@ -22,6 +22,9 @@ func NewLogger(level string) *slog.Logger {
 // window and kiosk modes the Gio window owns the main goroutine.
 func Main(ctx context.Context, cfg *Config) int {
 	log := NewLogger(cfg.LogLevel)
+	// Every part logs JSON to the one stream, also those that use slog's
+	// default logger (the UI's screen lines), so atm.log has one format.
+	slog.SetDefault(log)
 	if os.Getenv("EGL_PLATFORM") == "" && cfg.Screen.Mode == "headless" {
 		os.Setenv("EGL_PLATFORM", "surfaceless")
 	}
@@ -37,6 +40,7 @@ func Main(ctx context.Context, cfg *Config) int {
 			log.Error("appliance stopped", "err", err)
 			return 1
 		}
+		log.Info("appliance stopped")
 		return 0
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -57,6 +61,8 @@ func Main(ctx context.Context, cfg *Config) int {
 		if err != nil {
 			log.Error("appliance stopped", "err", err)
 			code = 1
+		} else {
+			log.Info("appliance stopped")
 		}
 		a.Close()
 		os.Exit(code)

@@ -97,10 +97,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := r.demoWithdrawal(ctx); err != nil {
 		return err
 	}
-	r.sayByHand()
 	if o.Once {
+		r.say("Once: the demo withdrawal is done; stopping everything.")
 		return nil
 	}
+	r.sayByHand()
 	r.say("Press Ctrl-C to stop.")
 	<-ctx.Done()
 	return nil

@@ -1,11 +1,13 @@
 package atm_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"github.com/cardless-atm/cardless/atm/host"
 	"github.com/cardless-atm/cardless/atm/host/hostfake"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -41,7 +43,34 @@ type rig struct {
 	retry  time.Duration // the longest store-and-forward backoff
 	// refusal is the core's refusal counting window.
 	refusal time.Duration
-	start   time.Time // the clock's reading when the rig started
+	start   time.Time  // the clock's reading when the rig started
+	logs    *logBuffer // the core's log (JSON lines)
+}
+
+// logBuffer collects log output written on the core's goroutine.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// errors returns the messages of the ERROR lines, in order.
+func (l *logBuffer) errors() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		var e struct{ Level, Msg string }
+		if json.Unmarshal([]byte(line), &e) == nil && e.Level == "ERROR" {
+			out = append(out, e.Msg)
+		}
+	}
+	return out
 }
 
 // ClockEnv chooses the rig's clock: unset, a fake clock starting at
@@ -104,7 +133,7 @@ func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *c
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, host: hostfake.New(tokenKey, "CNY", 2), sim: sim, clk: clk, fake: fake, start: clk.Now(),
+	r := &rig{t: t, logs: &logBuffer{}, host: hostfake.New(tokenKey, "CNY", 2), sim: sim, clk: clk, fake: fake, start: clk.Now(),
 		db: storetest.OpenOptions(t, store.Options{Now: clk.Now})}
 	// On the fake clock the timeouts are the production defaults and only
 	// the test moves time; on the real clock they are short.
@@ -124,6 +153,7 @@ func newRigOn(t *testing.T, faults dispensersim.Faults, clk clock.Clock, fake *c
 		Limits: atm.Limits{Min: 5000, Max: 300000, Multiple: 5000, Daily: 1000000},
 		Store:  r.db, HSM: m, Dispenser: dev, Host: r.host, Clock: clk,
 		SAFRetryMin: retryMin, SAFRetryMax: r.retry, RefusalWindow: r.refusal,
+		Logger: slog.New(slog.NewJSONHandler(r.logs, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -439,6 +469,10 @@ func TestDispenserFaults(t *testing.T) {
 			case atm.StateInDoubt:
 				if adv+rev != 0 {
 					t.Fatal("in-doubt session must wait for the operator, not reverse")
+				}
+				want := []string{"ALARM session in doubt: the ATM cannot tell what the customer was paid; an operator must count the cash and settle it"}
+				if got := r.logs.errors(); !slices.Equal(got, want) {
+					t.Fatalf("errors logged %q, want %q", got, want)
 				}
 			default:
 				if adv != 0 || rev != 1 || r.host.Reversals()[0].Dispensed != tt.wantPaid || r.host.Reversals()[0].Amount != 30000 ||

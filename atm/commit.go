@@ -122,6 +122,10 @@ func (a *ATM) write(ns *Session, ch change) error {
 	if err != nil {
 		return fmt.Errorf("atm: commit session %s -> %s: %w", short(ns.ID), ns.State, err)
 	}
+	if ns.State == StateInDoubt {
+		a.log.Error("ALARM session in doubt: the ATM cannot tell what the customer was paid; an operator must count the cash and settle it",
+			"session", short(ns.ID), "amount", ns.Amount, "reason", ns.Reason)
+	}
 	return nil
 }
 

@@ -1,7 +1,7 @@
 // Command phonesim plays the customer's phone app: it reads the ATM's QR
 // code and sends the withdrawal request to the proxy.
 //
-//	phonesim --proxy ADDR (--qr-png FILE | --qr-text TEXT) --customer ID --pin PIN [--config FILE]
+//	phonesim --proxy ADDR (--qr-png FILE [--scan-for 5s] | --qr-text TEXT) --customer ID --pin PIN [--config FILE]
 //
 // It prints one JSON line (response_code, approved, amount, dispensed,
 // auth_code, terminal, ...) and exits 0 only when the withdrawal was
@@ -14,9 +14,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/cardless-atm/cardless/atm/clock"
+	"github.com/cardless-atm/cardless/atm/qr"
 	"io"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 )
@@ -28,6 +31,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	proxy := fs.String("proxy", "", "proxy phone address host:port (default: from the config)")
 	png := fs.String("qr-png", "", "PNG image of the ATM's QR code")
+	scanFor := fs.Duration("scan-for", 5*time.Second, "with --qr-png: keep looking at the image this long for a withdrawal QR code (the screen may not show it yet)")
 	text := fs.String("qr-text", "", "QR payload text")
 	customer := fs.String("customer", "", "customer ID")
 	pin := fs.String("pin", "", "PIN (4-12 digits)")
@@ -61,13 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	payload := *text
 	if *png != "" {
-		f, err := os.Open(*png)
-		if err != nil {
-			return usage(err.Error())
-		}
-		payload, err = phonesim.DecodePNG(f)
-		f.Close()
-		if err != nil {
+		var err error
+		if payload, err = scan(*png, *scanFor, clock.Real{}); err != nil {
 			return fail(stdout, phonesim.Outcome{}, err)
 		}
 	}
@@ -93,4 +92,37 @@ func fail(w io.Writer, out phonesim.Outcome, err error) int {
 	}{out, err.Error()})
 	fmt.Fprintln(w, string(b))
 	return 1
+}
+
+// scan reads the image as a phone's camera keeps looking at the screen:
+// until it shows a withdrawal QR code (one that qr.Parse takes), at most
+// for d, every 200 ms.
+func scan(path string, d time.Duration, clk clock.Clock) (string, error) {
+	deadline := clk.Now().Add(d)
+	for {
+		payload, err := scanOnce(path)
+		if err == nil {
+			return payload, nil
+		}
+		if !clk.Now().Before(deadline) {
+			return "", err
+		}
+		clock.Sleep(clk, 200*time.Millisecond, nil)
+	}
+}
+
+func scanOnce(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	payload, err := phonesim.DecodePNG(f)
+	if err != nil {
+		return "", err
+	}
+	if _, err := qr.Parse(payload); err != nil {
+		return "", fmt.Errorf("%w: %w", phonesim.ErrQR, err)
+	}
+	return payload, nil
 }

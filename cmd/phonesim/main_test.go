@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 	"github.com/cardless-atm/cardless/proxyclient/proxysim"
+	qrcode "github.com/skip2/go-qrcode"
 )
 
 const cfgPath = "../../configs/phonesim.json"
@@ -78,5 +81,43 @@ func TestBadConfigIsUsageError(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "extra") {
 		t.Fatalf("unknown field not named: %s", errb.String())
+	}
+}
+
+// TestScanWaitsForTheQR: the image shows no withdrawal QR code yet (the
+// welcome screen), then the QR: the scan keeps looking and reads it; an
+// image that never shows one fails with ErrQR after --scan-for.
+func TestScanWaitsForTheQR(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "screen.png")
+	payload := "CLW1:ATM00001:20000:156:0123456789ABCDEF0123456789ABCDEF:1893456000:0123456789ABCDEF"
+	if err := qrcode.WriteFile("welcome to the cardless ATM", qrcode.Medium, 256, path); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	type res struct {
+		payload string
+		err     error
+	}
+	got := make(chan res, 1)
+	go func() { p, err := scan(path, 5*time.Second, clk); got <- res{p, err} }()
+	<-clk.Armed() // the first look found nothing and waits
+	if err := qrcode.WriteFile(payload, qrcode.Medium, 256, path); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(200 * time.Millisecond)
+	if r := <-got; r.err != nil || r.payload != payload {
+		t.Fatalf("scan = %q, %v", r.payload, r.err)
+	}
+
+	if err := qrcode.WriteFile("welcome to the cardless ATM", qrcode.Medium, 256, path); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p, err := scan(path, time.Second, clk); got <- res{p, err} }()
+	for range 5 {
+		<-clk.Armed()
+		clk.Advance(200 * time.Millisecond)
+	}
+	if r := <-got; !errors.Is(r.err, phonesim.ErrQR) {
+		t.Fatalf("no withdrawal QR: %q, %v", r.payload, r.err)
 	}
 }

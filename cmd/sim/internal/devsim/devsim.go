@@ -258,7 +258,7 @@ func (r *run) sayByHand() {
 	r.say("")
 	r.say("Do one by hand (the system keeps running):")
 	r.say("  curl -X POST 'http://%s/withdraw?amount=20000'      # the customer picks 200.00", o.Control)
-	r.say("  %s/phonesim --proxy %s --config %s --qr-png %s --customer 13800000002 --pin 654321", o.Bin, o.ProxyPhone, r.cfg("phonesim.json"), r.screenPNG())
+	r.say("  %s/phonesim --proxy %s --config %s --qr-png %s --customer 13800000001 --pin 123456", o.Bin, o.ProxyPhone, r.cfg("phonesim.json"), r.screenPNG())
 	r.say("  curl http://%s/status                                # what the ATM is doing", o.Control)
 	r.say("  open %s to see the screen; logs are in %s", r.screenPNG(), r.logs)
 }

@@ -174,6 +174,8 @@ type ATM struct {
 	// countersChecked: the start's counter comparison ran (counters.go);
 	// countersDiffer: it found a difference no operator has resolved.
 	countersChecked, countersDiffer bool
+	// maintenance: an operator's device reset is running (maintenance.go).
+	maintenance bool
 
 	// storageBad: a write failed and no probe write has succeeded since;
 	// diskLow: free space below MinFreeBytes (storage.go; set by the status
@@ -380,6 +382,9 @@ func (a *ATM) refreshService(ctx context.Context) {
 func (a *ATM) serviceProblem() (string, dispenser.Status) {
 	if a.unrecovered > 0 {
 		return "recovery", dispenser.Status{}
+	}
+	if a.maintenance {
+		return "maintenance", dispenser.Status{}
 	}
 	if a.countersDiffer {
 		return "counters", dispenser.Status{}

@@ -172,6 +172,19 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		}
 		writeJSON(w, 200, map[string]string{"result": "the device's counts are the ATM's cassette counters"})
 	}))
+	mux.Handle("POST /operator/dispenser/reset", a.operatorOnly(func(w http.ResponseWriter, r *http.Request, operator string) {
+		err := a.Core.ResetDispenser(r.Context(), operator)
+		switch {
+		case errors.Is(err, atm.ErrBusy), errors.Is(err, atm.ErrSettleFirst):
+			writeJSON(w, 409, map[string]string{"error": err.Error()})
+		case errors.Is(err, atm.ErrNoReset):
+			writeJSON(w, 501, map[string]string{"error": err.Error()})
+		case err != nil:
+			writeJSON(w, 500, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, 200, a.Status())
+		}
+	}))
 	mux.Handle("POST /operator/settle", a.operatorOnly(func(w http.ResponseWriter, r *http.Request, operator string) {
 		q := r.URL.Query()
 		paid, err := strconv.ParseInt(q.Get("paid"), 10, 64)

@@ -587,6 +587,13 @@ func (s *Soft) ImportKeyBlock(kbpk, name KeyName, block string) (tr31.Header, st
 	if err := pe.usage.Check(kbpk, OpWrap); err != nil {
 		return tr31.Header{}, "", err
 	}
+	// Version B only: the protection key is a 3DES key, and a version D
+	// block would use its bytes as an AES key (one key, two algorithms).
+	if hdr, err := tr31.ParseHeader(block); err != nil {
+		return tr31.Header{}, "", err
+	} else if hdr.Version != 'B' {
+		return tr31.Header{}, "", fmt.Errorf("%w %q: a 3DES key block protection key opens version B blocks only", tr31.ErrVersion, hdr.Version)
+	}
 	h, k, err := tr31.Unwrap(pe.key, block)
 	if err != nil {
 		return tr31.Header{}, "", err
@@ -622,6 +629,9 @@ func (s *Soft) GenerateKeyBlock(kbpk, name KeyName, h tr31.Header) (string, stri
 	u, err := UsageOf(h)
 	if err != nil {
 		return "", "", err
+	}
+	if h.Version != 'B' {
+		return "", "", fmt.Errorf("%w %q: a 3DES key block protection key issues version B blocks only", tr31.ErrVersion, h.Version)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

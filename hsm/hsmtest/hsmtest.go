@@ -534,10 +534,15 @@ func testKeyBlocks(t *testing.T, m Module) {
 	if _, _, err := kb.ImportKeyBlock("kbpk", "relabelled", macBlock[:5]+"D0TB"+macBlock[9:]); !errors.Is(err, tr31.ErrMAC) {
 		t.Errorf("relabelled block: %v, want tr31.ErrMAC", err)
 	}
+	hd := header("M3", 'C')
+	hd.Version = 'D' // the 3DES protection key's bytes as an AES key: refused
+	if _, _, err := kb.ImportKeyBlock("kbpk", "aes", wrap(hd, mk)); !errors.Is(err, tr31.ErrVersion) {
+		t.Errorf("a version D block under a 3DES protection key: %v, want tr31.ErrVersion", err)
+	}
 	if _, _, err := kb.ImportKeyBlock("kbpk", "pin", wrap(header("P0", 'E'), mk)); !errors.Is(err, hsm.ErrKeyUsage) {
 		t.Errorf("a PIN key block: %v, want ErrKeyUsage", err)
 	}
-	for _, name := range []hsm.KeyName{"relabelled", "pin", "x"} {
+	for _, name := range []hsm.KeyName{"relabelled", "pin", "aes", "x"} {
 		if _, err := m.KCV(name); !errors.Is(err, hsm.ErrKeyNotFound) {
 			t.Errorf("%s was stored: %v", name, err)
 		}

@@ -23,10 +23,20 @@ import (
 //	"v<XX>"   the key's variant XX, and "v<XX>mac1" its first part
 //	          (prepared at load for tokens without CKM_XOR_BASE_AND_DATA)
 //
-// A replacement writes the new set under the label name+pending, destroys
-// the old set and then relabels the new one; an interrupted replacement is
-// finished or undone by the next lookup (recoverPending).
-const pending = "#new"
+// A replacement builds the new set under the label name+building, then
+// relabels it, "key" object last, to name+pending: a pending set with its
+// "key" object is complete. It then destroys the old set ("key" object
+// last) and relabels the new one to name ("key" object last). The next
+// lookup finishes or undoes an interrupted replacement (findKey):
+// anything under name+building is destroyed; a pending set without its
+// "key" is destroyed; a complete pending set replaces what is left under
+// name: all of it if the old "key" is still there (the old set's
+// destruction had not finished), otherwise it joins the objects already
+// relabelled.
+const (
+	pending  = "#new"
+	building = "#build"
+)
 
 const (
 	roleKey  = "key"
@@ -96,6 +106,14 @@ func (m *Module) keyObjects(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, name hsm.Ke
 }
 
 func (m *Module) findKey(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, name hsm.KeyName) (map[string]pkcs11.ObjectHandle, error) {
+	if half, err := objects(ctx, s, string(name)+building, m.usages); err != nil || len(half) > 0 {
+		if err != nil {
+			return nil, err
+		}
+		if err := m.destroy(ctx, s, half); err != nil {
+			return nil, err
+		}
+	}
 	cur, err := objects(ctx, s, string(name), m.usages)
 	if err != nil {
 		return nil, err
@@ -104,26 +122,46 @@ func (m *Module) findKey(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, name hsm.KeyNa
 	if err != nil || len(next) == 0 {
 		return cur, err
 	}
-	if len(cur) > 0 {
-		return cur, destroy(ctx, s, next)
+	if _, complete := next[roleKey]; !complete {
+		return cur, m.destroy(ctx, s, next)
+	}
+	if _, oldKey := cur[roleKey]; oldKey {
+		if err := m.destroy(ctx, s, cur); err != nil {
+			return nil, err
+		}
+		cur = map[string]pkcs11.ObjectHandle{}
 	}
 	if err := relabel(ctx, s, next, string(name)); err != nil {
 		return nil, err
 	}
-	return next, nil
+	maps.Copy(cur, next)
+	return cur, nil
 }
 
-func destroy(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, set map[string]pkcs11.ObjectHandle) error {
-	for _, role := range slices.Sorted(maps.Keys(set)) {
+// keyLast orders a set's roles with "key" last.
+func keyLast(set map[string]pkcs11.ObjectHandle) []string {
+	roles := slices.Sorted(maps.Keys(set))
+	if i := slices.Index(roles, roleKey); i >= 0 {
+		roles = append(append(roles[:i:i], roles[i+1:]...), roleKey)
+	}
+	return roles
+}
+
+// destroy destroys a set, its "key" object last, and forgets the handles.
+func (m *Module) destroy(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, set map[string]pkcs11.ObjectHandle) error {
+	for _, role := range keyLast(set) {
 		if err := ctx.DestroyObject(s, set[role]); err != nil {
 			return fmt.Errorf("p11: C_DestroyObject: %w", err)
 		}
+		delete(m.types, set[role])
+		delete(m.usages, set[role])
 	}
 	return nil
 }
 
+// relabel relabels a set, its "key" object last.
 func relabel(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, set map[string]pkcs11.ObjectHandle, label string) error {
-	for _, role := range slices.Sorted(maps.Keys(set)) {
+	for _, role := range keyLast(set) {
 		if err := ctx.SetAttributeValue(s, set[role], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
 			return fmt.Errorf("p11: C_SetAttributeValue(CKA_LABEL): %w", err)
 		}
@@ -131,21 +169,23 @@ func relabel(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, set map[string]pkcs11.Obje
 	return nil
 }
 
-// replace makes the set built by build (under the pending label) the key
-// name, replacing any old set.
+// replace makes the set built by build the key name, replacing any old
+// set (see the ordering above).
 func (m *Module) replace(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, name hsm.KeyName, build func(label string) (map[string]pkcs11.ObjectHandle, error)) error {
 	old, err := m.keyObjects(ctx, s, name)
 	if err != nil {
 		return err
 	}
 	delete(m.sets, name)
-	label := string(name) + pending
-	next, err := build(label)
+	next, err := build(string(name) + building)
 	if err != nil {
-		destroy(ctx, s, next)
+		m.destroy(ctx, s, next)
 		return err
 	}
-	if err := destroy(ctx, s, old); err != nil {
+	if err := relabel(ctx, s, next, string(name)+pending); err != nil {
+		return err
+	}
+	if err := m.destroy(ctx, s, old); err != nil {
 		return err
 	}
 	return relabel(ctx, s, next, string(name))

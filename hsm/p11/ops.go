@@ -421,12 +421,12 @@ func (m *Module) DeleteKey(name hsm.KeyName) error {
 	}
 	return m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
 		delete(m.sets, name)
-		for _, label := range []string{string(name), string(name) + pending} {
+		for _, label := range []string{string(name), string(name) + pending, string(name) + building} {
 			set, err := objects(ctx, s, label, m.usages)
 			if err != nil {
 				return err
 			}
-			if err := destroy(ctx, s, set); err != nil {
+			if err := m.destroy(ctx, s, set); err != nil {
 				return err
 			}
 		}
@@ -531,7 +531,7 @@ func (m *Module) Keys() (out []hsm.KeyInfo, err error) {
 			}
 			label := string(a[0].Value)
 			role, use, _ := strings.Cut(string(a[2].Value), ":")
-			if strings.HasSuffix(label, pending) || role != roleKey {
+			if strings.HasSuffix(label, pending) || strings.HasSuffix(label, building) || role != roleKey {
 				continue
 			}
 			ki := hsm.KeyInfo{Name: hsm.KeyName(label), Usage: use}

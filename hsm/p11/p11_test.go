@@ -250,3 +250,51 @@ func TestKeyBlockUsagePersists(t *testing.T) {
 		t.Fatalf("key block without clearKeyFallback: %v, want ErrMechanism", err)
 	}
 }
+
+// TestInterruptedRelabelFinished: a replacement stopped while relabelling
+// (the new set's other objects already under the name, its "key" object
+// still pending) is finished by the next lookup, and the key works whole.
+func TestInterruptedRelabelFinished(t *testing.T) {
+	softToken(t, "relabel")
+	k := []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10}
+	m := open(t, config("relabel"))
+	if _, err := m.ImportClearKey(hsm.TAK, k); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	// Move the key object back to the pending label, as a crash between
+	// the relabels would leave it.
+	ctx := pkcs11.New(softhsmLib)
+	if err := ctx.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	slots, _ := ctx.GetSlotList(true)
+	s, _ := ctx.OpenSession(slots[0], pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err := ctx.Login(s, pkcs11.CKU_USER, testPIN); err != nil {
+		t.Fatal(err)
+	}
+	ctx.FindObjectsInit(s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, string(hsm.TAK)), pkcs11.NewAttribute(pkcs11.CKA_ID, []byte("key"))})
+	objs, _, _ := ctx.FindObjects(s, 2)
+	ctx.FindObjectsFinal(s)
+	if len(objs) != 1 {
+		t.Fatalf("%d key objects", len(objs))
+	}
+	if err := ctx.SetAttributeValue(s, objs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, string(hsm.TAK)+"#new")}); err != nil {
+		t.Fatal(err)
+	}
+	ctx.Logout(s)
+	ctx.CloseSession(s)
+	ctx.Finalize()
+	ctx.Destroy()
+
+	m = open(t, config("relabel"))
+	want, _ := hsm.RetailMAC(k, []byte("after the crash"), hsm.PaddingMethod2)
+	got, err := m.GenerateMAC(hsm.TAK, []byte("after the crash"), hsm.PaddingMethod2)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("MAC after recovery = %X, %v; want %X", got, err, want)
+	}
+	keys, _ := m.Keys()
+	if len(keys) != 1 || keys[0].Name != hsm.TAK {
+		t.Fatalf("keys after recovery: %+v", keys)
+	}
+}

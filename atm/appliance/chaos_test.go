@@ -380,29 +380,6 @@ func buildChaosBinaries(t *testing.T, dir string) chaosBinaries {
 	return b
 }
 
-// startProc starts bin with args, its output appended to logPath.
-func startProc(t *testing.T, logPath string, env []string, bin string, args ...string) *atmProc {
-	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &atmProc{cmd: exec.Command(bin, args...), done: make(chan error, 1), exited: make(chan struct{}), log: f}
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.Env = append(os.Environ(), env...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { err := p.cmd.Wait(); f.Close(); close(p.exited); p.done <- err }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
 // editJSON writes to dst the JSON file src as changed by edit.
 func editJSON(t *testing.T, src, dst string, edit func(map[string]any)) {
 	t.Helper()

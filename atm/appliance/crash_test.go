@@ -70,16 +70,23 @@ type atmProc struct {
 
 func startATM(t *testing.T, bin, cfg, crashAfter, logPath string) *atmProc {
 	t.Helper()
+	env := []string{"EGL_PLATFORM=surfaceless"}
+	if crashAfter != "" {
+		env = append(env, appliance.CrashEnv+"="+crashAfter)
+	}
+	return startProc(t, logPath, env, bin, "--config", cfg, "--new-store")
+}
+
+// startProc starts bin with args, its output appended to logPath.
+func startProc(t *testing.T, logPath string, env []string, bin string, args ...string) *atmProc {
+	t.Helper()
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &atmProc{cmd: exec.Command(bin, "--config", cfg, "--new-store"), done: make(chan error, 1), exited: make(chan struct{}), log: f}
+	p := &atmProc{cmd: exec.Command(bin, args...), done: make(chan error, 1), exited: make(chan struct{}), log: f}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.Env = append(os.Environ(), "EGL_PLATFORM=surfaceless")
-	if crashAfter != "" {
-		p.cmd.Env = append(p.cmd.Env, appliance.CrashEnv+"="+crashAfter)
-	}
+	p.cmd.Env = append(os.Environ(), env...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +94,7 @@ func startATM(t *testing.T, bin, cfg, crashAfter, logPath string) *atmProc {
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			p.cmd.Process.Kill()
-			<-p.done
+			<-p.exited
 		}
 	})
 	return p

@@ -67,6 +67,16 @@ func (m *Module) derived(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, kh pkcs11.Obje
 	return kbek, kbmk, nil
 }
 
+// derivedOf returns the key block encryption and MAC keys of the key
+// block protection key named kbpk, whose usage must allow wrapping.
+func (m *Module) derivedOf(ctx *pkcs11.Ctx, s pkcs11.SessionHandle, kbpk hsm.KeyName) (kbek, kbmk []byte, err error) {
+	kh, err := m.tdesFor(ctx, s, kbpk, hsm.OpWrap)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key block protection key: %w", err)
+	}
+	return m.derived(ctx, s, kh)
+}
+
 // double is the SP 800-38B doubling in GF(2^64).
 func double(b []byte) []byte {
 	out := make([]byte, len(b))
@@ -97,11 +107,7 @@ func (m *Module) ImportKeyBlock(kbpk, name hsm.KeyName, block string) (h tr31.He
 		return h, "", err
 	}
 	err = m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		kh, err := m.tdesFor(ctx, s, kbpk, hsm.OpWrap)
-		if err != nil {
-			return fmt.Errorf("key block protection key: %w", err)
-		}
-		kbek, kbmk, err := m.derived(ctx, s, kh)
+		kbek, kbmk, err := m.derivedOf(ctx, s, kbpk)
 		if err != nil {
 			return err
 		}
@@ -149,11 +155,7 @@ func (m *Module) GenerateKeyBlock(kbpk, name hsm.KeyName, h tr31.Header) (block,
 		return "", "", err
 	}
 	err = m.session(func(ctx *pkcs11.Ctx, s pkcs11.SessionHandle) error {
-		kh, err := m.tdesFor(ctx, s, kbpk, hsm.OpWrap)
-		if err != nil {
-			return fmt.Errorf("key block protection key: %w", err)
-		}
-		kbek, kbmk, err := m.derived(ctx, s, kh)
+		kbek, kbmk, err := m.derivedOf(ctx, s, kbpk)
 		if err != nil {
 			return err
 		}

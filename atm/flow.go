@@ -118,9 +118,17 @@ func (a *ATM) onDispensed(s *Session, res dispenser.Result, err error) {
 	var de *dispenser.DispenseError
 	switch {
 	case err == nil:
-		a.advance(s, change{ev: EvDispensed, kind: "CASH DISPENSED", text: "notes counted: " + res.Mix.String(),
+		ch := change{ev: EvDispensed, kind: "CASH DISPENSED", text: "notes counted: " + res.Mix.String(),
 			dispensed: res.Mix,
-			mutate:    func(ns *Session) { ns.Dispensed, ns.DispensedMix = res.Amount, res.Mix }})
+			mutate:    func(ns *Session) { ns.Dispensed, ns.DispensedMix = res.Amount, res.Mix }}
+		if res.Rejected.Notes() > 0 {
+			// Notes the device diverted to its reject bin on the way out
+			// left the cassettes too.
+			ch.text += "; diverted to the reject bin: " + res.Rejected.String()
+			ch.dispensed = res.Mix.Plus(res.Rejected)
+			ch.rejected = res.Rejected.Clone()
+		}
+		a.advance(s, ch)
 	case errors.As(err, &de) && de.CountKnown && errors.Is(err, dispenser.ErrJam):
 		// The picked notes are stuck inside; a reset purges them to the
 		// reject bin. Nothing reached the customer: reverse in full.

@@ -115,6 +115,20 @@ func (m Mix) Clone() Mix {
 	return out
 }
 
+// Plus returns a new mix with the notes of m and o together.
+func (m Mix) Plus(o Mix) Mix {
+	out := m.Clone()
+	if out == nil {
+		out = Mix{}
+	}
+	for id, c := range o {
+		if c != 0 {
+			out[id] += c
+		}
+	}
+	return out
+}
+
 // Equal reports whether two mixes take the same notes (zero entries ignored).
 func (m Mix) Equal(o Mix) bool {
 	return maps.Equal(m.Clone(), o.Clone())
@@ -143,6 +157,10 @@ func (m Mix) String() string {
 type Result struct {
 	Mix    Mix   `json:"mix"`
 	Amount int64 `json:"amount"` // minor units
+	// Rejected (Dispense only) is the notes that left the cassettes but
+	// went to the reject bin instead of the customer (double or skewed
+	// notes a serial dispenser diverts on its own); they are not in Mix.
+	Rejected Mix `json:"rejected,omitempty"`
 }
 
 // PresentState is where the notes of the last dispense are.

@@ -42,7 +42,10 @@ type Appliance struct {
 	Log       *slog.Logger
 	HSM       KeyModule
 	Store     *store.DB
-	Dispenser *dispensersim.Sim
+	// Dispenser is the cash dispenser driver the configuration chose;
+	// DispenserSim is the in-process simulator when that is the driver.
+	Dispenser    atm.Dispenser
+	DispenserSim *dispensersim.Sim
 	Host      *hostlink.Client
 	Proxy     *proxyclient.Client
 	Core      *atm.ATM
@@ -110,19 +113,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		return nil, fmt.Errorf("electronic journal in %s: checkpoint: %w", dbPath, err)
 	}
 	a.journal = &journalChecker{db: a.Store, clk: a.Clock, log: log.With("part", "journal")}
-	sim := cfg.Dispenser.Sim
-	tokenKey, _ := hex.DecodeString(sim.TokenKey)
-	f := sim.Faults
-	a.Dispenser, err = dispensersim.New(dispensersim.Config{
-		Units: sim.Units, Exponent: cfg.Exponent, MaxNotes: sim.MaxNotes, LowThreshold: sim.LowThreshold, TokenKey: tokenKey,
-		Latency: sim.Latency.D(), TakeDelay: sim.TakeDelay.D(),
-		StateFile: filepath.Join(cfg.DataDir, "dispenser-sim.json"),
-		Faults: dispensersim.Faults{Offline: f.Offline, Jam: f.JamAfter > 0, JamAfter: f.JamAfter, ShortDispense: f.ShortDispense,
-			CountUnknown: f.CountUnknown, NotesNotTaken: f.NotesNotTaken, ShutterFailure: f.ShutterFailure},
-		AfterSave: deviceCrashHook(crash),
-		Logger:    log.With("part", "dispenser"),
-	})
-	if err != nil {
+	if a.Dispenser, err = a.newDispenser(cfg, log.With("part", "dispenser"), crash); err != nil {
 		return nil, err
 	}
 	hostTPDU := decodeTPDU(cfg.Host.TPDU)

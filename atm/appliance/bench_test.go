@@ -154,7 +154,7 @@ func startBenchSystem(b *testing.B) *benchSystem {
 		// the production wiring plus one method call.
 		wire: func(app *appliance.Appliance, log *slog.Logger) {
 			c := app.Core.Config()
-			s.disp = &observedDispenser{Sim: app.Dispenser, called: make(chan time.Time, 1)}
+			s.disp = &observedDispenser{Sim: app.DispenserSim, called: make(chan time.Time, 1)}
 			c.Dispenser = s.disp
 			var err error
 			if app.Core, err = atm.New(c); err != nil {

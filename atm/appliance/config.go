@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -137,8 +138,43 @@ type Link struct {
 
 // Dispenser selects and configures the cash dispenser driver.
 type Dispenser struct {
-	Driver string        `json:"driver"` // "sim"
-	Sim    *DispenserSim `json:"sim,omitempty"`
+	Driver  string            `json:"driver"` // "sim", "xfs4iot" or "lcdm"
+	Sim     *DispenserSim     `json:"sim,omitempty"`
+	XFS4IoT *DispenserXFS4IoT `json:"xfs4iot,omitempty"`
+	LCDM    *DispenserLCDM    `json:"lcdm,omitempty"`
+}
+
+// DispenserXFS4IoT configures the XFS4IoT driver: a CEN XFS4IoT service
+// (JSON over WebSocket) that checks the host's end-to-end token inside the
+// device.
+type DispenserXFS4IoT struct {
+	// Publisher is the service publisher's URL,
+	// ws(s)://HOST:PORT/xfs4iot/v1.0 (standard ports 80, 443, 5846-5856).
+	Publisher string `json:"publisher"`
+	// CAFile (wss:// only) is the PEM file of the CA that signed the
+	// service's certificate; empty: the system's roots.
+	CAFile string `json:"caFile,omitempty"`
+	// CommandTimeout bounds one command (default 60s; a dispense of many
+	// notes takes seconds).
+	CommandTimeout Duration `json:"commandTimeout,omitempty"`
+	// ResponseKeyFile holds (hex) the key the device signs its
+	// present-status response tokens with. Without it recovery does not
+	// believe the device's account of an interrupted dispense and leaves
+	// the session to an operator.
+	ResponseKeyFile string `json:"responseKeyFile,omitempty"`
+}
+
+// DispenserLCDM configures the Puloon LCDM serial driver. A serial
+// dispenser cannot check an end-to-end token: the driver checks it, with
+// the host's token key on this PC (prefer XFS4IoT in production).
+type DispenserLCDM struct {
+	Port         string               `json:"port"`  // e.g. /dev/ttyUSB0
+	Model        string               `json:"model"` // "lcdm2000"
+	Units        []dispenser.CashUnit `json:"units"` // upper, then lower cassette
+	MaxNotes     int                  `json:"maxNotes"`
+	LowThreshold int                  `json:"lowThreshold"`
+	// TokenKeyFile holds (hex) the host's end-to-end token key.
+	TokenKeyFile string `json:"tokenKeyFile"`
 }
 
 // DispenserSim configures the simulated dispenser.
@@ -411,8 +447,52 @@ func (c *Config) Validate() error {
 		if k, err := hex.DecodeString(s.TokenKey); err != nil || len(k) < 16 {
 			bad("dispenser.sim.tokenKey", "must be at least 32 hex digits")
 		}
+	case "xfs4iot":
+		x := c.Dispenser.XFS4IoT
+		if x == nil {
+			bad("dispenser.xfs4iot", "required with driver \"xfs4iot\"")
+			break
+		}
+		u, err := url.Parse(x.Publisher)
+		switch {
+		case err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "":
+			bad("dispenser.xfs4iot.publisher", "%q must be ws://HOST:PORT/xfs4iot/v1.0 or wss://...", x.Publisher)
+		case !strings.HasSuffix(u.Path, "/xfs4iot/v1.0"):
+			bad("dispenser.xfs4iot.publisher", "%q: the path must end in /xfs4iot/v1.0", x.Publisher)
+		case x.CAFile != "" && u.Scheme != "wss":
+			bad("dispenser.xfs4iot.caFile", "only for a wss:// publisher")
+		}
+		if x.CommandTimeout.D() < 0 || x.CommandTimeout.D() > 10*time.Minute {
+			bad("dispenser.xfs4iot.commandTimeout", "%s must be between 0 (default 60s) and 10m", x.CommandTimeout.D())
+		}
+	case "lcdm":
+		l := c.Dispenser.LCDM
+		if l == nil {
+			bad("dispenser.lcdm", "required with driver \"lcdm\"")
+			break
+		}
+		if l.Port == "" {
+			bad("dispenser.lcdm.port", "required (e.g. /dev/ttyUSB0)")
+		}
+		if l.Model != "lcdm2000" {
+			bad("dispenser.lcdm.model", "%q: only \"lcdm2000\" is supported", l.Model)
+		}
+		if len(l.Units) < 1 || len(l.Units) > 2 {
+			bad("dispenser.lcdm.units", "one or two cassettes (upper, lower)")
+		}
+		for i, u := range l.Units {
+			if u.ID == "" || u.Denomination <= 0 || u.Count < 0 || u.Currency != c.CurrencyAlpha {
+				bad(fmt.Sprintf("dispenser.lcdm.units[%d]", i), "needs an id, a positive denomination, a count >= 0 and currency %q", c.CurrencyAlpha)
+			}
+		}
+		if l.MaxNotes <= 0 {
+			bad("dispenser.lcdm.maxNotes", "must be positive")
+		}
+		if l.TokenKeyFile == "" {
+			bad("dispenser.lcdm.tokenKeyFile", "required: the driver checks the host's token itself")
+		}
 	default:
-		bad("dispenser.driver", "%q is not a known driver (known: sim)", c.Dispenser.Driver)
+		bad("dispenser.driver", "%q is not a known driver (known: sim, xfs4iot, lcdm)", c.Dispenser.Driver)
 	}
 	switch c.Screen.Mode {
 	case "headless":

@@ -291,3 +291,54 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		t.Errorf("missing hostMac: %v", err)
 	}
 }
+
+// TestDispenserDriverConfig: each driver's section is required and checked,
+// and every error names its field.
+func TestDispenserDriverConfig(t *testing.T) {
+	b, err := os.ReadFile("../../configs/atm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base map[string]any
+	if err := json.Unmarshal(b, &base); err != nil {
+		t.Fatal(err)
+	}
+	unit := map[string]any{"id": "CST1", "denomination": 10000, "currency": "CNY", "count": 10}
+	for _, tc := range []struct {
+		name      string
+		dispenser map[string]any
+		want      []string // the errors, in order; none: valid
+	}{
+		{"xfs4iot ok", map[string]any{"driver": "xfs4iot", "xfs4iot": map[string]any{"publisher": "ws://127.0.0.1:5846/xfs4iot/v1.0"}}, nil},
+		{"xfs4iot wss with CA", map[string]any{"driver": "xfs4iot", "xfs4iot": map[string]any{"publisher": "wss://atm.local:5847/xfs4iot/v1.0", "caFile": "/etc/ca.pem", "commandTimeout": "90s"}}, nil},
+		{"xfs4iot missing", map[string]any{"driver": "xfs4iot"}, []string{`config: dispenser.xfs4iot: required with driver "xfs4iot"`}},
+		{"xfs4iot http", map[string]any{"driver": "xfs4iot", "xfs4iot": map[string]any{"publisher": "http://127.0.0.1:5846/xfs4iot/v1.0"}},
+			[]string{`config: dispenser.xfs4iot.publisher: "http://127.0.0.1:5846/xfs4iot/v1.0" must be ws://HOST:PORT/xfs4iot/v1.0 or wss://...`}},
+		{"xfs4iot path", map[string]any{"driver": "xfs4iot", "xfs4iot": map[string]any{"publisher": "ws://127.0.0.1:5846/"}},
+			[]string{`config: dispenser.xfs4iot.publisher: "ws://127.0.0.1:5846/": the path must end in /xfs4iot/v1.0`}},
+		{"xfs4iot CA on ws", map[string]any{"driver": "xfs4iot", "xfs4iot": map[string]any{"publisher": "ws://h:1/xfs4iot/v1.0", "caFile": "ca.pem", "commandTimeout": "11m"}},
+			[]string{"config: dispenser.xfs4iot.caFile: only for a wss:// publisher", "config: dispenser.xfs4iot.commandTimeout: 11m0s must be between 0 (default 60s) and 10m"}},
+		{"lcdm ok", map[string]any{"driver": "lcdm", "lcdm": map[string]any{"port": "/dev/ttyUSB0", "model": "lcdm2000", "units": []any{unit}, "maxNotes": 40, "tokenKeyFile": "/etc/k"}}, nil},
+		{"lcdm bad", map[string]any{"driver": "lcdm", "lcdm": map[string]any{"model": "lcdm4000", "units": []any{unit, unit, unit}}},
+			[]string{"config: dispenser.lcdm.port: required (e.g. /dev/ttyUSB0)", `config: dispenser.lcdm.model: "lcdm4000": only "lcdm2000" is supported`,
+				"config: dispenser.lcdm.units: one or two cassettes (upper, lower)", "config: dispenser.lcdm.maxNotes: must be positive",
+				"config: dispenser.lcdm.tokenKeyFile: required: the driver checks the host's token itself"}},
+		{"unknown", map[string]any{"driver": "cdm"}, []string{`config: dispenser.driver: "cdm" is not a known driver (known: sim, xfs4iot, lcdm)`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base["dispenser"] = tc.dispenser
+			b, err := json.Marshal(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(b)
+			var got []string
+			if err != nil {
+				got = strings.Split(err.Error(), "\n")
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("errors\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

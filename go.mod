@@ -12,15 +12,18 @@ require (
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/crypto v0.46.0
 	golang.org/x/image v0.26.0
-	golang.org/x/sys v0.39.0
+	golang.org/x/sys v0.43.0
 	golang.org/x/term v0.38.0
 )
 
 require (
 	gioui.org/shader v1.0.9 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
+	github.com/creack/pty v1.1.24 // indirect
 	github.com/go-text/typesetting v0.3.5 // indirect
 	github.com/godbus/dbus/v5 v5.2.2 // indirect
 	github.com/yerden/go-util v1.1.4 // indirect
+	go.bug.st/serial v1.8.0 // indirect
 	golang.org/x/exp/shiny v0.0.0-20250408133849-7e4ce0ab07d0 // indirect
 	golang.org/x/net v0.48.0 // indirect
 	golang.org/x/text v0.41.0 // indirect

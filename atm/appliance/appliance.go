@@ -38,18 +38,18 @@ const CrashEnv = "CARDLESS_CRASH_AFTER"
 // Appliance is the ATM-resident application: the core and everything it is
 // wired to.
 type Appliance struct {
-	Config    *Config
-	Log       *slog.Logger
-	HSM       KeyModule
-	Store     *store.DB
+	Config *Config
+	Log    *slog.Logger
+	HSM    KeyModule
+	Store  *store.DB
 	// Dispenser is the cash dispenser driver the configuration chose;
 	// DispenserSim is the in-process simulator when that is the driver.
 	Dispenser    atm.Dispenser
 	DispenserSim *dispensersim.Sim
-	Host      *hostlink.Client
-	Proxy     *proxyclient.Client
-	Core      *atm.ATM
-	Backend   *Backend
+	Host         *hostlink.Client
+	Proxy        *proxyclient.Client
+	Core         *atm.ATM
+	Backend      *Backend
 	// Operators are the credentials of the operator routes of the control
 	// endpoint (dataDir/operators.json; atmctl operator add).
 	Operators *operators.File

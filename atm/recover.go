@@ -273,7 +273,7 @@ func Resolve(s Session, ps *dispenser.PresentStatus) Resolution {
 	if ps == nil {
 		return Resolution{State: StateInDoubt, Operator: true, Text: "dispenser cannot report the last dispense; operator must count"}
 	}
-	if ps.Seq == 0 || ps.Nonce != s.DispenseNonce {
+	if !ps.Of(s.DispenseNonce, s.Token) {
 		if s.State != StateDispensing {
 			// The ATM committed this session's notes as counted by the
 			// device: a device with no record of them lost its memory or
@@ -323,7 +323,7 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) (Session, error) {
 	}
 	r := Resolve(*s, ps)
 	ch := change{kind: "RECOVERY", text: r.Text}
-	if ps != nil && ps.Nonce == s.DispenseNonce && s.State == StateDispensing {
+	if ps != nil && ps.Of(s.DispenseNonce, s.Token) && s.State == StateDispensing {
 		// The crash came before the dispense was recorded: count it now.
 		ch.dispensed = ps.Dispensed
 	}
@@ -398,7 +398,7 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) (Session, error) {
 // purges, counted as the flow counts a jam. s is in flight, so no commit
 // has counted them: the recovery commit counts them once.
 func movedBeforeCrash(s Session, ps *dispenser.PresentStatus) (retracted, rejected dispenser.Mix, ok bool) {
-	if ps == nil || ps.Seq == 0 || ps.Nonce != s.DispenseNonce || !ps.CountKnown {
+	if ps == nil || !ps.Of(s.DispenseNonce, s.Token) || !ps.CountKnown {
 		return nil, nil, false
 	}
 	switch ps.State {

@@ -1,6 +1,7 @@
 package dispenser
 
 import (
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
@@ -199,6 +200,29 @@ type PresentStatus struct {
 	Retracted       Mix          `json:"retracted,omitempty"` // taken back in
 	RetractedAmount int64        `json:"retractedAmount"`
 	Taken           bool         `json:"taken"` // the customer took the presented notes
+	// DispenseID is how a device that does not report the nonce names
+	// the dispense in its signed present-status response (XFS4IoT
+	// DISPENSEID): the upper-case hex HMAC of the token that authorised it.
+	DispenseID string `json:"dispenseId,omitempty"`
+}
+
+// Of reports whether p describes the dispense authorised by token, issued
+// for nonce: by the nonce when the device reports one, else by the token's
+// HMAC (DispenseID). A device with no dispense yet (Seq 0) matches nothing.
+func (p PresentStatus) Of(nonce, token string) bool {
+	switch {
+	case p.Seq == 0:
+		return false
+	case p.Nonce != "":
+		return p.Nonce == nonce
+	case p.DispenseID == "" || token == "":
+		return false
+	}
+	t, err := ParseToken(token)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(hex.EncodeToString(t.HMAC), p.DispenseID)
 }
 
 // PaidAmount is the amount known to be in the customer's hands: presented

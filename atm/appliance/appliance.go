@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -227,6 +228,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 func (a *Appliance) Close() {
 	if a.Host != nil {
 		a.Host.Close()
+	}
+	if c, ok := a.Dispenser.(io.Closer); ok {
+		c.Close() // a device link (XFS4IoT, serial)
 	}
 	if a.Store != nil {
 		a.Store.Close()

@@ -4,10 +4,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
+	"github.com/cardless-atm/cardless/atm/dispenser/xfs4iot"
 )
 
 // newDispenser starts the driver cfg.Dispenser.Driver names.
@@ -31,6 +34,32 @@ func (a *Appliance) newDispenser(cfg *Config, log *slog.Logger, crash func(strin
 		}
 		a.DispenserSim = s
 		return s, nil
+	case "xfs4iot":
+		x := cfg.Dispenser.XFS4IoT
+		var key []byte
+		if x.ResponseKeyFile != "" {
+			var err error
+			if key, err = readHexKey(x.ResponseKeyFile); err != nil {
+				return nil, fmt.Errorf("dispenser.xfs4iot.responseKeyFile: %w", err)
+			}
+		}
+		log.Info("dispenser driver xfs4iot", "publisher", x.Publisher, "ca_file", x.CAFile, "signed_present_status", key != nil)
+		return xfs4iot.New(xfs4iot.Config{Publisher: x.Publisher, CAFile: x.CAFile, CommandTimeout: x.CommandTimeout.D(),
+			Exponent: cfg.Exponent, ResponseKey: key, Clock: a.Clock, Logger: log})
 	}
 	return nil, fmt.Errorf("dispenser: driver %q is not available in this build", cfg.Dispenser.Driver)
+}
+
+// readHexKey reads a key file holding hex digits (whitespace around them
+// ignored). The key never appears in an error.
+func readHexKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) < 16 {
+		return nil, fmt.Errorf("%s must hold at least 32 hex digits", path)
+	}
+	return k, nil
 }

@@ -434,6 +434,7 @@ func (s *Sim) Dispense(ctx context.Context, mix dispenser.Mix, token string) (di
 		}
 	}
 	st.Last = last
+	st.DispenseID = token[len(token)-2*sha256.Size:] // verified: ends with HMACSHA256=<64 hex>
 	if err := s.commit(st, "Dispense"); err != nil {
 		return dispenser.Result{}, err // nothing moved: the write comes first
 	}

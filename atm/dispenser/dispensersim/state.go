@@ -37,6 +37,9 @@ type state struct {
 	Stacker      dispenser.Mix           `json:"stacker,omitempty"` // notes picked, inside the device (true count)
 	Exit         dispenser.Mix           `json:"exit,omitempty"`    // notes presented at the exit slot
 	Last         dispenser.PresentStatus `json:"last"`
+	// DispenseID is the HMACSHA256 value (64 upper-case hex digits) of the
+	// token that authorised the last dispense (Last), "" before the first.
+	DispenseID string `json:"dispenseID,omitempty"`
 }
 
 func (s *state) clone() *state {

@@ -78,7 +78,7 @@ func TestRunReportsADeadProcess(t *testing.T) {
 	writeConfigs(t, o, func(atm map[string]any) { atm["dispenser"].(map[string]any)["driver"] = "no-such-driver" })
 	err := Run(context.Background(), o)
 	want := `the ATM did not come into service: atm exited (exit status 2); last log line: ` +
-		filepath.Join(o.Configs, "atm.json") + `: config: dispenser.driver: "no-such-driver" is not a known driver (known: sim) (full log ` + filepath.Join(o.Var, "logs", "atm.log") + ")"
+		filepath.Join(o.Configs, "atm.json") + `: config: dispenser.driver: "no-such-driver" is not a known driver (known: sim, xfs4iot, lcdm) (full log ` + filepath.Join(o.Var, "logs", "atm.log") + ")"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Run: %v\nwant %s", err, want)
 	}

@@ -95,12 +95,15 @@ fuzz:
 
 # The whole system on this laptop: host, proxy and ATM as real processes,
 # one withdrawal through the phone simulator; stays up until Ctrl-C.
+# DISPENSER=xfs4iot runs the XFS4IoT device simulator as its own process
+# and drives it over a WebSocket (default: the simulator inside the ATM).
+DISPENSER ?= sim
 sim: build
-	$(BIN)/sim
+	$(BIN)/sim --dispenser=$(DISPENSER)
 
 # The same, stopping after the demo withdrawal (a quick smoke run by hand).
 sim-once: build
-	$(BIN)/sim --once --window=false
+	$(BIN)/sim --once --window=false --dispenser=$(DISPENSER)
 
 # Forget the simulators' state (balances, sessions, cassette counts).
 # The random kill campaign of issue 16: withdrawals through the real

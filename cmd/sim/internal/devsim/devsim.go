@@ -35,15 +35,20 @@ type Options struct {
 	Amount     int64  // minor units
 	Customer   string
 	PIN        string
-	Window     bool // open the ATM window (needs a display)
-	Once       bool // stop everything after the demo withdrawal
+	// Dispenser is the dispenser the ATM drives: "sim" (the simulator
+	// inside the appliance, the default), or "xfs4iot": the XFS4IoT
+	// device simulator as its own process, driven over a WebSocket.
+	Dispenser  string
+	DeviceAddr string // where the xfs4iot device simulator listens
+	Window     bool   // open the ATM window (needs a display)
+	Once       bool   // stop everything after the demo withdrawal
 	Out        io.Writer
 }
 
 // Defaults are the laptop defaults the shipped configs use.
 func Defaults() Options {
 	return Options{Bin: "bin", Configs: "configs", Var: "var", HostAddr: "127.0.0.1:6100", ProxyATM: "127.0.0.1:6200",
-		ProxyPhone: "127.0.0.1:6201", Control: "127.0.0.1:6300", Amount: 50000, Customer: "13800000001", PIN: "123456",
+		ProxyPhone: "127.0.0.1:6201", Control: "127.0.0.1:6300", Dispenser: "sim", DeviceAddr: "127.0.0.1:5846", Amount: 50000, Customer: "13800000001", PIN: "123456",
 		Out: os.Stdout}
 }
 
@@ -80,7 +85,15 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(r.logs, 0o755); err != nil {
 		return err
 	}
-	if err := portsFree(o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control); err != nil {
+	ports := []string{o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control}
+	switch o.Dispenser {
+	case "sim", "":
+	case "xfs4iot":
+		ports = append(ports, o.DeviceAddr)
+	default:
+		return fmt.Errorf("dispenser %q: want sim or xfs4iot", o.Dispenser)
+	}
+	if err := portsFree(ports...); err != nil {
 		return err
 	}
 	r.say("== Cardless withdrawal: the whole system on this laptop ==")
@@ -167,9 +180,64 @@ func (r *run) startAll() error {
 	if o.Window {
 		mode = "--window"
 	}
+	atmConfig := r.cfg("atm.json")
+	if o.Dispenser == "xfs4iot" {
+		var err error
+		if atmConfig, err = r.startXFS4IoT(); err != nil {
+			return err
+		}
+	}
 	// The laptop demo may start from nothing (make sim-clean): it lets the
 	// ATM create its store; a real terminal does that once, at installation.
-	return r.start("atm", "--config", r.cfg("atm.json"), mode, "--new-store")
+	return r.start("atm", "--config", atmConfig, mode, "--new-store")
+}
+
+// startXFS4IoT starts the XFS4IoT device simulator loaded with the
+// cassettes of atm.json's simulated dispenser and its token key (the key
+// the host signs with), and returns the path of a copy of atm.json that
+// drives it with the xfs4iot driver.
+func (r *run) startXFS4IoT() (string, error) {
+	b, err := os.ReadFile(r.cfg("atm.json"))
+	if err != nil {
+		return "", err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return "", fmt.Errorf("atm.json: %w", err)
+	}
+	var sim struct {
+		Dispenser struct {
+			Sim struct {
+				Units    []dispenser.CashUnit `json:"units"`
+				TokenKey string               `json:"tokenKey"`
+				MaxNotes int                  `json:"maxNotes"`
+			} `json:"sim"`
+		} `json:"dispenser"`
+	}
+	if err := json.Unmarshal(b, &sim); err != nil {
+		return "", fmt.Errorf("atm.json: %w", err)
+	}
+	s := sim.Dispenser.Sim
+	var units []string
+	for i, u := range s.Units {
+		units = append(units, fmt.Sprintf("unit%d:%s:%d:%d", i+1, u.Currency, u.Denomination, u.Count))
+	}
+	keyFile := filepath.Join(r.o.Var, "dispenser-token.key")
+	if err := os.WriteFile(keyFile, []byte(s.TokenKey+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := r.start("xfs4iotsim", "-listen", r.o.DeviceAddr, "-token-key-file", keyFile, "-units", strings.Join(units, ","),
+		"-max-notes", fmt.Sprint(s.MaxNotes), "-state-file", filepath.Join(r.o.Var, "xfs4iotsim.json")); err != nil {
+		return "", err
+	}
+	cfg["dispenser"] = map[string]any{"driver": "xfs4iot", "xfs4iot": map[string]any{
+		"publisher": "ws://" + r.o.DeviceAddr + "/xfs4iot/v1.0", "responseKeyFile": keyFile}}
+	out, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(r.o.Var, "atm-xfs4iot.json")
+	return path, os.WriteFile(path, out, 0o600)
 }
 
 // stopAll stops the processes in the reverse order of their start.

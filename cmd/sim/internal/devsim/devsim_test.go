@@ -19,19 +19,26 @@ import (
 // ATM as real processes, one withdrawal through the phone simulator
 // reading the QR from the screen's pixels, the advice acknowledged and the
 // journal verified.
-func TestRunOnce(t *testing.T) {
+func TestRunOnce(t *testing.T) { runOnce(t, "sim") }
+
+// TestRunOnceXFS4IoT is `make sim DISPENSER=xfs4iot --once`: the ATM drives
+// the XFS4IoT device simulator, a process of its own, over a WebSocket.
+func TestRunOnceXFS4IoT(t *testing.T) { runOnce(t, "xfs4iot") }
+
+func runOnce(t *testing.T, disp string) {
 	if testing.Short() {
 		t.Skip("builds and runs every program")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "../../../atm", "../../../hostsim", "../../../proxysim", "../../../phonesim")
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "../../../atm", "../../../hostsim", "../../../proxysim", "../../../phonesim", "../../../xfs4iotsim")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	o := Defaults()
 	o.Bin, o.Configs, o.Var = bin, filepath.Join(dir, "configs"), filepath.Join(dir, "var")
 	o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	o.Dispenser, o.DeviceAddr = disp, freeAddr(t)
 	o.Once = true
 	var out bytes.Buffer
 	o.Out = &out
@@ -53,8 +60,14 @@ func TestRunOnce(t *testing.T) {
 		t.Fatalf("steps %q, want %q\n%s", got, want, out.String())
 	}
 	// Every process was stopped: the ports are free again.
-	if err := portsFree(o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control); err != nil {
+	if err := portsFree(o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control, o.DeviceAddr); err != nil {
 		t.Fatalf("after Run: %v", err)
+	}
+	if disp == "xfs4iot" {
+		log, _ := os.ReadFile(filepath.Join(o.Var, "logs", "atm.log"))
+		if !strings.Contains(out.String(), "started xfs4iotsim") || !strings.Contains(string(log), `"msg":"xfs4iot cash dispenser connected"`) {
+			t.Fatalf("the ATM did not drive the XFS4IoT simulator:\n%s\n%s", out.String(), log)
+		}
 	}
 }
 

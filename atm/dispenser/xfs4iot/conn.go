@@ -60,7 +60,7 @@ type conn struct {
 
 	mu      sync.Mutex
 	next    int64
-	pending map[int64]chan Message
+	pending map[int64]*inbox
 	done    chan struct{} // closed when the connection ends
 	err     error         // why it ended
 }
@@ -74,7 +74,7 @@ func dial(ctx context.Context, url string, client *http.Client, log *slog.Logger
 		return nil, fmt.Errorf("xfs4iot: connect %s: %w", url, err)
 	}
 	ws.SetReadLimit(maxMessage)
-	c := &conn{ws: ws, log: log, url: url, onUnsolicited: onUnsolicited, pending: map[int64]chan Message{}, done: make(chan struct{})}
+	c := &conn{ws: ws, log: log, url: url, onUnsolicited: onUnsolicited, pending: map[int64]*inbox{}, done: make(chan struct{})}
 	go c.readLoop()
 	return c, nil
 }
@@ -107,9 +107,6 @@ func (c *conn) readLoop() {
 		}
 		c.mu.Lock()
 		ch, ok := c.pending[m.Header.RequestID]
-		if ok && m.Header.Type == typeCompletion {
-			delete(c.pending, m.Header.RequestID)
-		}
 		c.mu.Unlock()
 		if !ok {
 			err = fmt.Errorf("%w: %s %s for request %d, which is not in flight", ErrMalformed, m.Header.Type, m.Header.Name, m.Header.RequestID)
@@ -120,15 +117,21 @@ func (c *conn) readLoop() {
 			// service still reports on the command.
 			c.log.Warn("xfs4iot message for an abandoned command", "name", m.Header.Name, "type", m.Header.Type,
 				"request_id", m.Header.RequestID, "completion", m.Header.CompletionCode)
+			if m.Header.Type == typeCompletion || m.Header.Status != nil {
+				c.mu.Lock()
+				delete(c.pending, m.Header.RequestID)
+				c.mu.Unlock()
+			}
 			continue
 		}
-		select {
-		case ch <- m:
-		default:
-			err = fmt.Errorf("%w: more than %d messages for %s", ErrMalformed, maxEvents, m.Header.Name)
-		}
-		if err != nil {
+		if perr := ch.put(m); perr != nil {
+			err = perr
 			break
+		}
+		if m.Header.Type == typeCompletion || m.Header.Status != nil {
+			c.mu.Lock()
+			delete(c.pending, m.Header.RequestID)
+			c.mu.Unlock()
 		}
 	}
 	c.close(err)
@@ -167,6 +170,65 @@ func (c *conn) alive() bool {
 // completion (a dispense of many notes produces a few).
 const maxEvents = 64
 
+// inbox collects the messages of one command in flight and checks their
+// sequence as they arrive (on the reader goroutine): one acknowledge, then
+// events, then one completion. The caller is woken once, when the
+// command is over (completion, or an acknowledge that refused it), and
+// then takes the events and the final message in order: one wake-up per
+// command, not one per message.
+type inbox struct {
+	name string
+
+	mu     sync.Mutex
+	acked  bool
+	events []Message
+	final  *Message
+	over   chan struct{} // closed when final is set
+}
+
+func newInbox(name string) *inbox { return &inbox{name: name, over: make(chan struct{})} }
+
+// put adds m, or says how it breaks the sequence.
+func (b *inbox) put(m Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.final != nil:
+		return fmt.Errorf("%w: %s %s after the command ended", ErrMalformed, m.Header.Type, m.Header.Name)
+	case m.Header.Type != typeEvent && m.Header.Name != b.name:
+		return fmt.Errorf("%w: %s answered with %s", ErrMalformed, b.name, m.Header.Name)
+	case m.Header.Type == typeAcknowledge && b.acked:
+		return fmt.Errorf("%w: second acknowledge of %s", ErrMalformed, b.name)
+	case m.Header.Type != typeAcknowledge && !b.acked:
+		return fmt.Errorf("%w: %s of %s before its acknowledge", ErrMalformed, m.Header.Type, b.name)
+	}
+	switch m.Header.Type {
+	case typeAcknowledge:
+		b.acked = true
+		if m.Header.Status != nil {
+			b.final = &m
+			close(b.over)
+		}
+	case typeEvent:
+		if len(b.events) >= maxEvents {
+			return fmt.Errorf("%w: more than %d events for %s", ErrMalformed, maxEvents, b.name)
+		}
+		b.events = append(b.events, m)
+	case typeCompletion:
+		b.final = &m
+		close(b.over)
+	}
+	return nil
+}
+
+// result returns the events and the final message once the command is
+// over.
+func (b *inbox) result() ([]Message, Message) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.events, *b.final
+}
+
 // do sends a command and waits for its completion, passing its events to
 // onEvent. timeoutMS goes in the header (0: none). A non-success
 // completion is a *CompletionError, a refused command a *RefusedError;
@@ -180,7 +242,7 @@ func (c *conn) do(ctx context.Context, name string, payload any, timeoutMS int64
 		}
 		raw = b
 	}
-	ch := make(chan Message, maxEvents+2)
+	ch := newInbox(name)
 	c.mu.Lock()
 	select {
 	case <-c.done:
@@ -203,8 +265,7 @@ func (c *conn) do(ctx context.Context, name string, payload any, timeoutMS int64
 		c.mu.Unlock()
 	}()
 
-	to := timeoutMS
-	msg, err := json.Marshal(Message{Header: Header{Name: name, RequestID: id, Type: typeCommand, Version: Version, Timeout: &to}, Payload: raw})
+	msg, err := encodeCommand(name, id, timeoutMS, raw)
 	if err != nil {
 		return Message{}, err
 	}
@@ -212,66 +273,55 @@ func (c *conn) do(ctx context.Context, name string, payload any, timeoutMS int64
 		c.close(err)
 		return Message{}, fmt.Errorf("%w: send %s: %v", ErrLinkLost, name, err)
 	}
-	acked, events := false, 0
-	for {
+	select {
+	case <-ch.over:
+	case <-ctx.Done():
+		return Message{}, fmt.Errorf("xfs4iot: %s: %w", name, ctx.Err())
+	case <-c.done:
 		select {
-		case <-ctx.Done():
-			return Message{}, fmt.Errorf("xfs4iot: %s: %w", name, ctx.Err())
-		case <-c.done:
-			// Messages the reader delivered before the end still count.
-			select {
-			case m := <-ch:
-				ch <- m
-				continue
-			default:
-			}
+		case <-ch.over: // it ended just before the link
+		default:
 			return Message{}, fmt.Errorf("%w: %s: %v", ErrLinkLost, name, c.err)
-		case m := <-ch:
-			if m.Header.Type != typeEvent && m.Header.Name != name {
-				c.close(fmt.Errorf("%w: %s answered with %s", ErrMalformed, name, m.Header.Name))
-				continue
-			}
-			switch m.Header.Type {
-			case typeAcknowledge:
-				if acked {
-					c.close(fmt.Errorf("%w: second acknowledge of %s", ErrMalformed, name))
-					continue
-				}
-				acked = true
-				if m.Header.Status != nil {
-					completed = true // no completion follows a refusal
-					return Message{}, &RefusedError{Name: name, Status: *m.Header.Status}
-				}
-			case typeEvent:
-				if !acked {
-					c.close(fmt.Errorf("%w: event of %s before its acknowledge", ErrMalformed, name))
-					continue
-				}
-				if events++; events > maxEvents {
-					c.close(fmt.Errorf("%w: more than %d events for %s", ErrMalformed, maxEvents, name))
-					continue
-				}
-				if onEvent != nil {
-					onEvent(m)
-				}
-			case typeCompletion:
-				completed = true
-				if !acked {
-					c.close(fmt.Errorf("%w: completion of %s before its acknowledge", ErrMalformed, name))
-					continue
-				}
-				if m.Header.CompletionCode != "success" {
-					ce := &CompletionError{Name: name, Code: m.Header.CompletionCode, ErrorDescription: m.Header.ErrorDescription, Payload: m.Payload}
-					var p struct {
-						ErrorCode string `json:"errorCode"`
-					}
-					if json.Unmarshal(m.Payload, &p) == nil {
-						ce.ErrorCode = p.ErrorCode
-					}
-					return m, ce
-				}
-				return m, nil
-			}
 		}
 	}
+	completed = true
+	events, m := ch.result()
+	if m.Header.Type == typeAcknowledge {
+		return Message{}, &RefusedError{Name: name, Status: *m.Header.Status}
+	}
+	if onEvent != nil {
+		for _, e := range events {
+			onEvent(e)
+		}
+	}
+	if m.Header.CompletionCode != "success" {
+		ce := &CompletionError{Name: name, Code: m.Header.CompletionCode, ErrorDescription: m.Header.ErrorDescription, Payload: m.Payload}
+		var p struct {
+			ErrorCode string `json:"errorCode"`
+		}
+		if json.Unmarshal(m.Payload, &p) == nil {
+			ce.ErrorCode = p.ErrorCode
+		}
+		return m, ce
+	}
+	return m, nil
+}
+
+// encodeCommand writes a command message. The payload, already JSON, is
+// put in as it is rather than encoded a second time.
+func encodeCommand(name string, id, timeoutMS int64, payload json.RawMessage) ([]byte, error) {
+	to := timeoutMS
+	h, err := json.Marshal(Header{Name: name, RequestID: id, Type: typeCommand, Version: Version, Timeout: &to})
+	if err != nil {
+		return nil, err
+	}
+	if payload == nil {
+		payload = json.RawMessage("null")
+	}
+	b := make([]byte, 0, len(h)+len(payload)+24)
+	b = append(b, `{"header":`...)
+	b = append(b, h...)
+	b = append(b, `,"payload":`...)
+	b = append(b, payload...)
+	return append(b, '}'), nil
 }

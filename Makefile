@@ -95,8 +95,10 @@ fuzz:
 
 # The whole system on this laptop: host, proxy and ATM as real processes,
 # one withdrawal through the phone simulator; stays up until Ctrl-C.
-# DISPENSER=xfs4iot runs the XFS4IoT device simulator as its own process
-# and drives it over a WebSocket (default: the simulator inside the ATM).
+# DISPENSER=xfs4iot runs the XFS4IoT device simulator as its own process and
+# drives it over a WebSocket; DISPENSER=lcdm runs the Puloon LCDM simulator on
+# a pseudo-terminal and drives it as a serial port (default: the simulator
+# inside the ATM).
 DISPENSER ?= sim
 sim: build
 	$(BIN)/sim --dispenser=$(DISPENSER)

@@ -1,15 +1,18 @@
 package appliance
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
+	"github.com/cardless-atm/cardless/atm/dispenser/lcdm"
 	"github.com/cardless-atm/cardless/atm/dispenser/xfs4iot"
 )
 
@@ -46,6 +49,20 @@ func (a *Appliance) newDispenser(cfg *Config, log *slog.Logger, crash func(strin
 		log.Info("dispenser driver xfs4iot", "publisher", x.Publisher, "ca_file", x.CAFile, "signed_present_status", key != nil)
 		return xfs4iot.New(xfs4iot.Config{Publisher: x.Publisher, CAFile: x.CAFile, CommandTimeout: x.CommandTimeout.D(),
 			Exponent: cfg.Exponent, ResponseKey: key, Clock: a.Clock, Logger: log})
+	case "lcdm":
+		l := cfg.Dispenser.LCDM
+		key, err := readHexKey(l.TokenKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("dispenser.lcdm.tokenKeyFile: %w", err)
+		}
+		// A serial dispenser cannot check the host's token: the driver
+		// does, with the key on this PC. Say so at every start.
+		log.Warn("dispenser driver lcdm: the end-to-end token is checked by this PC, not inside the device (prefer XFS4IoT)",
+			"port", l.Port, "model", l.Model)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return lcdm.Open(ctx, lcdm.Config{Port: l.Port, Model: l.Model, Units: l.Units, MaxNotes: l.MaxNotes, LowThreshold: l.LowThreshold,
+			TokenKey: key, Exponent: cfg.Exponent, StateFile: filepath.Join(cfg.DataDir, "dispenser-lcdm.json"), Clock: a.Clock, Logger: log})
 	}
 	return nil, fmt.Errorf("dispenser: driver %q is not available in this build", cfg.Dispenser.Driver)
 }

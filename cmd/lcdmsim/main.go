@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command lcdmsim runs a simulated Puloon LCDM-2000 cash dispenser on a
 // pseudo-terminal, for the lcdm driver (atm/dispenser/lcdm) to open as its
 // serial port. It prints the tty path on standard output and runs until

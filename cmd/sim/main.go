@@ -19,7 +19,7 @@ func main() {
 	flag.StringVar(&o.Configs, "configs", o.Configs, "directory with the configuration files")
 	flag.Int64Var(&o.Amount, "amount", o.Amount, "amount to withdraw, minor units")
 	flag.BoolVar(&o.Window, "window", os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "", "open the ATM window")
-	flag.StringVar(&o.Dispenser, "dispenser", o.Dispenser, "the dispenser: sim (inside the ATM) or xfs4iot (the XFS4IoT device simulator over a WebSocket)")
+	flag.StringVar(&o.Dispenser, "dispenser", o.Dispenser, "the dispenser: sim (inside the ATM), xfs4iot (the XFS4IoT device simulator over a WebSocket) or lcdm (the LCDM simulator on a pseudo-terminal)")
 	flag.BoolVar(&o.Once, "once", false, "stop after the demo withdrawal")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -36,8 +36,10 @@ type Options struct {
 	Customer   string
 	PIN        string
 	// Dispenser is the dispenser the ATM drives: "sim" (the simulator
-	// inside the appliance, the default), or "xfs4iot": the XFS4IoT
-	// device simulator as its own process, driven over a WebSocket.
+	// inside the appliance, the default), "xfs4iot" (the XFS4IoT device
+	// simulator as its own process, driven over a WebSocket) or "lcdm"
+	// (the Puloon LCDM simulator on a pseudo-terminal, driven as a serial
+	// port; the first two cassettes of atm.json).
 	Dispenser  string
 	DeviceAddr string // where the xfs4iot device simulator listens
 	Window     bool   // open the ATM window (needs a display)
@@ -90,8 +92,9 @@ func Run(ctx context.Context, o Options) error {
 	case "sim", "":
 	case "xfs4iot":
 		ports = append(ports, o.DeviceAddr)
+	case "lcdm":
 	default:
-		return fmt.Errorf("dispenser %q: want sim or xfs4iot", o.Dispenser)
+		return fmt.Errorf("dispenser %q: want sim, xfs4iot or lcdm", o.Dispenser)
 	}
 	if err := portsFree(ports...); err != nil {
 		return err
@@ -181,9 +184,9 @@ func (r *run) startAll() error {
 		mode = "--window"
 	}
 	atmConfig := r.cfg("atm.json")
-	if o.Dispenser == "xfs4iot" {
+	if o.Dispenser != "sim" && o.Dispenser != "" {
 		var err error
-		if atmConfig, err = r.startXFS4IoT(); err != nil {
+		if atmConfig, err = r.startDevice(); err != nil {
 			return err
 		}
 	}
@@ -192,11 +195,11 @@ func (r *run) startAll() error {
 	return r.start("atm", "--config", atmConfig, mode, "--new-store")
 }
 
-// startXFS4IoT starts the XFS4IoT device simulator loaded with the
-// cassettes of atm.json's simulated dispenser and its token key (the key
-// the host signs with), and returns the path of a copy of atm.json that
-// drives it with the xfs4iot driver.
-func (r *run) startXFS4IoT() (string, error) {
+// startDevice starts the device simulator Options.Dispenser names,
+// loaded with the cassettes of atm.json's simulated dispenser and its
+// token key (the key the host signs with), and returns the path of a copy
+// of atm.json whose dispenser section drives it.
+func (r *run) startDevice() (string, error) {
 	b, err := os.ReadFile(r.cfg("atm.json"))
 	if err != nil {
 		return "", err
@@ -208,9 +211,10 @@ func (r *run) startXFS4IoT() (string, error) {
 	var sim struct {
 		Dispenser struct {
 			Sim struct {
-				Units    []dispenser.CashUnit `json:"units"`
-				TokenKey string               `json:"tokenKey"`
-				MaxNotes int                  `json:"maxNotes"`
+				Units        []dispenser.CashUnit `json:"units"`
+				TokenKey     string               `json:"tokenKey"`
+				MaxNotes     int                  `json:"maxNotes"`
+				LowThreshold int                  `json:"lowThreshold"`
 			} `json:"sim"`
 		} `json:"dispenser"`
 	}
@@ -218,26 +222,67 @@ func (r *run) startXFS4IoT() (string, error) {
 		return "", fmt.Errorf("atm.json: %w", err)
 	}
 	s := sim.Dispenser.Sim
-	var units []string
-	for i, u := range s.Units {
-		units = append(units, fmt.Sprintf("unit%d:%s:%d:%d", i+1, u.Currency, u.Denomination, u.Count))
+	keyFile, err := filepath.Abs(filepath.Join(r.o.Var, "dispenser-token.key"))
+	if err != nil {
+		return "", err
 	}
-	keyFile := filepath.Join(r.o.Var, "dispenser-token.key")
 	if err := os.WriteFile(keyFile, []byte(s.TokenKey+"\n"), 0o600); err != nil {
 		return "", err
 	}
-	if err := r.start("xfs4iotsim", "-listen", r.o.DeviceAddr, "-token-key-file", keyFile, "-units", strings.Join(units, ","),
-		"-max-notes", fmt.Sprint(s.MaxNotes), "-state-file", filepath.Join(r.o.Var, "xfs4iotsim.json")); err != nil {
-		return "", err
+	switch r.o.Dispenser {
+	case "xfs4iot":
+		var units []string
+		for i, u := range s.Units {
+			units = append(units, fmt.Sprintf("unit%d:%s:%d:%d", i+1, u.Currency, u.Denomination, u.Count))
+		}
+		if err := r.start("xfs4iotsim", "-listen", r.o.DeviceAddr, "-token-key-file", keyFile, "-units", strings.Join(units, ","),
+			"-max-notes", fmt.Sprint(s.MaxNotes), "-state-file", filepath.Join(r.o.Var, "xfs4iotsim.json")); err != nil {
+			return "", err
+		}
+		cfg["dispenser"] = map[string]any{"driver": "xfs4iot", "xfs4iot": map[string]any{
+			"publisher": "ws://" + r.o.DeviceAddr + "/xfs4iot/v1.0", "responseKeyFile": keyFile}}
+	case "lcdm":
+		units := s.Units[:min(2, len(s.Units))] // upper and lower cassette
+		var spec []string
+		for _, u := range units {
+			spec = append(spec, fmt.Sprintf("%s:%d:%s:%d", u.ID, u.Denomination, u.Currency, u.Count))
+		}
+		tty, err := filepath.Abs(filepath.Join(r.o.Var, "lcdm.tty"))
+		if err != nil {
+			return "", err
+		}
+		_ = os.Remove(tty)
+		if err := r.start("lcdmsim", "-link", tty, "-units", strings.Join(spec, ","), "-state", filepath.Join(r.o.Var, "lcdmsim.json")); err != nil {
+			return "", err
+		}
+		if err := r.waitFile(tty); err != nil {
+			return "", err
+		}
+		cfg["dispenser"] = map[string]any{"driver": "lcdm", "lcdm": map[string]any{
+			"port": tty, "model": "lcdm2000", "units": units, "maxNotes": s.MaxNotes, "lowThreshold": s.LowThreshold, "tokenKeyFile": keyFile}}
 	}
-	cfg["dispenser"] = map[string]any{"driver": "xfs4iot", "xfs4iot": map[string]any{
-		"publisher": "ws://" + r.o.DeviceAddr + "/xfs4iot/v1.0", "responseKeyFile": keyFile}}
 	out, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(r.o.Var, "atm-xfs4iot.json")
+	path := filepath.Join(r.o.Var, "atm-"+r.o.Dispenser+".json")
 	return path, os.WriteFile(path, out, 0o600)
+}
+
+// waitFile waits (bounded) until a device simulator has created path.
+func (r *run) waitFile(path string) error {
+	for range 100 {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		for _, p := range r.procs {
+			if err := p.exited(); err != nil {
+				return err
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not appear", path)
 }
 
 // stopAll stops the processes in the reverse order of their start.

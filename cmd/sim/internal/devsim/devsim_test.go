@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -25,13 +26,22 @@ func TestRunOnce(t *testing.T) { runOnce(t, "sim") }
 // the XFS4IoT device simulator, a process of its own, over a WebSocket.
 func TestRunOnceXFS4IoT(t *testing.T) { runOnce(t, "xfs4iot") }
 
+// TestRunOnceLCDM is `make sim DISPENSER=lcdm --once`: the ATM drives the
+// LCDM simulator through a real pseudo-terminal.
+func TestRunOnceLCDM(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the LCDM simulator needs a Unix pseudo-terminal")
+	}
+	runOnce(t, "lcdm")
+}
+
 func runOnce(t *testing.T, disp string) {
 	if testing.Short() {
 		t.Skip("builds and runs every program")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "../../../atm", "../../../hostsim", "../../../proxysim", "../../../phonesim", "../../../xfs4iotsim")
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "../../../atm", "../../../hostsim", "../../../proxysim", "../../../phonesim", "../../../xfs4iotsim", "../../../lcdmsim")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -63,11 +73,11 @@ func runOnce(t *testing.T, disp string) {
 	if err := portsFree(o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control, o.DeviceAddr); err != nil {
 		t.Fatalf("after Run: %v", err)
 	}
-	if disp == "xfs4iot" {
-		log, _ := os.ReadFile(filepath.Join(o.Var, "logs", "atm.log"))
-		if !strings.Contains(out.String(), "started xfs4iotsim") || !strings.Contains(string(log), `"msg":"xfs4iot cash dispenser connected"`) {
-			t.Fatalf("the ATM did not drive the XFS4IoT simulator:\n%s\n%s", out.String(), log)
-		}
+	log, _ := os.ReadFile(filepath.Join(o.Var, "logs", "atm.log"))
+	want := map[string][2]string{"xfs4iot": {"started xfs4iotsim", `"msg":"xfs4iot cash dispenser connected"`},
+		"lcdm": {"started lcdmsim", `"msg":"dispenser driver lcdm: the end-to-end token is checked by this PC`}}
+	if w, ok := want[disp]; ok && (!strings.Contains(out.String(), w[0]) || !strings.Contains(string(log), w[1])) {
+		t.Fatalf("the ATM did not drive the %s simulator:\n%s\n%s", disp, out.String(), log)
 	}
 }
 

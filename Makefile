@@ -92,6 +92,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDenominate$$' -fuzztime $(FUZZTIME) ./atm/dispenser
 	$(GO) test -run '^$$' -fuzz '^FuzzUnwrap$$' -fuzztime $(FUZZTIME) ./hsm/tr31
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTR31Keys$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./atm/dispenser/xfs4iot
+	$(GO) test -run '^$$' -fuzz '^FuzzParseResponseToken$$' -fuzztime $(FUZZTIME) ./atm/dispenser/xfs4iot
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME) ./atm/dispenser/xfs4iot/xfs4iotsim
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./atm/dispenser/lcdm
 
 # The whole system on this laptop: host, proxy and ATM as real processes,
 # one withdrawal through the phone simulator; stays up until Ctrl-C.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -249,6 +250,54 @@ func TestCrashRecoveryXFS4IoT(t *testing.T) {
 				t.Fatal("no recovery journaled")
 			}
 			t.Logf("recovery: %s", recovery)
+		})
+	}
+}
+
+// TestE2EXFS4IoTFaults: each device fault through the XFS4IoT driver ends
+// as it does with the in-process simulator: a jam, a shutter failure and a
+// forged token are reversed in full, a short dispense partially, and a
+// count the device does not know leaves the session in doubt with the
+// debit standing.
+func TestE2EXFS4IoTFaults(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		faults  dispensersim.Faults
+		forged  bool
+		paid    int64
+		inDoubt bool
+	}{
+		{name: "jam", faults: dispensersim.Faults{Jam: true, JamAfter: 1}},
+		{name: "short dispense", faults: dispensersim.Faults{ShortDispense: 1}, paid: 40000},
+		{name: "shutter failure", faults: dispensersim.Faults{ShutterFailure: true}},
+		{name: "forged token", forged: true},
+		{name: "count unknown", faults: dispensersim.Faults{CountUnknown: true}, inDoubt: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var srv *xfs4iotsim.Server
+			s := startSystem(t, func(c *appliance.Config) {
+				if tt.forged {
+					c.Dispenser.Sim.TokenKey = strings.Repeat("ab", 32) // the device's key differs from the host's
+				}
+				srv = startXFS4IoTSim(t, c, t.TempDir(), nil)
+			})
+			srv.SetFaults(tt.faults)
+			before := s.balance(zhang)
+			out := s.withdraw(s.qr(50000), zhang, "123456")
+			if out.Dispensed != tt.paid {
+				t.Fatalf("outcome %+v, want %d paid", out, tt.paid)
+			}
+			if tt.inDoubt {
+				s.waitFor("session in doubt", func(st appliance.Status) bool { return st.Session != nil && st.Session.State == "InDoubt" })
+				if b := s.balance(zhang); b != before-50000 {
+					t.Fatalf("balance %d while in doubt, want the debit standing (%d)", b, before-50000)
+				}
+				return
+			}
+			s.settled()
+			if got := s.balance(zhang); got != before-tt.paid {
+				t.Fatalf("balance %d, want %d", got, before-tt.paid)
+			}
 		})
 	}
 }

@@ -3,10 +3,13 @@ package xfs4iot_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -184,5 +187,52 @@ func TestProtocolViolations(t *testing.T) {
 				t.Fatalf("Status: %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTLSWithCAFile: a wss:// service whose certificate the configured CA
+// file vouches for is used; without the CA file the driver refuses it.
+func TestTLSWithCAFile(t *testing.T) {
+	f := &fakeService{t: t, scripts: map[string]map[string][]string{
+		publisherPath: {"ServicePublisher.GetServices": {ack("ServicePublisher.GetServices"), done("ServicePublisher.GetServices", "success", services("/CashDispenser1"))}},
+		publisherPath + "/CashDispenser1": {
+			"Common.Capabilities": {ack("Common.Capabilities"), done("Common.Capabilities", "success", cashCaps)},
+			"Common.Status":       {ack("Common.Status"), done("Common.Status", "success", `{"common":{"device":"online"}}`)},
+			"Storage.GetStorage":  {ack("Storage.GetStorage"), done("Storage.GetStorage", "success", storage)},
+		},
+	}}
+	f.srv = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	publisher := f.url(publisherPath) // wss://127.0.0.1:PORT/...
+	if !strings.HasPrefix(publisher, "wss://") {
+		t.Fatalf("publisher %s", publisher)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	untrusted, err := xfs4iot.New(xfs4iot.Config{Publisher: publisher, Exponent: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer untrusted.Close()
+	if _, err := untrusted.Status(ctx); !errors.Is(err, dispenser.ErrDeviceNotReady) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Status without the CA: %v, want a certificate error", err)
+	}
+	if got := f.commands(); len(got) != 0 {
+		t.Fatalf("commands reached an untrusted service: %q", got)
+	}
+
+	d, err := xfs4iot.New(xfs4iot.Config{Publisher: publisher, CAFile: caFile, Exponent: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	st, err := d.Status(ctx)
+	if err != nil || st.Device != dispenser.StateOnline || len(st.Units) != 1 {
+		t.Fatalf("Status over wss with the CA: %+v, %v", st, err)
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/cardless-atm/cardless/atm/dispenser"
 )
 
+// maxRemembered bounds the token-to-nonce memory of this process.
+const maxRemembered = 64
+
 // position is the output position the driver dispenses to.
 const position = "outDefault"
 
@@ -40,8 +43,26 @@ var commandErrors = map[string]error{
 	"noItems":             dispenser.ErrSequence,
 	"safeDoorOpen":        dispenser.ErrDeviceNotReady,
 	"exchangeActive":      dispenser.ErrDeviceNotReady,
-	"cashUnitError":       dispenser.ErrNotDispensable,
 	"unsupportedPosition": dispenser.ErrDeviceNotReady,
+}
+
+// refusedBeforeMoving reports the completions of a Dispense that the
+// standard defines as refusals before any note moves: the token
+// refusals, deviceNotReady, a payload the service rejected
+// (invalidData, unsupportedCommand, sequenceError) and the command error
+// codes of a dispense that cannot start.
+func refusedBeforeMoving(ce *CompletionError) bool {
+	if _, ok := tokenErrors[ce.Code]; ok {
+		return true
+	}
+	switch ce.Code {
+	case "deviceNotReady", "invalidData", "unsupportedCommand", "sequenceError", "invalidCommand":
+		return true
+	case "commandErrorCode":
+		_, ok := commandErrors[ce.ErrorCode]
+		return ok
+	}
+	return false
 }
 
 // noMove maps the error of a command that did not move notes (or whose
@@ -274,6 +295,9 @@ func (d *Driver) Dispense(ctx context.Context, mix dispenser.Mix, token string) 
 	p.Denomination.Denomination.App.Currencies = map[string]json.Number{currency: majorUnits(amount, d.cfg.Exponent)}
 	if t, err := dispenser.ParseToken(token); err == nil {
 		d.mu.Lock()
+		if len(d.nonces) >= maxRemembered {
+			clear(d.nonces) // only the last dispense's matters to recovery
+		}
 		d.nonces[strings.ToUpper(hex.EncodeToString(t.HMAC))] = t.Nonce
 		d.mu.Unlock()
 	}
@@ -282,7 +306,7 @@ func (d *Driver) Dispense(ctx context.Context, mix dispenser.Mix, token string) 
 	m, err := d.call(ctx, "CashDispenser.Dispense", p, func(ev Message) {
 		if ev.Header.Name == "CashDispenser.IncompleteDispenseEvent" {
 			var den denomination
-			if json.Unmarshal(ev.Payload, &den) == nil {
+			if json.Unmarshal(ev.Payload, &den) == nil && den.Values != nil {
 				incomplete = &den
 			}
 		}
@@ -305,11 +329,14 @@ func (d *Driver) Dispense(ctx context.Context, mix dispenser.Mix, token string) 
 		a, _ := got.Amount(cashOf(units))
 		return dispenser.Result{Mix: got, Amount: a}, nil
 	case errors.As(err, &ce):
+		// Counts are reliable only when the completion itself carries the
+		// denomination (docs/xfs4iot.md §4.8); the event is logged, not
+		// trusted instead.
 		var c denominationCompletion
 		_ = json.Unmarshal(ce.Payload, &c)
 		den := c.Denomination
-		if den == nil {
-			den = incomplete
+		if den == nil && incomplete != nil {
+			d.log.Warn("xfs4iot: incomplete dispense reported only by its event: count taken as unknown", "values", fmt.Sprint(incomplete.Values))
 		}
 		moved := func(code string, sentinel error) error {
 			got, merr := mixOf(den, units)
@@ -323,11 +350,14 @@ func (d *Driver) Dispense(ctx context.Context, mix dispenser.Mix, token string) 
 			return dispenser.Result{}, moved("incompleteDispense", dispenser.ErrShortDispense)
 		case ce.Code == "hardwareError" && den != nil:
 			return dispenser.Result{}, moved("cashUnitError", dispenser.ErrJam)
-		case ce.Code == "hardwareError", ce.Code == "timeOut", ce.Code == "internalError", ce.Code == "canceled":
-			// The device may have moved notes and cannot say which.
-			return dispenser.Result{}, countUnknown(err)
+		case refusedBeforeMoving(ce):
+			return dispenser.Result{}, noMove(err)
 		}
-		return dispenser.Result{}, noMove(err)
+		// Anything else (hardwareError or cashUnitError without a count,
+		// timeOut, internalError, canceled, userError, fraudAttempt, an
+		// error code this driver does not know): the device may have
+		// moved notes and cannot say which.
+		return dispenser.Result{}, countUnknown(err)
 	case errors.As(err, &re), errors.Is(err, dispenser.ErrDeviceNotReady):
 		return dispenser.Result{}, noMove(err) // never sent or never ran
 	}
@@ -382,7 +412,11 @@ func (d *Driver) WaitTaken(ctx context.Context, timeout time.Duration) (bool, er
 
 // Retract takes back the notes of the last dispense, at the exit or in the
 // stacker (CashManagement.Retract). What it took back is the last
-// dispense's notes as the device reports them before the retract.
+// dispense's notes as the device reports them before the retract; with a
+// response key the device's signed present status must confirm it
+// afterwards (all of them, or the customer took some: an error, so the
+// session goes to an operator). "No items" means the customer took them
+// only if the device said it had presented them.
 func (d *Driver) Retract(ctx context.Context) (dispenser.Result, error) {
 	units, err := d.knownUnits(ctx)
 	if err != nil {
@@ -392,8 +426,8 @@ func (d *Driver) Retract(ctx context.Context) (dispenser.Result, error) {
 	if err != nil {
 		return dispenser.Result{}, noMove(err)
 	}
-	var ps presentStatusCompletion
-	if err := json.Unmarshal(m.Payload, &ps); err != nil {
+	var before presentStatusCompletion
+	if err := json.Unmarshal(m.Payload, &before); err != nil {
 		return dispenser.Result{}, fmt.Errorf("xfs4iot: GetPresentStatus payload: %w", err)
 	}
 	var rc retractCommand
@@ -405,17 +439,31 @@ func (d *Driver) Retract(ctx context.Context) (dispenser.Result, error) {
 	var ce *CompletionError
 	switch {
 	case errors.As(err, &ce) && ce.Code == "commandErrorCode" && ce.ErrorCode == "noItems":
+		if before.PresentState != "presented" {
+			return dispenser.Result{}, fmt.Errorf("xfs4iot: the device has no notes to retract but never presented them (presentState %q): where they went is unknown", before.PresentState)
+		}
 		return dispenser.Result{}, fmt.Errorf("%w (%v)", dispenser.ErrNoItems, err)
 	case err != nil:
 		return dispenser.Result{}, noMove(err)
-	case ps.Denomination == nil:
+	case before.Denomination == nil:
 		return dispenser.Result{}, errors.New("xfs4iot: notes retracted, but the device never said which (count unknown)")
 	}
-	got, err := mixOf(ps.Denomination, units)
+	got, err := mixOf(before.Denomination, units)
 	if err != nil {
 		return dispenser.Result{}, err
 	}
 	a, _ := got.Amount(cashOf(units))
+	if len(d.cfg.ResponseKey) > 0 {
+		ps, err := d.PresentStatus(ctx)
+		switch {
+		case err != nil:
+			return dispenser.Result{}, fmt.Errorf("xfs4iot: notes retracted, but the device's signed account of it failed: %w", err)
+		case before.PresentState == "presented" && (ps.State != dispenser.PresentRetracted || ps.RetractedAmount != a):
+			return dispenser.Result{}, fmt.Errorf("xfs4iot: the device signed retracted %d of %d presented (state %s): the customer may have taken some", ps.RetractedAmount, a, ps.State)
+		case before.PresentState != "presented" && ps.State != dispenser.PresentRejected:
+			return dispenser.Result{}, fmt.Errorf("xfs4iot: stacked notes retracted, but the device now says %s", ps.State)
+		}
+	}
 	return dispenser.Result{Mix: got, Amount: a}, nil
 }
 

@@ -186,6 +186,10 @@ type inbox struct {
 	over   chan struct{} // closed when final is set
 }
 
+// refusals are the acknowledge statuses that mean "not accepted, never
+// ran"; any other status is a protocol error whose outcome is unknown.
+var refusals = map[string]bool{"invalidMessage": true, "invalidRequestID": true, "tooManyRequests": true}
+
 func newInbox(name string) *inbox { return &inbox{name: name, over: make(chan struct{})} }
 
 // put adds m, or says how it breaks the sequence.
@@ -205,6 +209,9 @@ func (b *inbox) put(m Message) error {
 	switch m.Header.Type {
 	case typeAcknowledge:
 		b.acked = true
+		if m.Header.Status != nil && !refusals[*m.Header.Status] {
+			return fmt.Errorf("%w: acknowledge of %s with status %q", ErrMalformed, b.name, *m.Header.Status)
+		}
 		if m.Header.Status != nil {
 			b.final = &m
 			close(b.over)

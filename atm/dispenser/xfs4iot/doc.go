@@ -25,18 +25,28 @@
 // token refusals to dispenser.ErrNoCommandNonce, ErrInvalidToken,
 // ErrInvalidTokenNonce, ErrInvalidTokenHMAC and ErrInvalidTokenFormat;
 // notDispensable and friends to ErrNotDispensable; tooManyItems to
-// ErrTooManyItems; itemsLeft and noItems to ErrSequence (ErrNoItems for
-// Retract); deviceNotReady, hardwareError outside a dispense, refused
-// commands and a lost link outside a dispense to ErrDeviceNotReady. A
-// dispense that moved notes ends in a *dispenser.DispenseError: a short
-// dispense (commandErrorCode/cashUnitError with a denomination) wraps
-// ErrShortDispense, a jam (hardwareError with a denomination) ErrJam, both
-// with exactly the notes moved; hardwareError without a denomination,
-// timeOut, internalError, canceled, a lost link or a context that ended
-// while the command was in flight wrap ErrCountUnknown: never "nothing
+// ErrTooManyItems; itemsLeft to ErrSequence; deviceNotReady, a command the
+// acknowledge refused (invalidMessage, invalidRequestID, tooManyRequests)
+// and a lost link outside a dispense to ErrDeviceNotReady. A dispense is
+// "nothing moved" only for the completions the standard defines as
+// refusals before the notes move (the list in refusedBeforeMoving). A
+// short dispense (commandErrorCode/cashUnitError) and a jam
+// (hardwareError) with the denomination in the completion itself wrap
+// ErrShortDispense and ErrJam with exactly the notes moved; everything
+// else (those without a denomination, whatever an event said, timeOut,
+// internalError, canceled, userError, fraudAttempt, unknown codes, an
+// acknowledge with an unknown status, a lost link, a context that ended
+// while the command was in flight) wraps ErrCountUnknown: never "nothing
 // paid". After every Dispense the driver clears the command nonce
 // (Common.ClearCommandNonce), as the standard lets a token be reused for
 // its nonce until then.
+//
+// Presented notes count as taken only when Common.Status says the exit is
+// empty; Retract's "no items" means taken only if the device had said it
+// presented them, and with a response key the device's signed account
+// after a retract must show every presented note retracted (otherwise the
+// customer may have taken some: an error, and the session goes to an
+// operator).
 //
 // # Response security
 //

@@ -64,7 +64,10 @@ type Driver struct {
 	clk    clock.Clock
 	client *http.Client
 
-	mu        sync.Mutex
+	dialMu sync.Mutex // one connection attempt at a time
+
+	mu        sync.Mutex // guards what follows; never held across I/O
+	closed    bool
 	svc       *conn // nil: not connected
 	bo        backoff.Backoff
 	nextDial  time.Time // no reconnection attempt before
@@ -119,7 +122,7 @@ func New(cfg Config) (*Driver, error) {
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	c := d.svc
-	d.svc = nil
+	d.svc, d.closed = nil, true
 	d.mu.Unlock()
 	if c != nil {
 		c.close(errors.New("driver closed"))
@@ -128,46 +131,79 @@ func (d *Driver) Close() error {
 }
 
 // service returns the live connection to the cash dispenser service,
-// connecting first if needed. A failure is ErrDeviceNotReady.
+// connecting first if needed. A failure is ErrDeviceNotReady. Only one
+// caller dials at a time (dialMu); d.mu is never held across I/O, so the
+// reader goroutine's event handler never waits for a connection attempt.
 func (d *Driver) service(ctx context.Context) (*conn, error) {
+	if c, err := d.live(); c != nil || err != nil {
+		return c, err
+	}
+	d.dialMu.Lock()
+	defer d.dialMu.Unlock()
+	if c, err := d.live(); c != nil || err != nil {
+		return c, err // another caller connected meanwhile
+	}
+	d.mu.Lock()
+	now, next := d.clk.Now(), d.nextDial
+	d.mu.Unlock()
+	if now.Before(next) {
+		return nil, fmt.Errorf("%w: no link to the XFS4IoT service; next attempt in %s", dispenser.ErrDeviceNotReady, next.Sub(now))
+	}
+	c, info, err := d.connect(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.svc != nil && d.svc.alive() {
-		return d.svc, nil
+	if err == nil && d.closed {
+		c.close(errors.New("driver closed"))
+		err = errors.New("xfs4iot: driver closed")
 	}
-	d.svc = nil
-	now := d.clk.Now()
-	if now.Before(d.nextDial) {
-		return nil, fmt.Errorf("%w: no link to the XFS4IoT service; next attempt in %s", dispenser.ErrDeviceNotReady, d.nextDial.Sub(now))
-	}
-	c, err := d.connect(ctx)
 	if err != nil {
 		d.nextDial = now.Add(d.bo.Next())
 		d.log.Warn("xfs4iot connect failed", "err", err, "retry_in", d.nextDial.Sub(now))
 		return nil, fmt.Errorf("%w: %v", dispenser.ErrDeviceNotReady, err)
 	}
 	d.bo.Reset()
-	d.svc = c
+	d.svc, d.maxNotes, d.responses = c, info.maxNotes, info.responses
 	return c, nil
 }
 
+// live returns the current connection if it is up (nil, nil if there is
+// none), or an error once the driver is closed.
+func (d *Driver) live() (*conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("%w: xfs4iot driver closed", dispenser.ErrDeviceNotReady)
+	}
+	if d.svc != nil && d.svc.alive() {
+		return d.svc, nil
+	}
+	d.svc = nil
+	return nil, nil
+}
+
+// serviceInfo is what discovery learnt of the service.
+type serviceInfo struct {
+	maxNotes  int
+	responses bool // the device signs present-status responses
+}
+
 // connect discovers the cash dispenser service through the publisher and
-// opens it. Holds d.mu.
-func (d *Driver) connect(ctx context.Context) (*conn, error) {
+// opens it. Called with dialMu held, d.mu not held.
+func (d *Driver) connect(ctx context.Context) (*conn, serviceInfo, error) {
 	ctx, cancel := d.bounded(ctx)
 	defer cancel()
 	pub, err := dial(ctx, d.cfg.Publisher, d.client, d.log, nil)
 	if err != nil {
-		return nil, err
+		return nil, serviceInfo{}, err
 	}
 	m, err := pub.do(ctx, "ServicePublisher.GetServices", nil, d.timeoutMS(), nil)
 	pub.close(errors.New("discovery done"))
 	if err != nil {
-		return nil, err
+		return nil, serviceInfo{}, err
 	}
 	var services getServicesCompletion
 	if err := json.Unmarshal(m.Payload, &services); err != nil {
-		return nil, fmt.Errorf("xfs4iot: GetServices payload: %w", err)
+		return nil, serviceInfo{}, fmt.Errorf("xfs4iot: GetServices payload: %w", err)
 	}
 	var why []string
 	for _, s := range services.Services {
@@ -189,12 +225,11 @@ func (d *Driver) connect(ctx context.Context) (*conn, error) {
 			why = append(why, err.Error())
 			continue
 		}
-		d.maxNotes = caps.CashDispenser.MaxDispenseItems
-		d.responses = false
+		info := serviceInfo{maxNotes: caps.CashDispenser.MaxDispenseItems}
 		e2e := ""
 		if caps.Common != nil && caps.Common.EndToEndSecurity != nil {
 			e2e = caps.Common.EndToEndSecurity.Required
-			d.responses = caps.Common.EndToEndSecurity.ResponseSecurityEnabled == "always"
+			info.responses = caps.Common.EndToEndSecurity.ResponseSecurityEnabled == "always"
 		}
 		if e2e != "always" {
 			// The token is still sent; only the device decides whether
@@ -203,10 +238,10 @@ func (d *Driver) connect(ctx context.Context) (*conn, error) {
 			d.log.Error("ALARM: the dispenser does not enforce end-to-end security", "required", e2e, "service", s.ServiceURI)
 		}
 		d.log.Info("xfs4iot cash dispenser connected", "service", s.ServiceURI, "vendor", services.VendorName,
-			"type", caps.CashDispenser.Type, "max_notes", d.maxNotes, "end_to_end", e2e, "signed_responses", d.responses)
-		return c, nil
+			"type", caps.CashDispenser.Type, "max_notes", info.maxNotes, "end_to_end", e2e, "signed_responses", info.responses)
+		return c, info, nil
 	}
-	return nil, fmt.Errorf("xfs4iot: no cash dispenser among %d services of %s %v", len(services.Services), d.cfg.Publisher, why)
+	return nil, serviceInfo{}, fmt.Errorf("xfs4iot: no cash dispenser among %d services of %s %v", len(services.Services), d.cfg.Publisher, why)
 }
 
 func (d *Driver) timeoutMS() int64 { return d.cfg.CommandTimeout.Milliseconds() }
@@ -224,7 +259,11 @@ func (d *Driver) unsolicited(m Message) {
 		d.log.Info("xfs4iot items taken")
 	case "Common.StatusChangedEvent", "Storage.StorageThresholdEvent", "CashDispenser.IncompleteDispenseEvent",
 		"CashManagement.IncompleteRetractEvent", "Common.ErrorEvent":
-		d.log.Warn("xfs4iot event", "name", m.Header.Name, "payload", string(m.Payload))
+		p := string(m.Payload)
+		if len(p) > 512 {
+			p = p[:512] + "..." // a device's payload is bounded in the log
+		}
+		d.log.Warn("xfs4iot event", "name", m.Header.Name, "payload", p)
 	default:
 		d.log.Debug("xfs4iot event", "name", m.Header.Name)
 	}

@@ -29,6 +29,9 @@ type fakeService struct {
 	t       *testing.T
 	srv     *httptest.Server
 	scripts map[string]map[string][]string // path -> command -> answers
+	// respond, when set, answers a command from its payload first (ok
+	// false: use the script).
+	respond func(name string, payload json.RawMessage) (answers []string, ok bool)
 	mu      sync.Mutex
 	got     []string // "path command"
 }
@@ -68,6 +71,7 @@ func (f *fakeService) serve(w http.ResponseWriter, r *http.Request) {
 				Type      string `json:"type"`
 				Version   string `json:"version"`
 			} `json:"header"`
+			Payload json.RawMessage `json:"payload"`
 		}
 		if err := json.Unmarshal(b, &m); err != nil || m.Header.Type != "command" || m.Header.Version != "2.0" || m.Header.RequestID <= 0 {
 			f.t.Errorf("client sent a bad command: %s", b)
@@ -77,6 +81,11 @@ func (f *fakeService) serve(w http.ResponseWriter, r *http.Request) {
 		f.got = append(f.got, r.URL.Path+" "+m.Header.Name)
 		f.mu.Unlock()
 		answers, ok := script[m.Header.Name]
+		if f.respond != nil {
+			if a, dyn := f.respond(m.Header.Name, m.Payload); dyn {
+				answers, ok = a, true
+			}
+		}
 		if !ok {
 			f.t.Errorf("unexpected command %s on %s", m.Header.Name, r.URL.Path)
 			return

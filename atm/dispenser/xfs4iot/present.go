@@ -212,10 +212,14 @@ func (d *Driver) PresentStatus(ctx context.Context) (dispenser.PresentStatus, er
 	}
 	ps := dispenser.PresentStatus{State: dispenser.PresentNone, CountKnown: t.Dispensed >= 0, Currency: t.Currency}
 	if t.DispenseID == "" {
+		if t.Dispensed != 0 || t.Presented || t.Retracted {
+			return dispenser.PresentStatus{}, fmt.Errorf("%w: the response token reports cash moved but names no dispense", ErrUnverified)
+		}
 		return ps, nil // no dispense yet
 	}
 	id, _ := hex.DecodeString(t.DispenseID)
-	ps.Seq = binary.BigEndian.Uint64(id[:8]) | 1
+	// 62 bits: the core keeps the sequence in a signed counter; never 0.
+	ps.Seq = binary.BigEndian.Uint64(id[:8])>>2 | 1
 	ps.DispenseID = t.DispenseID
 	d.mu.Lock()
 	ps.Nonce = d.nonces[t.DispenseID] // known for this process's dispenses only
@@ -256,12 +260,16 @@ func (d *Driver) PresentStatus(ctx context.Context) (dispenser.PresentStatus, er
 	if err := json.Unmarshal(sm.Payload, &st); err != nil {
 		return dispenser.PresentStatus{}, fmt.Errorf("xfs4iot: Common.Status payload: %w", err)
 	}
-	stacked, atExit := false, false
+	// Only an explicit "empty" says the notes are gone: a status that is
+	// missing, unknown or names no outDefault position leaves them where
+	// they may still be (recovery then retracts or purges, and a retract
+	// that finds nothing settles it).
+	stacker, exit := "", ""
 	if st.CashDispenser != nil {
-		stacked = st.CashDispenser.IntermediateStacker == "notEmpty"
+		stacker = st.CashDispenser.IntermediateStacker
 		for _, pos := range st.CashDispenser.Positions {
-			if pos.Position == position && pos.PositionStatus == "notEmpty" {
-				atExit = true
+			if pos.Position == position {
+				exit = pos.PositionStatus
 			}
 		}
 	}
@@ -270,16 +278,16 @@ func (d *Driver) PresentStatus(ctx context.Context) (dispenser.PresentStatus, er
 		ps.State = dispenser.PresentFailed
 	case t.Retracted:
 		ps.State = dispenser.PresentRetracted
-	case t.Presented && atExit:
-		ps.State = dispenser.PresentPresented
-	case t.Presented:
+	case t.Presented && exit == "empty":
 		ps.State, ps.Taken = dispenser.PresentTaken, true
+	case t.Presented:
+		ps.State = dispenser.PresentPresented
 	case st.Common.Device == string(dispenser.StateHardwareError):
 		ps.State = dispenser.PresentFailed // jammed inside, until a reset purges them
-	case stacked:
-		ps.State = dispenser.PresentStacked
-	default:
+	case stacker == "empty":
 		ps.State = dispenser.PresentRejected
+	default:
+		ps.State = dispenser.PresentStacked
 	}
 	return ps, nil
 }

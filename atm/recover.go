@@ -315,10 +315,17 @@ func (a *ATM) recoverOne(ctx context.Context, s *Session) (Session, error) {
 			pctx, cancel := context.WithTimeout(ctx, RecoveryTimeout)
 			got, err := p.PresentStatus(pctx)
 			cancel()
-			if err != nil {
+			switch {
+			case errors.Is(err, dispenser.ErrUnverifiable):
+				// Waiting will not make the device's word believable: as
+				// with a device that cannot report, an operator counts.
+				a.log.Error("ALARM: recovery cannot verify the dispenser's account of the last dispense; session left to an operator",
+					"session", s.ID, "err", err)
+			case err != nil:
 				return Session{}, fmt.Errorf("%w: %w", errDeviceUnavailable, err)
+			default:
+				ps = &got
 			}
-			ps = &got
 		}
 	}
 	r := Resolve(*s, ps)

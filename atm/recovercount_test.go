@@ -364,3 +364,35 @@ func TestRecoveryDoesNotBelieveADeviceThatForgot(t *testing.T) {
 		t.Fatalf("host saw %d authorizations, %d advices, %d reversals; want the authorization only", auths, adv, rev)
 	}
 }
+
+// unverifiable is the simulated dispenser whose account of the last
+// dispense cannot be verified (an XFS4IoT device without a response key,
+// or with a bad signature).
+type unverifiable struct{ *dispensersim.Sim }
+
+func (u unverifiable) PresentStatus(context.Context) (dispenser.PresentStatus, error) {
+	return dispenser.PresentStatus{}, fmt.Errorf("test device: %w", dispenser.ErrUnverifiable)
+}
+
+// TestRecoveryWithAnUnverifiableDevice: a session interrupted mid-dispense
+// whose device cannot give a verifiable account goes to an operator at
+// once (in doubt, the debit standing) instead of keeping the terminal out
+// of service waiting.
+func TestRecoveryWithAnUnverifiableDevice(t *testing.T) {
+	fake := clock.NewFake(defaultStart)
+	r := newRigOn(t, dispensersim.Faults{}, fake, fake)
+	stopRig(r)
+	d, wrap := dieAfter("Dispense")
+	core, stop := runCore(t, r, wrap(r.sim))
+	s := sessionOn(t, core, 15000)
+	sendAsync(core, cmdFor(s, "000001"))
+	waitMoved(t, d)
+	stop()
+	runCore(t, r, unverifiable{r.sim})
+	if st := waitSettled(t, r, s.ID); st != atm.StateInDoubt {
+		t.Fatalf("session %s, want InDoubt", st)
+	}
+	if auths, adv, rev := r.host.Counts(); auths != 1 || adv != 0 || rev != 0 {
+		t.Fatalf("host saw %d authorizations, %d advices, %d reversals; want the authorization only", auths, adv, rev)
+	}
+}

@@ -52,6 +52,13 @@ var (
 	ErrShutter error = &codeError{"shutterNotOpen", "shutter failure"}
 )
 
+// ErrUnverifiable: the device answered, but its account of the last
+// dispense cannot be believed (unsigned, a signature that does not verify,
+// contents that contradict each other). Unlike an unreachable device it
+// will not get better by waiting: recovery leaves the session to an
+// operator.
+var ErrUnverifiable = errors.New("dispenser: the device's account of the last dispense cannot be verified")
+
 // Code returns the XFS4IoT completion/error code for err ("success" for nil,
 // "hardwareError" for errors this package does not know).
 func Code(err error) string {

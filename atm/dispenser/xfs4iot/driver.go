@@ -46,7 +46,14 @@ type Config struct {
 // ErrUnverified: the device's account of the last dispense could not be
 // verified (no response key, no response token, or a token that does not
 // verify), so it is not believed.
-var ErrUnverified = errors.New("xfs4iot: present status not verified")
+// It wraps dispenser.ErrUnverifiable, so recovery sends the session to an
+// operator instead of waiting.
+var ErrUnverified error = &unverified{}
+
+type unverified struct{}
+
+func (*unverified) Error() string { return "xfs4iot: present status not verified" }
+func (*unverified) Unwrap() error { return dispenser.ErrUnverifiable }
 
 // unit is one storage unit as the driver knows it.
 type unit struct {

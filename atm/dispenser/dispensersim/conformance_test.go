@@ -1,6 +1,8 @@
 package dispensersim_test
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,7 +34,11 @@ func harness(t *testing.T, s dispensertest.Setup) *dispensertest.Device {
 		Dispenser: sim,
 		Caps:      dispensertest.Caps{Present: true, Take: true, Retract: true},
 		SetFaults: func(f dispensertest.Faults) error {
-			sim.SetFaults(dispensersim.Faults(f))
+			if f.LinkLost {
+				return fmt.Errorf("%w: an in-process device has no link to lose", errors.ErrUnsupported)
+			}
+			sim.SetFaults(dispensersim.Faults{Offline: f.Offline, Jam: f.Jam, JamAfter: f.JamAfter, ShortDispense: f.ShortDispense,
+				CountUnknown: f.CountUnknown, NotesNotTaken: f.NotesNotTaken, ShutterFailure: f.ShutterFailure})
 			return nil
 		},
 		Remaining: func() map[string]int {

@@ -41,6 +41,10 @@ type Faults struct {
 	CountUnknown   bool // the device does not know how many notes left
 	NotesNotTaken  bool // the customer never takes presented notes
 	ShutterFailure bool // Present fails, the notes stay stacked
+	// LinkLost: the device carries out the next Dispense but its answer
+	// never reaches the driver (the link drops, the device falls
+	// silent); the link works again afterwards.
+	LinkLost bool
 }
 
 // Caps says how the device presents notes.

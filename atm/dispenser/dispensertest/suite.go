@@ -201,6 +201,8 @@ func Run(t *testing.T, h Harness) {
 		{"ShutterFailure", testShutterFailure},
 		{"Offline", testOffline},
 		{"Restart", testRestart},
+		{"LinkLostMidDispense", testLinkLost},
+		{"PresentStatusNamesEachDispense", testPresentStatusPerDispense},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -390,12 +392,39 @@ func testDispensePresentTake(t *testing.T, h Harness) {
 			t.Fatalf("dispense with notes stacked: %v, want ErrSequence", err)
 		}
 	}
-	e.deliver()
+	// What recovery would read at each step: the dispense is this
+	// session's (by nonce or token), and where its notes are.
+	wantState := func(step string, want dispenser.PresentState) dispenser.PresentStatus {
+		t.Helper()
+		ps, ok := e.presentStatus()
+		if !ok {
+			return ps
+		}
+		if !ps.Of(nonce, tok) || ps.Seq == 0 || ps.State != want || !ps.CountKnown || !ps.Dispensed.Equal(mix) {
+			t.Fatalf("present status %s: %+v, want %s of this dispense", step, ps, want)
+		}
+		return ps
+	}
+	if e.dev.Caps.Present {
+		wantState("after the dispense", dispenser.PresentStacked)
+		if err := e.d.Present(e.ctx); err != nil {
+			t.Fatalf("Present: %v", err)
+		}
+		if e.dev.Caps.Take {
+			wantState("with the notes at the exit", dispenser.PresentPresented)
+		}
+		taken, err := e.waitTaken(30*time.Second, time.Second)
+		if err != nil || !taken {
+			t.Fatalf("WaitTaken = %v, %v; want taken", taken, err)
+		}
+	} else {
+		e.deliver()
+	}
 	if _, err := e.d.Retract(e.ctx); !errors.Is(err, dispenser.ErrNoItems) {
 		t.Fatalf("Retract after the take: %v, want ErrNoItems", err)
 	}
 	if ps, ok := e.presentStatus(); ok {
-		if ps.Nonce != nonce || ps.Currency != currency || !ps.CountKnown || !ps.Dispensed.Equal(mix) ||
+		if !ps.Of(nonce, tok) || ps.Currency != currency || !ps.CountKnown || !ps.Dispensed.Equal(mix) ||
 			ps.DispensedAmount != 25000 || ps.PresentedAmount != 25000 || ps.PaidAmount() != 25000 {
 			t.Fatalf("present status %+v", ps)
 		}
@@ -578,8 +607,8 @@ func testCountUnknown(t *testing.T, h Harness) {
 	if errors.As(err, &de) && de.CountKnown {
 		t.Fatalf("count unknown reported as known: %v", err)
 	}
-	if ps, ok := e.presentStatus(); ok && (ps.Nonce != nonce || ps.CountKnown) {
-		t.Fatalf("present status %+v, want the dispense's nonce and count unknown", ps)
+	if ps, ok := e.presentStatus(); ok && (!ps.Of(nonce, tok) || ps.CountKnown) {
+		t.Fatalf("present status %+v, want this dispense with its count unknown", ps)
 	}
 	e.faults(Faults{})
 	e.recovers()
@@ -649,7 +678,7 @@ func testRestart(t *testing.T, h Harness) {
 	e.d = e.dev.Restart(t)
 	e.reconnected()
 	if ps, ok := e.presentStatus(); ok {
-		if ps.Nonce != nonce || !ps.Dispensed.Equal(mix) {
+		if !ps.Of(nonce, tok) || !ps.Dispensed.Equal(mix) {
 			t.Fatalf("present status after a restart: %+v, want the dispense of nonce %s", ps, nonce)
 		}
 	}
@@ -669,5 +698,53 @@ func testRestart(t *testing.T, h Harness) {
 	tok, _ = e.sign(10000)
 	if _, err := e.d.Dispense(e.ctx, dispenser.Mix{"CST1": 1}, tok); err != nil {
 		t.Fatalf("dispense after a restart: %v", err)
+	}
+}
+
+func testLinkLost(t *testing.T, h Harness) {
+	e := start(t, h, Units())
+	e.faults(Faults{LinkLost: true})
+	mix := dispenser.Mix{"CST1": 2}
+	before := e.remaining()
+	tok, nonce := e.sign(20000)
+	_, err := e.d.Dispense(e.ctx, mix, tok)
+	var de *dispenser.DispenseError
+	if !errors.As(err, &de) || de.CountKnown || !errors.Is(err, dispenser.ErrCountUnknown) {
+		t.Fatalf("answer lost mid-dispense: %v, want count unknown (never \"nothing moved\")", err)
+	}
+	if m := moved(before, e.remaining()); !m.Equal(mix) {
+		t.Fatalf("the device gave %s, want %s (it acted)", m, mix)
+	}
+	e.faults(Faults{})
+	e.reconnected()
+	if ps, ok := e.presentStatus(); ok && (!ps.Of(nonce, tok) || !ps.CountKnown || !ps.Dispensed.Equal(mix)) {
+		t.Fatalf("present status after the link came back: %+v, want this dispense of %s", ps, mix)
+	}
+}
+
+func testPresentStatusPerDispense(t *testing.T, h Harness) {
+	e := start(t, h, Units())
+	if _, ok := e.d.(PresentStatuser); !ok {
+		t.Skip("no present status")
+	}
+	if ps, _ := e.presentStatus(); ps.Seq != 0 {
+		t.Fatalf("a fresh device reports dispense %d", ps.Seq)
+	}
+	var seqs []uint64
+	for i := range 2 {
+		tok, nonce := e.sign(10000)
+		if _, err := e.d.Dispense(e.ctx, dispenser.Mix{"CST1": 1}, tok); err != nil {
+			t.Fatalf("dispense %d: %v", i, err)
+		}
+		e.deliver()
+		ps, _ := e.presentStatus()
+		if !ps.Of(nonce, tok) || ps.Seq == 0 || slices.Contains(seqs, ps.Seq) {
+			t.Fatalf("dispense %d reported as %+v (earlier: %v)", i, ps, seqs)
+		}
+		other, _ := dispenser.BuildToken(nonce, 20000, currency, exponent, dispenser.HMACSHA256(tokenKey))
+		if ps.Nonce == "" && ps.Of(nonce, other) {
+			t.Fatalf("dispense %d matched another token of its nonce", i)
+		}
+		seqs = append(seqs, ps.Seq)
 	}
 }

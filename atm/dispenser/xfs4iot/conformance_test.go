@@ -50,7 +50,11 @@ func harness(t *testing.T, s dispensertest.Setup) *dispensertest.Device {
 		Dispenser: drv,
 		Caps:      dispensertest.Caps{Present: true, Take: true, Retract: true},
 		SetFaults: func(f dispensertest.Faults) error {
-			srv.SetFaults(dispensersim.Faults(f))
+			if f.LinkLost {
+				srv.DropLink("CashDispenser.Dispense")
+			}
+			srv.SetFaults(dispensersim.Faults{Offline: f.Offline, Jam: f.Jam, JamAfter: f.JamAfter, ShortDispense: f.ShortDispense,
+				CountUnknown: f.CountUnknown, NotesNotTaken: f.NotesNotTaken, ShutterFailure: f.ShutterFailure})
 			return nil
 		},
 		Remaining: func() map[string]int {

@@ -200,6 +200,11 @@ func (a *Appliance) Run(ctx context.Context) error {
 	run("core", a.Core.Run)
 	a.journal.clk = a.Clock
 	run("journal check", a.journal.run)
+	if dir := a.Config.Journal.ExportDir; dir != "" {
+		zone, _ := a.Config.Zone() // validated
+		x := &journalExporter{db: a.Store, dir: dir, terminal: a.Config.TerminalID, zone: zone, clk: a.Clock, log: a.Log.With("part", "journal")}
+		run("journal export", func(ctx context.Context) error { x.run(ctx); return nil })
+	}
 	go a.Backend.fanOut(ctx)
 	go a.tellProxy(ctx, a.Backend.Subscribe())
 	// The headless screen writer renders what the customer sees to a PNG:

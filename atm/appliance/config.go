@@ -64,12 +64,21 @@ type Config struct {
 	Dispenser   Dispenser `json:"dispenser"`
 	Screen      Screen    `json:"screen"`
 	Control     Control   `json:"control"`
+	Journal     Journal   `json:"journal,omitempty"`
 	LogLevel    string    `json:"logLevel"`
 	// DayZone is the IANA time zone (e.g. "Asia/Shanghai") whose calendar
 	// day a withdrawal counts for (daily limit, /totals); empty means UTC.
 	// It must match the host's (hostsim's dayZone): both book a withdrawal
 	// by the transmission time of its authorization request.
 	DayZone string `json:"dayZone,omitempty"`
+}
+
+// Journal configures where the electronic journal goes besides the store.
+type Journal struct {
+	// ExportDir, when set, receives every closed day (in dayZone) of the
+	// journal as a segment file that verifies offline (atmctl journal
+	// verify); the bank collects them for its archive and disputes.
+	ExportDir string `json:"exportDir,omitempty"`
 }
 
 // Zone returns the location of DayZone (UTC when empty).

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,8 @@ type SessionStatus struct {
 //	POST /withdraw?amount=N   the customer chose an amount (minor units) *
 //	POST /cancel         the customer pressed Cancel *
 //	GET  /journal/verify checks the whole electronic journal's hash chain (JSON: ok, entries or error)
+//	GET  /journal/export?from=SEQ&to=SEQ  a journal segment (JSON lines, docs/control.md)
+//	GET  /journal/find?session=ID|rrn=RRN|customer=ID  a dispute's entries
 //	GET  /totals?day=YYYY-MM-DD  cash paid that day and the cassette counters, for balancing
 //	GET  /operator/in-doubt      sessions waiting for an operator's count  (+)
 //	POST /operator/settle?session=ID&paid=N   record the count  (+)
@@ -204,6 +207,42 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		}
 		writeJSON(w, 200, sessionStatus(s))
 	}))
+	mux.HandleFunc("GET /journal/export", func(w http.ResponseWriter, r *http.Request) {
+		var from, to uint64
+		for name, v := range map[string]*uint64{"from": &from, "to": &to} {
+			if q := r.URL.Query().Get(name); q != "" {
+				n, err := strconv.ParseUint(q, 10, 64)
+				if err != nil {
+					writeJSON(w, 400, map[string]string{"error": name + " must be a journal sequence number"})
+					return
+				}
+				*v = n
+			}
+		}
+		// Written to a buffer first: a segment that fails half-way must
+		// not reach the caller as a truncated file with a 200.
+		var buf bytes.Buffer
+		if _, _, err := a.Store.ExportJournal(&buf, a.Config.TerminalID, from, to); err != nil {
+			writeJSON(w, 500, map[string]string{"error": err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Write(buf.Bytes())
+	})
+	mux.HandleFunc("GET /journal/find", func(w http.ResponseWriter, r *http.Request) {
+		q := store.JournalQuery{Session: r.URL.Query().Get("session"), RRN: r.URL.Query().Get("rrn"), Customer: r.URL.Query().Get("customer")}
+		if q.Empty() {
+			writeJSON(w, 400, map[string]string{"error": "give session, rrn or customer"})
+			return
+		}
+		var found []store.Entry
+		err := a.Store.View(func(tx *store.Tx) (err error) { found, err = tx.FindJournal(q); return err })
+		if err != nil {
+			writeJSON(w, 500, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, 200, map[string]any{"entries": found})
+	})
 	mux.HandleFunc("GET /journal/verify", func(w http.ResponseWriter, r *http.Request) {
 		head, err := a.Store.VerifyJournalChunked(r.Context(), journalChunk, nil)
 		if err == nil {

@@ -1,7 +1,12 @@
 // Command atmctl is the operator and vendor tool for the appliance's keys:
 // key ceremony (load-tmk), key listing, storage key creation, crypto debug
-// commands, and operator credentials (atmctl operator add). Run "atmctl help" for usage; the logic lives in package
-// github.com/cardless-atm/cardless/hsm/ceremony.
+// commands (the logic lives in package
+// github.com/cardless-atm/cardless/hsm/ceremony), operator credentials
+// (atmctl operator add) and the electronic journal: atmctl journal verify
+// --control ADDR (the live journal), atmctl journal verify [--key-file F]
+// SEGMENT... (exported segments, offline, in order), atmctl journal export
+// --control ADDR --out FILE, atmctl journal find (--control ADDR |
+// SEGMENT...) --session ID | --rrn RRN | --customer ID. Run "atmctl help".
 package main
 
 import (
@@ -13,6 +18,11 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "operator" {
 		os.Exit(operatorCmd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "journal" {
+		if handled, code := journalCmd(os.Args[2:], os.Stdout, os.Stderr); handled {
+			os.Exit(code)
+		}
 	}
 	os.Exit(ceremony.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -1,0 +1,141 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/clock"
+	"github.com/cardless-atm/cardless/atm/store"
+)
+
+// journalExportedCounter is the store counter holding the last journal
+// sequence number exported to journal.exportDir.
+const journalExportedCounter = "journal_exported_seq"
+
+// JournalExportEvery is how often the exporter looks for closed days.
+const JournalExportEvery = time.Hour
+
+// journalExporter writes every closed day of the electronic journal (days
+// in dayZone) to the export directory as a journal segment, once, in
+// order: each file continues the chain of the one before, so the
+// directory verifies offline (atmctl journal verify). A day is closed
+// once the clock has passed its end; entries of several closed days not
+// yet exported (the ATM was off) go into one segment named by its last
+// day. The file is written under a temporary name, synced and renamed
+// before the store records it as exported, so a crash leaves either no
+// file (exported again) or a complete one.
+type journalExporter struct {
+	db       *store.DB
+	dir      string
+	terminal string
+	zone     *time.Location
+	clk      clock.Clock
+	log      *slog.Logger
+}
+
+// run exports at start and every JournalExportEvery until ctx ends.
+func (x *journalExporter) run(ctx context.Context) {
+	tick := x.clk.NewTicker(JournalExportEvery)
+	defer tick.Stop()
+	for {
+		if _, err := x.exportClosedDays(); err != nil {
+			x.log.Error("ALARM: journal export failed", "dir", x.dir, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+		}
+	}
+}
+
+// exportClosedDays exports the entries after the last exported one up to
+// the end of yesterday; it returns the file written ("" when there was
+// nothing to export).
+func (x *journalExporter) exportClosedDays() (string, error) {
+	now := x.clk.Now().In(x.zone)
+	dayStart := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, x.zone)
+	var done, last uint64
+	var lastTime time.Time
+	err := x.db.View(func(tx *store.Tx) error {
+		n, err := tx.Counter(journalExportedCounter)
+		if err != nil {
+			return err
+		}
+		done = uint64(n)
+		// The last entry before today: entries are appended in time
+		// order on one clock; a clock stepped back would only delay the
+		// export of what follows to the next closed day.
+		return tx.JournalRange(done+1, func(e store.Entry) error {
+			if !e.Time.Before(dayStart) {
+				return errStopRange
+			}
+			last, lastTime = e.Seq, e.Time
+			return nil
+		})
+	})
+	if err != nil && err != errStopRange {
+		return "", err
+	}
+	if last == 0 {
+		return "", nil
+	}
+	if err := os.MkdirAll(x.dir, 0o750); err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("%s-journal-%s-%08d-%08d.jsonl", x.terminal, lastTime.In(x.zone).Format(time.DateOnly), done+1, last)
+	path := filepath.Join(x.dir, name)
+	tmp, err := os.CreateTemp(x.dir, ".export-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	_, trailer, err := x.db.ExportJournal(tmp, x.terminal, done+1, last)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(x.dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("journal export to %s: %w", path, err)
+	}
+	err = x.db.UpdateLabeled("journal-export", func(tx *store.Tx) error {
+		if _, err := tx.AddCounter(journalExportedCounter, int64(last-done)); err != nil {
+			return err
+		}
+		_, err := tx.AppendJournal(store.Entry{Kind: "JOURNAL EXPORTED", Text: fmt.Sprintf("entries %d-%d exported to %s", done+1, last, name),
+			Data: map[string]string{"file": name, "first": fmt.Sprint(done + 1), "last": fmt.Sprint(last), "entries": fmt.Sprint(trailer.Entries)}})
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	x.log.Info("journal exported", "file", path, "first", done+1, "last", last)
+	return path, nil
+}
+
+var errStopRange = fmt.Errorf("stop")
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !isSyncUnsupported(err) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package appliance
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cardless-atm/cardless/atm/clock"
+	"github.com/cardless-atm/cardless/atm/store"
+	"github.com/cardless-atm/cardless/hsm"
+)
+
+// TestJournalExportClosedDays: each closed day goes out once, in order,
+// and the exported files verify offline as one chain; today's entries
+// wait for the day to close.
+func TestJournalExportClosedDays(t *testing.T) {
+	zone := time.FixedZone("UTC+8", 8*3600)
+	clk := clock.NewFake(time.Date(2030, 3, 1, 9, 0, 0, 0, zone))
+	m := hsm.NewSoft()
+	defer m.Close()
+	if err := m.GenerateHMACKey(hsm.JournalKey); err != nil {
+		t.Fatal(err)
+	}
+	auth := JournalAuth(m)
+	db, err := store.Open(filepath.Join(t.TempDir(), "atm.db"), store.Options{Now: clk.Now, JournalAuth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	note := func(text string) {
+		if err := db.Update(func(tx *store.Tx) error {
+			_, err := tx.AppendJournal(store.Entry{Kind: "NOTE", Text: text})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	x := &journalExporter{db: db, dir: dir, terminal: "ATM00001", zone: zone, clk: clk, log: slog.New(slog.DiscardHandler)}
+	export := func() string {
+		t.Helper()
+		f, err := x.exportClosedDays()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Base(f)
+	}
+
+	note("day 1 a")
+	note("day 1 b")
+	if f := export(); f != "." {
+		t.Fatalf("exported %s before the day closed", f)
+	}
+	clk.Set(time.Date(2030, 3, 1, 23, 59, 0, 0, zone))
+	note("day 1 c")
+	clk.Set(time.Date(2030, 3, 2, 0, 0, 1, 0, zone)) // the day closes (in dayZone, not UTC)
+	note("day 2 a")
+	if f := export(); f != "ATM00001-journal-2030-03-01-00000001-00000003.jsonl" {
+		t.Fatalf("first export %q", f)
+	}
+	if f := export(); f != "." {
+		t.Fatalf("exported %s twice", f)
+	}
+	clk.Set(time.Date(2030, 3, 4, 10, 0, 0, 0, zone)) // off for a day: days 2 and 3 together
+	note("day 4 a")
+	// Entries 4 (day 2 a) and 5 (JOURNAL EXPORTED, day 2) are closed.
+	if f := export(); f != "ATM00001-journal-2030-03-02-00000004-00000005.jsonl" {
+		t.Fatalf("second export %q", f)
+	}
+
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	slices.Sort(files)
+	v := &store.SegmentVerifier{Auth: auth}
+	var texts []string
+	for _, f := range files {
+		r, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(filepath.Base(f), r, func(e store.Entry) error { texts = append(texts, e.Kind+" "+e.Text); return nil })
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"NOTE day 1 a", "NOTE day 1 b", "NOTE day 1 c", "NOTE day 2 a",
+		"JOURNAL EXPORTED entries 1-3 exported to ATM00001-journal-2030-03-01-00000001-00000003.jsonl"}
+	if !slices.Equal(texts, want) {
+		t.Fatalf("exported entries\n%q\nwant\n%q", texts, want)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".export-*")); len(leftovers) != 0 {
+		t.Fatalf("temporary files left: %v", leftovers)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !windows
+
+package appliance
+
+func isSyncUnsupported(error) bool { return false }

@@ -115,6 +115,17 @@ func (c ErrorCode) Class() Class {
 	return ClassFault
 }
 
+// BeforeNotesMove reports whether the device raises c only before any
+// note moves, so that an error-only answer (no counts) with this code to a
+// dispense command means "nothing moved". Only 0x37 undefined command
+// qualifies: the device did not understand the command, so it did not
+// start it. Every other code, unknown ones included, may come after notes
+// were picked (bill end after some notes, a cassette or the reject tray
+// pulled mid-dispense, 0x56 serving the upper cassette before it finds the
+// lower one missing, a note request or counting error found on the way):
+// an error-only answer with such a code leaves the count unknown.
+func (c ErrorCode) BeforeNotesMove() bool { return c == UndefinedCommand }
+
 // ErrorCodes lists every code of the LCDM-2000 table in order.
 func ErrorCodes() []ErrorCode {
 	var out []ErrorCode

@@ -55,8 +55,15 @@ func checkCounts(c CassetteCount, req int) error {
 // It returns outDone when the command delivered everything, outStopped with
 // the code when the device stopped with exact counts, outUnknown when the
 // counts cannot be trusted. latch says whether the device needs a purge.
+//
+// An error-only answer carries no counts: unless its code comes only
+// before any note moves (ErrorCode.BeforeNotesMove), the notes the command
+// moved are unknown.
 func judge(a DispenseAnswer, req chunk) (out outcome, latch bool, reason error) {
 	code := ErrorCode(a.Error)
+	if a.ErrorOnly && !code.BeforeNotesMove() {
+		return outUnknown, true, fmt.Errorf("%s in an error-only answer (no counts): notes may have moved", code)
+	}
 	cs := [2]CassetteCount{a.Upper, a.Lower}
 	for i, c := range cs {
 		if err := checkCounts(c, req[i]); err != nil {
@@ -157,7 +164,11 @@ func (d *Driver) Dispense(ctx context.Context, mix dispenser.Mix, token string) 
 		unknownN chunk // the request of a command whose result is unknown
 	)
 	wctx := context.WithoutCancel(ctx) // a sent dispense is never abandoned
-	for _, c := range split(req[0], req[1]) {
+	for i, c := range split(req[0], req[1]) {
+		if i > 0 {
+			d.log.Info("lcdm dispense command", "seq", st.Last.Seq, "command", i+1, "upper", c[0], "lower", c[1],
+				"delivered_so_far", t.delivered.String())
+		}
 		f, _ := DispenseCommand(c[0], c[1])
 		timeout := d.to.Dispense + d.to.PerNote*time.Duration(c[0]+c[1])
 		ans, err := d.command(wctx, f.Cmd, f.Data, timeout, false)
@@ -176,9 +187,11 @@ func (d *Driver) Dispense(ctx context.Context, mix dispenser.Mix, token string) 
 			break
 		}
 		o, l, why := judge(a, c)
-		d.mu.Lock()
-		d.nearUp, d.nearLo = a.Upper.Status == CassetteNearEnd, a.Lower.Status == CassetteNearEnd
-		d.mu.Unlock()
+		if !a.ErrorOnly { // an error-only answer has no cassette status
+			d.mu.Lock()
+			d.nearUp, d.nearLo = a.Upper.Status == CassetteNearEnd, a.Lower.Status == CassetteNearEnd
+			d.mu.Unlock()
+		}
 		if o == outUnknown {
 			out, reason, latch, unknownN = o, why, l, c
 			break
@@ -284,7 +297,15 @@ func (d *Driver) finish(pre *state, mix dispenser.Mix, currency string, t tally,
 	var fail error
 	switch {
 	case out == outUnknown:
-		// Assume the unknown command took everything it asked for.
+		// The commands before the unknown one are counted exactly (above:
+		// picked, rejected); assume the unknown command took everything it
+		// asked for. The dispense as a whole is count unknown.
+		if delivered > 0 {
+			reason = fmt.Errorf("%w (earlier commands delivered %s exactly; the rest is unknown)", reason, t.delivered)
+			if latch {
+				st.Fault = reason.Error()
+			}
+		}
 		for i, n := range unknownN {
 			if ids[i] != "" && n > 0 {
 				u := st.unit(ids[i])

@@ -22,11 +22,14 @@
 // Host frame EOT(0x04) ID(0x50) STX(0x02) CMD [data] ETX(0x03) BCC, BCC the
 // XOR of all preceding bytes. The device answers ACK (0x06) or NAK (0x15),
 // then SOH(0x01) 0x50 STX CMD data ETX BCC, which the host ACKs (NAK asks
-// for a resend). The driver sends a frame again after a NAK, at most
-// Tries (3) times; status, purge and ROM version also after silence, but a
-// dispense command never after silence (the device may have taken it and
-// lost the ACK: sending it again could pay twice). A damaged answer is
-// NAKed at most 3 times. Commands: 0x44 purge, 0x45 upper dispense, 0x46
+// for a resend). Status, purge and ROM version are sent again after a NAK
+// or silence, at most Tries (3) times. A dispense frame is written once and
+// never sent again (a device that executed two would pay twice): a NAK that
+// is the very first byte after it, followed by quiet, is a refusal (nothing
+// ran: ErrDeviceNotReady); any other NAK (after other bytes, or followed by
+// an ACK, an answer or noise: a stray 0x15 looks like a NAK), silence or a
+// lost answer is ErrCountUnknown. A damaged answer is NAKed (the device
+// resends the answer, not the command) at most 3 times. Commands: 0x44 purge, 0x45 upper dispense, 0x46
 // status, 0x47 ROM version, 0x55 lower dispense, 0x56 upper and lower; see
 // Frame, DispenseAnswer, StatusAnswer and docs/lcdm.md for the byte layouts
 // and which parts come from public sources and which are assumptions.
@@ -57,8 +60,10 @@
 //     = the notes picked (reject tray, or stuck inside until Reset purges
 //     them);
 //   - a jam at the exit (0x35, 0x48) or a counting error next to it (0x3D),
-//     counts that do not add up, or no intact answer once a dispense
-//     command was sent: ErrCountUnknown, CountKnown false;
+//     counts that do not add up, an error-only answer (no counts) with any
+//     code but 0x37 undefined command, an ambiguous NAK, or no intact
+//     answer once a dispense command was sent: ErrCountUnknown, CountKnown
+//     false;
 //   - bill end (0x38, 0x40): a short dispense with exact counts; the
 //     cassette is reported empty until Reset.
 //

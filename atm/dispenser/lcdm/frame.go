@@ -118,8 +118,9 @@ func AnswerLength(cmd byte) int {
 }
 
 // ErrorAnswerLength is the length of an error-only answer (SOH ID STX CMD
-// ERROR ETX BCC): the purge answer, and the answer to a command the device
-// does not know (error 0x37).
+// ERROR ETX BCC): the purge answer, the answer to a command the device
+// does not know (error 0x37), and a possible answer to any other command.
+// To a dispense command it carries no counts (DispenseAnswer.ErrorOnly).
 const ErrorAnswerLength = 7
 
 // twoDigits encodes n (0-99) as two ASCII digits.
@@ -203,12 +204,20 @@ const (
 type DispenseAnswer struct {
 	Cmd   byte // the command answered: 0x45, 0x55 or 0x56
 	Error byte // error code, see ErrorCode
-	Upper CassetteCount
-	Lower CassetteCount
+	// ErrorOnly: the device sent the 7-byte error-only form (SOH ID STX
+	// CMD ERROR ETX BCC). It carries no counts: Upper and Lower are zero
+	// because nothing was reported, not because nothing moved.
+	ErrorOnly bool
+	Upper     CassetteCount
+	Lower     CassetteCount
 }
 
 // Frame encodes the answer (the simulator's side). Counts must be 0-99.
+// An ErrorOnly answer encodes as the 7-byte error-only frame.
 func (a DispenseAnswer) Frame() Frame {
+	if a.ErrorOnly {
+		return Answer(a.Cmd, a.Error)
+	}
 	var d []byte
 	put := func(n int) { t := twoDigits(n); d = append(d, t[:]...) }
 	switch a.Cmd {
@@ -234,7 +243,9 @@ func (a DispenseAnswer) Frame() Frame {
 }
 
 // ParseDispenseAnswer decodes a device answer to a dispense command. An
-// error-only answer (one data byte) gives zero counts.
+// error-only answer (one data byte) comes back with ErrorOnly set and no
+// counts: the device did not say what moved (see ErrorCode.BeforeNotesMove
+// for the codes that imply nothing did).
 func ParseDispenseAnswer(f Frame) (DispenseAnswer, error) {
 	a := DispenseAnswer{Cmd: f.Cmd}
 	bad := func() (DispenseAnswer, error) {
@@ -244,7 +255,12 @@ func ParseDispenseAnswer(f Frame) (DispenseAnswer, error) {
 		return bad()
 	}
 	if len(f.Data) == 1 {
-		a.Error = f.Data[0]
+		switch f.Cmd {
+		case CmdUpperDispense, CmdLowerDispense, CmdDispenseBoth:
+		default:
+			return bad()
+		}
+		a.Error, a.ErrorOnly = f.Data[0], true
 		return a, nil
 	}
 	num := func(i int, dst *int) bool {

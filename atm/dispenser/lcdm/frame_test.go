@@ -212,3 +212,29 @@ func FuzzParseFrame(f *testing.F) {
 		_, _, _ = lcdm.ParseROMAnswer(fr)
 	})
 }
+
+func TestErrorOnlyDispenseAnswer(t *testing.T) {
+	// SOH 50 STX 45 41 ETX BCC: motor stop, no counts.
+	raw := []byte{0x01, 0x50, 0x02, 0x45, 0x41, 0x03, 0x01 ^ 0x50 ^ 0x02 ^ 0x45 ^ 0x41 ^ 0x03}
+	f, err := lcdm.ParseFrame(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := lcdm.ParseDispenseAnswer(f)
+	want := lcdm.DispenseAnswer{Cmd: lcdm.CmdUpperDispense, Error: byte(lcdm.MotorStop), ErrorOnly: true}
+	if err != nil || a != want {
+		t.Fatalf("parsed %+v, %v; want %+v", a, err, want)
+	}
+	if got := a.Frame().Encode(); !bytes.Equal(got, raw) {
+		t.Fatalf("encoded % X, want % X", got, raw)
+	}
+	// A full answer is never ErrorOnly.
+	full := lcdm.DispenseAnswer{Cmd: lcdm.CmdUpperDispense, Error: byte(lcdm.Good)}
+	if b, _ := lcdm.ParseDispenseAnswer(full.Frame()); b.ErrorOnly {
+		t.Fatal("full answer taken as error-only")
+	}
+	// An error-only frame for another command is not a dispense answer.
+	if _, err := lcdm.ParseDispenseAnswer(lcdm.Answer(lcdm.CmdStatus, 0x41)); err == nil {
+		t.Fatal("error-only status answer accepted as a dispense answer")
+	}
+}

@@ -11,9 +11,10 @@ import (
 	"github.com/cardless-atm/cardless/atm/clock"
 )
 
-// Tries is how many times the driver sends a frame the device NAKs (or,
-// for commands that are safe to repeat, does not answer), and how many
-// damaged answers it NAKs before it gives up.
+// Tries is how many times the driver sends a frame of a command that is
+// safe to repeat (status, purge, ROM version) when the device NAKs it or
+// does not answer, and how many damaged answers it NAKs before it gives
+// up. A dispense frame is sent once, whatever happens.
 const Tries = 3
 
 // maxNoise bounds the bytes the driver skips while waiting for an ACK or
@@ -23,11 +24,12 @@ const maxNoise = 256
 type linkKind int
 
 const (
-	linkNotSent  linkKind = iota // the frame was never written: nothing ran
-	linkRefused                  // the device NAKed every try: nothing ran
-	linkSilent                   // no ACK or NAK at all
-	linkNoAnswer                 // ACK, then no intact answer
-	linkIO                       // the port failed after the frame was written
+	linkNotSent   linkKind = iota // the frame was never written: nothing ran
+	linkRefused                   // the device NAKed the frame (every try): nothing ran
+	linkSilent                    // no ACK or NAK at all
+	linkNoAnswer                  // ACK, then no intact answer
+	linkIO                        // the port failed after the frame was written
+	linkAmbiguous                 // a NAK that is not a clean refusal: the command may have run
 )
 
 // linkError is a failed exchange with the device.
@@ -42,8 +44,9 @@ type linkError struct {
 
 func (e *linkError) Error() string {
 	what := map[linkKind]string{
-		linkNotSent: "not sent", linkRefused: fmt.Sprintf("refused (NAK %d times)", Tries),
+		linkNotSent: "not sent", linkRefused: "refused by the device (NAK)",
 		linkSilent: "no answer", linkNoAnswer: "acknowledged but no intact answer", linkIO: "port failure",
+		linkAmbiguous: "ambiguous NAK, the command may have run",
 	}[e.kind]
 	s := fmt.Sprintf("lcdm: command %#02x: %s", e.cmd, what)
 	if e.err != nil {
@@ -140,6 +143,83 @@ func (c *conn) waitAck(ctx context.Context, t clock.Timer) (byte, error) {
 	}
 }
 
+// errAmbiguousNAK: a NAK came after a dispense frame but not as a clean
+// refusal (see waitAckOnce).
+var errAmbiguousNAK = errors.New("ambiguous NAK")
+
+// ackOnce is the device's reaction to a frame that is never sent again.
+type ackOnce int
+
+const (
+	ackTaken   ackOnce = iota // ACK: the device took the frame
+	ackRefused                // a clean NAK: the device refused the frame, nothing ran
+)
+
+// waitAckOnce waits for the device's reaction to a frame that must never
+// be sent twice (a dispense). Stray bytes and whole stale answer frames
+// before an ACK are skipped, as in waitAck. A NAK is taken as a refusal
+// only when it is the very first byte read after the write and nothing
+// follows until quiet has fired (armed before the write at twice the ACK
+// timeout, so the line stays quiet for at least one ACK timeout after the
+// NAK) and one more serial read found the line silent. Any other NAK (after
+// other bytes, or followed by anything: the real ACK, an answer, noise) may
+// be a stray 0x15 — the tail of a stale answer cut by ResetInputBuffer,
+// line noise — while the device took the frame: errAmbiguousNAK.
+func (c *conn) waitAckOnce(ctx context.Context, ackT, quiet clock.Timer) (ackOnce, error) {
+	seen := 0 // bytes read before an ACK or NAK
+	for {
+		for len(c.buf) > 0 && seen <= maxNoise {
+			b := c.buf[0]
+			if b == ACK {
+				c.buf = c.buf[1:]
+				if c.trace != nil {
+					c.trace("dev->host", []byte{b})
+				}
+				return ackTaken, nil
+			}
+			if b == NAK {
+				if seen > 0 {
+					if c.trace != nil {
+						c.trace("dev->host", c.buf)
+					}
+					return 0, fmt.Errorf("%w: NAK after %d other bytes", errAmbiguousNAK, seen)
+				}
+				if c.trace != nil {
+					c.trace("dev->host", []byte{b})
+				}
+				c.buf = c.buf[1:]
+				for len(c.buf) == 0 {
+					err := c.fill(ctx, quiet)
+					if errors.Is(err, errSilence) {
+						return ackRefused, nil
+					}
+					if err != nil {
+						return 0, err
+					}
+				}
+				if c.trace != nil {
+					c.trace("dev->host", c.buf)
+				}
+				return 0, fmt.Errorf("%w: NAK followed by % X", errAmbiguousNAK, c.buf)
+			}
+			n := 1
+			if b == SOH {
+				if n = staleFrameLen(c.buf); n == 0 {
+					break // wait for the rest of the frame
+				}
+			}
+			c.buf = c.buf[n:]
+			seen += n
+		}
+		if seen > maxNoise {
+			return 0, errors.New("noise on the line")
+		}
+		if err := c.fill(ctx, ackT); err != nil {
+			return 0, err
+		}
+	}
+}
+
 // staleFrameLen is the length of the answer frame at the start of b (which
 // starts with SOH), or 0 if more bytes are needed to skip it whole.
 func staleFrameLen(b []byte) int {
@@ -215,16 +295,18 @@ func (c *conn) parse(b []byte) (Frame, error) {
 }
 
 // exchange sends cmd with data and returns the device's answer, which it
-// ACKs. It sends the frame again after a NAK (at most Tries times) and NAKs
-// a damaged answer (at most Tries times). When repeatable (status, purge,
-// ROM version), silence also makes it send the frame again; a dispense
-// frame is never sent again unless the device NAKed it, since a lost ACK
-// would otherwise pay twice.
+// ACKs, and NAKs a damaged answer (at most Tries times). When repeatable
+// (status, purge, ROM version), a NAK or silence makes it send the frame
+// again (at most Tries times). A frame that is not repeatable (a dispense)
+// is sent once: see exchangeOnce.
 //
 // Timers are armed on the clock before the frame is written, so a test's
 // simulator that advances a fake clock when it stays silent always fires
 // them.
 func (c *conn) exchange(ctx context.Context, cmd byte, data []byte, ackTimeout, answerTimeout time.Duration, repeatable bool) (Frame, error) {
+	if !repeatable {
+		return c.exchangeOnce(ctx, cmd, data, ackTimeout, answerTimeout)
+	}
 	frame := Command(cmd, data...).Encode()
 	mayHaveRun := false
 	var lastErr error
@@ -250,16 +332,13 @@ func (c *conn) exchange(ctx context.Context, cmd byte, data []byte, ackTimeout, 
 		switch {
 		case err == nil && b == NAK:
 			stop()
-			lastErr, kind = errors.New("NAK"), linkRefused
+			lastErr, kind = fmt.Errorf("NAK %d times", try), linkRefused
 			continue
 		case errors.Is(err, errSilence):
 			stop()
 			mayHaveRun = true // the device may have taken it and lost its ACK
 			lastErr, kind = errors.New("no ACK"), linkSilent
-			if repeatable {
-				continue
-			}
-			return Frame{}, &linkError{kind: linkSilent, cmd: cmd, mayHaveRun: true, err: lastErr}
+			continue
 		case err != nil:
 			stop()
 			return Frame{}, &linkError{kind: linkIO, cmd: cmd, mayHaveRun: true, err: err}
@@ -275,11 +354,64 @@ func (c *conn) exchange(ctx context.Context, cmd byte, data []byte, ackTimeout, 
 		if errors.As(err, &le) {
 			return Frame{}, err
 		}
-		if !repeatable {
-			return Frame{}, &linkError{kind: linkNoAnswer, cmd: cmd, mayHaveRun: true, err: err}
-		}
 	}
 	return Frame{}, &linkError{kind: kind, cmd: cmd, mayHaveRun: mayHaveRun, err: lastErr}
+}
+
+// exchangeOnce is exchange for a frame that is never sent twice (a
+// dispense: a device that executed both frames would pay twice). The
+// frame is written once. A clean NAK (see waitAckOnce) is a refusal: the
+// command did not run (linkRefused, mayHaveRun false). Anything else that
+// is not ACK then an intact answer — an ambiguous NAK, silence, no intact
+// answer, a port failure after the write — leaves the command possibly
+// run (mayHaveRun true).
+func (c *conn) exchangeOnce(ctx context.Context, cmd byte, data []byte, ackTimeout, answerTimeout time.Duration) (Frame, error) {
+	frame := Command(cmd, data...).Encode()
+	if err := ctx.Err(); err != nil {
+		return Frame{}, &linkError{kind: linkNotSent, cmd: cmd, err: err}
+	}
+	c.buf = nil
+	_ = c.port.ResetInputBuffer() // stale bytes of an abandoned exchange
+	ackT := c.clk.NewTimer(ackTimeout)
+	quiet := c.clk.NewTimer(2 * ackTimeout)
+	ansT := c.clk.NewTimer(ackTimeout + answerTimeout)
+	stopAck := func() { ackT.Stop(); quiet.Stop() }
+	n, err := c.write(frame)
+	if err != nil {
+		stopAck()
+		ansT.Stop()
+		if n == 0 {
+			return Frame{}, &linkError{kind: linkNotSent, cmd: cmd, err: err}
+		}
+		return Frame{}, &linkError{kind: linkIO, cmd: cmd, mayHaveRun: true, err: err}
+	}
+	got, err := c.waitAckOnce(ctx, ackT, quiet)
+	stopAck()
+	switch {
+	case err == nil && got == ackRefused:
+		ansT.Stop()
+		return Frame{}, &linkError{kind: linkRefused, cmd: cmd, err: errors.New(
+			"the device answered the frame with NAK and nothing else: it did not run the command; a dispense frame is never sent again")}
+	case errors.Is(err, errAmbiguousNAK):
+		ansT.Stop()
+		c.buf = nil
+		return Frame{}, &linkError{kind: linkAmbiguous, cmd: cmd, mayHaveRun: true, err: err}
+	case errors.Is(err, errSilence):
+		ansT.Stop()
+		return Frame{}, &linkError{kind: linkSilent, cmd: cmd, mayHaveRun: true, err: errors.New("no ACK")}
+	case err != nil:
+		ansT.Stop()
+		return Frame{}, &linkError{kind: linkIO, cmd: cmd, mayHaveRun: true, err: err}
+	}
+	f, err := c.answer(ctx, ansT, cmd, ackTimeout, answerTimeout)
+	if err == nil {
+		return f, nil
+	}
+	var le *linkError
+	if errors.As(err, &le) {
+		return Frame{}, err
+	}
+	return Frame{}, &linkError{kind: linkNoAnswer, cmd: cmd, mayHaveRun: true, err: err}
 }
 
 // answer reads the answer after the ACK, NAKing damaged ones.

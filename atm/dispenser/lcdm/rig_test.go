@@ -164,6 +164,14 @@ func Harness(t *testing.T, s dispensertest.Setup) *dispensertest.Device {
 			if f.NotesNotTaken || f.ShutterFailure {
 				return fmt.Errorf("lcdmsim: no shutter and no take sensor: %w", errors.ErrUnsupported)
 			}
+			if f.LinkLost {
+				// The answer to the next dispense is lost (the device
+				// acts, then falls silent for it).
+				sf := SimFaults(f)
+				sf.NoAnswer = true
+				r.sim.SetFaults(sf)
+				return nil
+			}
 			r.sim.SetFaults(SimFaults(f))
 			return nil
 		},

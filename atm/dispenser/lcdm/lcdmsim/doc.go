@@ -15,8 +15,10 @@
 // Faults (see Faults) cover pickup errors, a jam with a note stuck inside,
 // a jam at the exit (count unknown), a cassette running out (short
 // dispense with exact counts), doubles diverted to the reject tray, any
-// error code of the table, damaged answers (bad BCC, the host NAKs and the
-// device resends), NAKed host frames, a device that answers nothing
+// error code of the table (also as an error-only answer without counts),
+// damaged answers (bad BCC, the host NAKs and the device resends), NAKed
+// host frames (any, or dispense frames only), stray bytes such as a 0x15
+// before the ACK of a dispense frame, a device that answers nothing
 // (offline) and a dispense whose answer is lost. The conformance suite's
 // faults map onto them (Jam, ShortDispense, CountUnknown, Offline); a
 // device without shutter or take sensor cannot produce NotesNotTaken or

@@ -21,7 +21,8 @@ import (
 )
 
 // Faults are the injected device faults. They stay in force until the
-// next SetFaults, except BadBCC and NakFrames, which count down. The
+// next SetFaults, except BadBCC, NakFrames and NakDispense, which count
+// down, and Noise, which acts once. The
 // "after" counts are notes that passed the exit sensor within one dispense
 // command (upper cassette first).
 type Faults struct {
@@ -63,6 +64,20 @@ type Faults struct {
 	// this error code (no note stuck), for any code of the table.
 	Error      byte
 	ErrorAfter int
+	// ErrorOnly: a dispense command that stops with an error code other
+	// than 0x30 (any fault above, or a latched error) is answered with the
+	// 7-byte error-only frame (SOH ID STX CMD ERROR ETX BCC): the notes
+	// moved as they did, but the answer carries no counts.
+	ErrorOnly bool
+	// NakDispense: the next NakDispense dispense frames are NAKed as if
+	// damaged (they do not run); other frames are answered. After such a
+	// NAK the device stays silent (OnSilent is called after the NAK went
+	// out), as it waits for a resend.
+	NakDispense int
+	// Noise: bytes the device sends before its ACK or NAK to the next
+	// dispense frame (once, then cleared), e.g. a stray 0x15 (the tail
+	// of a stale answer, line noise). The frame is then handled as usual.
+	Noise []byte
 	// AfterCommands > 0 holds back the faults above except Offline and
 	// BadBCC until that many dispense commands were carried out normally
 	// (to fail the second command of a split dispense); NakFrames then
@@ -85,8 +100,10 @@ type Config struct {
 	NearEnd int
 	// OnSilent, when set, is called each time the device receives a frame
 	// and deliberately answers nothing (Offline, NoAnswer, a frame for
-	// another ID). A test with a fake clock advances it there, so the
-	// driver's timeout fires without anyone sleeping.
+	// another ID), and after it NAKed a dispense frame (the driver waits
+	// out a quiet period before it takes the NAK as a refusal). A test
+	// with a fake clock advances it there, so the driver's timeout fires
+	// without anyone sleeping.
 	OnSilent func()
 	Logger   *slog.Logger
 	Faults   Faults
@@ -414,13 +431,19 @@ func (s *Sim) serve(m *os.File, done chan struct{}) {
 			raw := frame
 			frame = nil
 			s.record(raw)
-			ack, answer := s.handle(raw)
-			if ack != 0 {
-				write([]byte{ack})
+			rep := s.handle(raw)
+			if len(rep.noise) > 0 {
+				write(rep.noise)
 			}
-			if answer != nil {
-				pending, resends = answer, 0
-				write(s.maybeCorrupt(answer))
+			if rep.ack != 0 {
+				write([]byte{rep.ack})
+			}
+			if rep.answer != nil {
+				pending, resends = rep.answer, 0
+				write(s.maybeCorrupt(rep.answer))
+			}
+			if rep.quiet {
+				s.silent()
 			}
 		}
 	}
@@ -439,22 +462,31 @@ func (s *Sim) maybeCorrupt(b []byte) []byte {
 	return c
 }
 
-// handle processes one complete host frame and returns the control byte to
-// send (0: none) and the answer frame (nil: none).
-func (s *Sim) handle(raw []byte) (ack byte, answer []byte) {
+// reply is what the device sends for one host frame, in order: noise,
+// the control byte (0: none), the answer frame (nil: none); quiet: call
+// OnSilent once it went out.
+type reply struct {
+	noise  []byte
+	ack    byte
+	answer []byte
+	quiet  bool
+}
+
+// handle processes one complete host frame and returns the reply.
+func (s *Sim) handle(raw []byte) reply {
 	f, err := lcdm.ParseFrame(raw)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.faults.Offline {
 		defer s.silentUnlocked()
-		return 0, nil
+		return reply{}
 	}
 	if err != nil || f.Start != lcdm.EOT {
-		return lcdm.NAK, nil // strict: a damaged frame is NAKed
+		return reply{ack: lcdm.NAK} // strict: a damaged frame is NAKed
 	}
 	if f.ID != lcdm.ID {
 		defer s.silentUnlocked()
-		return 0, nil
+		return reply{}
 	}
 	isDispense := f.Cmd == lcdm.CmdUpperDispense || f.Cmd == lcdm.CmdLowerDispense || f.Cmd == lcdm.CmdDispenseBoth
 	active := s.faults // the faults that act on this frame
@@ -468,11 +500,21 @@ func (s *Sim) handle(raw []byte) (ack byte, answer []byte) {
 		active.NakFrames = 0
 	}
 	if !isDispense {
-		active.NoAnswer = false
+		active.NoAnswer, active.NakDispense, active.Noise = false, 0, nil
 	}
-	if active.NakFrames > 0 {
-		s.faults.NakFrames--
-		return lcdm.NAK, nil
+	var rep reply
+	if len(active.Noise) > 0 {
+		rep.noise = append([]byte(nil), active.Noise...)
+		s.faults.Noise = nil
+	}
+	if active.NakFrames > 0 || active.NakDispense > 0 {
+		if active.NakFrames > 0 {
+			s.faults.NakFrames--
+		} else {
+			s.faults.NakDispense--
+		}
+		rep.ack, rep.quiet = lcdm.NAK, isDispense
+		return rep
 	}
 	st := s.clone()
 	var a lcdm.Frame
@@ -493,20 +535,25 @@ func (s *Sim) handle(raw []byte) (ack byte, answer []byte) {
 			a = lcdm.DispenseAnswer{Cmd: f.Cmd, Error: byte(lcdm.NoteRequestError)}.Frame()
 			break
 		}
-		a = s.dispense(st, active, f.Cmd, up, lo).Frame()
+		da := s.dispense(st, active, f.Cmd, up, lo)
+		da.ErrorOnly = active.ErrorOnly && da.Error != byte(lcdm.Good)
+		a = da.Frame()
 	default:
 		a = lcdm.Answer(f.Cmd, byte(lcdm.UndefinedCommand))
 	}
 	if err := s.save(st); err != nil {
 		s.log.Error("lcdmsim: state not saved", "err", err)
-		return lcdm.NAK, nil
+		rep.ack = lcdm.NAK
+		return rep
 	}
 	s.st = st
+	rep.ack = lcdm.ACK
 	if active.NoAnswer {
 		defer s.silentUnlocked()
-		return lcdm.ACK, nil
+		return rep
 	}
-	return lcdm.ACK, a.Encode()
+	rep.answer = a.Encode()
+	return rep
 }
 
 // silentUnlocked calls OnSilent; deferred so it runs after s.mu is
@@ -700,6 +747,15 @@ func (f Faults) String() string {
 	}
 	if f.Error != 0 {
 		parts = append(parts, fmt.Sprintf("error=%#02x-after=%d", f.Error, f.ErrorAfter))
+	}
+	if f.ErrorOnly {
+		parts = append(parts, "error-only")
+	}
+	if f.NakDispense > 0 {
+		parts = append(parts, fmt.Sprintf("nak-dispense=%d", f.NakDispense))
+	}
+	if len(f.Noise) > 0 {
+		parts = append(parts, fmt.Sprintf("noise=%X", f.Noise))
 	}
 	if f.AfterCommands > 0 {
 		parts = append(parts, fmt.Sprintf("after-commands=%d", f.AfterCommands))

@@ -385,11 +385,13 @@ func (s *Server) receive(c *conn, data []byte) {
 	c.mu.Lock()
 	c.inflight[cmd.RequestID] = true
 	c.mu.Unlock()
-	c.send(encode(Header{Name: cmd.Name, RequestID: &cmd.RequestID, Type: TypeAcknowledge, Version: Version}, nil))
+	// The timeout runs from acceptance: the deadline is fixed before the
+	// acknowledge goes out.
 	j := &job{c: c, cmd: cmd}
 	if cmd.Timeout > 0 {
 		j.deadline = s.clk.Now().Add(time.Duration(cmd.Timeout) * time.Millisecond)
 	}
+	c.send(encode(Header{Name: cmd.Name, RequestID: &cmd.RequestID, Type: TypeAcknowledge, Version: Version}, nil))
 	select {
 	case s.queue <- j: // never blocks: pending <= QueueLimit = cap
 	case <-s.ctx.Done():

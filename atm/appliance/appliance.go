@@ -202,7 +202,12 @@ func (a *Appliance) Run(ctx context.Context) error {
 	run("journal check", a.journal.run)
 	if dir := a.Config.Journal.ExportDir; dir != "" {
 		zone, _ := a.Config.Zone() // validated
-		x := &journalExporter{db: a.Store, dir: dir, terminal: a.Config.TerminalID, zone: zone, clk: a.Clock, log: a.Log.With("part", "journal")}
+		days := a.Config.Journal.RetentionDays
+		if days == 0 {
+			days = DefaultRetentionDays
+		}
+		x := &journalExporter{db: a.Store, dir: dir, terminal: a.Config.TerminalID, zone: zone, clk: a.Clock, log: a.Log.With("part", "journal"),
+			retention: time.Duration(days) * 24 * time.Hour}
 		run("journal export", func(ctx context.Context) error { x.run(ctx); return nil })
 	}
 	go a.Backend.fanOut(ctx)

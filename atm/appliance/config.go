@@ -79,7 +79,16 @@ type Journal struct {
 	// journal as a segment file that verifies offline (atmctl journal
 	// verify); the bank collects them for its archive and disputes.
 	ExportDir string `json:"exportDir,omitempty"`
+	// RetentionDays: entries older than this, once exported, move out of
+	// the live store (default 90; only with exportDir: nothing leaves the
+	// store before it is exported). The file keeps its size until
+	// atmctl store compact runs (appliance stopped).
+	RetentionDays int `json:"retentionDays,omitempty"`
 }
+
+// DefaultRetentionDays is how long exported journal entries stay in the
+// live store.
+const DefaultRetentionDays = 90
 
 // Zone returns the location of DayZone (UTC when empty).
 func (c *Config) Zone() (*time.Location, error) {
@@ -502,6 +511,12 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("dispenser.driver", "%q is not a known driver (known: sim, xfs4iot, lcdm)", c.Dispenser.Driver)
+	}
+	if c.Journal.RetentionDays < 0 || c.Journal.RetentionDays > 3650 {
+		bad("journal.retentionDays", "%d must be between 1 and 3650 (0: the default, %d)", c.Journal.RetentionDays, DefaultRetentionDays)
+	}
+	if c.Journal.RetentionDays != 0 && c.Journal.ExportDir == "" {
+		bad("journal.retentionDays", "needs journal.exportDir: entries leave the store only once exported")
 	}
 	switch c.Screen.Mode {
 	case "headless":

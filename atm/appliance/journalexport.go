@@ -29,12 +29,13 @@ const JournalExportEvery = time.Hour
 // before the store records it as exported, so a crash leaves either no
 // file (exported again) or a complete one.
 type journalExporter struct {
-	db       *store.DB
-	dir      string
-	terminal string
-	zone     *time.Location
-	clk      clock.Clock
-	log      *slog.Logger
+	db        *store.DB
+	retention time.Duration // exported entries older than this leave the store
+	dir       string
+	terminal  string
+	zone      *time.Location
+	clk       clock.Clock
+	log       *slog.Logger
 }
 
 // run exports at start and every JournalExportEvery until ctx ends.
@@ -44,6 +45,8 @@ func (x *journalExporter) run(ctx context.Context) {
 	for {
 		if _, err := x.exportClosedDays(); err != nil {
 			x.log.Error("ALARM: journal export failed", "dir", x.dir, "err", err)
+		} else if _, err := x.pruneExported(); err != nil {
+			x.log.Error("ALARM: journal retention failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -138,4 +141,63 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// pruneExported moves out of the live store the entries that were
+// exported and are older than the retention, up to the entry before the
+// verified checkpoint; it returns the new base (Seq 0: nothing moved).
+func (x *journalExporter) pruneExported() (store.Checkpoint, error) {
+	if x.retention <= 0 {
+		return store.Checkpoint{}, nil
+	}
+	cutoff := x.clk.Now().Add(-x.retention)
+	var exported, old uint64
+	err := x.db.View(func(tx *store.Tx) error {
+		n, err := tx.Counter(journalExportedCounter)
+		if err != nil {
+			return err
+		}
+		exported = uint64(n)
+		err = tx.JournalRange(0, func(e store.Entry) error {
+			if !e.Time.Before(cutoff) || e.Seq > exported {
+				return errStopRange
+			}
+			old = e.Seq
+			return nil
+		})
+		if err == errStopRange {
+			err = nil
+		}
+		return err
+	})
+	if err != nil || old == 0 {
+		return store.Checkpoint{}, err
+	}
+	cp, err := x.db.Checkpoint()
+	if err != nil {
+		return store.Checkpoint{}, err
+	}
+	through := min(old, exported)
+	if cp.Seq <= through {
+		through = cp.Seq - 1 // the checkpoint's entry stays; the rest next time
+	}
+	base, err := x.db.JournalBase()
+	if err != nil || through <= base.Seq {
+		return store.Checkpoint{}, err
+	}
+	from := base.Seq + 1
+	if base, err = x.db.PruneJournal(through, 10000); err != nil {
+		return store.Checkpoint{}, err
+	}
+	err = x.db.UpdateLabeled("journal-retention", func(tx *store.Tx) error {
+		_, err := tx.AppendJournal(store.Entry{Kind: "JOURNAL ARCHIVED",
+			Text: fmt.Sprintf("entries %d-%d (exported, older than %d days) moved out of the live store", from, through, int(x.retention.Hours()/24)),
+			Data: map[string]string{"first": fmt.Sprint(from), "last": fmt.Sprint(through), "base_hash": base.Hash}})
+		return err
+	})
+	if err != nil {
+		return store.Checkpoint{}, err
+	}
+	x.log.Info("journal archived", "first", from, "last", through)
+	return base, nil
 }

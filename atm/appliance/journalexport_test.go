@@ -95,3 +95,88 @@ func TestJournalExportClosedDays(t *testing.T) {
 		t.Fatalf("temporary files left: %v", leftovers)
 	}
 }
+
+// TestJournalRetention: exported entries older than the retention leave
+// the live store (never unexported ones, never the verified checkpoint's
+// entry); the live journal still verifies from the recorded base, and the
+// exported files plus a fresh export of what is live form one chain.
+func TestJournalRetention(t *testing.T) {
+	zone := time.UTC
+	clk := clock.NewFake(time.Date(2030, 3, 1, 9, 0, 0, 0, zone))
+	m := hsm.NewSoft()
+	defer m.Close()
+	if err := m.GenerateHMACKey(hsm.JournalKey); err != nil {
+		t.Fatal(err)
+	}
+	auth := JournalAuth(m)
+	db, err := store.Open(filepath.Join(t.TempDir(), "atm.db"), store.Options{Now: clk.Now, JournalAuth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	note := func(text string) {
+		if err := db.Update(func(tx *store.Tx) error {
+			_, err := tx.AppendJournal(store.Entry{Kind: "NOTE", Text: text})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpoint := func() {
+		head, err := db.VerifyJournalSince()
+		if err == nil {
+			err = db.SetCheckpoint(head)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	x := &journalExporter{db: db, dir: dir, terminal: "ATM00001", zone: zone, clk: clk, log: slog.New(slog.DiscardHandler), retention: 2 * 24 * time.Hour}
+	note("day 1 a")
+	note("day 1 b")
+	clk.Set(time.Date(2030, 3, 2, 9, 0, 0, 0, zone))
+	if _, err := x.exportClosedDays(); err != nil { // 1-2 exported, entry 3 JOURNAL EXPORTED
+		t.Fatal(err)
+	}
+	note("day 2 a") // 4
+	checkpoint()
+	if b, err := x.pruneExported(); err != nil || b.Seq != 0 {
+		t.Fatalf("pruned %+v within the retention: %v", b, err)
+	}
+	clk.Set(time.Date(2030, 3, 5, 9, 0, 0, 0, zone)) // day 1 is 3 days old; days 2 on not exported yet
+	b, err := x.pruneExported()
+	if err != nil || b.Seq != 2 {
+		t.Fatalf("pruned through %d, want 2 (exported and old): %v", b.Seq, err)
+	}
+	if err := db.VerifyJournal(); err != nil {
+		t.Fatalf("live journal after the cut: %v", err)
+	}
+	var live []string
+	db.View(func(tx *store.Tx) error {
+		return tx.JournalRange(0, func(e store.Entry) error { live = append(live, e.Kind+" "+e.Text); return nil })
+	})
+	want := []string{"JOURNAL EXPORTED entries 1-2 exported to ATM00001-journal-2030-03-01-00000001-00000002.jsonl", "NOTE day 2 a",
+		"JOURNAL ARCHIVED entries 1-2 (exported, older than 2 days) moved out of the live store"}
+	if !slices.Equal(live, want) {
+		t.Fatalf("live journal\n%q\nwant\n%q", live, want)
+	}
+	// What was exported and what is live still make one chain.
+	if _, err := x.exportClosedDays(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	slices.Sort(files)
+	v := &store.SegmentVerifier{Auth: auth}
+	for _, f := range files {
+		r, _ := os.Open(f)
+		_, err := v.Verify(filepath.Base(f), r, nil)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v.Segments != 2 || v.Entries != 4 { // 1-2, then 3-4 (the archive note of today waits)
+		t.Fatalf("verified %d segments, %d entries", v.Segments, v.Entries)
+	}
+}

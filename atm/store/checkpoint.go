@@ -168,7 +168,14 @@ func (db *DB) VerifyJournalChunked(ctx context.Context, chunk int, between func(
 		chunk = 10000
 	}
 	at := Checkpoint{Hash: GenesisHash}
-	if err := db.View(func(tx *Tx) error { return tx.checkCheckpoint() }); err != nil {
+	if err := db.View(func(tx *Tx) error {
+		if err := tx.checkCheckpoint(); err != nil {
+			return err
+		}
+		var err error
+		at, err = tx.base() // entries before it were moved out
+		return err
+	}); err != nil {
 		return at, err
 	}
 	for {

@@ -55,6 +55,18 @@
 // ATM: the host's record of the terminal's last STAN and its totals,
 // compared with the journal's at sign-on or reconciliation.
 //
+// # Export, retention, compaction
+//
+// DB.ExportJournal writes a run of entries as a segment (JSON lines with
+// the chain hashes and an HMAC under the journal key over the run);
+// SegmentVerifier checks segments offline, in order, without the store;
+// JournalQuery and FindJournal answer disputes (session, RRN, masked
+// customer). DB.PruneJournal moves exported entries before the verified
+// checkpoint out of the live journal and records the last of them as the
+// journal's base (authenticated like the checkpoint); verification starts
+// from the base. CompactFile gives the freed pages back to the disk with a
+// copy and one rename, crash-safe at every step (TestCompactCrash).
+//
 // # Queue
 //
 // Advices and reversals wait in a FIFO queue until the host acknowledges

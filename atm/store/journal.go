@@ -298,7 +298,11 @@ func (tx *Tx) VerifyJournal() error {
 	if err := tx.checkCheckpoint(); err != nil {
 		return err
 	}
-	_, err := tx.verifyFrom(Checkpoint{Hash: GenesisHash})
+	b, err := tx.base()
+	if err != nil {
+		return err
+	}
+	_, err = tx.verifyFrom(b)
 	return err
 }
 

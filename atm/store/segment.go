@@ -116,8 +116,15 @@ func (db *DB) ExportJournal(w io.Writer, terminal string, fromSeq, toSeq uint64)
 		if fromSeq > toSeq {
 			return fmt.Errorf("store: no journal entries %d..%d (the journal ends at %d)", fromSeq, toSeq, head)
 		}
-		prev := GenesisHash
-		if fromSeq > 1 {
+		b, err := tx.base()
+		if err != nil {
+			return err
+		}
+		if fromSeq <= b.Seq {
+			return fmt.Errorf("store: journal entries up to %d were moved out of the store (exported earlier)", b.Seq)
+		}
+		prev := b.Hash
+		if fromSeq > b.Seq+1 {
 			e, err := tx.journalEntry(fromSeq - 1)
 			if err != nil {
 				return err

@@ -126,3 +126,27 @@ func TestJournalExportFromTheAppliance(t *testing.T) {
 		t.Fatalf("verify the export: %d %q", code, stdout)
 	}
 }
+
+func TestStoreCompact(t *testing.T) {
+	dir, _, db := segments(t)
+	db.Close()
+	var o, e bytes.Buffer
+	if code := storeCmd([]string{"compact", "--data-dir", dir}, &o, &e); code != 0 || !strings.HasPrefix(o.String(), "store compacted: ") {
+		t.Fatalf("compact: %d %q %q", code, o.String(), e.String())
+	}
+	// A running appliance holds the store: refused, nothing changed.
+	k, _ := readKeyFile(filepath.Join(dir, "journal.key"))
+	open, err := store.Open(filepath.Join(dir, "atm.db"), store.Options{JournalAuth: k, Timeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	if err := open.VerifyJournal(); err != nil {
+		t.Fatalf("after compaction: %v", err)
+	}
+	o.Reset()
+	e.Reset()
+	if code := storeCmd([]string{"compact", "--data-dir", dir}, &o, &e); code != 1 || !strings.Contains(e.String(), "file is locked by another process") {
+		t.Fatalf("compact of an open store: %d %q", code, e.String())
+	}
+}

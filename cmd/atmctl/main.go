@@ -6,7 +6,8 @@
 // --control ADDR (the live journal), atmctl journal verify [--key-file F]
 // SEGMENT... (exported segments, offline, in order), atmctl journal export
 // --control ADDR --out FILE, atmctl journal find (--control ADDR |
-// SEGMENT...) --session ID | --rrn RRN | --customer ID. Run "atmctl help".
+// SEGMENT...) --session ID | --rrn RRN | --customer ID, and atmctl store
+// compact --data-dir DIR (appliance stopped). Run "atmctl help".
 package main
 
 import (
@@ -18,6 +19,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "operator" {
 		os.Exit(operatorCmd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "store" {
+		os.Exit(storeCmd(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "journal" {
 		if handled, code := journalCmd(os.Args[2:], os.Stdout, os.Stderr); handled {

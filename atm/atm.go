@@ -53,6 +53,11 @@ type Config struct {
 	// time of the 0200, field 7), as the host books it.
 	DayZone *time.Location
 
+	// Observer, when set, is told of every session state change once it
+	// is committed (metrics). It runs on the goroutine that owns the
+	// session and must not block.
+	Observer func(Session)
+
 	// SAFRetryMin and SAFRetryMax bound the store-and-forward backoff.
 	SAFRetryMin, SAFRetryMax time.Duration
 	// RefusalWindow is the window of the journal's refusal counting
@@ -222,6 +227,14 @@ func (a *ATM) now() time.Time { return a.cfg.Clock.Now() }
 // Day returns the calendar day (YYYY-MM-DD in Config.DayZone) that a
 // withdrawal authorized at t counts for.
 func (a *ATM) Day(t time.Time) string { return t.In(a.cfg.DayZone).Format(time.DateOnly) }
+
+// DispenserStatus returns the dispenser status last read by the status
+// loop (ok false before the first read or after a failed one).
+func (a *ATM) DispenserStatus() (st dispenser.Status, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status, a.statusRead && a.statusErr == nil
+}
 
 // Config returns the core's configuration (after defaults).
 func (a *ATM) Config() Config { return a.cfg }

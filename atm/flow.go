@@ -52,6 +52,9 @@ func (a *ATM) advance(s *Session, ch change) {
 		return
 	}
 	a.log.Info("session", "session", short(s.ID), "state", s.State, "event", ch.ev)
+	if a.cfg.Observer != nil {
+		a.cfg.Observer(*s)
+	}
 	a.publish()
 	switch s.State {
 	case StateDispensing:

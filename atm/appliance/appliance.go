@@ -59,6 +59,7 @@ type Appliance struct {
 	Clock clock.Clock
 
 	journal *journalChecker // background verification of the journal
+	metrics *metrics
 
 	screen *screenWriter
 }
@@ -143,7 +144,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		Exponent: cfg.Exponent, SessionTTL: cfg.SessionTTL.D(), TakeTimeout: cfg.TakeTimeout.D(),
 		Limits:  atm.Limits{Min: cfg.Limits.Min, Max: cfg.Limits.Max, Multiple: cfg.Limits.Multiple, Daily: cfg.Limits.Daily},
 		Presets: cfg.Presets, Store: a.Store, HSM: a.HSM, Dispenser: a.Dispenser, Host: a.Host,
-		Links: a.Links(), Logger: log.With("part", "core"), Clock: a.Clock, DayZone: zone,
+		Links: a.Links(), Logger: log.With("part", "core"), Clock: a.Clock, DayZone: zone, Observer: a.observe,
 	})
 	if err != nil {
 		return nil, err
@@ -157,6 +158,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	a.Backend = NewBackend(a.Core)
 	a.Backend.Operators = a.Operators
+	a.metrics = newMetrics(a)
 	ok = true
 	return a, nil
 }
@@ -231,6 +233,14 @@ func (a *Appliance) Run(ctx context.Context) error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// observe feeds the metrics from the core's commits (set up before the
+// core exists: the core calls it only once running).
+func (a *Appliance) observe(s atm.Session) {
+	if a.metrics != nil {
+		a.metrics.observe(s)
 	}
 }
 

@@ -53,6 +53,7 @@ type SessionStatus struct {
 //	GET  /screen.png     the customer's screen as last rendered (headless)
 //	POST /withdraw?amount=N   the customer chose an amount (minor units) *
 //	POST /cancel         the customer pressed Cancel *
+//	GET  /metrics        Prometheus metrics (docs/control.md)
 //	GET  /journal/verify checks the whole electronic journal's hash chain (JSON: ok, entries or error)
 //	GET  /journal/export?from=SEQ&to=SEQ  a journal segment (JSON lines, docs/control.md)
 //	GET  /journal/find?session=ID|rrn=RRN|customer=ID  a dispute's entries
@@ -207,6 +208,9 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		}
 		writeJSON(w, 200, sessionStatus(s))
 	}))
+	if a.metrics != nil {
+		mux.Handle("GET /metrics", a.metrics.handler())
+	}
 	mux.HandleFunc("GET /journal/export", func(w http.ResponseWriter, r *http.Request) {
 		var from, to uint64
 		for name, v := range map[string]*uint64{"from": &from, "to": &to} {

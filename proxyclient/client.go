@@ -149,6 +149,9 @@ type Client struct {
 	kxResp map[string]error // 0810 to our 001/161, by STAN: key install result
 	kxPush map[string]error // proxy's 0800/162, by STAN: key install result
 	svc    service          // the service state for the proxy (service.go)
+	// the alarm report for the proxy (ReportAlarms), field 48 as sent
+	alarms      string
+	alarmsKnown bool
 }
 
 type keyGen struct {
@@ -315,6 +318,14 @@ func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 	if svc.known && !svc.in {
 		if err := c.sendService(ctx, conn); err != nil {
 			c.log.Warn("the proxy was not told the terminal is out of service", "err", err)
+		}
+	}
+	c.mu.Lock()
+	alarms := c.alarmsKnown
+	c.mu.Unlock()
+	if alarms {
+		if err := c.sendAlarms(ctx, conn); err != nil {
+			c.log.Warn("the proxy was not told the alarms", "err", err)
 		}
 	}
 	c.mu.Lock()

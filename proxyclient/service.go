@@ -78,3 +78,53 @@ func (c *Client) sendService(ctx context.Context, conn *connection.Connection) e
 	c.log.Info("proxy told the service state", "in_service", svc.in, "reason", svc.reason)
 	return nil
 }
+
+// ReportAlarms tells the proxy the alarms standing now (0800/283; all of
+// them each time). It is remembered like the service state: when the link
+// is not signed on, the proxy is told after the next sign-on. The error
+// says only whether the proxy was told now.
+func (c *Client) ReportAlarms(ctx context.Context, alarms []string) error {
+	data, err := wire.FormatAlarms(alarms)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.alarms, c.alarmsKnown = data, true
+	conn, ok := c.conn, c.st.SignedOn
+	c.mu.Unlock()
+	if !ok || conn == nil {
+		return ErrNotSignedOn
+	}
+	return c.sendAlarms(ctx, conn)
+}
+
+// sendAlarms sends the remembered alarm report.
+func (c *Client) sendAlarms(ctx context.Context, conn *connection.Connection) error {
+	c.mu.Lock()
+	data := c.alarms
+	c.mu.Unlock()
+	m, err := wire.Build(&wire.NetMgmt{
+		MTI:                  wire.MTINetMgmtRequest,
+		TransmissionDateTime: wire.FormatTransmissionDT(c.cfg.Clock.Now()),
+		STAN:                 c.nextSTAN(),
+		TerminalID:           c.cfg.TerminalID,
+		NetMgmtCode:          wire.NetStatus,
+		AdditionalData:       data,
+	})
+	if err != nil {
+		return err
+	}
+	resp, err := c.send(ctx, conn, m)
+	if err != nil {
+		return fmt.Errorf("proxyclient: alarm report: %w", err)
+	}
+	var nm wire.NetMgmt
+	if err := wire.Parse(resp, &nm); err != nil {
+		return err
+	}
+	if nm.ResponseCode != wire.RCApproved {
+		return fmt.Errorf("%w: alarm report answered %q", ErrRefused, nm.ResponseCode)
+	}
+	c.log.Info("proxy told the alarms", "report", data)
+	return nil
+}

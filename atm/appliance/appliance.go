@@ -60,6 +60,7 @@ type Appliance struct {
 
 	journal *journalChecker // background verification of the journal
 	metrics *metrics
+	alarms  *alarmer
 
 	screen *screenWriter
 }
@@ -159,6 +160,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	a.Backend = NewBackend(a.Core)
 	a.Backend.Operators = a.Operators
 	a.metrics = newMetrics(a)
+	a.alarms = newAlarmer(a)
 	ok = true
 	return a, nil
 }
@@ -202,6 +204,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	run("core", a.Core.Run)
 	a.journal.clk = a.Clock
 	run("journal check", a.journal.run)
+	a.alarms.clk = a.Clock
+	run("alarms", func(ctx context.Context) error { a.alarms.run(ctx); return nil })
 	if dir := a.Config.Journal.ExportDir; dir != "" {
 		zone, _ := a.Config.Zone() // validated
 		days := a.Config.Journal.RetentionDays

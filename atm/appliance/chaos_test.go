@@ -138,7 +138,7 @@ func TestChaos(t *testing.T) {
 		return startProc(t, logPath, nil, bins.host, "--config", hostCfgPath, "--listen", hostAddr)
 	}
 	startProxy := func() *atmProc {
-		return startProc(t, logPath, nil, bins.proxy, "--config", proxyCfgPath, "--atm", proxyATM, "--phone", proxyPhone)
+		return startProc(t, logPath, nil, bins.proxy, "--config", proxyCfgPath, "--atm", proxyATM, "--phone", proxyPhone, "--status", "")
 	}
 	before := hostBalances(t, hcfg, hcfg.DBPath) // seeds the host's store
 	host, proxy := startHost(), startProxy()

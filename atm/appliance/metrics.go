@@ -19,9 +19,10 @@ import (
 // are fed by the core's Observer as sessions commit; the rest is read
 // when scraped.
 type metrics struct {
-	reg         *prometheus.Registry
-	withdrawals *prometheus.CounterVec
-	presented   prometheus.Histogram
+	reg          *prometheus.Registry
+	withdrawals  *prometheus.CounterVec
+	presented    prometheus.Histogram
+	alarmsRaised *prometheus.CounterVec
 }
 
 func newMetrics(a *Appliance) *metrics {
@@ -37,7 +38,11 @@ func newMetrics(a *Appliance) *metrics {
 			Buckets: []float64{0.5, 1, 2, 3, 5, 8, 13, 21, 34},
 		}),
 	}
-	m.reg.MustRegister(m.withdrawals, m.presented, &stateCollector{a: a},
+	m.alarmsRaised = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cardless_atm_alarms_raised_total",
+		Help: "Alarms raised, by kind (the unit is not a label).",
+	}, []string{"alarm"})
+	m.reg.MustRegister(m.withdrawals, m.presented, m.alarmsRaised, &stateCollector{a: a},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -75,10 +80,11 @@ var (
 	descJournal   = prometheus.NewDesc("cardless_atm_journal_entries", "Sequence number of the newest electronic journal entry.", nil, nil)
 	descJournalOK = prometheus.NewDesc("cardless_atm_journal_verified", "0 while the electronic journal fails its verification, else 1.", nil, nil)
 	descStoreSize = prometheus.NewDesc("cardless_atm_store_file_bytes", "Size of the store file (atm.db).", nil, nil)
+	descAlarm     = prometheus.NewDesc("cardless_atm_alarm_active", "1 for each standing alarm.", []string{"alarm"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInService, descLinkUp, descSAF, descInDoubt, descDevice, descNotes, descUnit, descJournal, descJournalOK, descStoreSize} {
+	for _, d := range []*prometheus.Desc{descInService, descLinkUp, descSAF, descInDoubt, descDevice, descNotes, descUnit, descJournal, descJournalOK, descStoreSize, descAlarm} {
 		ch <- d
 	}
 }
@@ -120,5 +126,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descJournalOK, b2f(a.journal == nil || a.journal.Alarm() == ""))
 	if fi, err := os.Stat(a.Store.Path()); err == nil {
 		gauge(descStoreSize, float64(fi.Size()))
+	}
+	if a.alarms != nil {
+		for _, name := range a.alarms.Active() {
+			gauge(descAlarm, 1, name)
+		}
 	}
 }

@@ -393,6 +393,22 @@ func (l *atmLink) inbound(conn *connection.Connection, m *iso8583.Message) {
 		l.outOfService = reason
 		l.mu.Unlock()
 		l.log.Info("terminal service state", "in_service", reason == "", "reason", reason)
+	case req.NetMgmtCode == wire.NetStatus:
+		alarms, err := wire.ParseAlarms(req.AdditionalData)
+		if err != nil {
+			resp.ResponseCode = wire.RCInvalidTransaction
+			l.log.Warn("terminal status report refused", "err", err)
+			break
+		}
+		l.mu.Lock()
+		id := l.terminal
+		l.mu.Unlock()
+		l.s.setAlarms(id, alarms)
+		if len(alarms) > 0 {
+			l.log.Warn("terminal alarms", "alarms", req.AdditionalData)
+		} else {
+			l.log.Info("terminal alarms cleared")
+		}
 	case req.NetMgmtCode == wire.NetEcho, req.NetMgmtCode == wire.NetSignOff:
 	default:
 		resp.ResponseCode = wire.RCInvalidTransaction

@@ -62,7 +62,9 @@ type Server struct {
 	faults Faults
 	links  map[string]*atmLink // signed-on link per terminal
 	stats  Stats
-	closed bool
+	// statuses holds each terminal's latest alarm report (status.go).
+	statuses map[string]termStatus
+	closed   bool
 }
 
 // NewServer starts a server listening on 127.0.0.1:0 for ATMs and phones.

@@ -25,16 +25,17 @@ import (
 
 // Options configure a run. The zero value is not usable; see Defaults.
 type Options struct {
-	Bin        string // directory holding hostsim, proxysim, atm, phonesim
-	Configs    string // directory holding atm.json, hostsim.json, proxysim.json, phonesim.json
-	Var        string // run-time data and logs
-	HostAddr   string
-	ProxyATM   string
-	ProxyPhone string
-	Control    string // the ATM's control endpoint
-	Amount     int64  // minor units
-	Customer   string
-	PIN        string
+	Bin         string // directory holding hostsim, proxysim, atm, phonesim
+	Configs     string // directory holding atm.json, hostsim.json, proxysim.json, phonesim.json
+	Var         string // run-time data and logs
+	HostAddr    string
+	ProxyATM    string
+	ProxyPhone  string
+	ProxyStatus string // the proxy's terminal status endpoint (proxysim status)
+	Control     string // the ATM's control endpoint
+	Amount      int64  // minor units
+	Customer    string
+	PIN         string
 	// Dispenser is the dispenser the ATM drives: "sim" (the simulator
 	// inside the appliance, the default), "xfs4iot" (the XFS4IoT device
 	// simulator as its own process, driven over a WebSocket) or "lcdm"
@@ -50,7 +51,7 @@ type Options struct {
 // Defaults are the laptop defaults the shipped configs use.
 func Defaults() Options {
 	return Options{Bin: "bin", Configs: "configs", Var: "var", HostAddr: "127.0.0.1:6100", ProxyATM: "127.0.0.1:6200",
-		ProxyPhone: "127.0.0.1:6201", Control: "127.0.0.1:6300", Dispenser: "sim", DeviceAddr: "127.0.0.1:5846", Amount: 50000, Customer: "13800000001", PIN: "123456",
+		ProxyPhone: "127.0.0.1:6201", ProxyStatus: "127.0.0.1:6202", Control: "127.0.0.1:6300", Dispenser: "sim", DeviceAddr: "127.0.0.1:5846", Amount: 50000, Customer: "13800000001", PIN: "123456",
 		Out: os.Stdout}
 }
 
@@ -87,7 +88,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(r.logs, 0o755); err != nil {
 		return err
 	}
-	ports := []string{o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control}
+	ports := []string{o.HostAddr, o.ProxyATM, o.ProxyPhone, o.ProxyStatus, o.Control}
 	switch o.Dispenser {
 	case "sim", "":
 	case "xfs4iot":
@@ -176,7 +177,7 @@ func (r *run) startAll() error {
 	if err := r.start("hostsim", "--config", r.cfg("hostsim.json"), "--listen", o.HostAddr); err != nil {
 		return err
 	}
-	if err := r.start("proxysim", "--config", r.cfg("proxysim.json"), "--atm", o.ProxyATM, "--phone", o.ProxyPhone); err != nil {
+	if err := r.start("proxysim", "--config", r.cfg("proxysim.json"), "--atm", o.ProxyATM, "--phone", o.ProxyPhone, "--status", o.ProxyStatus); err != nil {
 		return err
 	}
 	mode := "--headless"

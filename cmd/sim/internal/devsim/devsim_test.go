@@ -47,7 +47,7 @@ func runOnce(t *testing.T, disp string) {
 	}
 	o := Defaults()
 	o.Bin, o.Configs, o.Var = bin, filepath.Join(dir, "configs"), filepath.Join(dir, "var")
-	o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	o.HostAddr, o.ProxyATM, o.ProxyPhone, o.ProxyStatus, o.Control = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	o.Dispenser, o.DeviceAddr = disp, freeAddr(t)
 	o.Once = true
 	var out bytes.Buffer
@@ -96,7 +96,7 @@ func TestRunReportsADeadProcess(t *testing.T) {
 	}
 	o := Defaults()
 	o.Bin, o.Configs, o.Var = bin, filepath.Join(dir, "configs"), filepath.Join(dir, "var")
-	o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	o.HostAddr, o.ProxyATM, o.ProxyPhone, o.ProxyStatus, o.Control = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	o.Once, o.Out = true, &bytes.Buffer{}
 	writeConfigs(t, o, func(atm map[string]any) { atm["dispenser"].(map[string]any)["driver"] = "no-such-driver" })
 	err := Run(context.Background(), o)

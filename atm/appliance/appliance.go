@@ -74,6 +74,11 @@ var ErrNoStore = errors.New("appliance: no store")
 
 // New builds the appliance from cfg. Nothing runs until Run.
 func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
+	if cfg.Screen.Mode == "kiosk" {
+		if err := cfg.CheckKiosk(); err != nil {
+			return nil, fmt.Errorf("kiosk mode refused:\n%w", err)
+		}
+	}
 	a := &Appliance{Config: cfg, Log: log, Clock: clock.Real{}}
 	ok := false
 	defer func() {

@@ -534,3 +534,25 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ErrNotForKiosk: the configuration holds something a real ATM must not
+// run with (development keys, simulated customer input).
+var ErrNotForKiosk = errors.New("config: not for a kiosk")
+
+// CheckKiosk refuses what a configuration for the laptop may hold and an
+// ATM in a bank's branch must not: development keys (in a file anyone can
+// read) and customer input through the control endpoint (anyone on the
+// PC could withdraw). Each problem says how to fix it.
+func (c *Config) CheckKiosk() error {
+	var errs []error
+	if c.Keys.Dev != nil {
+		errs = append(errs, fmt.Errorf("%w: keys.development holds development keys; run the key ceremony (atmctl key load-tmk) and configure keys.store or keys.pkcs11 instead", ErrNotForKiosk))
+	}
+	if c.Control.CustomerInput {
+		errs = append(errs, fmt.Errorf("%w: control.customerInput lets any program on this PC withdraw through the control endpoint; set it to false (the customer uses the screen and keypad)", ErrNotForKiosk))
+	}
+	if c.Dispenser.Driver == "sim" {
+		errs = append(errs, fmt.Errorf("%w: dispenser.driver \"sim\" is the simulated dispenser; configure the real one (xfs4iot or lcdm)", ErrNotForKiosk))
+	}
+	return errors.Join(errs...)
+}

@@ -342,3 +342,31 @@ func TestDispenserDriverConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestKioskRefusesLaptopSettings: the shipped laptop configuration does not
+// start in kiosk mode, and the error says what to change.
+func TestKioskRefusesLaptopSettings(t *testing.T) {
+	cfg, err := Load("../../configs/atm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Screen.Mode = "kiosk"
+	cfg.DataDir = t.TempDir()
+	_, err = New(cfg, slog.New(slog.DiscardHandler))
+	want := "kiosk mode refused:\n" +
+		"config: not for a kiosk: keys.development holds development keys; run the key ceremony (atmctl key load-tmk) and configure keys.store or keys.pkcs11 instead\n" +
+		"config: not for a kiosk: control.customerInput lets any program on this PC withdraw through the control endpoint; set it to false (the customer uses the screen and keypad)\n" +
+		`config: not for a kiosk: dispenser.driver "sim" is the simulated dispenser; configure the real one (xfs4iot or lcdm)`
+	if !errors.Is(err, ErrNotForKiosk) || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+	if entries, _ := os.ReadDir(cfg.DataDir); len(entries) != 0 {
+		t.Fatalf("a refused start wrote %d files", len(entries))
+	}
+	cfg.Keys.Dev, cfg.Control.CustomerInput = nil, false
+	cfg.Keys.Store, cfg.Keys.StorageKeyFile = "keys.enc", "storage.key"
+	cfg.Dispenser = Dispenser{Driver: "xfs4iot", XFS4IoT: &DispenserXFS4IoT{Publisher: "ws://127.0.0.1:5846/xfs4iot/v1.0"}}
+	if err := cfg.CheckKiosk(); err != nil {
+		t.Fatalf("a production configuration: %v", err)
+	}
+}

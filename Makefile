@@ -8,13 +8,13 @@ CMDS     := $(notdir $(wildcard cmd/*))
 # independent tools the tests use (zbarimg, Xvfb, SoftHSM2, promtool).
 DEB_PKGS := pkg-config libwayland-dev libx11-dev libx11-xcb-dev libxkbcommon-x11-dev \
             libgles2-mesa-dev libegl1-mesa-dev libffi-dev libxcursor-dev libvulkan-dev \
-            libgl1-mesa-dri fonts-noto-cjk zbar-tools xvfb softhsm2 prometheus
+            libgl1-mesa-dri fonts-noto-cjk zbar-tools xvfb softhsm2 prometheus dpkg-dev lintian
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Headless GPU rendering through Mesa, no display needed.
 export EGL_PLATFORM ?= surfaceless
 
-.PHONY: all deps cross-deps build cross test gates unit bench fuzz sim sim-once sim-clean screenshots clean chaos
+.PHONY: deb all deps cross-deps build cross test gates unit bench fuzz sim sim-once sim-clean screenshots clean chaos
 
 # Cross-building for linux/arm64 needs cgo (Gio's Wayland/X11/EGL window
 # code): a cross compiler and the arm64 builds of the libraries Gio links.
@@ -121,6 +121,15 @@ TIME   ?= 30m
 chaos: deps
 	EGL_PLATFORM=surfaceless $(GO) test -v -tags chaos -run '^TestChaos$$' -count=1 -timeout 120m ./atm/appliance/ \
 		-args -chaos.rounds=$(ROUNDS) -chaos.seed=$(SEED) -chaos.time=$(TIME)
+
+# The Debian package of the appliance (atm, atmctl, the systemd units, the
+# cage start-up, a production configuration template): dist/*.deb.
+VERSION ?= 0.1.0
+deb: deps
+	@mkdir -p dist/bin
+	$(GO) build -trimpath -buildmode=pie -ldflags="-s -w" -o dist/bin/ ./cmd/atm ./cmd/atmctl
+	packaging/deb/build.sh $(VERSION) dist/bin dist
+	lintian --fail-on error dist/cardless-atm_$(VERSION)_*.deb
 
 sim-clean:
 	rm -rf var

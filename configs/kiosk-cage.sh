@@ -5,11 +5,12 @@
 # cardless-atm.service) or by hand from a text console for testing.
 set -eu
 
-ATM_BIN="${ATM_BIN:-/usr/local/bin/atm}"
+ATM_BIN="${ATM_BIN:-/usr/bin/atm}"
 ATM_CONFIG="${ATM_CONFIG:-/etc/cardless-atm/atm.json}"
 
-# No screen blanking, no cursor; software rendering fallback if the GPU
-# driver is missing (slower but works).
+# No screen blanking, no cursor. No automatic software-rendering fallback
+# yet: on a PC without a GPU set WLR_RENDERER=pixman and
+# LIBGL_ALWAYS_SOFTWARE=1 in the unit (issue 12).
 export XKB_DEFAULT_LAYOUT="${XKB_DEFAULT_LAYOUT:-us}"
 export WLR_NO_HARDWARE_CURSORS=1
 export WLR_LIBINPUT_NO_DEVICES=1

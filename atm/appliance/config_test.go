@@ -370,3 +370,24 @@ func TestKioskRefusesLaptopSettings(t *testing.T) {
 		t.Fatalf("a production configuration: %v", err)
 	}
 }
+
+// TestProductionTemplate: the configuration the Debian package installs
+// loads, is fit for a kiosk and keeps everything under absolute paths.
+func TestProductionTemplate(t *testing.T) {
+	cfg, err := Load("../../configs/atm.production.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.CheckKiosk(); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]string{"dataDir": cfg.DataDir, "keys.store": cfg.Keys.Store, "keys.storageKeyFile": cfg.Keys.StorageKeyFile,
+		"journal.exportDir": cfg.Journal.ExportDir, "dispenser.xfs4iot.responseKeyFile": cfg.Dispenser.XFS4IoT.ResponseKeyFile} {
+		if !filepath.IsAbs(p) {
+			t.Errorf("%s %q is not absolute", name, p)
+		}
+	}
+	if cfg.Screen.Mode != "kiosk" || cfg.Control.CustomerInput {
+		t.Errorf("screen %q, customer input %v", cfg.Screen.Mode, cfg.Control.CustomerInput)
+	}
+}

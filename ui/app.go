@@ -636,8 +636,9 @@ func (a *App) printReceipt() {
 		return
 	}
 	a.printing, a.receipt = true, receiptPrinting
+	lang := a.lang.String()
 	a.background(func() func() {
-		err := rp.PrintReceipt()
+		err := rp.PrintReceipt(lang)
 		return func() {
 			a.printing = false
 			if err != nil {

@@ -235,6 +235,9 @@ func TestHeldReceipt(t *testing.T) {
 	if err := h.Settle(watchdog); err != nil {
 		t.Fatal(err)
 	}
+	if got := b.ReceiptLang(); got != "en" {
+		t.Fatalf("receipt asked in %q, want the customer's language en", got)
+	}
 
 	b.PrintErr = errors.New("printer: paper out")
 	b.SetPhase(ui.Complete, "")

@@ -32,9 +32,10 @@ type Backend interface {
 
 // ReceiptPrinter is an optional capability of a Backend, found by type
 // assertion: when present and Snapshot.Receipt is true, the "Transaction
-// complete" screen offers a receipt and calls PrintReceipt on "yes".
+// complete" screen offers a receipt and calls PrintReceipt on "yes", with
+// the customer's language (its BCP 47 tag, "en" or "zh").
 type ReceiptPrinter interface {
-	PrintReceipt() error
+	PrintReceipt(lang string) error
 }
 
 // Phase is the core's view of the customer session.

@@ -34,6 +34,8 @@ const (
 //	session_in_doubt      a session waits for an operator's count
 //	storage               the store failed, or its disk is nearly full
 //	journal               the electronic journal fails its verification
+//	printer_offline, printer_paper_out, printer_paper_low
+//	                      the receipt printer (when there is one)
 //
 // Each change is journaled (ALARM RAISED, ALARM CLEARED) and logged, the
 // standing alarms are counted in the metrics, and the whole set is pushed
@@ -128,6 +130,17 @@ func (x *alarmer) evaluate() map[string]bool {
 	}
 	if a.journal != nil && a.journal.Alarm() != "" {
 		on["journal"] = true
+	}
+	if a.printer != nil {
+		switch st, ok := a.printer.status(); {
+		case !ok && starting:
+		case !ok || !st.Online:
+			on["printer_offline"] = true
+		case st.PaperOut:
+			on["printer_paper_out"] = true
+		case st.PaperLow:
+			on["printer_paper_low"] = true
+		}
 	}
 	return on
 }

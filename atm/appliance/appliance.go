@@ -19,6 +19,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/operators"
+	"github.com/cardless-atm/cardless/atm/receipt/escpos"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
@@ -61,6 +62,7 @@ type Appliance struct {
 	journal *journalChecker // background verification of the journal
 	metrics *metrics
 	alarms  *alarmer
+	printer *receiptPrinter // nil: no receipt printer
 
 	screen *screenWriter
 }
@@ -164,6 +166,15 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	a.Backend = NewBackend(a.Core)
 	a.Backend.Operators = a.Operators
+	a.Backend.store, a.Backend.zone = a.Store, zone
+	if p := cfg.Printer; p != nil {
+		pr, err := escpos.Open(p.Port, p.Baud, log.With("part", "printer"))
+		if err != nil {
+			return nil, fmt.Errorf("printer: %w", err)
+		}
+		a.printer = &receiptPrinter{p: pr, clk: a.Clock, log: log.With("part", "printer")}
+		a.Backend.printer = a.printer
+	}
 	a.metrics = newMetrics(a)
 	a.alarms = newAlarmer(a)
 	ok = true
@@ -210,6 +221,10 @@ func (a *Appliance) Run(ctx context.Context) error {
 	a.journal.clk = a.Clock
 	run("journal check", a.journal.run)
 	a.alarms.clk = a.Clock
+	if a.printer != nil {
+		a.printer.clk = a.Clock
+		run("printer", func(ctx context.Context) error { a.printer.run(ctx); return nil })
+	}
 	run("alarms", func(ctx context.Context) error { a.alarms.run(ctx); return nil })
 	if dir := a.Config.Journal.ExportDir; dir != "" {
 		zone, _ := a.Config.Zone() // validated
@@ -257,6 +272,9 @@ func (a *Appliance) observe(s atm.Session) {
 func (a *Appliance) Close() {
 	if a.Host != nil {
 		a.Host.Close()
+	}
+	if a.printer != nil {
+		a.printer.p.Close()
 	}
 	if c, ok := a.Dispenser.(io.Closer); ok {
 		c.Close() // a device link (XFS4IoT, serial)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/operators"
+	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/ui"
 )
 
@@ -20,6 +21,12 @@ type Backend struct {
 	// Operators check the supervisor screen's login (ui.OperatorLogin);
 	// nil refuses every login.
 	Operators *operators.File
+
+	// The receipt printer (nil: none), the store its receipts are
+	// journaled in and the zone of the receipt's time (printer.go).
+	printer *receiptPrinter
+	store   *store.DB
+	zone    *time.Location
 
 	mu   sync.Mutex
 	subs []chan struct{}
@@ -52,6 +59,18 @@ func (b *Backend) OperatorLogin(id, pin string) error {
 	return err
 }
 
+// notify wakes every subscriber.
+func (b *Backend) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ch := range b.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Changed is the screens' change notification.
 func (b *Backend) Changed() <-chan struct{} { return b.ui }
 
@@ -73,14 +92,7 @@ func (b *Backend) fanOut(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-b.core.Changed():
-			b.mu.Lock()
-			for _, ch := range b.subs {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			}
-			b.mu.Unlock()
+			b.notify()
 		}
 	}
 }
@@ -110,6 +122,7 @@ func (b *Backend) Snapshot() ui.Snapshot {
 		snap.Amount = s.Dispensed
 	case atm.StateCompleted:
 		snap.Phase, snap.Amount = ui.Complete, s.Paid
+		snap.Receipt = b.receiptReady()
 	case atm.StateDeclined:
 		snap.Phase, snap.ReasonCode = ui.Declined, s.ResponseCode
 	case atm.StateCancelled:

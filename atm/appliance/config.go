@@ -65,12 +65,20 @@ type Config struct {
 	Screen      Screen    `json:"screen"`
 	Control     Control   `json:"control"`
 	Journal     Journal   `json:"journal,omitempty"`
+	Printer     *Printer  `json:"printer,omitempty"`
 	LogLevel    string    `json:"logLevel"`
 	// DayZone is the IANA time zone (e.g. "Asia/Shanghai") whose calendar
 	// day a withdrawal counts for (daily limit, /totals); empty means UTC.
 	// It must match the host's (hostsim's dayZone): both book a withdrawal
 	// by the transmission time of its authorization request.
 	DayZone string `json:"dayZone,omitempty"`
+}
+
+// Printer is the receipt printer: an ESC/POS printer on a serial port.
+type Printer struct {
+	Driver string `json:"driver"` // "escpos"
+	Port   string `json:"port"`   // e.g. /dev/ttyUSB1
+	Baud   int    `json:"baud,omitempty"`
 }
 
 // Journal configures where the electronic journal goes besides the store.
@@ -517,6 +525,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Journal.RetentionDays != 0 && c.Journal.ExportDir == "" {
 		bad("journal.retentionDays", "needs journal.exportDir: entries leave the store only once exported")
+	}
+	if p := c.Printer; p != nil {
+		if p.Driver != "escpos" {
+			bad("printer.driver", "%q is not a known printer driver (known: escpos)", p.Driver)
+		}
+		if p.Port == "" {
+			bad("printer.port", "required (e.g. /dev/ttyUSB1)")
+		}
+		if p.Baud < 0 {
+			bad("printer.baud", "%d must be positive (0: 9600)", p.Baud)
+		}
 	}
 	switch c.Screen.Mode {
 	case "headless":

@@ -45,7 +45,8 @@ type Backend struct {
 	// reason key and the nearest payable amounts when it cannot.
 	Payable func(amount int64) (ok bool, reason string, nearest []int64)
 	// RequestErr, when set, is returned by RequestWithdrawal as is.
-	RequestErr error
+	RequestErr  error
+	receiptLang string // the language of the last PrintReceipt
 	// PrintErr, when set, is returned by PrintReceipt (a printer fault).
 	PrintErr error
 	// Operators are the operator IDs and PINs OperatorLogin accepts
@@ -257,8 +258,11 @@ func (b *Backend) Supervisor() ui.SupervisorInfo {
 }
 
 // PrintReceipt implements ui.ReceiptPrinter.
-func (b *Backend) PrintReceipt() error {
+func (b *Backend) PrintReceipt(lang string) error {
 	b.enter("PrintReceipt", "PrintReceipt")
+	b.mu.Lock()
+	b.receiptLang = lang
+	b.mu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.receipts++
@@ -329,4 +333,11 @@ func (b *Backend) Counts() (cancels, moreTimes, receipts int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.cancels, b.moreTimes, b.receipts
+}
+
+// ReceiptLang returns the language the last receipt was asked in.
+func (b *Backend) ReceiptLang() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.receiptLang
 }

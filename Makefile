@@ -96,6 +96,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResponseToken$$' -fuzztime $(FUZZTIME) ./atm/dispenser/xfs4iot
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME) ./atm/dispenser/xfs4iot/xfs4iotsim
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./atm/dispenser/lcdm
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifySegment$$' -fuzztime $(FUZZTIME) ./atm/store
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAlarms$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./atm/receipt
 
 # The whole system on this laptop: host, proxy and ATM as real processes,
 # one withdrawal through the phone simulator; stays up until Ctrl-C.

@@ -76,11 +76,17 @@ type Result struct {
 	AuthCode     string
 	RRN          string
 	Dispensed    int64 // amount in the customer's hands
+	// For the customer's receipt (an approved withdrawal): the host STAN,
+	// the masked customer and when the session ended.
+	HostSTAN string
+	Customer string
+	Time     time.Time
 }
 
 // result derives the answer for the proxy from a finished session.
 func (s *Session) result() Result {
-	r := Result{ResponseCode: s.ResponseCode, AuthCode: s.AuthCode, RRN: s.RRN, Dispensed: s.Paid}
+	r := Result{ResponseCode: s.ResponseCode, AuthCode: s.AuthCode, RRN: s.RRN, Dispensed: s.Paid,
+		HostSTAN: s.HostSTAN, Customer: s.Customer, Time: s.Updated}
 	switch s.State {
 	case StateCompleted:
 		r.ResponseCode = wire.RCApproved

@@ -69,6 +69,7 @@ type Result struct {
 	AuthCode     string // field 38
 	RRN          string // field 37
 	Dispensed    int64  // minor units actually paid; field 95 when it differs from the amount
+	Receipt      string // the customer's receipt (receipt.Encode), field 63 of an approved 0210
 }
 
 // Handler carries out dispense commands. The ATM core implements it.

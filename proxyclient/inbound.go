@@ -212,5 +212,8 @@ func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
 		// a refusal pays nothing and says so with its response code.
 		resp.ReplacementAmounts = wire.ReplacementAmounts{Transaction: res.Dispensed, Settlement: res.Dispensed}.String()
 	}
+	if resp.ResponseCode == wire.RCApproved {
+		resp.Receipt = res.Receipt
+	}
 	reply(resp)
 }

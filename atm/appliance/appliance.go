@@ -19,6 +19,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink"
 	"github.com/cardless-atm/cardless/atm/operators"
+	"github.com/cardless-atm/cardless/atm/receipt"
 	"github.com/cardless-atm/cardless/atm/receipt/escpos"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/atm/wire"
@@ -185,7 +186,15 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 func (a *Appliance) handle(ctx context.Context, c proxyclient.Command) proxyclient.Result {
 	r := a.Core.HandleCommand(ctx, atm.Command{STAN: c.STAN, TerminalID: c.TerminalID, Amount: c.Amount, Currency: c.Currency,
 		QRPayload: c.QRPayload, CustomerID: c.CustomerID, PINBlock: c.PINBlock})
-	return proxyclient.Result{ResponseCode: r.ResponseCode, AuthCode: r.AuthCode, RRN: r.RRN, Dispensed: r.Dispensed}
+	out := proxyclient.Result{ResponseCode: r.ResponseCode, AuthCode: r.AuthCode, RRN: r.RRN, Dispensed: r.Dispensed}
+	if r.ResponseCode == wire.RCApproved && r.Dispensed > 0 {
+		// The phone's receipt (docs/phone.md, field 63).
+		zone, _ := a.Config.Zone()
+		out.Receipt = receipt.Receipt{Terminal: a.Config.TerminalID, Location: a.Config.Location, Time: r.Time.In(zone),
+			Amount: r.Dispensed, Currency: a.Config.CurrencyAlpha, Exponent: a.Config.Exponent, Customer: r.Customer,
+			AuthCode: r.AuthCode, RRN: r.RRN, STAN: r.HostSTAN}.Encode()
+	}
+	return out
 }
 
 // Links reports the health of the appliance's proxy and host links.

@@ -78,3 +78,27 @@ func TestE2EJournalExportAndFind(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EPhoneReceipt: an approved withdrawal's answer to the phone
+// carries the receipt (field 63), which phonesim checks against the
+// answer and shows; a declined one carries none.
+func TestE2EPhoneReceipt(t *testing.T) {
+	s := startSystem(t, nil)
+	out := s.withdraw(s.qr(20000), zhang, "123456")
+	sess := s.app.Core.View().Session
+	if out.ResponseCode != "00" || sess == nil {
+		t.Fatalf("outcome %+v", out)
+	}
+	want := []string{"CASH WITHDRAWAL", "Terminal: ATM00001", "Location: Demo Branch, 1 Example Road, Shanghai",
+		"Date: " + sess.Updated.UTC().Format("2006-01-02"), "Time: " + sess.Updated.UTC().Format("15:04:05"),
+		"Amount: 200.00 CNY", "Customer: " + sess.Customer, "Auth code: " + out.AuthCode, "RRN: " + out.RRN, "STAN: " + sess.HostSTAN, "Thank you"}
+	if strings.Join(out.Receipt, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("phone receipt\n%q\nwant\n%q", out.Receipt, want)
+	}
+	s.settled()
+	s.dismiss()
+	s.waitFor("idle", func(st appliance.Status) bool { return st.InService && st.Session == nil })
+	if out := s.withdraw(s.qr(20000), zhang, "000000"); out.ResponseCode != "55" || out.Receipt != nil {
+		t.Fatalf("declined outcome %+v", out)
+	}
+}

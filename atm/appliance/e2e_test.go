@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -298,7 +299,7 @@ func TestE2ETamperedAndMisrouted(t *testing.T) {
 	// (a new PIN block, so another request) gets 94 and learns nothing.
 	first := s.withdraw(qr, zhang, "123456")
 	second := s.withdraw(qr, zhang, "123456")
-	if first.ResponseCode != "00" || first.Dispensed != 10000 || second != (phonesim.Outcome{ResponseCode: "94", Meaning: "duplicate (this request was already answered)",
+	if first.ResponseCode != "00" || first.Dispensed != 10000 || !reflect.DeepEqual(second, phonesim.Outcome{ResponseCode: "94", Meaning: "duplicate (this request was already answered)",
 		Amount: 10000, Currency: "156", Terminal: "ATM00001", STAN: second.STAN}) {
 		t.Fatalf("first %+v, second request %+v", first, second)
 	}

@@ -6,7 +6,11 @@
 package receipt
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,4 +103,68 @@ func (r Receipt) Text(lang string) (string, error) {
 		b.WriteByte('\n')
 	}
 	return b.String(), nil
+}
+
+// The phone's copy travels in field 63 of the 0210 (docs/phone.md) as a
+// URL query: TID, LOC, TIME (RFC 3339 with the terminal's offset), AMT
+// (minor units), CUR, EXP, CUST (masked), AUTH, RRN, STAN, each once,
+// values percent-encoded, so the field stays ASCII whatever the location's
+// script.
+var wireKeys = []string{"TID", "LOC", "TIME", "AMT", "CUR", "EXP", "CUST", "AUTH", "RRN", "STAN"}
+
+// Encode returns the receipt as field 63 carries it.
+func (r Receipt) Encode() string {
+	v := url.Values{}
+	v.Set("TID", r.Terminal)
+	v.Set("LOC", r.Location)
+	v.Set("TIME", r.Time.Format(time.RFC3339))
+	v.Set("AMT", strconv.FormatInt(r.Amount, 10))
+	v.Set("CUR", r.Currency)
+	v.Set("EXP", strconv.Itoa(r.Exponent))
+	v.Set("CUST", r.Customer)
+	v.Set("AUTH", r.AuthCode)
+	v.Set("RRN", r.RRN)
+	v.Set("STAN", r.STAN)
+	return v.Encode()
+}
+
+// Decode parses field 63 strictly: every key once, no other key, an
+// amount in minor units, an exponent 0-3, a three-letter currency and a
+// customer ID that is masked.
+func Decode(s string) (Receipt, error) {
+	if len(s) > 999 {
+		return Receipt{}, fmt.Errorf("receipt: %d characters, at most 999", len(s))
+	}
+	v, err := url.ParseQuery(s)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("receipt: %w", err)
+	}
+	for k, vals := range v {
+		if !slices.Contains(wireKeys, k) || len(vals) != 1 {
+			return Receipt{}, fmt.Errorf("receipt: key %q unknown or repeated", k)
+		}
+	}
+	for _, k := range wireKeys {
+		if _, ok := v[k]; !ok {
+			return Receipt{}, fmt.Errorf("receipt: no %s", k)
+		}
+	}
+	r := Receipt{Terminal: v.Get("TID"), Location: v.Get("LOC"), Currency: v.Get("CUR"), Customer: v.Get("CUST"),
+		AuthCode: v.Get("AUTH"), RRN: v.Get("RRN"), STAN: v.Get("STAN")}
+	if r.Time, err = time.Parse(time.RFC3339, v.Get("TIME")); err != nil {
+		return Receipt{}, fmt.Errorf("receipt: TIME: %w", err)
+	}
+	if r.Amount, err = strconv.ParseInt(v.Get("AMT"), 10, 64); err != nil || r.Amount < 0 {
+		return Receipt{}, fmt.Errorf("receipt: AMT %q", v.Get("AMT"))
+	}
+	if r.Exponent, err = strconv.Atoi(v.Get("EXP")); err != nil || r.Exponent < 0 || r.Exponent > 3 {
+		return Receipt{}, fmt.Errorf("receipt: EXP %q", v.Get("EXP"))
+	}
+	if len(r.Currency) != 3 || strings.Trim(r.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		return Receipt{}, fmt.Errorf("receipt: CUR %q", r.Currency)
+	}
+	if !strings.HasPrefix(r.Customer, "****") {
+		return Receipt{}, errors.New("receipt: CUST is not masked")
+	}
+	return r, nil
 }

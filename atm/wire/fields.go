@@ -37,6 +37,7 @@ const (
 	FieldOriginalData    = 90  // n42: original MTI, STAN, transmission date-time, acquirer, forwarder
 	FieldReplacementAmts = 95  // an42: replacement amounts (first 12 digits: amount actually dispensed)
 	FieldMACKeyKCV       = 96  // an6: KCV of the MAC key that made this message's MAC (key rollover); set by Protector.Seal
+	FieldReceipt         = 63  // ans...999: the customer's receipt (receipt.Encode), ATM->proxy->phone in an approved 0210
 	FieldCustomerID      = 120 // ans...999: customer identifier; ENCRYPTED with the link data key
 	FieldDispenseNonce   = 121 // ans...999: dispenser command nonce (32 hex), ATM->host in 0200
 	FieldDispenseToken   = 122 // ans...999: XFS4IoT end-to-end dispense token, host->ATM in 0210

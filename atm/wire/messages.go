@@ -63,6 +63,7 @@ type Withdrawal struct {
 	Currency             string `iso8583:"49"`  // ISO 4217 numeric, e.g. "156"
 	PINBlock             []byte `iso8583:"52"`  // 8 opaque bytes, end-to-end phone->host
 	QRPayload            string `iso8583:"62"`  // clear text here; encrypted on the wire
+	Receipt              string `iso8583:"63"`  // approved 0210 ATM->proxy->phone: receipt.Encode
 	ReplacementAmounts   string `iso8583:"95"`  // 0210 to the proxy after a partial dispense
 	MACKeyKCV            string `iso8583:"96"`  // set by Protector.Seal
 	CustomerID           string `iso8583:"120"` // clear text here; encrypted on the wire

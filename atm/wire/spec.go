@@ -33,7 +33,7 @@ const (
 //   - fixed-length fields carry their value exactly (no implicit padding),
 //     except 41 and 43, which are space-padded on the right;
 //   - 52, 64 and 128 are 8 binary bytes carried as 16 upper-case hex digits;
-//   - 48, 121 and 122 are LLLVAR ans up to 999 characters;
+//   - 48, 63, 121 and 122 are LLLVAR ans up to 999 characters;
 //   - 62 and 120, the encrypted fields, are LLLVAR binary up to 999 bytes:
 //     a three-digit ASCII length, then the cipher text as it is (not as
 //     hex, which would double both the bytes on the wire and the MAC work);
@@ -71,6 +71,7 @@ func newSpec() *iso8583.MessageSpec {
 	f[FieldCurrency] = fixed(3, "Transaction Currency Code")
 	f[FieldPINBlock] = binHex8("PIN Data (end-to-end credential)")
 	f[FieldQRPayload] = lllvarBinary("QR Payload (encrypted)")
+	f[FieldReceipt] = lllvar("Receipt Data")
 	f[FieldMAC64] = binHex8("Message Authentication Code (MAC)")
 	f[FieldNetMgmtCode] = fixed(3, "Network Management Information Code")
 	f[FieldOriginalData] = fixed(42, "Original Data Elements")

@@ -21,6 +21,7 @@ import (
 	connection "github.com/moov-io/iso8583-connection"
 
 	"github.com/cardless-atm/cardless/atm/qr"
+	"github.com/cardless-atm/cardless/atm/receipt"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
 	"github.com/cardless-atm/cardless/hsm/pinblock"
@@ -59,6 +60,9 @@ type Outcome struct {
 	RRN          string `json:"rrn,omitempty"`
 	Terminal     string `json:"terminal"`
 	STAN         string `json:"stan"`
+	// Receipt is the receipt the ATM sent with an approved answer (field
+	// 63), as the bank's app shows it (English lines).
+	Receipt []string `json:"receipt,omitempty"`
 }
 
 // PaidInFull reports an approved withdrawal paid out entirely.
@@ -244,6 +248,22 @@ func Withdraw(ctx context.Context, cfg Config, payloadText, customerID, pin stri
 		out.Dispensed = ra.Transaction
 	} else if out.Approved {
 		out.Dispensed = p.Amount
+	}
+	if ans.Receipt != "" {
+		if !out.Approved {
+			return out, fmt.Errorf("phonesim: answer %s carries a receipt (field 63), which only an approval may", ans.ResponseCode)
+		}
+		r, err := receipt.Decode(ans.Receipt)
+		if err != nil {
+			return out, fmt.Errorf("phonesim: answer field 63: %w", err)
+		}
+		if r.Amount != out.Dispensed || r.RRN != out.RRN || r.AuthCode != out.AuthCode {
+			return out, fmt.Errorf("phonesim: the receipt (paid %d, RRN %s) disagrees with the answer (paid %d, RRN %s)", r.Amount, r.RRN, out.Dispensed, out.RRN)
+		}
+		lines, _ := r.Lines("en")
+		for _, l := range lines {
+			out.Receipt = append(out.Receipt, l.Text)
+		}
 	}
 	return out, nil
 }

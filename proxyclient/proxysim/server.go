@@ -319,6 +319,9 @@ func (s *Server) phoneInbound(src string, conn *connection.Connection, m *iso858
 	}
 	ans := req.Response()
 	ans.ResponseCode, ans.AuthCode, ans.RRN, ans.ReplacementAmounts = res.ResponseCode, res.AuthCode, res.RRN, res.ReplacementAmounts
+	if res.ResponseCode == wire.RCApproved {
+		ans.Receipt = res.Receipt // the ATM's receipt for the phone (docs/phone.md)
+	}
 	r, err := wire.Build(&ans)
 	if err == nil {
 		err = conn.Reply(r)
@@ -396,7 +399,7 @@ func (s *Server) route(req wire.Withdrawal) wire.Withdrawal {
 		return fail
 	}
 	return wire.Withdrawal{ResponseCode: out.ResponseCode, AuthCode: out.AuthCode, RRN: out.RRN,
-		ReplacementAmounts: out.ReplacementAmounts}
+		ReplacementAmounts: out.ReplacementAmounts, Receipt: out.Receipt}
 }
 
 // Command sends w (an 0200, sent as given, STAN included) to a terminal

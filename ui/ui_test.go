@@ -777,3 +777,37 @@ func TestQRPayloadTooLong(t *testing.T) {
 		t.Errorf("%d errors logged over 3 frames, want 1", n)
 	}
 }
+
+// TestCompleteWithoutPrinter: with no printer ready the complete screen
+// sends the customer to the phone's receipt, fitting in both languages at
+// every size.
+func TestCompleteWithoutPrinter(t *testing.T) {
+	for _, sz := range sizes {
+		for _, l := range i18n.Langs {
+			t.Run(fmt.Sprintf("%dx%d/%s", sz.X, sz.Y, l), func(t *testing.T) {
+				b, st, err := screenshots.Scene(ui.ScreenComplete, l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.Update(func(s *ui.Snapshot) { s.Receipt = false })
+				h := newDriverAt(t, b, st, sz)
+				frame(t, h)
+				want := i18n.T(l, "complete.noprinter")
+				if !slices.Contains(h.Labels(), want) {
+					t.Fatalf("%q not shown: %q", want, h.Labels())
+				}
+				win := image.Rectangle{Max: sz}
+				for _, lb := range h.Nodes() {
+					if !lb.Bounds.In(win) {
+						t.Errorf("label %q at %v is clipped by the window %v", lb.Text, lb.Bounds, win)
+					}
+				}
+				for _, ll := range h.App().LaidForTest() {
+					if ll.Overflow {
+						t.Errorf("text %q does not fit: lines %q", ll.Text, ll.Lines)
+					}
+				}
+			})
+		}
+	}
+}

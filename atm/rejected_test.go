@@ -4,10 +4,12 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
+	"github.com/cardless-atm/cardless/atm/host"
 	"github.com/cardless-atm/cardless/atm/host/hostfake"
 	"github.com/cardless-atm/cardless/atm/store"
 )
@@ -56,5 +58,37 @@ func TestDivertedNotesCounted(t *testing.T) {
 	if len(counts) != 2 || counts[0].Dispensed != 2 || counts[0].Rejected != 0 ||
 		counts[1].Dispensed != 1 || counts[1].Rejected != 1 || counts[1].Remaining != counts[1].Loaded-1 {
 		t.Fatalf("counters %+v", counts)
+	}
+}
+
+// TestRejectedAdviceIsMarked: an advice the host refuses stays queued and
+// is marked rejected (the host_rejected alarm); once the host takes it,
+// nothing is marked any more.
+func TestRejectedAdviceIsMarked(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.host.SetFaults(hostfake.Faults{SAFErr: &host.RejectedError{MTI: "0230", STAN: "000002", ResponseCode: "12"}})
+	if res := r.command(r.session(10000), "000001"); res.ResponseCode != "00" {
+		t.Fatal(res)
+	}
+	for i := 0; i < 1000; i++ {
+		if n, err := r.core.RejectedSAF(); err == nil && n == 1 {
+			break
+		}
+		r.advance(r.retry)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n, _ := r.core.RejectedSAF(); n != 1 {
+		t.Fatalf("%d rejected items, want the advice", n)
+	}
+	r.host.SetFaults(hostfake.Faults{})
+	for i := 0; i < 1000; i++ {
+		if n, err := r.core.PendingSAF(); err == nil && n == 0 {
+			break
+		}
+		r.advance(r.retry)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n, _ := r.core.RejectedSAF(); n != 0 {
+		t.Fatalf("%d rejected items after the host took the advice", n)
 	}
 }

@@ -76,7 +76,8 @@ func (a *ATM) drainSAF(ctx context.Context) time.Duration {
 			backoff := a.backoff(it.Attempts)
 			it.NextAttempt = now.Add(backoff)
 			next = min(next, backoff)
-			if errors.Is(err, host.ErrRejected) {
+			it.Rejected = errors.Is(err, host.ErrRejected)
+			if it.Rejected {
 				// The host answered but refused it: resending will not help
 				// on its own. Keep it (it must reach the host) and raise the
 				// alarm for the operator and the bank.
@@ -127,6 +128,22 @@ func (a *ATM) sendSAF(ctx context.Context, m SAFMessage) error {
 			Dispensed: m.Dispensed, Currency: m.Currency, TerminalID: a.cfg.TerminalID, Reason: m.Reason})
 	}
 	return errors.New("unknown queue item kind " + m.Kind)
+}
+
+// RejectedSAF returns how many queued advices and reversals the host's
+// last answer refused (an alarm: an operator and the bank reconcile).
+func (a *ATM) RejectedSAF() (int, error) {
+	var n int
+	err := a.db.View(func(tx *store.Tx) error {
+		items, err := tx.QueueItems()
+		for _, it := range items {
+			if it.Rejected {
+				n++
+			}
+		}
+		return err
+	})
+	return n, err
 }
 
 // PendingSAF returns the number of advices and reversals not yet

@@ -76,8 +76,8 @@ type Result struct {
 	AuthCode     string
 	RRN          string
 	Dispensed    int64 // amount in the customer's hands
-	// For the customer's receipt (an approved withdrawal): the host STAN,
-	// the masked customer and when the session ended.
+	// For the customer's receipt (a completed withdrawal only): the host
+	// STAN, the masked customer and when the session ended.
 	HostSTAN string
 	Customer string
 	Time     time.Time
@@ -85,11 +85,11 @@ type Result struct {
 
 // result derives the answer for the proxy from a finished session.
 func (s *Session) result() Result {
-	r := Result{ResponseCode: s.ResponseCode, AuthCode: s.AuthCode, RRN: s.RRN, Dispensed: s.Paid,
-		HostSTAN: s.HostSTAN, Customer: s.Customer, Time: s.Updated}
+	r := Result{ResponseCode: s.ResponseCode, AuthCode: s.AuthCode, RRN: s.RRN, Dispensed: s.Paid}
 	switch s.State {
 	case StateCompleted:
 		r.ResponseCode = wire.RCApproved
+		r.HostSTAN, r.Customer, r.Time = s.HostSTAN, s.Customer, s.Updated // for the receipt
 	case StateDeclined:
 		// the host's code stands
 	case StateExpired:

@@ -32,6 +32,7 @@ const (
 //	cash_empty:UNIT       a cassette is empty (or inoperative)
 //	proxy_down, host_down the link has been down for LinkAlarmAfter
 //	session_in_doubt      a session waits for an operator's count
+//	host_rejected         the host refused a queued advice or reversal
 //	storage               the store failed, or its disk is nearly full
 //	journal               the electronic journal fails its verification
 //	printer_offline, printer_paper_out, printer_paper_low
@@ -124,6 +125,9 @@ func (x *alarmer) evaluate() map[string]bool {
 	}
 	if s, err := a.Core.InDoubt(); err != nil || len(s) > 0 {
 		on["session_in_doubt"] = true
+	}
+	if n, err := a.Core.RejectedSAF(); err != nil || n > 0 {
+		on["host_rejected"] = true
 	}
 	if r := a.Core.View().Reason; r == "storage" || r == "disk_low" {
 		on["storage"] = true

@@ -178,6 +178,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	a.metrics = newMetrics(a)
 	a.alarms = newAlarmer(a)
+	a.Backend.alarms = a.alarms
 	ok = true
 	return a, nil
 }

@@ -25,6 +25,7 @@ type Backend struct {
 	// The receipt printer (nil: none), the store its receipts are
 	// journaled in and the zone of the receipt's time (printer.go).
 	printer *receiptPrinter
+	alarms  *alarmer // the standing alarms, shown on the supervisor screen
 	store   *store.DB
 	zone    *time.Location
 
@@ -182,6 +183,11 @@ func (b *Backend) Supervisor() ui.SupervisorInfo {
 	v := b.core.View()
 	info := ui.SupervisorInfo{Counters: map[string]int64{"saf_pending": int64(queued)}}
 	info.Lines = append(info.Lines, fmt.Sprintf("terminal %s  in service: %v %s", b.cfg.TerminalID, v.InService, v.Reason))
+	if b.alarms != nil {
+		for _, a := range b.alarms.Active() {
+			info.Lines = append(info.Lines, "ALARM: "+a)
+		}
+	}
 	if err != nil {
 		info.Lines = append(info.Lines, "store: "+err.Error())
 	}

@@ -21,6 +21,9 @@ type QueueItem struct {
 	// AckedAt is zero while the item is pending. Enqueue sets it when it
 	// returns an item for a key that was already acknowledged.
 	AckedAt time.Time `json:",omitzero"`
+	// Rejected is set while the host's last answer refused the item (it
+	// stays queued; an operator and the bank must reconcile).
+	Rejected bool `json:",omitempty"`
 }
 
 func decodeItem(v []byte) (QueueItem, error) {
@@ -121,8 +124,8 @@ func (tx *Tx) QueueLen() (int, error) {
 	return n, err
 }
 
-// UpdateQueueItem records a delivery attempt: only Attempts and
-// NextAttempt are taken from it; ID selects the item. ErrNotFound if the
+// UpdateQueueItem records a delivery attempt: only Attempts, NextAttempt
+// and Rejected are taken from it; ID selects the item. ErrNotFound if the
 // item is not pending.
 func (tx *Tx) UpdateQueueItem(it QueueItem) error {
 	q, err := tx.bucket(bucketQueue)
@@ -139,6 +142,7 @@ func (tx *Tx) UpdateQueueItem(it QueueItem) error {
 	}
 	cur.Attempts = it.Attempts
 	cur.NextAttempt = it.NextAttempt.UTC().Round(0)
+	cur.Rejected = it.Rejected
 	return putItem(q, cur)
 }
 

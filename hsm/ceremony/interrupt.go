@@ -77,6 +77,7 @@ func (g *terminalGuard) watch() {
 }
 
 func (g *terminalGuard) interrupted(sig os.Signal) {
+	flushInput(g.fd) // before echo comes back: typed input is never shown
 	_ = term.Restore(g.fd, g.state)
 	if g.wipe != nil {
 		g.wipe()

@@ -188,6 +188,16 @@ func (s *Soft) lookup(name KeyName, kind keyKind) (*entry, error) {
 // store puts e under name and persists the new key set. On failure nothing
 // changes and e's bytes are zeroed. The caller holds s.mu for writing.
 func (s *Soft) store(name KeyName, e *entry) error {
+	if s.path == "" {
+		// In memory nothing can fail half-way: change the set in place
+		// (a copy per key would make a proxy holding thousands of
+		// terminals' keys quadratic in its sign-on storm).
+		if old, ok := s.keys[name]; ok && old != e {
+			old.wipe()
+		}
+		s.keys[name] = e
+		return nil
+	}
 	next := maps.Clone(s.keys)
 	next[name] = e
 	if err := s.commit(next); err != nil {
@@ -498,7 +508,13 @@ func (s *Soft) DeleteKey(name KeyName) error {
 	if s.closed {
 		return ErrClosed
 	}
-	if _, ok := s.keys[name]; !ok {
+	old, ok := s.keys[name]
+	if !ok {
+		return nil
+	}
+	if s.path == "" { // in place, as in store
+		delete(s.keys, name)
+		old.wipe()
 		return nil
 	}
 	next := maps.Clone(s.keys)

@@ -276,6 +276,7 @@ func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 	// The echo runs on the appliance's clock (keepalive); the library's
 	// idle timer, on the system clock, has no PingHandler.
 	idle := keepalive.New(c.cfg.Clock, c.cfg.EchoInterval)
+	idle.Spread = c.cfg.EchoInterval / 5 // a fleet signed on together does not echo in step
 	codec := &linkCodec{Codec: wire.Codec{
 		Framer:    wire.Framer{TPDU: c.cfg.TPDU},
 		Protector: prot,

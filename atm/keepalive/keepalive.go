@@ -9,6 +9,7 @@
 package keepalive
 
 import (
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,27 @@ type Idle struct {
 	clk   clock.Clock
 	every time.Duration
 	last  atomic.Int64 // UnixNano of the last write
+
+	// Spread, when set (before Run), shortens each interval by a random
+	// amount below it, so that links signed on together (a proxy's
+	// thousands of terminals after a restart) do not all echo in the same
+	// instant ever after. The interval is never longer than configured:
+	// it is what the peer may count on. Rand draws in [0, n) (nil:
+	// math/rand/v2).
+	Spread time.Duration
+	Rand   func(n int64) int64
+}
+
+// interval is this cycle's idle interval.
+func (i *Idle) interval() time.Duration {
+	if i.Spread <= 0 {
+		return i.every
+	}
+	r := i.Rand
+	if r == nil {
+		r = rand.Int64N
+	}
+	return i.every - time.Duration(r(int64(min(i.Spread, i.every/2))))
 }
 
 // New returns an Idle for a link that has just written (its sign-on).
@@ -49,7 +71,8 @@ func (i *Idle) idleFor(now time.Time) time.Duration {
 // the answer does not come, drop the link, which closes done. An echo that
 // wrote nothing is tried again an interval later.
 func (i *Idle) Run(done <-chan struct{}, echo func()) {
-	t := i.clk.NewTimer(i.every)
+	cur := i.interval()
+	t := i.clk.NewTimer(cur)
 	defer t.Stop()
 	for {
 		select {
@@ -57,12 +80,13 @@ func (i *Idle) Run(done <-chan struct{}, echo func()) {
 			return
 		case <-t.C():
 		}
-		if i.idleFor(i.clk.Now()) >= i.every {
+		if i.idleFor(i.clk.Now()) >= cur {
 			echo()
+			cur = i.interval()
 		}
-		wait := i.every - i.idleFor(i.clk.Now())
+		wait := cur - i.idleFor(i.clk.Now())
 		if wait <= 0 {
-			wait = i.every
+			wait = cur
 		}
 		t.Reset(wait)
 	}

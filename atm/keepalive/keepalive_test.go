@@ -2,6 +2,7 @@ package keepalive_test
 
 import (
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,4 +79,44 @@ func TestNonPositiveIntervalPanics(t *testing.T) {
 		}
 	}()
 	keepalive.New(clock.Real{}, 0)
+}
+
+// TestSpreadShortensTheInterval: with a spread each interval is the
+// configured one less a random amount, never more.
+func TestSpreadShortensTheInterval(t *testing.T) {
+	fake := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	i := keepalive.New(fake, 30*time.Second)
+	i.Spread = 6 * time.Second
+	var mu sync.Mutex
+	draws := []int64{int64(5 * time.Second), int64(time.Second), 0, 0}
+	i.Rand = func(n int64) int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		if n != int64(6*time.Second) {
+			t.Errorf("drawn in [0, %d)", n)
+		}
+		d := draws[0]
+		draws = draws[1:]
+		return d
+	}
+	echoes := make(chan time.Duration, 8)
+	done := make(chan struct{})
+	defer close(done)
+	start := fake.Now()
+	go i.Run(done, func() { echoes <- fake.Now().Sub(start); i.Wrote() })
+	var got []time.Duration
+	for sec := 1; sec <= 60 && len(got) < 2; sec++ {
+		for fake.Pending() == 0 { // Run has armed its timer
+			time.Sleep(time.Millisecond)
+		}
+		fake.Set(start.Add(time.Duration(sec) * time.Second))
+		select {
+		case at := <-echoes:
+			got = append(got, at)
+		case <-time.After(20 * time.Millisecond): // no echo due this second
+		}
+	}
+	if want := []time.Duration{25 * time.Second, 54 * time.Second}; !slices.Equal(got, want) {
+		t.Fatalf("echoes at %v, want %v", got, want)
+	}
 }

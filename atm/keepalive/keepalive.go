@@ -34,8 +34,10 @@ type Idle struct {
 	Rand   func(n int64) int64
 }
 
-// interval is this cycle's idle interval.
-func (i *Idle) interval() time.Duration {
+// interval is this cycle's idle interval. The first one after the
+// sign-on is spread over half the interval: links that signed on together
+// are spread out from their first echo.
+func (i *Idle) interval(first bool) time.Duration {
 	if i.Spread <= 0 {
 		return i.every
 	}
@@ -43,7 +45,11 @@ func (i *Idle) interval() time.Duration {
 	if r == nil {
 		r = rand.Int64N
 	}
-	return i.every - time.Duration(r(int64(min(i.Spread, i.every/2))))
+	spread := min(i.Spread, i.every/2)
+	if first {
+		spread = i.every / 2
+	}
+	return i.every - time.Duration(r(int64(spread)))
 }
 
 // New returns an Idle for a link that has just written (its sign-on).
@@ -71,7 +77,7 @@ func (i *Idle) idleFor(now time.Time) time.Duration {
 // the answer does not come, drop the link, which closes done. An echo that
 // wrote nothing is tried again an interval later.
 func (i *Idle) Run(done <-chan struct{}, echo func()) {
-	cur := i.interval()
+	cur := i.interval(true)
 	t := i.clk.NewTimer(cur)
 	defer t.Stop()
 	for {
@@ -82,7 +88,7 @@ func (i *Idle) Run(done <-chan struct{}, echo func()) {
 		}
 		if i.idleFor(i.clk.Now()) >= cur {
 			echo()
-			cur = i.interval()
+			cur = i.interval(false)
 		}
 		wait := cur - i.idleFor(i.clk.Now())
 		if wait <= 0 {

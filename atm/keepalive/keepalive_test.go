@@ -82,19 +82,22 @@ func TestNonPositiveIntervalPanics(t *testing.T) {
 }
 
 // TestSpreadShortensTheInterval: with a spread each interval is the
-// configured one less a random amount, never more.
+// configured one less a random amount, never more; the first one is drawn
+// over half the interval.
 func TestSpreadShortensTheInterval(t *testing.T) {
 	fake := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	i := keepalive.New(fake, 30*time.Second)
 	i.Spread = 6 * time.Second
 	var mu sync.Mutex
 	draws := []int64{int64(5 * time.Second), int64(time.Second), 0, 0}
+	var bounds []int64
 	i.Rand = func(n int64) int64 {
 		mu.Lock()
 		defer mu.Unlock()
-		if n != int64(6*time.Second) {
-			t.Errorf("drawn in [0, %d)", n)
+		if want := []int64{int64(15 * time.Second), int64(6 * time.Second)}[min(len(bounds), 1)]; n != want {
+			t.Errorf("draw %d in [0, %d), want [0, %d)", len(bounds), n, want)
 		}
+		bounds = append(bounds, n)
 		d := draws[0]
 		draws = draws[1:]
 		return d

@@ -9,7 +9,8 @@
 // # Connection
 //
 // The driver connects on first use: ServicePublisher.GetServices on the
-// publisher (ws(s)://HOST:PORT/xfs4iot/v1.0), then Common.Capabilities on
+// publisher (ws(s)://HOST:PORT/xfs4iot/v1.0; without a port, the standard
+// ports are tried in order: 80 or 443, then 5846-5856), then Common.Capabilities on
 // each service until one says it is a cash dispenser. Request IDs are
 // unique per connection; every command waits for its acknowledge, its
 // events and one completion, and a service that breaks that sequence

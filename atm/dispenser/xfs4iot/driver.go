@@ -8,9 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +41,9 @@ type Config struct {
 	// recovery then leaves an interrupted dispense to an operator instead
 	// of believing an unsigned account. Never logged.
 	ResponseKey []byte
+	// Ports, when the publisher URL has no port, are the ports tried in
+	// order (nil: StandardPorts).
+	Ports []int
 	// Backoff spaces reconnection attempts (default 1s doubling to 30s).
 	Backoff backoff.Policy
 	Clock   clock.Clock  // nil: real time
@@ -199,12 +206,7 @@ type serviceInfo struct {
 func (d *Driver) connect(ctx context.Context) (*conn, serviceInfo, error) {
 	ctx, cancel := d.bounded(ctx)
 	defer cancel()
-	pub, err := dial(ctx, d.cfg.Publisher, d.client, d.log, nil)
-	if err != nil {
-		return nil, serviceInfo{}, err
-	}
-	m, err := pub.do(ctx, "ServicePublisher.GetServices", nil, d.timeoutMS(), nil)
-	pub.close(errors.New("discovery done"))
+	m, err := d.getServices(ctx)
 	if err != nil {
 		return nil, serviceInfo{}, err
 	}
@@ -249,6 +251,66 @@ func (d *Driver) connect(ctx context.Context) (*conn, serviceInfo, error) {
 		return c, info, nil
 	}
 	return nil, serviceInfo{}, fmt.Errorf("xfs4iot: no cash dispenser among %d services of %s %v", len(services.Services), d.cfg.Publisher, why)
+}
+
+// StandardPorts are where an XFS4IoT service publisher listens, in the
+// order a client tries them when the publisher URL names no port: 80
+// (ws only) or 443 (wss only), then 5846 to 5856.
+func StandardPorts(scheme string) []int {
+	first := 80
+	if scheme == "wss" {
+		first = 443
+	}
+	ports := []int{first}
+	for p := 5846; p <= 5856; p++ {
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+// getServices asks the publisher for its services; a publisher URL
+// without a port is looked for on the standard ports (Config.Ports in
+// tests), the first that answers is used.
+func (d *Driver) getServices(ctx context.Context) (Message, error) {
+	u, err := url.Parse(d.cfg.Publisher)
+	if err != nil {
+		return Message{}, fmt.Errorf("xfs4iot: publisher %q: %w", d.cfg.Publisher, err)
+	}
+	urls := []string{d.cfg.Publisher}
+	if u.Port() == "" {
+		urls = nil
+		ports := d.cfg.Ports
+		if ports == nil {
+			ports = StandardPorts(u.Scheme)
+		}
+		for _, p := range ports {
+			v := *u
+			v.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(p))
+			urls = append(urls, v.String())
+		}
+	}
+	var why []string
+	for _, pu := range urls {
+		pub, err := dial(ctx, pu, d.client, d.log, nil)
+		if err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		m, err := pub.do(ctx, "ServicePublisher.GetServices", nil, d.timeoutMS(), nil)
+		pub.close(errors.New("discovery done"))
+		if err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		if len(urls) > 1 {
+			d.log.Info("xfs4iot service publisher found", "url", pu)
+		}
+		return m, nil
+	}
+	if len(why) == 1 {
+		return Message{}, errors.New(why[0])
+	}
+	return Message{}, fmt.Errorf("xfs4iot: no service publisher answered on %s's standard ports: %s", u.Hostname(), strings.Join(why, "; "))
 }
 
 func (d *Driver) timeoutMS() int64 { return d.cfg.CommandTimeout.Milliseconds() }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -189,4 +191,43 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestPublisherOnAStandardPort: a publisher URL without a port is looked
+// for on the standard ports in order; the first that answers is used.
+func TestPublisherOnAStandardPort(t *testing.T) {
+	r := newRig(t, testKey, nil)
+	_, port, _ := net.SplitHostPort(r.srv.Addr())
+	p, _ := strconv.Atoi(port)
+	closed := freePort(t)
+	drv, err := xfs4iot.New(xfs4iot.Config{Publisher: "ws://127.0.0.1/xfs4iot/v1.0", Ports: []int{closed, p}, Exponent: 2, Clock: r.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	if st, err := drv.Status(r.ctx); err != nil || st.Device != dispenser.StateOnline {
+		t.Fatalf("Status through a discovered publisher: %+v %v", st, err)
+	}
+	none, _ := xfs4iot.New(xfs4iot.Config{Publisher: "ws://127.0.0.1/xfs4iot/v1.0", Ports: []int{closed}, Exponent: 2, Clock: r.clk})
+	defer none.Close()
+	if _, err := none.Status(r.ctx); !errors.Is(err, dispenser.ErrDeviceNotReady) {
+		t.Fatalf("no publisher: %v", err)
+	}
+	if got := xfs4iot.StandardPorts("ws"); len(got) != 12 || got[0] != 80 || got[1] != 5846 || got[11] != 5856 {
+		t.Fatalf("standard ports %v", got)
+	}
+	if got := xfs4iot.StandardPorts("wss"); got[0] != 443 {
+		t.Fatalf("standard ports for wss %v", got)
+	}
+}
+
+// freePort returns a loopback port nothing listens on.
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return p
 }

@@ -429,9 +429,12 @@ func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
 	case ScreenLanguage:
 		a.add(choice{id: "lang.zh", label: i18n.T(i18n.Chinese, "lang.zh"), fkey: 4, act: func() { a.chooseLang(i18n.Chinese) }})
 		a.add(choice{id: "lang.en", label: i18n.T(i18n.English, "lang.en"), fkey: 8, act: func() { a.chooseLang(i18n.English) }})
-		a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 7, esc: true, act: func() { a.goLocal(ScreenWelcome) }})
-		return a.page(gtx, i18n.T(a.lang, "lang.title")+" / "+i18n.T(a.lang.Other(), "lang.title"), func(gtx C) D {
-			return a.lines(gtx, a.para(spBody, a.t("welcome.offer"), colText, false))
+		// The customer may not read the current language: everything on
+		// this screen is in both.
+		o := a.lang.Other()
+		a.add(choice{id: "cancel", label: a.t("btn.cancel") + " / " + i18n.T(o, "btn.cancel"), fkey: 7, esc: true, act: func() { a.goLocal(ScreenWelcome) }})
+		return a.page(gtx, i18n.T(a.lang, "lang.title")+" / "+i18n.T(o, "lang.title"), func(gtx C) D {
+			return a.lines(gtx, a.para(spBody, a.t("welcome.offer"), colText, false), a.para(spBody, i18n.T(o, "welcome.offer"), colText, false))
 		})
 	case ScreenAmount:
 		return a.amount(gtx)
@@ -497,7 +500,8 @@ func (a *App) welcome(gtx C) D {
 					a.para(spBody, a.t("welcome.offer"), colText, false),
 					a.para(spTitle, i18n.T(o, "welcome.start"), colAccent, true),
 					a.para(spBody, i18n.T(o, "welcome.offer"), colText, false),
-					a.para(spBody, a.t("welcome.touch"), colText, true))
+					a.para(spBody, a.t("welcome.touch"), colText, true),
+					a.para(spBody, i18n.T(o, "welcome.touch"), colText, true))
 			})
 		})
 	})

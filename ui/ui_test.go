@@ -66,9 +66,11 @@ func expected(sc ui.Screen, l i18n.Lang) []string {
 	money := func(v int64) string { return i18n.Amount(l, v, "CNY", 2) }
 	switch sc {
 	case ui.ScreenWelcome:
-		return []string{T("welcome.start"), T("welcome.offer"), i18n.T(l.Other(), "welcome.start"), T("welcome.touch"), "F8"}
+		return []string{T("welcome.start"), T("welcome.offer"), i18n.T(l.Other(), "welcome.start"), i18n.T(l.Other(), "welcome.offer"),
+			T("welcome.touch"), i18n.T(l.Other(), "welcome.touch"), "F8"}
 	case ui.ScreenLanguage:
-		return []string{"中文", "English", T("btn.cancel"), "F4", "F8", "F7"}
+		return []string{"中文", "English", T("welcome.offer"), i18n.T(l.Other(), "welcome.offer"),
+			T("btn.cancel") + " / " + i18n.T(l.Other(), "btn.cancel"), "F4", "F8", "F7"}
 	case ui.ScreenAmount:
 		return []string{T("amount.title"), money(10000), money(300000), money(80000), T("key.clear"), T("key.enter"), T("btn.confirm"), T("btn.cancel"), "F1", "F6", "F7", "F8",
 			T("amount.rules", money(10000), money(500000), money(10000))}

@@ -452,11 +452,24 @@ func TestDispenserFaults(t *testing.T) {
 			r.host.Expect(t, tt.host...)
 			s := r.session(30000)
 			out := r.commandAsync(s, "000001")
+			var res atm.Result
 			if tt.notTaken {
 				r.waitState(atm.StateAwaitingTake)
-				r.advance(r.take)
+				// The take-cash timer is armed just after the state is
+				// published: keep moving the clock until the outcome comes
+				// (bounded), rather than once at a moment that may precede it.
+			wait:
+				for range 200 {
+					r.advance(r.take)
+					select {
+					case res = <-out:
+						break wait
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			} else {
+				res = <-out
 			}
-			res := <-out
 			if res.ResponseCode != tt.wantRC || res.Dispensed != tt.wantPaid {
 				t.Fatalf("result %+v, want rc %s paid %d", res, tt.wantRC, tt.wantPaid)
 			}

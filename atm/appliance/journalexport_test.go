@@ -19,25 +19,7 @@ import (
 func TestJournalExportClosedDays(t *testing.T) {
 	zone := time.FixedZone("UTC+8", 8*3600)
 	clk := clock.NewFake(time.Date(2030, 3, 1, 9, 0, 0, 0, zone))
-	m := hsm.NewSoft()
-	defer m.Close()
-	if err := m.GenerateHMACKey(hsm.JournalKey); err != nil {
-		t.Fatal(err)
-	}
-	auth := JournalAuth(m)
-	db, err := store.Open(filepath.Join(t.TempDir(), "atm.db"), store.Options{Now: clk.Now, JournalAuth: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	note := func(text string) {
-		if err := db.Update(func(tx *store.Tx) error {
-			_, err := tx.AppendJournal(store.Entry{Kind: "NOTE", Text: text})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db, auth, note := keyedJournalStore(t, clk)
 	dir := filepath.Join(t.TempDir(), "export")
 	x := &journalExporter{db: db, dir: dir, terminal: "ATM00001", zone: zone, clk: clk, log: slog.New(slog.DiscardHandler)}
 	export := func() string {
@@ -103,25 +85,7 @@ func TestJournalExportClosedDays(t *testing.T) {
 func TestJournalRetention(t *testing.T) {
 	zone := time.UTC
 	clk := clock.NewFake(time.Date(2030, 3, 1, 9, 0, 0, 0, zone))
-	m := hsm.NewSoft()
-	defer m.Close()
-	if err := m.GenerateHMACKey(hsm.JournalKey); err != nil {
-		t.Fatal(err)
-	}
-	auth := JournalAuth(m)
-	db, err := store.Open(filepath.Join(t.TempDir(), "atm.db"), store.Options{Now: clk.Now, JournalAuth: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	note := func(text string) {
-		if err := db.Update(func(tx *store.Tx) error {
-			_, err := tx.AppendJournal(store.Entry{Kind: "NOTE", Text: text})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db, auth, note := keyedJournalStore(t, clk)
 	checkpoint := func() {
 		head, err := db.VerifyJournalSince()
 		if err == nil {
@@ -179,4 +143,30 @@ func TestJournalRetention(t *testing.T) {
 	if v.Segments != 2 || v.Entries != 4 { // 1-2, then 3-4 (the archive note of today waits)
 		t.Fatalf("verified %d segments, %d entries", v.Segments, v.Entries)
 	}
+}
+
+// keyedJournalStore opens a store on clk with a journal key in a software
+// module, and returns a function that journals a NOTE.
+func keyedJournalStore(t *testing.T, clk *clock.Fake) (*store.DB, store.JournalAuthenticator, func(string)) {
+	t.Helper()
+	m := hsm.NewSoft()
+	t.Cleanup(func() { m.Close() })
+	if err := m.GenerateHMACKey(hsm.JournalKey); err != nil {
+		t.Fatal(err)
+	}
+	auth := JournalAuth(m)
+	db, err := store.Open(filepath.Join(t.TempDir(), "atm.db"), store.Options{Now: clk.Now, JournalAuth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	note := func(text string) {
+		if err := db.Update(func(tx *store.Tx) error {
+			_, err := tx.AppendJournal(store.Entry{Kind: "NOTE", Text: text})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, auth, note
 }

@@ -225,3 +225,28 @@ func (a *ATM) finish(s *Session) {
 	}
 	a.wakeStatus()
 }
+
+// Payable tells the screens what the cassettes can pay now within the
+// limits, from the dispenser status last read (it never waits for the
+// device): the amounts of in that can be paid, in their order, and the
+// largest payable amount. known is false while the dispenser has not
+// reported a usable status; the screens then keep the configured offer and
+// the request itself says what cannot be paid.
+func (a *ATM) Payable(in []int64) (ok []int64, largest int64, known bool) {
+	st, err := a.cachedStatus()
+	if err != nil || !st.Ready() {
+		return nil, 0, false
+	}
+	l := a.cfg.Limits
+	for _, v := range a.payable(in) {
+		if _, err := dispenser.Denominate(v, st.Units, st.MaxNotes); err == nil {
+			ok = append(ok, v)
+		}
+	}
+	if l.Max > 0 {
+		if top := dispenser.NearestWithin(l.Max+1, st.Units, st.MaxNotes, 1, dispenser.Bounds{Min: l.Min, Max: l.Max, Multiple: l.Multiple}); len(top) > 0 && top[0] <= l.Max {
+			largest = top[0]
+		}
+	}
+	return ok, largest, true
+}

@@ -35,7 +35,6 @@ const (
 	ScreenDeclined
 	ScreenFailed
 	ScreenOutOfService
-	ScreenMoreTime
 	ScreenSupervisor
 	ScreenWait          // a call to the core is taking a moment
 	ScreenOperatorLogin // operator ID and PIN before the supervisor screen
@@ -44,10 +43,10 @@ const (
 // Screens lists every screen, in flow order.
 var Screens = []Screen{ScreenWelcome, ScreenLanguage, ScreenAmount, ScreenCannotPay, ScreenWait, ScreenQR,
 	ScreenProcessing, ScreenTakeCash, ScreenComplete, ScreenDeclined, ScreenFailed,
-	ScreenOutOfService, ScreenMoreTime, ScreenOperatorLogin, ScreenSupervisor}
+	ScreenOutOfService, ScreenOperatorLogin, ScreenSupervisor}
 
 var screenNames = [...]string{"welcome", "language", "amount", "cannot-pay", "qr", "processing",
-	"take-cash", "complete", "declined", "failed", "out-of-service", "more-time", "supervisor", "wait", "operator-login"}
+	"take-cash", "complete", "declined", "failed", "out-of-service", "supervisor", "wait", "operator-login"}
 
 func (s Screen) String() string {
 	if s >= 0 && int(s) < len(screenNames) {
@@ -70,9 +69,11 @@ type Options struct {
 	SupervisorKey key.Name
 	// IdleTimeout ends customer input screens (Language, Amount, CannotPay)
 	// without input (default 30 s); OutcomeTimeout ends the outcome screens
-	// (default 20 s); Warn is how long before any time-out the "Do you need
-	// more time?" prompt appears (default 10 s), but not before the middle
-	// of a phase the App saw start, so a short phase does not open with it.
+	// (default 20 s) without a prompt: nothing is pending there. Warn is how
+	// long before the time-out of a screen that waits for the customer (QR,
+	// take cash, the input screens) its warning banner appears (default
+	// 10 s), but not before the middle of a phase the App saw start, so a
+	// short phase does not open with it.
 	IdleTimeout, OutcomeTimeout, Warn time.Duration
 	// FontPaths are font files tried for Chinese (DefaultCJKFontPaths when nil).
 	FontPaths []string
@@ -133,23 +134,27 @@ type App struct {
 	log  *slog.Logger
 	th   *material.Theme
 
-	lang        i18n.Lang
-	local       Screen // Welcome, Language, Amount or CannotPay
-	supervisor  bool
-	operator    string     // the operator logged in to the supervisor screen
-	login       loginState // operator login in progress (login.go)
-	entry       string
-	errKey      i18n.Key // message under the keypad entry ("" none)
-	errArgs     []any    // its arguments; set with errKey by setErr
-	cannot      *CannotPayError
-	inputAt     time.Time // last customer input on a local screen
-	outcomeAt   time.Time // when an outcome phase was first shown
-	dismissed   time.Time // deadline for which "more time" was refused
-	warnDL      time.Time // the deadline warnAt last saw
-	warnSince   time.Time // when warnAt first saw warnDL (the phase's start); zero if in the App's first frame
-	laidOut     bool      // a frame has been laid out
-	receipt     int       // receiptAsk, receiptPrinting, receiptNo, receiptFailed
-	forcePrompt bool
+	lang         i18n.Lang
+	local        Screen // Welcome, Language, Amount or CannotPay
+	supervisor   bool
+	operator     string     // the operator logged in to the supervisor screen
+	login        loginState // operator login in progress (login.go)
+	entry        string
+	errKey       i18n.Key // message under the keypad entry ("" none)
+	errArgs      []any    // its arguments; set with errKey by setErr
+	cannot       *CannotPayError
+	inputAt      time.Time // last customer input on a local screen
+	outcomeAt    time.Time // when an outcome phase was first shown
+	dismissed    time.Time // deadline for which "more time" was refused
+	warnDL       time.Time // the deadline warnAt last saw
+	warnSince    time.Time // when warnAt first saw warnDL (the phase's start); zero if in the App's first frame
+	laidOut      bool      // a frame has been laid out
+	receipt      int       // receiptAsk, receiptPrinting, receiptNo, receiptFailed
+	forcePrompt  bool
+	prompt       bool // the current frame shows the time-out banner
+	promptText   string
+	promptChoice choice // the banner's own button (input screens); id "" none
+	asked        int64  // the amount the cannot-pay screen refused
 
 	keyFilters []event.Filter // the keys handleInput reads, built once
 
@@ -216,6 +221,9 @@ func keyFilters(supervisor key.Name) []event.Filter {
 // Screen returns the screen the last Layout showed (-1 before the first).
 func (a *App) Screen() Screen { return a.lastScreen }
 
+// Prompt reports whether the last Layout showed the time-out banner.
+func (a *App) Prompt() bool { return a.prompt }
+
 // Lang returns the current display language.
 func (a *App) Lang() i18n.Lang { return a.lang }
 
@@ -228,8 +236,7 @@ func (a *App) money(v int64) string {
 }
 
 // baseScreen is the screen of snapshot s's phase (the UI-owned screen
-// while Idle), before the supervisor screen and the more-time prompt; it is
-// the screen the prompt covers.
+// while Idle), before the supervisor screen and the waits.
 func (a *App) baseScreen(s Snapshot) Screen {
 	switch s.Phase {
 	case OutOfService:
@@ -261,14 +268,23 @@ func (a *App) screenFor(s Snapshot, now time.Time) Screen {
 	if a.waiting(now) {
 		return ScreenWait
 	}
-	sc := a.baseScreen(s)
-	if dl, ok := a.deadline(sc, s); ok && (a.forcePrompt || (now.After(a.warnAt(dl, now)) && !dl.Equal(a.dismissed))) {
-		return ScreenMoreTime
-	}
-	return sc
+	return a.baseScreen(s)
 }
 
-// warnAt is when the "Do you need more time?" prompt appears for the
+// prompting reports whether screen sc shows its time-out banner at now:
+// only screens that wait for the customer have one, from warnAt on, until
+// the customer asks for more time (dismissed) or acts.
+func (a *App) prompting(sc Screen, now time.Time) bool {
+	switch sc {
+	case ScreenQR, ScreenTakeCash, ScreenLanguage, ScreenAmount, ScreenCannotPay:
+	default:
+		return false
+	}
+	dl, ok := a.deadline(sc, a.snap)
+	return ok && (a.forcePrompt || (now.After(a.warnAt(dl, now)) && !dl.Equal(a.dismissed)))
+}
+
+// warnAt is when the time-out banner appears for the
 // deadline dl: Options.Warn before it, but not before the middle of the
 // phase (counted from when the App first saw dl), so that a short time-out,
 // such as a take-cash time configured at a few seconds, does not open with
@@ -325,6 +341,7 @@ func (a *App) Layout(gtx layout.Context) layout.Dimensions {
 	a.snap = a.b.Snapshot()
 	a.track(now)
 	sc := a.screenFor(a.snap, now)
+	a.prompt = a.prompting(sc, now)
 	defer func() { a.laidOut = true }()
 	if sc != a.lastScreen {
 		a.log.Info("ui screen", "screen", sc.String(), "phase", a.snap.Phase.String(), "lang", a.lang.String())
@@ -390,16 +407,12 @@ func (a *App) nextWake(sc Screen, now time.Time) (time.Time, bool) {
 	case a.call.name != "" && a.call.wait:
 		return a.call.since.Add(waitDelay), true
 	}
-	under := sc
-	if sc == ScreenMoreTime {
-		under = a.baseScreen(a.snap)
-	}
-	dl, ok := a.deadline(under, a.snap) // none on the supervisor screen
+	dl, ok := a.deadline(sc, a.snap) // none on the supervisor screen
 	if !ok {
 		return time.Time{}, false
 	}
 	warnAt := a.warnAt(dl, now)
-	if sc == ScreenMoreTime || under == ScreenQR || under == ScreenTakeCash {
+	if a.prompt || sc == ScreenQR || sc == ScreenTakeCash {
 		// A countdown is visible: wake when the shown second changes.
 		rem := dl.Sub(now)
 		if rem <= 0 {
@@ -457,6 +470,10 @@ func (a *App) handleInput(gtx layout.Context) {
 		ke, ok := ev.(key.Event)
 		if !ok || ke.State != key.Press {
 			continue
+		}
+		switch a.lastScreen {
+		case ScreenLanguage, ScreenAmount, ScreenCannotPay:
+			a.touch() // any key shows the customer is still there
 		}
 		if act := a.keyAction(ke.Name); act != nil {
 			acts = append(acts, act)
@@ -586,7 +603,7 @@ func (a *App) request(amt int64) {
 		case err == nil:
 			a.entry = ""
 		case errors.As(err, &cp):
-			a.cannot = cp
+			a.cannot, a.asked = cp, amt
 			a.local = ScreenCannotPay
 			a.log.Info("ui amount cannot be paid", "reason", cp.Reason, "nearest", len(cp.Nearest))
 		default:
@@ -596,34 +613,19 @@ func (a *App) request(amt int64) {
 	})
 }
 
-func (a *App) moreTime(under Screen) {
+// moreTime answers the time-out banner: on the QR and take-cash screens
+// the core moves the deadline (the banner closes at once and the countdown
+// goes on; it comes back before the new deadline), on an input screen the
+// customer's touch restarts the idle time.
+func (a *App) moreTime() {
 	a.forcePrompt = false
-	switch under {
+	switch sc := a.baseScreen(a.snap); sc {
 	case ScreenQR, ScreenTakeCash:
-		// The prompt closes at once and the countdown goes on; the core
-		// moves the deadline, and the prompt comes back before the new one.
 		if a.session("more-time", false, func() error { a.b.MoreTime(); return nil }, nil) {
 			a.dismissed = a.snap.Deadline
 		}
-	case ScreenComplete, ScreenDeclined, ScreenFailed:
-		a.outcomeAt = a.now()
 	default:
 		a.touch()
-	}
-}
-
-func (a *App) noMoreTime(under Screen) {
-	a.forcePrompt = false
-	switch under {
-	case ScreenQR:
-		a.cancel()
-	case ScreenTakeCash:
-		// Cash is out: the take-cash timer of the core goes on.
-		a.dismissed = a.snap.Deadline
-	case ScreenComplete, ScreenDeclined, ScreenFailed:
-		a.finish()
-	default:
-		a.goLocal(ScreenWelcome)
 	}
 }
 

@@ -147,9 +147,9 @@ func TestHeldRefusal(t *testing.T) {
 	wantCalls(t, b, "RequestWithdrawal(30000)", "RequestWithdrawal(30000)")
 }
 
-// TestHeldMoreTime: "Yes" to "Do you need more time?" closes the prompt at
-// once and the QR countdown goes on while the core moves the deadline; a
-// second "Yes" has nothing to press.
+// TestHeldMoreTime: "More time" on the QR's time-out banner closes the
+// banner at once and the QR countdown goes on while the core moves the
+// deadline; a second press has nothing to press.
 func TestHeldMoreTime(t *testing.T) {
 	clk := newClock()
 	b := uifake.New(clk.Now)
@@ -161,15 +161,17 @@ func TestHeldMoreTime(t *testing.T) {
 	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
 	step(t, h, ui.ScreenQR)
 	clk.Add(b.QRTimeout - 8*time.Second)
-	step(t, h, ui.ScreenMoreTime)
-	h.Key(key.NameF4)
+	step(t, h, ui.ScreenQR)
+	banner(t, h, true)
+	h.Key(key.NameF8)
 	stepHeld(t, h, ui.ScreenQR, hold)
 	entered(t, hold)
+	banner(t, h, false)
 	if !slices.Contains(h.Labels(), "0:08") {
 		t.Fatalf("countdown 0:08 not shown: %q", h.Labels())
 	}
 	clk.Add(time.Second)
-	h.Key(key.NameF4)
+	h.Key(key.NameF8)
 	stepHeld(t, h, ui.ScreenQR, hold)
 	if !slices.Contains(h.Labels(), "0:07") {
 		t.Fatalf("countdown 0:07 not shown: %q", h.Labels())
@@ -276,7 +278,7 @@ func TestHeldSupervisor(t *testing.T) {
 	}
 	hold.Release()
 	step(t, h, ui.ScreenSupervisor)
-	if want := "dispenser: online (simulated)"; !slices.Contains(h.Labels(), want) {
+	if want := "Cash dispenser: online"; !slices.Contains(h.Labels(), want) {
 		t.Fatalf("%q not shown: %q", want, h.Labels())
 	}
 	at, ok := h.Wakeup()

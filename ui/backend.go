@@ -74,11 +74,44 @@ type Snapshot struct {
 	ReasonCode string    // e.g. "51", "55", "timeout", "dispenser", "link"
 	TerminalID string
 	Location   string
-	Receipt    bool // a receipt printer is available
-	Presets    []int64
+	Receipt    bool    // a receipt printer is available
+	Presets    []int64 // the amounts offered on F1-F6: only those payable now
 	MinAmount  int64
-	MaxAmount  int64
+	MaxAmount  int64 // the largest amount payable now (within the limits)
 	Multiple   int64
+
+	// CanExtend: the customer may still ask for more time on the current
+	// timed phase (QR, take cash); the take-cash time is extended once.
+	CanExtend bool
+	// RRN (the host's retrieval reference, once it answered) or else
+	// SessionRef (the first 8 digits of the session's ID, which the
+	// operator's tools accept) identify a finished session for the
+	// customer and the bank; every outcome screen shows one.
+	RRN, SessionRef string
+	// Account says what happens to the customer's account after an
+	// outcome (Complete, Declined, Failed).
+	Account Account
+}
+
+// Account is what a finished session means for the customer's account.
+type Account int
+
+// The account outcomes the screens put in plain words.
+const (
+	AccountUnknown    Account = iota // no outcome yet
+	AccountNotCharged                // nothing was debited (declined, expired, no host)
+	AccountCharged                   // debited the amount paid (Snapshot.Amount)
+	AccountReversed                  // a debit, if any, is reversed: no cash reached the customer
+	AccountChecking                  // the cash paid is not known: the bank checks the ATM's count
+)
+
+var accountNames = [...]string{"unknown", "not-charged", "charged", "reversed", "checking"}
+
+func (a Account) String() string {
+	if a >= 0 && int(a) < len(accountNames) {
+		return accountNames[a]
+	}
+	return fmt.Sprintf("Account(%d)", int(a))
 }
 
 // UnitInfo describes one cash unit (cassette) on the supervisor screen.
@@ -93,12 +126,32 @@ type UnitInfo struct {
 	Status    string
 }
 
+// DeviceInfo is one device's state on the supervisor screen. Name is
+// "dispenser", "printer", "proxy" or "host"; State is the device's own
+// word ("online", "hardwareError", "paperLow", "up", "down", ...). Both are
+// translated by the screen, and shown as given when no translation exists.
+type DeviceInfo struct {
+	Name, State string
+}
+
+// JournalLine is one journal entry on the supervisor screen.
+type JournalLine struct {
+	Time    time.Time
+	Seq     uint64
+	Kind    string // as recorded ("CASH TAKEN"), translated by the screen
+	Session string // the session's short reference, if any
+}
+
 // SupervisorInfo is what the supervisor screen shows.
 type SupervisorInfo struct {
-	Lines    []string // device status
-	Units    []UnitInfo
-	Counters map[string]int64
-	Journal  []string // last journal lines
+	InService bool
+	Reason    string   // why out of service (the core's reason: "link", ...)
+	Alarms    []string // standing alarms ("dispenser_fault", "cash_low:CST1", ...)
+	StoreErr  string   // the store could not be read
+	Devices   []DeviceInfo
+	Units     []UnitInfo
+	Queued    int // advices and reversals waiting for the host
+	Journal   []JournalLine
 }
 
 // CannotPayError reports that the requested amount cannot be paid out. Reason

@@ -23,22 +23,32 @@
 // catalog), OutOfService (over everything). When the core returns to Idle the
 // UI goes back to Welcome in the default language.
 //
-// Every screen that can time out shows "Do you need more time?" Options.Warn
-// before it does (but not before the middle of a phase shorter than twice
-// Options.Warn, so that a short take-cash time does not open with the
-// prompt): the input screens (Language, Amount, CannotPay) after
-// Options.IdleTimeout without input, the outcome screens after
-// Options.OutcomeTimeout, and the QR and TakeCash screens before
-// Snapshot.Deadline. "Yes" restarts the idle timer, or calls
-// Backend.MoreTime on the QR and TakeCash screens; "No" returns to Welcome
-// (Backend.Cancel on the QR screen; on TakeCash the core's timer goes on).
+// A screen that waits for the customer shows a time-out banner under its
+// body Options.Warn before its deadline (but not before the middle of a
+// phase shorter than twice Options.Warn, so that a short take-cash time
+// does not open with it), worded for what will happen, and never hides
+// what the customer is looking at: on the QR screen the code stays and
+// still scans ("More time", F8 or Enter, calls Backend.MoreTime: the same
+// session, a new payload; a code scanned before stays payable); on
+// TakeCash the notes will be taken back ("More time" once, while
+// Snapshot.CanExtend); on the input screens (Language, Amount, CannotPay,
+// after Options.IdleTimeout without input) a touch or any key continues.
+// The outcome screens end after Options.OutcomeTimeout without a banner:
+// nothing is pending there. Every outcome screen says what happens to the
+// customer's account (Snapshot.Account) and shows a reference
+// (Snapshot.RRN, else Snapshot.SessionRef).
+//
+// Function keys are the same on every screen: F7 (and Esc) cancels, goes
+// back or says no; F8 (and Enter) continues or says yes; F1-F6 are the
+// screen's choices (amounts; the languages are F4 and F8).
 //
 // The supervisor key (Options.SupervisorKey, F12 by default) asks for an
 // operator ID and PIN on the PIN pad when the Backend implements
 // OperatorLogin (login.go; the PIN is shown as dots, checked off the
 // window's goroutine, a failure or a lockout is said), then toggles the
-// Supervisor screen; leaving it logs the operator out. The Supervisor screen (Backend.Supervisor: device status, cash units,
-// counters, last journal lines) over any screen; Esc or F8 leaves it. In a
+// Supervisor screen; leaving it logs the operator out. The Supervisor screen (Backend.Supervisor: device status,
+// cash units, alarms, last journal entries, all translated) over any
+// screen; Esc or F7 leaves it. In a
 // real ATM, bind it to the operator switch.
 //
 // # Calls to the core

@@ -36,14 +36,14 @@ func (r *Renderer) DirtyForTest() {
 	a.supervisor, a.forcePrompt = true, true
 	a.entry = "123"
 	a.setErr("amount.err.min", "x")
-	a.cannot = &CannotPayError{Reason: "limit"}
+	a.cannot, a.asked = &CannotPayError{Reason: "limit"}, 1
 	a.inputAt = a.inputAt.Add(-time.Hour)
 	a.outcomeAt = a.outcomeAt.Add(-time.Hour)
 	a.dismissed = a.now()
 	a.receipt = receiptFailed
 	a.call = sessionCall{name: "request", since: a.now(), wait: true}
 	a.printing, a.supBusy, a.supOK = true, true, true
-	a.sup = SupervisorInfo{Lines: []string{"x"}}
+	a.sup = SupervisorInfo{Alarms: []string{"x"}}
 	a.supAt = a.now()
 	a.lastPhase = OutOfService
 	a.snap = Snapshot{}
@@ -57,7 +57,7 @@ var keptFields = map[string]bool{
 	"lastScreen": true, "warnDL": true, "warnSince": true, "laidOut": true,
 	"shown": true, "cur": true, "clicks": true, "tapWelcome": true,
 	"overflow": true, "noWrap": true, "trace": true, "laid": true,
-	"pipe": true,
+	"pipe": true, "prompt": true, "promptText": true, "promptChoice": true,
 }
 
 // PrepareDiffForTest puts the Renderer's App in st as Render does, without

@@ -129,8 +129,8 @@ func (a *App) loginEnter() {
 
 func (a *App) loginScreen(gtx C) D {
 	l := a.login
-	a.add(choice{id: "login.cancel", label: a.t("btn.cancel"), fkey: 8, esc: true, act: func() { a.login = loginState{gen: a.login.gen} }})
-	a.add(choice{id: "login.ok", label: a.t("btn.confirm"), fkey: 4, enter: true, primary: true, act: a.loginEnter})
+	a.add(choice{id: "login.cancel", label: a.t("btn.cancel"), fkey: 7, esc: true, act: func() { a.login = loginState{gen: a.login.gen} }})
+	a.add(choice{id: "login.ok", label: a.t("btn.confirm"), fkey: 8, enter: true, primary: true, act: a.loginEnter})
 	prompt, entry := a.t("login.id"), l.id
 	if l.pinStep {
 		prompt, entry = a.t("login.pin"), strings.Repeat("•", len(l.pin))

@@ -16,13 +16,18 @@ type State struct {
 	// Lang is the display language.
 	Lang i18n.Lang
 	// Screen forces a UI-owned screen while the Backend is Idle: Welcome,
-	// Language, Amount or CannotPay; ScreenSupervisor, ScreenMoreTime and
-	// ScreenWait are shown over any phase.
+	// Language, Amount or CannotPay; ScreenSupervisor, ScreenOperatorLogin
+	// and ScreenWait are shown over any phase.
 	Screen Screen
+	// MoreTime shows the time-out banner of a screen that has one (QR, take
+	// cash, the input screens) whatever the time.
+	MoreTime bool
 	// Entry is the keypad entry (whole currency units) on the Amount screen.
 	Entry string
-	// CannotPay is the refusal shown on the CannotPay screen.
+	// CannotPay is the refusal shown on the CannotPay screen, Asked the
+	// amount it refused (minor units).
 	CannotPay *CannotPayError
+	Asked     int64
 	// Clock is the time used for countdowns (time.Now when nil).
 	Clock func() time.Time
 }
@@ -111,15 +116,14 @@ func (a *App) apply(st State) {
 		// information on the caller's goroutine (the kiosk never does).
 		a.supervisor = true
 		a.sup, a.supAt, a.supOK = a.b.Supervisor(), a.now(), true
-	case ScreenMoreTime:
-		a.forcePrompt = true
 	case ScreenWait:
 		a.call = sessionCall{name: "render", since: a.now().Add(-waitDelay), wait: true}
 	case ScreenOperatorLogin:
 		a.login = loginState{on: true}
 	}
+	a.forcePrompt = st.MoreTime
 	a.entry = st.Entry
 	a.setErr("")
-	a.cannot = st.CannotPay
+	a.cannot, a.asked = st.CannotPay, st.Asked
 	a.receipt = receiptAsk
 }

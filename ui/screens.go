@@ -3,8 +3,6 @@ package ui
 import (
 	"image"
 	"image/color"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -395,7 +393,12 @@ func (a *App) page(gtx C, title string, body layout.Widget) D {
 					column(left, false),
 					layout.Flexed(1, func(gtx C) D {
 						return layout.Inset{Left: 8, Right: 8}.Layout(gtx, func(gtx C) D {
-							return a.fit(gtx, 0.5, body)
+							if a.promptText == "" {
+								return a.fit(gtx, 0.5, body)
+							}
+							return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
+								layout.Flexed(1, func(gtx C) D { return a.fit(gtx, 0.5, body) }),
+								layout.Rigid(a.banner))
 						})
 					}),
 					column(right, true),
@@ -423,6 +426,10 @@ func (a *App) para(size unit.Sp, s string, col color.NRGBA, bold bool) layout.Wi
 }
 
 func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
+	a.promptText = ""
+	if a.prompt {
+		a.promptFor(sc, now)
+	}
 	switch sc {
 	case ScreenWelcome:
 		return a.welcome(gtx)
@@ -459,11 +466,10 @@ func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
 		return a.complete(gtx)
 	case ScreenDeclined, ScreenFailed:
 		title := a.t("declined.title")
-		ws := []layout.Widget{a.para(spBody, i18n.Reason(a.lang, a.snap.ReasonCode), colText, false)}
 		if sc == ScreenFailed {
 			title = a.t("failed.title")
-			ws = append(ws, a.para(spBody, a.t("failed.money"), colText, true))
 		}
+		ws := append([]layout.Widget{a.para(spBody, i18n.Reason(a.lang, a.snap.ReasonCode), colText, false)}, a.account()...)
 		a.add(choice{id: "finish", label: a.t("btn.finish"), fkey: 8, enter: true, primary: true, act: a.finish})
 		return a.page(gtx, title, func(gtx C) D { return a.lines(gtx, ws...) })
 	case ScreenOutOfService:
@@ -474,8 +480,6 @@ func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
 				a.para(spTitle, i18n.T(o, "oos.title"), colAccent, true),
 				a.para(spBody, i18n.T(o, "oos.body"), colText, false))
 		})
-	case ScreenMoreTime:
-		return a.moreTimeScreen(gtx, now)
 	case ScreenSupervisor:
 		return a.supervisorScreen(gtx, now)
 	case ScreenOperatorLogin:
@@ -517,7 +521,6 @@ func (a *App) amount(gtx C) D {
 		a.add(choice{id: "preset" + strconv.Itoa(i), label: a.money(amt), fkey: i + 1, act: func() { a.request(amt) }})
 	}
 	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 7, esc: true, act: func() { a.goLocal(ScreenWelcome) }})
-	a.add(choice{id: "confirm", label: a.t("btn.confirm"), fkey: 8, primary: true, act: a.confirmEntry})
 	var keys []choice
 	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "enter"} {
 		c := choice{id: "key." + k, label: k}
@@ -607,7 +610,11 @@ func (a *App) cannotPay(gtx C) D {
 		a.entry = ""
 		a.touch()
 	}})
-	ws := []layout.Widget{a.para(spBody, i18n.CannotPayReason(a.lang, cp.Reason), colText, false)}
+	var ws []layout.Widget
+	if a.asked > 0 {
+		ws = append(ws, a.para(spBody, a.t("cannot.asked", a.money(a.asked)), colText, true))
+	}
+	ws = append(ws, a.para(spBody, i18n.CannotPayReason(a.lang, cp.Reason), colText, false))
 	if len(cp.Nearest) > 0 {
 		ws = append(ws, a.para(spBody, a.t("cannot.choose"), colText, true))
 	} else {
@@ -617,7 +624,7 @@ func (a *App) cannotPay(gtx C) D {
 }
 
 func (a *App) qrScreen(gtx C, now time.Time) D {
-	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 8, esc: true, act: a.cancel})
+	a.add(choice{id: "cancel", label: a.t("btn.cancel"), fkey: 7, esc: true, act: a.cancel})
 	// Encode each payload once; one that fails to encode is remembered
 	// (as a symbol without modules) so that it is logged once, not on
 	// every frame.
@@ -688,15 +695,15 @@ func (a *App) qrScreen(gtx C, now time.Time) D {
 
 func (a *App) complete(gtx C) D {
 	_, canPrint := a.b.(ReceiptPrinter)
-	ws := []layout.Widget{
+	ws := append([]layout.Widget{
 		a.para(spBig, a.money(a.snap.Amount), colText, true),
 		a.para(spBody, a.t("complete.body"), colText, false),
-	}
+	}, a.account()...)
 	switch {
 	case a.snap.Receipt && canPrint && a.receipt == receiptAsk:
 		ws = append(ws, a.para(spBody, a.t("complete.receipt"), colAccent, true))
-		a.add(choice{id: "receipt.yes", label: a.t("btn.yes"), fkey: 4, primary: true, act: a.printReceipt})
-		a.add(choice{id: "receipt.no", label: a.t("btn.no"), fkey: 8, act: func() {
+		a.add(choice{id: "receipt.yes", label: a.t("btn.yes"), fkey: 8, enter: true, primary: true, act: a.printReceipt})
+		a.add(choice{id: "receipt.no", label: a.t("btn.no"), fkey: 7, act: func() {
 			a.receipt = receiptNo
 			a.finish()
 		}})
@@ -715,23 +722,78 @@ func (a *App) complete(gtx C) D {
 	return a.page(gtx, a.t("complete.title"), func(gtx C) D { return a.lines(gtx, ws...) })
 }
 
-func (a *App) moreTimeScreen(gtx C, now time.Time) D {
-	under := a.baseScreen(a.snap)
-	dl, _ := a.deadline(under, a.snap)
-	a.add(choice{id: "more.yes", label: a.t("btn.yes"), fkey: 4, enter: true, primary: true, act: func() { a.moreTime(under) }})
-	a.add(choice{id: "more.no", label: a.t("btn.no"), fkey: 8, esc: true, act: func() { a.noMoreTime(under) }})
+// account is what an outcome screen says about the customer's account,
+// and the reference to quote.
+func (a *App) account() []layout.Widget {
+	var ws []layout.Widget
+	switch a.snap.Account {
+	case AccountCharged:
+		ws = append(ws, a.para(spBody, a.t("account.charged", a.money(a.snap.Amount)), colText, true))
+	case AccountNotCharged, AccountReversed, AccountChecking:
+		ws = append(ws, a.para(spBody, a.t(i18n.Key("account."+a.snap.Account.String())), colText, true))
+	}
+	switch {
+	case a.snap.RRN != "":
+		ws = append(ws, a.para(spBody, a.t("ref.rrn", a.snap.RRN), colAccent, false))
+	case a.snap.SessionRef != "":
+		ws = append(ws, a.para(spBody, a.t("ref.session", a.snap.SessionRef), colAccent, false))
+	}
+	return ws
+}
+
+// promptFor sets the time-out banner of screen sc: its words, and the
+// choice that answers it (F8 and Enter on the QR and take-cash screens,
+// where the core gives more time; a touch or any key on an input screen).
+func (a *App) promptFor(sc Screen, now time.Time) {
+	dl, _ := a.deadline(sc, a.snap)
 	left := i18n.Countdown(a.secondsLeft(dl, now))
-	return a.page(gtx, a.t("more.title"), func(gtx C) D {
-		return a.lines(gtx,
-			a.para(spBig, left, colAccent, true),
-			a.para(spBody, a.t("more.body", left), colText, false))
+	switch sc {
+	case ScreenQR:
+		a.promptText = a.t("more.qr", left)
+	case ScreenTakeCash:
+		a.promptText = a.t("more.take", left)
+	default:
+		a.promptText = a.t("more.input", left)
+		a.promptChoice = a.add(choice{id: "more.yes", label: a.t("btn.continue"), primary: true, act: a.moreTime})
+		return
+	}
+	a.promptChoice = choice{}
+	if a.snap.CanExtend {
+		a.add(choice{id: "more.yes", label: a.t("btn.more"), fkey: 8, enter: true, primary: true, act: a.moreTime})
+	}
+}
+
+// banner draws the time-out warning under a screen's body, so that what
+// the customer is looking at (the QR, the cash) stays in view.
+func (a *App) banner(gtx C) D {
+	return layout.Inset{Top: 8}.Layout(gtx, func(gtx C) D {
+		m := op.Record(gtx.Ops)
+		dims := layout.UniformInset(12).Layout(gtx, func(gtx C) D {
+			return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
+				layout.Flexed(1, func(gtx C) D {
+					gtx.Constraints.Min.X = gtx.Constraints.Max.X
+					return a.label(gtx, spBody, a.promptText, colText, true, text.Middle, descText)
+				}),
+				layout.Rigid(func(gtx C) D {
+					if a.promptChoice.id == "" {
+						return D{}
+					}
+					gtx.Constraints.Max.X = min(gtx.Constraints.Max.X/3, gtx.Dp(240))
+					gtx.Constraints.Min.X = gtx.Constraints.Max.X
+					return layout.Inset{Left: 12}.Layout(gtx, func(gtx C) D { return a.button(gtx, a.promptChoice, true) })
+				}))
+		})
+		call := m.Stop()
+		fill(gtx, colBadge, dims.Size, gtx.Dp(10))
+		call.Add(gtx.Ops)
+		return dims
 	})
 }
 
 func (a *App) supervisorScreen(gtx C, now time.Time) D {
 	a.refreshSupervisor(now)
 	info := a.sup
-	a.add(choice{id: "super.exit", label: a.t("super.exit"), fkey: 8, esc: true, act: a.supervisorKey})
+	a.add(choice{id: "super.exit", label: a.t("super.exit"), fkey: 7, esc: true, act: a.supervisorKey})
 	var ws []layout.Widget
 	head := func(k i18n.Key) layout.Widget {
 		return func(gtx C) D { return a.label(gtx, spBody, a.t(k), colAccent, true, text.Start, descText) }
@@ -742,24 +804,40 @@ func (a *App) supervisorScreen(gtx C, now time.Time) D {
 	ws = append(ws, head("super.status"))
 	if !a.supOK {
 		ws = append(ws, line(a.t("super.loading")))
+	} else if info.InService {
+		ws = append(ws, line(a.t("super.inservice")))
+	} else {
+		ws = append(ws, line(a.t("super.outofservice", i18n.OutOfServiceReason(a.lang, info.Reason))))
 	}
-	for _, l := range info.Lines {
-		ws = append(ws, line(l))
+	for _, d := range info.Devices {
+		name, state := i18n.Device(a.lang, d.Name, d.State)
+		ws = append(ws, line(name+": "+state))
+	}
+	for _, al := range info.Alarms {
+		ws = append(ws, func(gtx C) D {
+			return a.label(gtx, spSmall, a.t("super.alarm", i18n.Alarm(a.lang, al)), colErr, true, text.Start, descText)
+		})
+	}
+	if info.StoreErr != "" {
+		ws = append(ws, line(a.t("super.store", info.StoreErr)))
+	}
+	if a.supOK {
+		ws = append(ws, line(a.t("super.saf", info.Queued)))
 	}
 	ws = append(ws, head("super.units"))
 	for _, u := range info.Units {
-		ws = append(ws, line(a.t("super.unit", u.ID, i18n.Amount(a.lang, u.Denom, u.Currency, a.snap.Exponent), u.Count, u.Dispensed, u.Rejected, u.Retracted, u.Status)))
-	}
-	ws = append(ws, head("super.counters"))
-	for _, k := range slices.Sorted(maps.Keys(info.Counters)) {
-		ws = append(ws, line(k+": "+strconv.FormatInt(info.Counters[k], 10)))
+		ws = append(ws, line(a.t("super.unitline", u.ID, i18n.Amount(a.lang, u.Denom, u.Currency, a.snap.Exponent), u.Count, u.Dispensed, u.Rejected, u.Retracted)))
 	}
 	ws = append(ws, head("super.journal"))
 	j := info.Journal
 	if len(j) > 8 {
 		j = j[len(j)-8:]
 	}
-	for _, l := range j {
+	for _, e := range j {
+		l := e.Time.Format("15:04:05") + "  " + i18n.JournalKind(a.lang, e.Kind)
+		if e.Session != "" {
+			l += "  " + e.Session
+		}
 		ws = append(ws, line(l))
 	}
 	return a.page(gtx, a.t("super.title"), func(gtx C) D {

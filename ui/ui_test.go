@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -59,12 +60,21 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// expected returns texts each screen must show in the scene
-// screenshots.Scene builds for it.
-func expected(sc ui.Screen, l i18n.Lang) []string {
+// expected returns texts each shot must show in the scene its Scene
+// builds.
+func expected(sh screenshots.Shot, l i18n.Lang) []string {
 	T := func(k i18n.Key, args ...any) string { return i18n.T(l, k, args...) }
 	money := func(v int64) string { return i18n.Amount(l, v, "CNY", 2) }
-	switch sc {
+	var more []string
+	switch {
+	case sh.MoreTime && sh.Screen == ui.ScreenQR:
+		more = []string{T("more.qr", "0:07"), T("btn.more"), "F8"}
+	case sh.MoreTime && sh.Screen == ui.ScreenTakeCash:
+		more = []string{T("more.take", "0:07"), T("btn.more"), "F8"}
+	case sh.MoreTime:
+		more = []string{T("more.input", "0:30"), T("btn.continue")}
+	}
+	switch sh.Screen {
 	case ui.ScreenWelcome:
 		return []string{T("welcome.start"), T("welcome.offer"), i18n.T(l.Other(), "welcome.start"), i18n.T(l.Other(), "welcome.offer"),
 			T("welcome.touch"), i18n.T(l.Other(), "welcome.touch"), "F8"}
@@ -72,33 +82,39 @@ func expected(sc ui.Screen, l i18n.Lang) []string {
 		return []string{"中文", "English", T("welcome.offer"), i18n.T(l.Other(), "welcome.offer"),
 			T("btn.cancel") + " / " + i18n.T(l.Other(), "btn.cancel"), "F4", "F8", "F7"}
 	case ui.ScreenAmount:
-		return []string{T("amount.title"), money(10000), money(300000), money(80000), T("key.clear"), T("key.enter"), T("btn.confirm"), T("btn.cancel"), "F1", "F6", "F7", "F8",
-			T("amount.rules", money(10000), money(500000), money(10000))}
+		return append(more, T("amount.title"), money(10000), money(300000), money(80000), T("key.clear"), T("key.enter"), T("btn.cancel"), "F1", "F6", "F7",
+			T("amount.rules", money(10000), money(500000), money(10000)))
 	case ui.ScreenCannotPay:
-		return []string{T("cannot.title"), T("cannot.notes"), T("cannot.choose"), money(60000), money(80000), T("btn.other")}
+		return []string{T("cannot.title"), T("cannot.asked", money(70000)), T("cannot.notes"), T("cannot.choose"), money(60000), money(80000), T("btn.other")}
 	case ui.ScreenQR:
-		return []string{T("qr.title"), money(50000), "ATM00042", "Branch 7, 88 Century Avenue, Shanghai", "0:43", T("qr.time"), T("btn.cancel"), "F8"}
+		return append(more, T("qr.title"), money(50000), "ATM00042", "Branch 7, 88 Century Avenue, Shanghai", T("qr.time"), T("btn.cancel"), "F7")
 	case ui.ScreenProcessing:
 		return []string{T("processing.title"), T("processing.body"), money(50000)}
 	case ui.ScreenTakeCash:
-		return []string{T("take.title"), T("take.body"), money(50000), T("qr.time") + "  0:26"}
+		return append(more, T("take.title"), T("take.body"), money(50000))
 	case ui.ScreenComplete:
-		return []string{T("complete.title"), T("complete.receipt"), T("btn.yes"), T("btn.no"), money(50000)}
+		return []string{T("complete.title"), T("complete.receipt"), T("btn.yes"), T("btn.no"), money(50000),
+			T("account.charged", money(50000)), T("ref.rrn", uifake.FakeRRN), "F7", "F8"}
 	case ui.ScreenDeclined:
-		return []string{T("declined.title"), i18n.Reason(l, "51"), T("btn.finish")}
+		return []string{T("declined.title"), i18n.Reason(l, "51"), T("account.not-charged"), T("ref.rrn", uifake.FakeRRN), T("btn.finish")}
 	case ui.ScreenFailed:
-		return []string{T("failed.title"), i18n.Reason(l, "dispenser"), T("failed.money"), T("btn.finish")}
+		account := "account.reversed"
+		if sh.Reason == "count" {
+			account = "account.checking"
+		}
+		return []string{T("failed.title"), i18n.Reason(l, cmp.Or(sh.Reason, "dispenser")), T(i18n.Key(account)), T("ref.session", "01234567"), T("btn.finish")}
 	case ui.ScreenOutOfService:
 		return []string{T("oos.title"), T("oos.body"), i18n.T(l.Other(), "oos.title")}
-	case ui.ScreenMoreTime:
-		return []string{T("more.title"), T("more.body", "0:07"), T("btn.yes"), T("btn.no"), "F4", "F8"}
 	case ui.ScreenWait:
 		return []string{T("wait.title"), T("wait.body")}
 	case ui.ScreenOperatorLogin:
-		return []string{T("login.title"), T("login.id"), T("login.hint"), T("btn.cancel"), T("btn.confirm"), "F4", "F8"}
+		return []string{T("login.title"), T("login.id"), T("login.hint"), T("btn.cancel"), T("btn.confirm"), "F7", "F8"}
 	case ui.ScreenSupervisor:
-		return []string{T("super.title"), T("super.status"), T("super.units"), T("super.counters"), T("super.journal"),
-			"dispenser: online (simulated)", "withdrawals: 42", "09:14:38 CASH TAKEN", T("super.exit")}
+		dispenser, online := i18n.Device(l, "dispenser", "online")
+		return []string{T("super.title"), T("super.status"), T("super.inservice"), dispenser + ": " + online,
+			T("super.alarm", i18n.Alarm(l, "cash_low:CASS2")), T("super.saf", 1), T("super.units"), T("super.journal"),
+			T("super.unitline", "CASS2", money(5000), 12, 488, 3, 0),
+			"09:14:38  " + i18n.JournalKind(l, "CASH TAKEN") + "  01234567", T("super.exit")}
 	}
 	return nil
 }
@@ -137,17 +153,18 @@ func frame(t testing.TB, h *uitest.Driver) {
 func TestEveryScreen(t *testing.T) {
 	for _, sz := range sizes {
 		for _, l := range i18n.Langs {
-			for _, sc := range ui.Screens {
-				t.Run(fmt.Sprintf("%dx%d/%s-%s", sz.X, sz.Y, sc, l), func(t *testing.T) {
-					checkScreen(t, sc, l, sz)
+			for _, sh := range screenshots.Shots() {
+				t.Run(fmt.Sprintf("%dx%d/%s-%s", sz.X, sz.Y, sh.Name, l), func(t *testing.T) {
+					checkScreen(t, sh, l, sz)
 				})
 			}
 		}
 	}
 }
 
-func checkScreen(t *testing.T, sc ui.Screen, l i18n.Lang, sz image.Point) {
-	b, st, err := screenshots.Scene(sc, l)
+func checkScreen(t *testing.T, sh screenshots.Shot, l i18n.Lang, sz image.Point) {
+	sc := sh.Screen
+	b, st, err := sh.Scene(l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,12 +208,12 @@ func checkScreen(t *testing.T, sc ui.Screen, l i18n.Lang, sz image.Point) {
 		}
 	}
 	got := h.Labels()
-	for _, want := range expected(sc, l) {
+	for _, want := range expected(sh, l) {
 		if !slices.Contains(got, want) {
 			t.Errorf("text %q not drawn; drawn: %q", want, got)
 		}
 	}
-	if l == i18n.Chinese && sc != ui.ScreenSupervisor {
+	if l == i18n.Chinese {
 		if !slices.ContainsFunc(got, hasHan) {
 			t.Errorf("no Chinese text drawn: %q", got)
 		}
@@ -479,8 +496,18 @@ func TestCannotPayNearest(t *testing.T) {
 	}
 }
 
-// TestMoreTime checks the prompt before the QR times out (answered with
-// F4 -> Backend.MoreTime) and the idle time-out of an input screen.
+// banner checks whether the last frame showed the time-out banner.
+func banner(t *testing.T, h *uitest.Driver, want bool) {
+	t.Helper()
+	if got := h.App().Prompt(); got != want {
+		t.Fatalf("time-out banner shown = %v, want %v (labels %q)", got, want, h.Labels())
+	}
+}
+
+// TestMoreTime checks the time-out banner of the QR screen: it appears
+// 10 s before the deadline under a QR that still scans, "More time" (F8)
+// calls Backend.MoreTime and closes it, Cancel (F7) still cancels; and
+// the banner of an input screen: any key continues, no input ends it.
 func TestMoreTime(t *testing.T) {
 	clk := newClock()
 	b := uifake.New(clk.Now)
@@ -489,31 +516,83 @@ func TestMoreTime(t *testing.T) {
 	}
 	h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
 	step(t, h, ui.ScreenQR)
+	banner(t, h, false)
 	clk.Add(b.QRTimeout - 8*time.Second)
-	step(t, h, ui.ScreenMoreTime)
-	h.Key(key.NameF4)
 	step(t, h, ui.ScreenQR)
+	banner(t, h, true)
+	if !slices.Contains(h.Labels(), i18n.T(i18n.English, "more.qr", "0:08")) {
+		t.Fatalf("QR warning not shown: %q", h.Labels())
+	}
+	img, err := h.Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := decode(t, img), b.Snapshot().QRPayload; got != want {
+		t.Fatalf("under the banner the QR decodes to %q, want %q", got, want)
+	}
+	h.Key(key.NameF8)
+	step(t, h, ui.ScreenQR)
+	banner(t, h, false)
 	if _, more, _ := b.Counts(); more != 1 {
 		t.Fatalf("MoreTime calls = %d", more)
 	}
-	// "No" on the QR prompt cancels the session.
 	clk.Add(b.Extend - 3*time.Second)
-	step(t, h, ui.ScreenMoreTime)
-	click(t, h, "more.no")
+	step(t, h, ui.ScreenQR)
+	banner(t, h, true)
+	h.Key(key.NameF7)
 	step(t, h, ui.ScreenWelcome)
+	if cancels, _, _ := b.Counts(); cancels != 1 {
+		t.Fatalf("Cancel calls = %d", cancels)
+	}
 
-	// Idle time-out on the language screen: prompt, then back to Welcome.
+	// The language screen: the banner after 20 s without input; a key
+	// (one the screen has no use for) continues; then the time-out.
 	h.Key(key.NameReturn)
 	step(t, h, ui.ScreenLanguage)
 	clk.Add(25 * time.Second)
-	step(t, h, ui.ScreenMoreTime)
-	clk.Add(6 * time.Second)
+	step(t, h, ui.ScreenLanguage)
+	banner(t, h, true)
+	h.Key("5")
+	step(t, h, ui.ScreenLanguage)
+	banner(t, h, false)
+	clk.Add(25 * time.Second)
+	step(t, h, ui.ScreenLanguage)
+	banner(t, h, true)
+	click(t, h, "more.yes") // "Continue" on the banner
+	step(t, h, ui.ScreenLanguage)
+	banner(t, h, false)
+	clk.Add(31 * time.Second)
 	step(t, h, ui.ScreenWelcome)
+	if _, more, _ := b.Counts(); more != 1 {
+		t.Fatalf("MoreTime calls = %d; an input screen's banner never calls the core", more)
+	}
+}
+
+// TestNoPromptOnOutcomes: the outcome screens time out without a banner:
+// nothing is pending there.
+func TestNoPromptOnOutcomes(t *testing.T) {
+	for _, p := range []ui.Phase{ui.Complete, ui.Declined, ui.Failed} {
+		clk := newClock()
+		b := uifake.New(clk.Now)
+		h := newDriver(t, b, ui.State{Lang: i18n.English, Clock: clk.Now})
+		step(t, h, ui.ScreenWelcome)
+		b.SetPhase(p, "dispenser")
+		frame(t, h)
+		for range 19 {
+			clk.Add(time.Second)
+			frame(t, h)
+			banner(t, h, false)
+		}
+		clk.Add(time.Second)
+		step(t, h, ui.ScreenWelcome)
+	}
 }
 
 // TestMoreTimeShortPhase: with a take-cash time shorter than the warning
 // (here 4 s against 10 s), the take-cash screen is shown first and the
-// prompt only from the middle of the phase, not at once.
+// banner only from the middle of the phase, not at once; the take-cash
+// time is extended once, after which the banner warns without offering
+// more.
 func TestMoreTimeShortPhase(t *testing.T) {
 	clk := newClock()
 	b := uifake.New(clk.Now)
@@ -522,18 +601,32 @@ func TestMoreTimeShortPhase(t *testing.T) {
 	step(t, h, ui.ScreenWelcome)
 	b.SetPhase(ui.TakeCash, "")
 	step(t, h, ui.ScreenTakeCash)
+	banner(t, h, false)
 	clk.Add(1900 * time.Millisecond)
 	step(t, h, ui.ScreenTakeCash)
+	banner(t, h, false)
 	clk.Add(200 * time.Millisecond)
-	step(t, h, ui.ScreenMoreTime)
-	// "Yes" extends the phase (the fake: 30 s from now); the prompt comes
-	// back 10 s before the new deadline, as for a normal phase.
-	h.Key(key.NameF4)
 	step(t, h, ui.ScreenTakeCash)
+	banner(t, h, true)
+	more := i18n.T(i18n.English, "btn.more")
+	if got := h.Labels(); !slices.Contains(got, i18n.T(i18n.English, "more.take", "0:02")) || !slices.Contains(got, more) ||
+		!slices.Contains(got, i18n.T(i18n.English, "take.title")) || !slices.Contains(got, "CNY 500.00") {
+		t.Fatalf("take-cash banner: %q", got)
+	}
+	// "More time" extends the phase (the fake: 30 s from now); the banner
+	// comes back 10 s before the new deadline, as for a normal phase.
+	h.Key(key.NameReturn)
+	step(t, h, ui.ScreenTakeCash)
+	banner(t, h, false)
 	clk.Add(b.Extend - 11*time.Second)
 	step(t, h, ui.ScreenTakeCash)
+	banner(t, h, false)
 	clk.Add(2 * time.Second)
-	step(t, h, ui.ScreenMoreTime)
+	step(t, h, ui.ScreenTakeCash)
+	banner(t, h, true)
+	if got := h.Labels(); slices.Contains(got, more) {
+		t.Fatalf("more time offered twice for the cash: %q", got)
+	}
 }
 
 // TestRedrawScheduling checks that an idle screen asks for no frame and a
@@ -653,6 +746,7 @@ func TestRendererKeepsNoState(t *testing.T) {
 	}
 	defer r.Release()
 	st := func(l i18n.Lang, sc ui.Screen) ui.State { return ui.State{Lang: l, Screen: sc, Clock: clk.Now} }
+	more := func(s ui.State) ui.State { s.MoreTime = true; return s }
 	cannot := st(i18n.English, ui.ScreenCannotPay)
 	cannot.CannotPay = &ui.CannotPayError{Reason: "notes", Nearest: []int64{60000, 80000}}
 	amount := st(i18n.Chinese, ui.ScreenAmount)
@@ -672,7 +766,7 @@ func TestRendererKeepsNoState(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, st(i18n.English, ui.ScreenQR)},
-		{func() { clk.Add(3 * time.Second) }, st(i18n.Chinese, ui.ScreenMoreTime)},
+		{func() { clk.Add(3 * time.Second) }, more(st(i18n.Chinese, ui.ScreenQR))},
 		{nil, st(i18n.Chinese, ui.ScreenQR)},
 		{func() { b.SetPhase(ui.Complete, "") }, st(i18n.English, ui.ScreenComplete)},
 		{func() { b.SetPhase(ui.Declined, "51") }, st(i18n.Chinese, ui.ScreenDeclined)},

@@ -1,9 +1,11 @@
 package appliance
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,43 +107,87 @@ func (b *Backend) Snapshot() ui.Snapshot {
 	snap := ui.Snapshot{Currency: c.CurrencyAlpha, Exponent: c.Exponent, TerminalID: c.TerminalID, Location: c.Location,
 		Presets: c.Presets, MinAmount: c.Limits.Min, MaxAmount: c.Limits.Max, Multiple: c.Limits.Multiple}
 	s := v.Session
-	if !v.InService && (s == nil || s.State.Terminal()) {
+	if s != nil && s.State.Terminal() && s.State != atm.StateCancelled {
+		// A finished session keeps its outcome screen until the customer
+		// (or its time-out) dismisses it, even when the terminal went out
+		// of service with it: the customer must learn what happens to
+		// their money before "out of service".
+		outcome(&snap, s)
+		snap.Receipt = snap.Phase == ui.Complete && b.receiptReady()
+		return snap
+	}
+	idle := s == nil || s.State == atm.StateCancelled
+	if !v.InService && idle {
 		snap.Phase, snap.ReasonCode = ui.OutOfService, v.Reason
 		return snap
 	}
-	if s == nil {
-		return snap // Idle
+	if idle {
+		// Idle: offer only what the cassettes can pay now.
+		if ok, largest, known := b.core.Payable(c.Presets); known {
+			snap.Presets = ok
+			if largest > 0 && largest < snap.MaxAmount {
+				snap.MaxAmount = largest
+			}
+		}
+		return snap
 	}
 	snap.Amount = s.Amount
 	switch s.State {
 	case atm.StateAwaitingPhone:
-		snap.Phase, snap.QRPayload, snap.Deadline = ui.AwaitingPhone, s.QR, s.Expires
-	case atm.StateAuthorizing, atm.StateDispensing, atm.StatePresenting, atm.StateRetracting:
-		snap.Phase = ui.Processing
+		snap.Phase, snap.QRPayload, snap.Deadline, snap.CanExtend = ui.AwaitingPhone, s.QR, s.Expires, true
 	case atm.StateAwaitingTake:
-		snap.Phase, snap.Deadline = ui.TakeCash, s.TakeDeadline
+		snap.Phase, snap.Deadline, snap.CanExtend = ui.TakeCash, s.TakeDeadline, !s.TakeExtended
 		snap.Amount = s.Dispensed
-	case atm.StateCompleted:
-		snap.Phase, snap.Amount = ui.Complete, s.Paid
-		snap.Receipt = b.receiptReady()
-	case atm.StateDeclined:
-		snap.Phase, snap.ReasonCode = ui.Declined, s.ResponseCode
-	case atm.StateCancelled:
-		snap.Phase = ui.Idle
-	case atm.StateExpired:
-		snap.Phase, snap.ReasonCode = ui.Failed, "expired"
-	case atm.StateRetracted:
-		snap.Phase, snap.ReasonCode = ui.Failed, "retracted"
-	default: // Failed, InDoubt
-		snap.Phase, snap.ReasonCode = ui.Failed, failReason(s)
+	default: // authorizing, dispensing, presenting, retracting
+		snap.Phase = ui.Processing
 	}
 	return snap
+}
+
+// outcome fills snap with finished session s: the screen, the reason, the
+// reference and what happens to the customer's account.
+func outcome(snap *ui.Snapshot, s *atm.Session) {
+	snap.Amount, snap.RRN, snap.SessionRef = s.Amount, s.RRN, shortRef(s.ID)
+	switch s.State {
+	case atm.StateCompleted:
+		snap.Phase, snap.Amount, snap.Account = ui.Complete, s.Paid, ui.AccountCharged
+	case atm.StateDeclined:
+		snap.Phase, snap.ReasonCode, snap.Account = ui.Declined, s.ResponseCode, ui.AccountNotCharged
+	case atm.StateExpired:
+		snap.Phase, snap.ReasonCode, snap.Account = ui.Failed, "expired", ui.AccountNotCharged
+	case atm.StateRetracted:
+		snap.Phase, snap.ReasonCode, snap.Account = ui.Failed, "retracted", ui.AccountReversed
+	case atm.StateInDoubt:
+		snap.Phase, snap.ReasonCode, snap.Account = ui.Failed, failReason(s), ui.AccountChecking
+	default: // Failed
+		snap.Phase, snap.ReasonCode = ui.Failed, failReason(s)
+		switch {
+		case s.Paid > 0:
+			// Part of the cash reached the customer: only that is charged.
+			snap.Amount, snap.Account = s.Paid, ui.AccountCharged
+		case s.Reason == "host_unavailable":
+			snap.Account = ui.AccountNotCharged // nothing reached the host
+		default:
+			snap.Account = ui.AccountReversed
+		}
+	}
+}
+
+// shortRef is the session reference shown to the customer: the first 8
+// digits of its ID, which /operator/settle and atmctl accept.
+func shortRef(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
 }
 
 func failReason(s *atm.Session) string {
 	switch {
 	case s.Reason == "host_unavailable" || s.Reason == "host_unknown":
 		return "link"
+	case s.Reason == "count_unknown" || s.Reason == "retract_failed":
+		return "count"
 	default:
 		return "dispenser"
 	}
@@ -181,22 +227,49 @@ func (b *Backend) MoreTime() {
 func (b *Backend) Supervisor() ui.SupervisorInfo {
 	units, journal, queued, err := b.core.Supervisor(12)
 	v := b.core.View()
-	info := ui.SupervisorInfo{Counters: map[string]int64{"saf_pending": int64(queued)}}
-	info.Lines = append(info.Lines, fmt.Sprintf("terminal %s  in service: %v %s", b.cfg.TerminalID, v.InService, v.Reason))
+	info := ui.SupervisorInfo{InService: v.InService, Reason: v.Reason, Queued: queued}
 	if b.alarms != nil {
-		for _, a := range b.alarms.Active() {
-			info.Lines = append(info.Lines, "ALARM: "+a)
-		}
+		info.Alarms = b.alarms.Active()
 	}
 	if err != nil {
-		info.Lines = append(info.Lines, "store: "+err.Error())
+		info.StoreErr = err.Error()
+	}
+	info.Devices = append(info.Devices, ui.DeviceInfo{Name: "dispenser", State: "unknown"})
+	if st, ok := b.core.DispenserStatus(); ok {
+		info.Devices[0].State = st.Device.String()
+	}
+	if b.printer != nil {
+		d := ui.DeviceInfo{Name: "printer", State: "unknown"}
+		if st, ok := b.printer.status(); ok {
+			switch {
+			case !st.Online:
+				d.State = "offline"
+			case st.PaperOut:
+				d.State = "paperOut"
+			case st.PaperLow:
+				d.State = "paperLow"
+			default:
+				d.State = "online"
+			}
+		}
+		info.Devices = append(info.Devices, d)
+	}
+	if l := b.cfg.Links; l != nil {
+		for name, up := range map[string]bool{"proxy": l.ProxyUp(), "host": l.HostUp()} {
+			state := "down"
+			if up {
+				state = "up"
+			}
+			info.Devices = append(info.Devices, ui.DeviceInfo{Name: name, State: state})
+		}
+		slices.SortFunc(info.Devices[len(info.Devices)-2:], func(x, y ui.DeviceInfo) int { return cmp.Compare(y.Name, x.Name) })
 	}
 	for _, u := range units {
 		info.Units = append(info.Units, ui.UnitInfo{ID: u.UnitID, Currency: u.Currency, Denom: u.Denomination,
 			Count: int(u.Remaining), Dispensed: int(u.Dispensed), Rejected: int(u.Rejected), Retracted: int(u.Retracted)})
 	}
 	for _, e := range journal {
-		info.Journal = append(info.Journal, fmt.Sprintf("%s %06d %s %s", e.Time.Format("15:04:05"), e.Seq, e.Kind, e.Text))
+		info.Journal = append(info.Journal, ui.JournalLine{Time: e.Time.In(b.cfg.DayZone), Seq: e.Seq, Kind: e.Kind, Session: shortRef(e.SessionID)})
 	}
 	return info
 }

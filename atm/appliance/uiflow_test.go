@@ -219,7 +219,8 @@ func TestUIFlowWithdrawal(t *testing.T) {
 					t.Errorf("unexpected screen %s during the withdrawal (%v)", sc, seen)
 				}
 			}
-			wantLabels(t, d, T("complete.title"), money)
+			sess := s.app.Core.View().Session
+			wantLabels(t, d, T("complete.title"), money, i18n.T(tt.lang, "account.charged", money), i18n.T(tt.lang, "ref.rrn", sess.RRN))
 			r := <-phone
 			if r.err != nil {
 				t.Fatalf("phone: %v", r.err)
@@ -276,7 +277,7 @@ func TestUIFlowCannotPay(t *testing.T) {
 	d.Type("150")
 	d.Key(key.NameReturn)
 	uiStep(t, d, ui.ScreenCannotPay)
-	wantLabels(t, d, en("cannot.title"), i18n.CannotPayReason(i18n.English, "notes"), en("cannot.choose"))
+	wantLabels(t, d, en("cannot.title"), en("cannot.asked", money(15000)), i18n.CannotPayReason(i18n.English, "notes"), en("cannot.choose"))
 	var nearest []string
 	for _, n := range d.Nodes() {
 		if strings.HasPrefix(n.Button, "nearest") {

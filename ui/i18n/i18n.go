@@ -67,6 +67,45 @@ func Reason(l Lang, code string) string { return explain(l, "reason.", code) }
 // CannotPayReason explains a *ui.CannotPayError reason key.
 func CannotPayReason(l Lang, reason string) string { return explain(l, "cannot.", reason) }
 
+// OutOfServiceReason explains, for the supervisor, why the terminal is out
+// of service (the core's reason: "link", "dispenser", ...).
+func OutOfServiceReason(l Lang, reason string) string { return explain(l, "oosreason.", reason) }
+
+// Alarm names a standing alarm ("cash_low:CST1") in l; an alarm without
+// a translation is shown as named.
+func Alarm(l Lang, name string) string {
+	base, arg, hasArg := strings.Cut(name, ":")
+	if k := Key("alarm." + base); Has(l, k) {
+		if hasArg {
+			return T(l, k, arg)
+		}
+		return T(l, k)
+	}
+	return name
+}
+
+// Device names a device and its state ("dispenser", "hardwareError") in
+// l; words without a translation are shown as given.
+func Device(l Lang, name, state string) (string, string) {
+	if k := Key("device." + name); Has(l, k) {
+		name = T(l, k)
+	}
+	if k := Key("devstate." + state); Has(l, k) {
+		state = T(l, k)
+	}
+	return name, state
+}
+
+// JournalKind names a journal entry's kind ("CASH TAKEN") in l for the
+// supervisor screen; a kind without a translation is shown as recorded.
+// The journal itself is recorded in English, its legal language.
+func JournalKind(l Lang, kind string) string {
+	if k := Key("jkind." + kind); Has(l, k) {
+		return T(l, k)
+	}
+	return kind
+}
+
 // explain returns the message prefix+name in language l, or the message
 // prefix+"unknown" when l's catalog has no such key.
 func explain(l Lang, prefix, name string) string {

@@ -3,6 +3,7 @@
 package screenshots
 
 import (
+	"cmp"
 	"fmt"
 	"image"
 	"image/png"
@@ -18,42 +19,75 @@ import (
 // Epoch is the fixed time the screenshots are taken at.
 var Epoch = time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC)
 
+// Shot is one screenshot: a screen in a situation. The first shots are
+// every screen in its usual scene (Name is the screen's name); the others
+// show a situation of a screen beyond it.
+type Shot struct {
+	Name   string
+	Screen ui.Screen
+	// MoreTime: the screen's time-out banner, 7 s before its deadline.
+	MoreTime bool
+	// Reason: the outcome's reason code (Declined, Failed).
+	Reason string
+}
+
+// Shots returns every screen, then the variants.
+func Shots() []Shot {
+	var out []Shot
+	for _, sc := range ui.Screens {
+		out = append(out, Shot{Name: sc.String(), Screen: sc})
+	}
+	return append(out,
+		Shot{Name: "qr-more-time", Screen: ui.ScreenQR, MoreTime: true},
+		Shot{Name: "take-cash-more-time", Screen: ui.ScreenTakeCash, MoreTime: true},
+		Shot{Name: "amount-more-time", Screen: ui.ScreenAmount, MoreTime: true},
+		Shot{Name: "failed-count", Screen: ui.ScreenFailed, Reason: "count"},
+		Shot{Name: "failed-retracted", Screen: ui.ScreenFailed, Reason: "retracted"},
+	)
+}
+
 // Scene returns a fake backend and the render state that show sc in l.
 func Scene(sc ui.Screen, l i18n.Lang) (*uifake.Backend, ui.State, error) {
+	return Shot{Name: sc.String(), Screen: sc}.Scene(l)
+}
+
+// Scene returns a fake backend and the render state that show the shot in l.
+func (sh Shot) Scene(l i18n.Lang) (*uifake.Backend, ui.State, error) {
 	now := Epoch
 	clock := func() time.Time { return now }
 	b := uifake.New(clock)
-	st := ui.State{Lang: l, Clock: clock}
-	switch sc {
+	st := ui.State{Lang: l, Clock: clock, MoreTime: sh.MoreTime}
+	switch sc := sh.Screen; sc {
 	case ui.ScreenWelcome:
 	case ui.ScreenLanguage, ui.ScreenSupervisor, ui.ScreenWait, ui.ScreenOperatorLogin:
 		st.Screen = sc
 	case ui.ScreenAmount:
 		st.Screen, st.Entry = sc, "800"
 	case ui.ScreenCannotPay:
-		st.Screen = sc
+		st.Screen, st.Asked = sc, 70000
 		st.CannotPay = &ui.CannotPayError{Reason: "notes", Nearest: []int64{60000, 80000}}
 	case ui.ScreenQR:
 		if err := b.RequestWithdrawal(50000); err != nil {
 			return nil, st, err
 		}
 		now = now.Add(17 * time.Second)
-	case ui.ScreenMoreTime:
-		if err := b.RequestWithdrawal(50000); err != nil {
-			return nil, st, err
+		if sh.MoreTime {
+			now = Epoch.Add(b.QRTimeout - 7*time.Second)
 		}
-		now = now.Add(b.QRTimeout - 7*time.Second)
 	case ui.ScreenProcessing:
 		b.SetPhase(ui.Processing, "")
 	case ui.ScreenTakeCash:
 		b.SetPhase(ui.TakeCash, "")
 		now = now.Add(4 * time.Second)
+		if sh.MoreTime {
+			now = Epoch.Add(b.TakeTimeout - 7*time.Second)
+		}
 	case ui.ScreenComplete:
 		b.SetPhase(ui.Complete, "")
 	case ui.ScreenDeclined:
-		b.SetPhase(ui.Declined, "51")
+		b.SetPhase(ui.Declined, cmp.Or(sh.Reason, "51"))
 	case ui.ScreenFailed:
-		b.SetPhase(ui.Failed, "dispenser")
+		b.SetPhase(ui.Failed, cmp.Or(sh.Reason, "dispenser"))
 	case ui.ScreenOutOfService:
 		b.SetPhase(ui.OutOfService, "")
 	default:
@@ -62,24 +96,24 @@ func Scene(sc ui.Screen, l i18n.Lang) (*uifake.Backend, ui.State, error) {
 	return b, st, nil
 }
 
-// WriteAll renders every screen in every language into dir as
-// <screen>-<lang>.png and returns the file names.
+// WriteAll renders every shot in every language into dir as
+// <shot>-<lang>.png and returns the file names.
 func WriteAll(dir string, size image.Point) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	var files []string
-	for _, sc := range ui.Screens {
+	for _, sh := range Shots() {
 		for _, l := range i18n.Langs {
-			b, st, err := Scene(sc, l)
+			b, st, err := sh.Scene(l)
 			if err != nil {
 				return files, err
 			}
 			img, err := ui.Render(b, st, size)
 			if err != nil {
-				return files, fmt.Errorf("screenshots: %s-%s: %w", sc, l, err)
+				return files, fmt.Errorf("screenshots: %s-%s: %w", sh.Name, l, err)
 			}
-			name := filepath.Join(dir, fmt.Sprintf("%s-%s.png", sc, l))
+			name := filepath.Join(dir, fmt.Sprintf("%s-%s.png", sh.Name, l))
 			if err := writePNG(name, img); err != nil {
 				return files, err
 			}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cardless-atm/cardless/ui"
 	"github.com/cardless-atm/cardless/ui/i18n"
 )
 
@@ -16,8 +15,8 @@ func TestWriteAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(ui.Screens) * len(i18n.Langs); len(files) != want || want != 30 {
-		t.Fatalf("%d files, want %d (15 screens x 2 languages)", len(files), want)
+	if want := len(Shots()) * len(i18n.Langs); len(files) != want || want != 38 {
+		t.Fatalf("%d files, want %d (14 screens and 5 variants x 2 languages)", len(files), want)
 	}
 	for _, f := range files {
 		st, err := os.Stat(f)

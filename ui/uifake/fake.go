@@ -19,6 +19,8 @@ import (
 // The fake has no MAC key: its QR payloads carry a fixed nonce and MAC, so
 // they parse (atm/qr.Parse) but do not verify.
 const (
+	// FakeRRN is the host's reference of the fake's outcomes.
+	FakeRRN   = "512345678901"
 	fakeNonce = "0123456789ABCDEF0123456789ABCDEF"
 	fakeMAC   = "5A3C9F015A3C9F01"
 )
@@ -144,14 +146,24 @@ func New(clock func() time.Time) *Backend {
 		MaxAmount:  500000,
 		Multiple:   10000,
 	}
+	at := func(clock string) time.Time {
+		t, _ := time.Parse(time.TimeOnly, clock)
+		return t
+	}
 	b.sup = ui.SupervisorInfo{
-		Lines: []string{"dispenser: online (simulated)", "proxy link: signed on", "host link: up", "printer: paper low"},
+		InService: true,
+		Devices:   []ui.DeviceInfo{{Name: "dispenser", State: "online"}, {Name: "printer", State: "paperLow"}, {Name: "proxy", State: "up"}, {Name: "host", State: "up"}},
+		Alarms:    []string{"cash_low:CASS2", "printer_paper_low"},
 		Units: []ui.UnitInfo{
 			{ID: "CASS1", Currency: "CNY", Denom: 10000, Count: 1850, Dispensed: 150, Status: "OK"},
 			{ID: "CASS2", Currency: "CNY", Denom: 5000, Count: 12, Dispensed: 488, Rejected: 3, Status: "LOW"},
 		},
-		Counters: map[string]int64{"withdrawals": 42, "reversals": 1, "retracts": 0},
-		Journal:  []string{"09:14:02 SESSION 0001 CREATED CNY 500.00", "09:14:31 CASH PRESENTED 5x100", "09:14:38 CASH TAKEN"},
+		Queued: 1,
+		Journal: []ui.JournalLine{
+			{Time: at("09:14:02"), Seq: 40, Kind: "SESSION CREATED", Session: fakeNonce[:8]},
+			{Time: at("09:14:31"), Seq: 41, Kind: "CASH PRESENTED", Session: fakeNonce[:8]},
+			{Time: at("09:14:38"), Seq: 42, Kind: "CASH TAKEN", Session: fakeNonce[:8]},
+		},
 	}
 	return b
 }
@@ -199,6 +211,7 @@ func (b *Backend) RequestWithdrawal(amount int64) error {
 	b.snap.ReasonCode = ""
 	b.snap.Deadline = b.now().Add(b.QRTimeout)
 	b.snap.QRPayload = b.payload()
+	b.snap.CanExtend = true
 	b.notify()
 	return nil
 }
@@ -235,16 +248,20 @@ func (b *Backend) reset() {
 	b.snap.QRPayload = ""
 	b.snap.Deadline = time.Time{}
 	b.snap.ReasonCode = ""
+	b.snap.CanExtend = false
+	b.snap.Account, b.snap.RRN, b.snap.SessionRef = ui.AccountUnknown, "", ""
 }
 
-// MoreTime implements ui.Backend: it extends the deadline of a timed phase.
+// MoreTime implements ui.Backend: it extends the deadline of a timed
+// phase; like the core, the take-cash time only once.
 func (b *Backend) MoreTime() {
 	b.enter("MoreTime", "MoreTime")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.moreTimes++
-	if !b.snap.Deadline.IsZero() {
+	if !b.snap.Deadline.IsZero() && b.snap.CanExtend {
 		b.snap.Deadline = b.now().Add(b.Extend)
+		b.snap.CanExtend = b.snap.Phase == ui.AwaitingPhone
 		b.notify()
 	}
 }
@@ -299,6 +316,8 @@ func (b *Backend) SetPhase(p ui.Phase, reason string) {
 	}
 	b.snap.Phase = p
 	b.snap.ReasonCode = reason
+	b.snap.CanExtend = p == ui.AwaitingPhone || p == ui.TakeCash
+	b.snap.Account, b.snap.RRN, b.snap.SessionRef = ui.AccountUnknown, "", ""
 	switch p {
 	case ui.AwaitingPhone:
 		b.snap.Deadline = b.now().Add(b.QRTimeout)
@@ -309,6 +328,17 @@ func (b *Backend) SetPhase(p ui.Phase, reason string) {
 		b.snap.Deadline = b.now().Add(b.TakeTimeout)
 	default:
 		b.snap.Deadline = time.Time{}
+	}
+	// The outcomes, as the core reports them (tests change them with Update).
+	switch {
+	case p == ui.Complete:
+		b.snap.Account, b.snap.RRN = ui.AccountCharged, FakeRRN
+	case p == ui.Declined:
+		b.snap.Account, b.snap.RRN = ui.AccountNotCharged, FakeRRN
+	case p == ui.Failed && reason == "count":
+		b.snap.Account, b.snap.SessionRef = ui.AccountChecking, fakeNonce[:8]
+	case p == ui.Failed:
+		b.snap.Account, b.snap.SessionRef = ui.AccountReversed, fakeNonce[:8]
 	}
 	b.notify()
 }

@@ -329,16 +329,28 @@ func (a *App) page(gtx C, title string, body layout.Widget) D {
 	// Both columns are about 300 dp wide, kept between 22 % and 30 % of
 	// the window width.
 	colW := max(gtx.Constraints.Max.X*22/100, min(gtx.Dp(300), gtx.Constraints.Max.X*30/100))
+	empty := func(cs [4]*choice) bool {
+		for _, c := range cs {
+			if c != nil {
+				return false
+			}
+		}
+		return true
+	}
+	// A screen with choices on one side only keeps the other column's
+	// width empty, so that the body is centred under the title on every
+	// screen.
+	none := empty(left) && empty(right)
 	column := func(cs [4]*choice, badgeRight bool) layout.FlexChild {
 		return layout.Rigid(func(gtx C) D {
-			empty := true
-			for _, c := range cs {
-				empty = empty && c == nil
+			w := min(colW, gtx.Constraints.Max.X)
+			if none {
+				w = gtx.Dp(24)
 			}
-			if empty {
-				return D{Size: image.Pt(gtx.Dp(24), 0)}
+			if empty(cs) {
+				return D{Size: image.Pt(w, 0)}
 			}
-			gtx.Constraints = layout.Exact(image.Pt(min(colW, gtx.Constraints.Max.X), gtx.Constraints.Max.Y))
+			gtx.Constraints = layout.Exact(image.Pt(w, gtx.Constraints.Max.Y))
 			rows := make([]layout.FlexChild, 4)
 			for i, c := range cs {
 				rows[i] = layout.Flexed(1, func(gtx C) D {

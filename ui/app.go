@@ -38,15 +38,20 @@ const (
 	ScreenSupervisor
 	ScreenWait          // a call to the core is taking a moment
 	ScreenOperatorLogin // operator ID and PIN before the supervisor screen
+	ScreenReplenish     // supervisor: remove, count and load cassettes
+	ScreenInDoubt       // supervisor: settle the sessions in doubt
+	ScreenBalance       // supervisor: the day's figures beside the host's
+	ScreenJournal       // supervisor: a day's journal, by session
 )
 
 // Screens lists every screen, in flow order.
 var Screens = []Screen{ScreenWelcome, ScreenLanguage, ScreenAmount, ScreenCannotPay, ScreenWait, ScreenQR,
 	ScreenProcessing, ScreenTakeCash, ScreenComplete, ScreenDeclined, ScreenFailed,
-	ScreenOutOfService, ScreenOperatorLogin, ScreenSupervisor}
+	ScreenOutOfService, ScreenOperatorLogin, ScreenSupervisor, ScreenReplenish, ScreenInDoubt, ScreenBalance, ScreenJournal}
 
 var screenNames = [...]string{"welcome", "language", "amount", "cannot-pay", "qr", "processing",
-	"take-cash", "complete", "declined", "failed", "out-of-service", "supervisor", "wait", "operator-login"}
+	"take-cash", "complete", "declined", "failed", "out-of-service", "supervisor", "wait", "operator-login",
+	"replenish", "in-doubt", "balance", "journal"}
 
 func (s Screen) String() string {
 	if s >= 0 && int(s) < len(screenNames) {
@@ -139,6 +144,7 @@ type App struct {
 	supervisor   bool
 	operator     string     // the operator logged in to the supervisor screen
 	login        loginState // operator login in progress (login.go)
+	op           superState // the supervisor mode\'s work screens (supervise.go)
 	entry        string
 	errKey       i18n.Key // message under the keypad entry ("" none)
 	errArgs      []any    // its arguments; set with errKey by setErr
@@ -260,7 +266,7 @@ func (a *App) baseScreen(s Snapshot) Screen {
 // screenFor is the screen the App shows for snapshot s at time now.
 func (a *App) screenFor(s Snapshot, now time.Time) Screen {
 	if a.supervisor {
-		return ScreenSupervisor
+		return a.supScreen()
 	}
 	if a.login.on {
 		return ScreenOperatorLogin
@@ -494,6 +500,14 @@ func (a *App) keyAction(n key.Name) func() {
 			n == key.NameEscape && c.esc,
 			c.fkey > 0 && string(n) == "F"+strconv.Itoa(c.fkey):
 			return c.act
+		}
+	}
+	if a.lastScreen == ScreenReplenish || a.lastScreen == ScreenInDoubt {
+		switch {
+		case len(n) == 1 && n[0] >= '0' && n[0] <= '9':
+			return func() { a.supDigit(n[0]) }
+		case n == key.NameDeleteBackward:
+			return a.supClear
 		}
 	}
 	if a.lastScreen == ScreenOperatorLogin {

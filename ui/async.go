@@ -74,7 +74,9 @@ func (a *App) Wake() <-chan struct{} { return a.wake }
 
 // Pending reports whether a backend call the App started has not been
 // applied yet (tests wait for it with uitest.Driver.Settle).
-func (a *App) Pending() bool { return a.call.name != "" || a.printing || a.supBusy || a.login.busy }
+func (a *App) Pending() bool {
+	return a.call.name != "" || a.printing || a.supBusy || a.login.busy || a.op.busy
+}
 
 // background runs work on its own goroutine; the closure it returns is
 // applied on the window goroutine by the next Layout. work must not touch

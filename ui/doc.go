@@ -49,7 +49,18 @@
 // Supervisor screen; leaving it logs the operator out. The Supervisor screen (Backend.Supervisor: device status,
 // cash units, alarms, last journal entries, all translated) over any
 // screen; Esc or F7 leaves it. In a
-// real ATM, bind it to the operator switch.
+// real ATM, bind it to the operator switch. When the Backend has
+// Operations (operations.go, supervise.go) the supervisor screen is a menu:
+// F1 replenishment (takes the terminal out of service; the notes counted
+// in each removed cassette, all of them, then the notes and denominations
+// loaded; the report with every difference in red, printable, F8 back in
+// service), F2 the sessions in doubt (the operator's count, settled only
+// after a second F8), F3 the daily balancing (the terminal's figures
+// beside the host's, differences in red, by day, printable), F4 the
+// journal (by day, one session's entries), F5 out of service / back in
+// service. Each action names the logged-in operator and runs off the
+// window's goroutine; an answer for a screen the operator has left is
+// dropped; a refusal is shown in red.
 //
 // # Calls to the core
 //

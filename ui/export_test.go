@@ -45,6 +45,7 @@ func (r *Renderer) DirtyForTest() {
 	a.printing, a.supBusy, a.supOK = true, true, true
 	a.sup = SupervisorInfo{Alarms: []string{"x"}}
 	a.supAt = a.now()
+	a.op = superState{mode: supJournal, gen: 3, busy: true, err: "x", entry: "12", day: "2025-01-01"}
 	a.lastPhase = OutOfService
 	a.snap = Snapshot{}
 }

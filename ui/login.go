@@ -45,6 +45,7 @@ func (a *App) supervisorKey() {
 	switch {
 	case a.supervisor:
 		a.supervisor, a.login = false, loginState{gen: a.login.gen}
+		a.op = superState{gen: a.op.gen + 1}
 		a.log.Info("ui supervisor mode", "on", false, "operator", a.operator)
 		a.operator = ""
 	case a.login.on:

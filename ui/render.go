@@ -22,8 +22,13 @@ type State struct {
 	// MoreTime shows the time-out banner of a screen that has one (QR, take
 	// cash, the input screens) whatever the time.
 	MoreTime bool
-	// Entry is the keypad entry (whole currency units) on the Amount screen.
+	// Entry is the keypad entry (whole currency units) on the Amount
+	// screen, the number typed on the Replenish and InDoubt screens.
 	Entry string
+	// Operator is the operator logged in on the supervisor screens; Step
+	// the replenishment's step (0 counting, 1 loading, 2 the report).
+	Operator string
+	Step     int
 	// CannotPay is the refusal shown on the CannotPay screen, Asked the
 	// amount it refused (minor units).
 	CannotPay *CannotPayError
@@ -108,14 +113,16 @@ func (a *App) apply(st State) {
 	a.supervisor, a.forcePrompt = false, false
 	a.calls = calls{}
 	a.login, a.operator = loginState{}, ""
+	a.op = superState{}
 	switch st.Screen {
 	case ScreenLanguage, ScreenAmount, ScreenCannotPay:
 		a.local = st.Screen
-	case ScreenSupervisor:
+	case ScreenSupervisor, ScreenReplenish, ScreenInDoubt, ScreenBalance, ScreenJournal:
 		// One frame cannot wait for a call: Render reads the supervisor
 		// information on the caller's goroutine (the kiosk never does).
-		a.supervisor = true
+		a.supervisor, a.operator = true, st.Operator
 		a.sup, a.supAt, a.supOK = a.b.Supervisor(), a.now(), true
+		a.applySupervisor(st)
 	case ScreenWait:
 		a.call = sessionCall{name: "render", since: a.now().Add(-waitDelay), wait: true}
 	case ScreenOperatorLogin:
@@ -126,4 +133,46 @@ func (a *App) apply(st State) {
 	a.setErr("")
 	a.cannot, a.asked = st.CannotPay, st.Asked
 	a.receipt = receiptAsk
+}
+
+// applySupervisor puts a supervisor work screen in st, reading what it
+// shows from the Backend's Operations on the caller's goroutine.
+func (a *App) applySupervisor(st State) {
+	o, ok := a.ops()
+	if !ok {
+		return
+	}
+	switch st.Screen {
+	case ScreenReplenish:
+		a.op = superState{mode: supReplenish, units: a.sup.Units, counted: map[string]int{}, step: st.Step}
+		for _, u := range a.sup.Units {
+			a.op.loads = append(a.op.loads, UnitLoad{ID: u.ID, Currency: u.Currency, Denom: u.Denom})
+		}
+		if st.Step == stepReport {
+			var removed []UnitCount
+			for i, u := range a.sup.Units {
+				removed = append(removed, UnitCount{ID: u.ID, Notes: u.Count - i})
+				a.op.loads[i].Notes = 2000
+			}
+			if err := o.SetInService(st.Operator, false); err != nil {
+				a.op.err = err.Error()
+			}
+			r, err := o.Replenish(st.Operator, removed, a.op.loads)
+			a.op.report = &r
+			a.opErr("replenish", err)
+		}
+	case ScreenInDoubt:
+		list, err := o.InDoubt()
+		a.op = superState{mode: supInDoubt, inDoubt: list}
+		a.opErr("in-doubt", err)
+	case ScreenBalance:
+		r, err := o.Balance("")
+		a.op = superState{mode: supBalance, balance: &r, day: r.Day}
+		a.opErr("balance", err)
+	case ScreenJournal:
+		list, err := o.Journal("", "", journalLines)
+		a.op = superState{mode: supJournal, journal: list, sel: max(len(list)-1, 0)}
+		a.opErr("journal", err)
+	}
+	a.op.entry = st.Entry
 }

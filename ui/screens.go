@@ -496,6 +496,14 @@ func (a *App) layoutScreen(gtx C, sc Screen, now time.Time) D {
 		return a.supervisorScreen(gtx, now)
 	case ScreenOperatorLogin:
 		return a.loginScreen(gtx)
+	case ScreenReplenish:
+		return a.replenishScreen(gtx)
+	case ScreenInDoubt:
+		return a.inDoubtScreen(gtx)
+	case ScreenBalance:
+		return a.balanceScreen(gtx)
+	case ScreenJournal:
+		return a.journalScreen(gtx)
 	case ScreenWait:
 		return a.page(gtx, a.t("wait.title"), func(gtx C) D {
 			return a.lines(gtx, a.para(spBody, a.t("wait.body"), colText, false))
@@ -806,6 +814,17 @@ func (a *App) supervisorScreen(gtx C, now time.Time) D {
 	a.refreshSupervisor(now)
 	info := a.sup
 	a.add(choice{id: "super.exit", label: a.t("super.exit"), fkey: 7, esc: true, act: a.supervisorKey})
+	if _, ok := a.ops(); ok {
+		a.add(choice{id: "sup.replenish", label: a.t("sup.replenish"), fkey: 1, act: a.startReplenish})
+		a.add(choice{id: "sup.indoubt", label: a.t("sup.indoubt"), fkey: 2, act: func() { a.supGo(supInDoubt) }})
+		a.add(choice{id: "sup.balance", label: a.t("sup.balance"), fkey: 3, act: func() { a.supGo(supBalance) }})
+		a.add(choice{id: "sup.journal", label: a.t("sup.journal"), fkey: 4, act: func() { a.supGo(supJournal) }})
+		if info.InService || !a.supOK {
+			a.add(choice{id: "sup.outofservice", label: a.t("sup.outofservice"), fkey: 5, act: func() { a.setService(false, nil) }})
+		} else {
+			a.add(choice{id: "sup.inservice", label: a.t("sup.inservice"), fkey: 5, act: func() { a.setService(true, nil) }})
+		}
+	}
 	var ws []layout.Widget
 	head := func(k i18n.Key) layout.Widget {
 		return func(gtx C) D { return a.label(gtx, spBody, a.t(k), colAccent, true, text.Start, descText) }
@@ -851,6 +870,11 @@ func (a *App) supervisorScreen(gtx C, now time.Time) D {
 			l += "  " + e.Session
 		}
 		ws = append(ws, line(l))
+	}
+	if a.op.err != "" {
+		ws = append(ws, func(gtx C) D {
+			return a.label(gtx, spSmall, a.t("sup.error", a.op.err), colErr, true, text.Start, descText)
+		})
 	}
 	return a.page(gtx, a.t("super.title"), func(gtx C) D {
 		fc := make([]layout.FlexChild, len(ws))

@@ -109,9 +109,31 @@ func expected(sh screenshots.Shot, l i18n.Lang) []string {
 		return []string{T("wait.title"), T("wait.body")}
 	case ui.ScreenOperatorLogin:
 		return []string{T("login.title"), T("login.id"), T("login.hint"), T("btn.cancel"), T("btn.confirm"), "F7", "F8"}
+	case ui.ScreenReplenish:
+		unit := func(id string, denom int64) string { return id + "  " + money(denom) }
+		switch sh.Step {
+		case 0:
+			return []string{T("rep.title"), T("rep.count"), "▶ " + T("rep.countline", unit("CASS1", 10000), 1850, "1848"),
+				T("rep.countline", unit("CASS2", 5000), 12, "—"), T("btn.next"), T("btn.back"), "F1", "F2", "F7", "F8"}
+		case 1:
+			return []string{T("rep.load"), "▶ " + T("rep.loadline", "CASS1", money(10000), "2000"), T("rep.loadline", "CASS2", money(5000), "0"),
+				T("rep.denombtn"), T("rep.do"), "F5", "F8"}
+		}
+		return []string{T("rep.report", "ATM00042", "2025-03-14 09:30", "1001"), T("rep.removedline", unit("CASS1", 10000), 1850, 1850, 0),
+			T("rep.removedline", unit("CASS2", 5000), 12, 11, -1), T("rep.loadedline", unit("CASS2", 5000), 2000), T("btn.print"), T("sup.inservice"), "F6", "F8"}
+	case ui.ScreenInDoubt:
+		return []string{T("doubt.title"), T("doubt.help"), "▶ " + T("doubt.line", "03-14 08:52", "9F3C5A7E", money(80000)) + "  " + T("doubt.paid", money(80000)),
+			T("doubt.settle"), "F1", "F7", "F8"}
+	case ui.ScreenBalance:
+		return []string{T("bal.title"), T("bal.report", "ATM00042", "2025-03-14"), T("bal.line", T("bal.withdrawals"), "42", "42"),
+			T("bal.line", T("bal.reversals"), "2", "1") + "  " + T("bal.diff", "1"), T("btn.prevday"), T("btn.nextday"), T("btn.print"), "F1", "F2", "F6", "F7"}
+	case ui.ScreenJournal:
+		return []string{T("jr.title"), T("jr.day", "2025-03-14"), "09:14:02  " + i18n.JournalKind(l, "SESSION CREATED") + "  01234567",
+			"▶ 09:14:38  " + i18n.JournalKind(l, "CASH TAKEN") + "  01234567", T("jr.session"), "F1", "F2", "F3", "F4", "F5", "F7"}
 	case ui.ScreenSupervisor:
 		dispenser, online := i18n.Device(l, "dispenser", "online")
 		return []string{T("super.title"), T("super.status"), T("super.inservice"), dispenser + ": " + online,
+			T("sup.replenish"), T("sup.indoubt"), T("sup.balance"), T("sup.journal"), T("sup.outofservice"), "F1", "F5",
 			T("super.alarm", i18n.Alarm(l, "cash_low:CASS2")), T("super.saf", 1), T("super.units"), T("super.journal"),
 			T("super.unitline", "CASS2", money(5000), 12, 488, 3, 0),
 			"09:14:38  " + i18n.JournalKind(l, "CASH TAKEN") + "  01234567", T("super.exit")}

@@ -29,6 +29,8 @@ type Shot struct {
 	MoreTime bool
 	// Reason: the outcome's reason code (Declined, Failed).
 	Reason string
+	// Step: the replenishment's step (ui.State.Step).
+	Step int
 }
 
 // Shots returns every screen, then the variants.
@@ -43,6 +45,8 @@ func Shots() []Shot {
 		Shot{Name: "amount-more-time", Screen: ui.ScreenAmount, MoreTime: true},
 		Shot{Name: "failed-count", Screen: ui.ScreenFailed, Reason: "count"},
 		Shot{Name: "failed-retracted", Screen: ui.ScreenFailed, Reason: "retracted"},
+		Shot{Name: "replenish-load", Screen: ui.ScreenReplenish, Step: 1},
+		Shot{Name: "replenish-report", Screen: ui.ScreenReplenish, Step: 2},
 	)
 }
 
@@ -59,8 +63,15 @@ func (sh Shot) Scene(l i18n.Lang) (*uifake.Backend, ui.State, error) {
 	st := ui.State{Lang: l, Clock: clock, MoreTime: sh.MoreTime}
 	switch sc := sh.Screen; sc {
 	case ui.ScreenWelcome:
-	case ui.ScreenLanguage, ui.ScreenSupervisor, ui.ScreenWait, ui.ScreenOperatorLogin:
+	case ui.ScreenLanguage, ui.ScreenWait, ui.ScreenOperatorLogin:
 		st.Screen = sc
+	case ui.ScreenSupervisor, ui.ScreenBalance, ui.ScreenJournal:
+		st.Screen, st.Operator = sc, "1001"
+	case ui.ScreenReplenish:
+		st.Screen, st.Operator, st.Step = sc, "1001", sh.Step
+		st.Entry = []string{"1848", "2000", ""}[sh.Step]
+	case ui.ScreenInDoubt:
+		st.Screen, st.Operator, st.Entry = sc, "1001", "800"
 	case ui.ScreenAmount:
 		st.Screen, st.Entry = sc, "800"
 	case ui.ScreenCannotPay:

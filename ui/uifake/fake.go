@@ -56,6 +56,12 @@ type Backend struct {
 	// with ui.ErrLoginLocked whatever its PIN.
 	Operators      map[string]string
 	LockedOperator string
+
+	// InDoubtList and BalanceLines are what InDoubt and Balance answer
+	// (New sets one session in doubt and a day with one difference).
+	InDoubtList  []ui.InDoubtInfo
+	BalanceLines []ui.BalanceLine
+	printed      [][]string
 }
 
 // Hold blocks the calls of one Backend method, as a slow core or device
@@ -74,11 +80,13 @@ func (h *Hold) Entered() <-chan struct{} { return h.entered }
 func (h *Hold) Release() { h.once.Do(func() { close(h.release) }) }
 
 // Hold makes every later call of method ("RequestWithdrawal", "Cancel",
-// "MoreTime", "Supervisor", "PrintReceipt" or "OperatorLogin") wait, once recorded, until the
+// "MoreTime", "Supervisor", "PrintReceipt", "OperatorLogin" or one of
+// ui.Operations) wait, once recorded, until the
 // returned Hold is released. It panics on another name.
 func (b *Backend) Hold(method string) *Hold {
 	switch method {
-	case "RequestWithdrawal", "Cancel", "MoreTime", "Supervisor", "PrintReceipt", "OperatorLogin":
+	case "RequestWithdrawal", "Cancel", "MoreTime", "Supervisor", "PrintReceipt", "OperatorLogin",
+		"SetInService", "InDoubt", "Settle", "Replenish", "Balance", "Journal", "PrintReport":
 	default:
 		panic("uifake: Hold of unknown method " + method)
 	}
@@ -164,6 +172,14 @@ func New(clock func() time.Time) *Backend {
 			{Time: at("09:14:31"), Seq: 41, Kind: "CASH PRESENTED", Session: fakeNonce[:8]},
 			{Time: at("09:14:38"), Seq: 42, Kind: "CASH TAKEN", Session: fakeNonce[:8]},
 		},
+	}
+	b.InDoubtList = []ui.InDoubtInfo{{Session: "9F3C5A7E0123456789ABCDEF01234567", Time: at("08:52:10").AddDate(2025, 2, 13), Amount: 80000, Reason: "count_unknown"}}
+	b.BalanceLines = []ui.BalanceLine{
+		{Item: "withdrawals", ATM: 42, Host: 42},
+		{Item: "paid", ATM: 1850000, Host: 1850000, Money: true},
+		{Item: "reversals", ATM: 2, Host: 1},
+		{Item: "reversed", ATM: 70000, Host: 50000, Money: true},
+		{Item: "net", ATM: 1780000, Host: 1800000, Money: true},
 	}
 	return b
 }

@@ -351,13 +351,17 @@ func (a *App) supPage(gtx C, title string, rows []string, mark int, red func(i i
 		ws = append(ws, func(gtx C) D { return a.label(gtx, spSmall, r, col, bold, text.Start, descText) })
 	}
 	if a.op.busy {
-		ws = append(ws, func(gtx C) D { return a.label(gtx, spSmall, a.t("super.loading"), colAccent, false, text.Start, descText) })
+		ws = append(ws, func(gtx C) D {
+			return a.label(gtx, spSmall, a.t("super.loading"), colAccent, false, text.Start, descText)
+		})
 	}
 	if a.op.done != "" {
 		ws = append(ws, func(gtx C) D { return a.label(gtx, spBody, a.t(a.op.done), colAccent, true, text.Start, descText) })
 	}
 	if a.op.err != "" {
-		ws = append(ws, func(gtx C) D { return a.label(gtx, spSmall, a.t("sup.error", a.op.err), colErr, true, text.Start, descText) })
+		ws = append(ws, func(gtx C) D {
+			return a.label(gtx, spSmall, a.t("sup.error", a.op.err), colErr, true, text.Start, descText)
+		})
 	}
 	return a.page(gtx, title, func(gtx C) D {
 		fc := make([]layout.FlexChild, len(ws))

@@ -867,6 +867,41 @@ func TestUsedQRAnsweredOnlyToItsRequest(t *testing.T) {
 		"QUEUED ADVICE", "HOST ACK ADVICE", "COMMAND REFUSED", "COMMAND REFUSED (REPEATED)")
 }
 
+// TestDeviceIDGoesToTheHost: the phone's device ID reaches the host's
+// authorization (which checks the phone's binding), and is part of what
+// makes a request "the same request": a retry from the same phone gets
+// the outcome, the same customer field and PIN block from another phone,
+// or from none, get 94.
+func TestDeviceIDGoesToTheHost(t *testing.T) {
+	r := newRig(t, dispensersim.Faults{})
+	r.host.Expect(t, hostfake.Authorize, hostfake.Advise)
+	s := r.session(20000)
+	cmd := func(stan, device string) atm.Command {
+		return atm.Command{STAN: stan, TerminalID: "ATM00001", Amount: s.Amount, Currency: "156",
+			QRPayload: s.QR, CustomerID: "6222020000001234", PINBlock: []byte{1, 2, 3, 4, 5, 6, 7, 8}, DeviceID: device}
+	}
+	const phone = "A5DF01FC21E4290E59699A870ABD8CEF"
+	first := r.send(cmd("000001", phone))
+	if first.ResponseCode != "00" || first.Dispensed != 20000 {
+		t.Fatalf("first %+v", first)
+	}
+	if auths := r.host.Authorizations(); len(auths) != 1 || auths[0].DeviceID != phone {
+		t.Fatalf("the host was asked %+v, want one authorization with the device ID", auths)
+	}
+	if again := r.send(cmd("000002", phone)); again != first {
+		t.Fatalf("retry from the same phone: %+v, want %+v", again, first)
+	}
+	r.settle()
+	for name, c := range map[string]atm.Command{
+		"another phone": cmd("000003", "0000000000000000000000000000000F"),
+		"no device ID":  cmd("000004", ""),
+	} {
+		if res := r.send(c); res != (atm.Result{ResponseCode: wire.RCDuplicate}) {
+			t.Errorf("%s: %+v, want only 94", name, res)
+		}
+	}
+}
+
 // TestRefusalFloodJournalsBounded: 300 forged commands in a burst (the
 // penetration test's flood) write two journal entries, not 300: the first
 // in full and the count when the window ends.

@@ -23,6 +23,7 @@ type Command struct {
 	QRPayload  string // the QR text the phone read
 	CustomerID string
 	PINBlock   []byte // encrypted end to end for the host; never inspected or stored here
+	DeviceID   string // the phone's device ID (field 123), passed to the host, which checks the phone's binding; never stored here
 }
 
 // HandleCommand accepts or refuses a dispense command and answers it with
@@ -126,14 +127,21 @@ func (a *ATM) acceptCommand(ctx context.Context, cmd Command, reply chan Result)
 
 // requesterOf is the keyed fingerprint of the credentials cmd carries: a
 // retail MAC under the QR key (in the security module) of the customer
-// field and the PIN block, so the store keeps nothing from which the
-// customer ID could be guessed.
+// field, the PIN block and, when the phone sent one, its device ID, so
+// the store keeps nothing from which the customer ID could be guessed,
+// and a request from another phone is not "the same request". (Without a
+// device ID the data is what it was before device IDs existed; the PIN
+// block has a fixed length, so the two forms cannot collide.)
 func (a *ATM) requesterOf(cmd Command) (string, error) {
-	data := make([]byte, 0, len(cmd.CustomerID)+len(cmd.PINBlock)+24)
+	data := make([]byte, 0, len(cmd.CustomerID)+len(cmd.PINBlock)+len(cmd.DeviceID)+24)
 	data = append(data, "cardless requester\x00"...)
 	data = append(data, cmd.CustomerID...)
 	data = append(data, 0)
 	data = append(data, cmd.PINBlock...)
+	if cmd.DeviceID != "" {
+		data = append(data, 0)
+		data = append(data, cmd.DeviceID...)
+	}
 	mac, err := a.qrMAC(data)
 	if err != nil {
 		return "", err

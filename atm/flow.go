@@ -77,7 +77,7 @@ func (a *ATM) authorize(s Session, cmd Command) {
 		defer cancel()
 		resp, err := a.cfg.Host.Authorize(ctx, host.AuthRequest{
 			STAN: s.HostSTAN, TerminalID: s.TerminalID, Amount: s.Amount, Currency: s.Currency,
-			CustomerID: cmd.CustomerID, PINBlock: cmd.PINBlock, DispenseNonce: s.DispenseNonce, Time: s.HostTime,
+			CustomerID: cmd.CustomerID, PINBlock: cmd.PINBlock, DeviceID: cmd.DeviceID, DispenseNonce: s.DispenseNonce, Time: s.HostTime,
 		})
 		return func(s *Session) { a.onAuthorized(s, resp, err) }
 	})

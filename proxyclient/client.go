@@ -60,6 +60,7 @@ type Command struct {
 	QRPayload  string
 	CustomerID string
 	PINBlock   []byte // opaque, encrypted end to end for the host
+	DeviceID   string // the phone's device ID (field 123, decrypted), for the host's binding check; "" when absent
 	ReceivedAt time.Time
 }
 

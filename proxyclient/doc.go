@@ -8,7 +8,7 @@
 // github.com/moov-io/iso8583-connection (v0.9.0) with the atm/wire Codec as
 // its MessageReader and MessageWriter: the wire package owns framing (2-byte
 // length, optional TPDU), the MAC (ISO 9797-1 alg. 3, field 128, key KCV in
-// field 96) and the 3DES encryption of fields 62 and 120. The library gives
+// field 96) and the 3DES encryption of fields 62, 120 and 123. The library gives
 // request/response matching by STAN, an idle timer (used for echoes) and
 // inbound dispatch; it fits, with two notes: Send takes no context (Client
 // bounds it with the context's deadline and SendTimeout), and inbound

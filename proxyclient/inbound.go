@@ -197,6 +197,7 @@ func (c *Client) withdrawal(conn *connection.Connection, m *iso8583.Message) {
 		QRPayload:  req.QRPayload,
 		CustomerID: req.CustomerID,
 		PINBlock:   req.PINBlock,
+		DeviceID:   req.DeviceID,
 		ReceivedAt: now,
 	})
 	resp.ResponseCode = res.ResponseCode

@@ -228,7 +228,9 @@ func TestPhoneRoundTrip(t *testing.T) {
 	}
 	waitFor(t, "sign-on", signedOn(a))
 	text := qrText(t, "ATM1", 30000)
-	out, err := phonesim.Withdraw(context.Background(), e.phoneCfg(), text, "CUST-42", "987654")
+	phone := e.phoneCfg()
+	phone.DeviceID = "A5DF01FC21E4290E59699A870ABD8CEF"
+	out, err := phonesim.Withdraw(context.Background(), phone, text, "CUST-42", "987654")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +243,7 @@ func TestPhoneRoundTrip(t *testing.T) {
 		t.Fatalf("%d calls", len(calls))
 	}
 	c := calls[0]
-	if c.QRPayload != text || c.CustomerID != "CUST-42" || c.Amount != 30000 || c.Currency != "156" || c.TerminalID != "ATM1" {
+	if c.QRPayload != text || c.CustomerID != "CUST-42" || c.DeviceID != phone.DeviceID || c.Amount != 30000 || c.Currency != "156" || c.TerminalID != "ATM1" {
 		t.Fatalf("command %+v", c)
 	}
 	// Field 52 reached the ATM opaque; only the app PIN key opens it.

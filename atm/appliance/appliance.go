@@ -186,7 +186,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 // handle passes a dispense command from the proxy link to the core.
 func (a *Appliance) handle(ctx context.Context, c proxyclient.Command) proxyclient.Result {
 	r := a.Core.HandleCommand(ctx, atm.Command{STAN: c.STAN, TerminalID: c.TerminalID, Amount: c.Amount, Currency: c.Currency,
-		QRPayload: c.QRPayload, CustomerID: c.CustomerID, PINBlock: c.PINBlock})
+		QRPayload: c.QRPayload, CustomerID: c.CustomerID, PINBlock: c.PINBlock, DeviceID: c.DeviceID})
 	out := proxyclient.Result{ResponseCode: r.ResponseCode, AuthCode: r.AuthCode, RRN: r.RRN, Dispensed: r.Dispensed}
 	if r.ResponseCode == wire.RCApproved && r.Dispensed > 0 {
 		// The phone's receipt (docs/phone.md, field 63).

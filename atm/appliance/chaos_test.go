@@ -135,7 +135,7 @@ func TestChaos(t *testing.T) {
 	editJSON(t, "../../configs/proxysim.json", proxyCfgPath, func(m map[string]any) { m["atmTimeout"] = "10s" })
 	hostAddr, proxyATM, proxyPhone, control := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	startHost := func() *atmProc {
-		return startProc(t, logPath, nil, bins.host, "--config", hostCfgPath, "--listen", hostAddr)
+		return startProc(t, logPath, nil, bins.host, "--config", hostCfgPath, "--listen", hostAddr, "--bind-listen", "")
 	}
 	startProxy := func() *atmProc {
 		return startProc(t, logPath, nil, bins.proxy, "--config", proxyCfgPath, "--atm", proxyATM, "--phone", proxyPhone, "--status", "")

@@ -16,6 +16,11 @@ type AuthRequest struct {
 	// PINBlock is the phone's encrypted PIN block (field 52), passed
 	// through untouched: only the host can decrypt it.
 	PINBlock []byte
+	// DeviceID is the phone's device ID (field 123, encrypted on the
+	// wire), passed through from the phone: the host checks that the
+	// phone is bound to the customer (docs/binding.md). "" when the phone
+	// sent none.
+	DeviceID string
 	// DispenseNonce is the dispenser's command nonce (field 121): the host
 	// signs the dispense token over it.
 	DispenseNonce string

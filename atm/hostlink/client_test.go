@@ -28,7 +28,7 @@ func nextSTAN() string { return wire.FormatSTAN(stanSeq.Add(1)) }
 func authReq(t *testing.T, f *linktest.Fixture, customer, pin string, amount int64) host.AuthRequest {
 	return host.AuthRequest{
 		STAN: nextSTAN(), Amount: amount, Currency: "156", CustomerID: customer,
-		PINBlock: linktest.PINBlock(t, f.Keys, pin), DispenseNonce: linktest.Nonce(t),
+		PINBlock: linktest.PINBlock(t, f.Keys, pin), DeviceID: linktest.Device, DispenseNonce: linktest.Nonce(t),
 		Time: time.Now(),
 	}
 }

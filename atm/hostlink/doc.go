@@ -1,7 +1,8 @@
 // Package hostlink is the ATM's link to the bank host (the transaction
 // processing back end): one persistent TCP connection carrying ISO 8583
 // messages in the format of package wire, with every message MAC'd and the
-// customer identifier (field 120) encrypted.
+// customer identifier (field 120) and the phone's device ID (field 123)
+// encrypted.
 //
 // # Connection
 //
@@ -14,15 +15,18 @@
 // link. After any loss it reconnects with exponential backoff and random
 // jitter (atm/backoff), waiting on the same clock. The keys
 // are static and live in the ATM's security module: hsm.HostMAC MACs every
-// message (network management included) and hsm.HostData encrypts field
-// 120 (see Keys). Connected reports whether the link is signed on.
+// message (network management included) and hsm.HostData encrypts fields
+// 120 and 123 (see Keys). Connected reports whether the link is signed on.
 //
 // # Messages
 //
 //   - Authorize: 0200 -> 0210. The PIN block (field 52) comes from the phone
 //     encrypted under the app PIN key and is passed through untouched; only
-//     the host decrypts it. The dispenser's command nonce goes in field 121
-//     and an approval carries the XFS4IoT dispense token in field 122.
+//     the host decrypts it. The phone's device ID (field 123), passed
+//     through too, lets the host check that the phone is bound to the
+//     customer (docs/binding.md; 57 when not). The dispenser's command
+//     nonce goes in field 121 and an approval carries the XFS4IoT dispense
+//     token in field 122.
 //   - Advise: 0220 -> 0230, the completion advice after cash was taken.
 //   - Reverse: 0420 -> 0430, full or partial (field 95 = amount actually
 //     paid out); field 39 of the 0420 carries the reason (wire.Reason*).

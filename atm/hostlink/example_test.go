@@ -49,6 +49,7 @@ func Example() {
 	req := host.AuthRequest{
 		STAN: "000001", Amount: 10000, Currency: "156", CustomerID: "C-ALICE",
 		PINBlock:      linktest.PINBlock(t, keys, "1234"), // from the phone, encrypted
+		DeviceID:      linktest.Device,                    // the phone's, bound to C-ALICE
 		DispenseNonce: linktest.Nonce(t),                  // from the dispenser
 		Time:          time.Now(),
 	}

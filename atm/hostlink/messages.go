@@ -45,6 +45,7 @@ func (c *Client) Authorize(ctx context.Context, r host.AuthRequest) (host.AuthRe
 		PINBlock:             r.PINBlock,
 		CustomerID:           r.CustomerID,
 		DispenseNonce:        r.DispenseNonce,
+		DeviceID:             r.DeviceID,
 	})
 	if err != nil {
 		return host.AuthResponse{}, fmt.Errorf("%w: 0200: %w", host.ErrUnavailable, err)

@@ -14,13 +14,14 @@ import (
 )
 
 // redacted lists the fields never shown: keys (48), the credential (52),
-// the encrypted fields in clear or cipher form (62, 120) and the dispense
+// the encrypted fields in clear or cipher form (62, 120, 123) and the dispense
 // token (122, a bearer authorization for one dispense).
 var redacted = map[int]bool{
 	FieldAdditionalData: true,
 	FieldPINBlock:       true,
 	FieldQRPayload:      true,
 	FieldCustomerID:     true,
+	FieldDeviceID:       true,
 	FieldDispenseToken:  true,
 }
 

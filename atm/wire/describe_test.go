@@ -8,7 +8,7 @@ import (
 )
 
 func TestDescribeAndLogValueMask(t *testing.T) {
-	w := sampleWithdrawal()
+	w := withDevice()
 	m := mustBuild(t, w)
 	m.Field(2, "6222021234567890123")
 	m.Field(FieldAdditionalData, "TAK=00112233445566778899AABBCCDDEEFF")
@@ -17,7 +17,7 @@ func TestDescribeAndLogValueMask(t *testing.T) {
 	// data (55). LogValue must mask them as Describe does.
 	m.Field(35, "4761739001010119=25122011143804489")
 	m.Field(55, "9F2608C0FFEE1234567890ABCD5F2A020978")
-	secrets := []string{w.QRPayload, w.CustomerID, "123456789ABCDEF0", "00112233445566778899AABBCCDDEEFF", "HMACSHA256=FFEEDDCC", "6222021234567890123",
+	secrets := []string{w.QRPayload, w.CustomerID, w.DeviceID, "123456789ABCDEF0", "00112233445566778899AABBCCDDEEFF", "HMACSHA256=FFEEDDCC", "6222021234567890123",
 		"4761739001010119", "C0FFEE1234567890ABCD"}
 
 	var buf bytes.Buffer

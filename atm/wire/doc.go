@@ -12,7 +12,7 @@
 //     struct into a message, Parse the other way. Helpers format and parse
 //     fields 4, 7, 11, 12, 13, 48 (KeyBlock), 90 (OriginalData) and 95
 //     (ReplacementAmounts).
-//   - Protector: Seal encrypts fields 62 and 120 (3DES-CBC, zero IV, ISO
+//   - Protector: Seal encrypts fields 62, 120 and 123 (3DES-CBC, zero IV, ISO
 //     9797-1 padding method 2, the cipher text in binary) with the link's
 //     data key, writes the KCV of the MAC key into field 96 and appends the
 //     MAC (ISO 9797-1 algorithm 3 = ANSI X9.19 retail MAC, padding method
@@ -43,8 +43,8 @@
 //     returned as a *PackError, which the connection gives back to the
 //     sender without closing.
 //   - Describe and LogValue: the one place that masks messages for logs.
-//     Fields 48 (keys), 52 (credential), 62 and 120 (encrypted fields) and
-//     122 (dispense token) are never shown, field 2 is masked to its first
+//     Fields 48 (keys), 52 (credential), 62, 120 and 123 (encrypted
+//     fields) and 122 (dispense token) are never shown, field 2 is masked to its first
 //     and last four digits.
 //
 // Keys are named slots in an hsm module (the Crypto interface, satisfied

@@ -76,7 +76,7 @@ func (p *Protector) sealFast(dst []byte, msg *iso8583.Message) (out []byte, ok b
 		}
 		l := specLayouts[id]
 		switch {
-		case id == FieldQRPayload || id == FieldCustomerID:
+		case isEncrypted(id):
 			out, ok = p.appendEncrypted(out, keys.Data, l, f)
 		case l.kind == layoutUnknown:
 			ok = false
@@ -274,7 +274,7 @@ func (p *Protector) openFast(raw []byte) (msg *iso8583.Message, err error, ok bo
 
 // message builds the message Unpack would have produced from raw, with the
 // encrypted fields set to plain (in the order of encryptedFields).
-func (s *scan) message(raw []byte, plain [2]string) (*iso8583.Message, error) {
+func (s *scan) message(raw []byte, plain [numEncrypted]string) (*iso8583.Message, error) {
 	m := iso8583.NewMessage(Spec)
 	if err := m.Bitmap().SetBytes(s.bitmap); err != nil {
 		return nil, err
@@ -312,6 +312,8 @@ func (s *scan) message(raw []byte, plain [2]string) (*iso8583.Message, error) {
 			err = setString(id, plain[0])
 		case id == encryptedFields[1]:
 			err = setString(id, plain[1])
+		case id == encryptedFields[2]:
+			err = setString(id, plain[2])
 		case specLayouts[id].kind == layoutBinHex:
 			n := specLayouts[id].n
 			b := bin[:n:n]

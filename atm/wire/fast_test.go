@@ -69,7 +69,7 @@ func randomMessage(r *rand.Rand) *iso8583.Message {
 		mti = mtis[r.IntN(4)]
 	}
 	m := NewMessage(mti)
-	used := []int{3, 4, 7, 11, 12, 13, 32, 37, 38, 39, 41, 43, 48, 49, 52, 62, 70, 90, 95, 120, 121, 122}
+	used := []int{3, 4, 7, 11, 12, 13, 32, 37, 38, 39, 41, 43, 48, 49, 52, 62, 70, 90, 95, 120, 121, 122, 123}
 	for _, id := range used {
 		if r.IntN(2) == 0 {
 			_ = m.BinaryField(id, randomValue(r, id))

@@ -41,6 +41,7 @@ const (
 	FieldCustomerID      = 120 // ans...999: customer identifier; ENCRYPTED with the link data key
 	FieldDispenseNonce   = 121 // ans...999: dispenser command nonce (32 hex), ATM->host in 0200
 	FieldDispenseToken   = 122 // ans...999: XFS4IoT end-to-end dispense token, host->ATM in 0210
+	FieldDeviceID        = 123 // ans...999: the phone's device ID (DeviceIDLength hex digits), phone->proxy->ATM->host in 0200; ENCRYPTED with the link data key
 	FieldMAC64           = 64  // b8 as 16 hex: MAC when no secondary bitmap
 	FieldMAC128          = 128 // b8 as 16 hex: MAC when a secondary bitmap is present (always, since 96 is)
 )
@@ -80,6 +81,11 @@ const (
 	// RCSecurityViolation (63) answers a message whose MAC fails, where an
 	// answer is sent at all.
 	RCSecurityViolation = "63"
+	// RCPhoneNotBound (57, "transaction not permitted to cardholder")
+	// answers a withdrawal whose phone (field 123) is not bound to the
+	// customer (field 120), or that carries no device ID, when the host
+	// requires binding (docs/binding.md).
+	RCPhoneNotBound = "57"
 	// RCPartialDispense (not a standard code in field 39 for the phone) is
 	// not used: a partial dispense answers 00 with field 95 set.
 )
@@ -98,6 +104,7 @@ var responseTexts = map[string]string{
 	RCInvalidAccount:     "unknown account",
 	RCFormatError:        "format error (a field missing or malformed)",
 	RCInsufficientFunds:  "insufficient funds",
+	RCPhoneNotBound:      "this phone is not bound to the customer: bind it first with a verification code (docs/binding.md)",
 	RCExpired:            "expired (the QR code timed out)",
 	RCIncorrectPIN:       "incorrect PIN",
 	RCExceedsLimit:       "exceeds the withdrawal limit",

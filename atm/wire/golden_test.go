@@ -39,6 +39,7 @@ func goldenInputs() []struct {
 			ReplacementAmounts: ReplacementAmounts{Transaction: 30000, Settlement: 30000}.String()}},
 		{"0200-longest", long},
 		{"0210-odd", odd},
+		{"0200-device", withDevice()},
 	}
 }
 

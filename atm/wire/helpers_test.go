@@ -86,6 +86,14 @@ func sampleWithdrawal() *Withdrawal {
 	}
 }
 
+// withDevice is sampleWithdrawal from a phone that sends its device ID
+// (field 123).
+func withDevice() *Withdrawal {
+	w := sampleWithdrawal()
+	w.DeviceID = "5E1F0C2A9B7D4E3F8A6B1C0D2E4F6A8B"
+	return w
+}
+
 func mustBuild(tb testing.TB, v any) *iso8583.Message {
 	tb.Helper()
 	m, err := Build(v)

@@ -69,6 +69,7 @@ type Withdrawal struct {
 	CustomerID           string `iso8583:"120"` // clear text here; encrypted on the wire
 	DispenseNonce        string `iso8583:"121"` // 0200 ATM->host: dispenser command nonce
 	DispenseToken        string `iso8583:"122"` // 0210 host->ATM: XFS4IoT dispense token
+	DeviceID             string `iso8583:"123"` // 0200: the phone's device ID (NewDeviceID); clear text here; encrypted on the wire
 }
 
 // Advice is the completion advice and its acknowledgement: 0220 and 0230.

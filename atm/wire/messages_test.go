@@ -149,7 +149,7 @@ func TestSpecEncodings(t *testing.T) {
 	if !strings.HasPrefix(string(raw), "0800"+"8020000000800001"+"0400000000000000") {
 		t.Fatalf("secondary bitmap missing: %s", raw)
 	}
-	for _, id := range []int{FieldQRPayload, FieldCustomerID, FieldDispenseToken, FieldAdditionalData} {
+	for _, id := range []int{FieldQRPayload, FieldCustomerID, FieldDeviceID, FieldDispenseToken, FieldAdditionalData} {
 		m := NewMessage("0200")
 		if err := m.Field(id, strings.Repeat("A", MaxVarLen)); err != nil {
 			t.Fatal(err)

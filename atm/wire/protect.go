@@ -98,12 +98,20 @@ type KeySet struct {
 	NetMgmtMAC hsm.KeyName
 	// MAC MACs every other message (the TAK on the proxy link).
 	MAC hsm.KeyName
-	// Data encrypts fields 62 and 120 (the TEK on the proxy link).
+	// Data encrypts fields 62, 120 and 123 (the TEK on the proxy link).
 	Data hsm.KeyName
 }
 
+// numEncrypted is the number of encrypted fields.
+const numEncrypted = 3
+
 // encryptedFields are encrypted with the Data key in every message type.
-var encryptedFields = []int{FieldQRPayload, FieldCustomerID}
+var encryptedFields = [numEncrypted]int{FieldQRPayload, FieldCustomerID, FieldDeviceID}
+
+// isEncrypted reports whether field id is one of encryptedFields.
+func isEncrypted(id int) bool {
+	return id == FieldQRPayload || id == FieldCustomerID || id == FieldDeviceID
+}
 
 // numericFields must hold digits only when present.
 var numericFields = []int{FieldProcessingCode, FieldAmount, FieldTransmissionDT, FieldSTAN,
@@ -175,7 +183,7 @@ func (k KeySet) macKey(mti string) hsm.KeyName {
 }
 
 // Seal protects a copy of msg (msg itself is not changed) and returns the
-// packed bytes: fields 62 and 120 are encrypted with the current Data key
+// packed bytes: fields 62, 120 and 123 are encrypted with the current Data key
 // (3DES-CBC, zero IV, ISO 9797-1 padding method 2, binary), field
 // 96 is set to the KCV of the MAC key, and the MAC (ISO 9797-1 algorithm 3,
 // padding method 2, over every byte from the MTI up to but excluding the
@@ -225,7 +233,7 @@ func (p *Protector) sealGeneric(msg *iso8583.Message) ([]byte, error) {
 		case id < 2, id == FieldMAC64, id == FieldMAC128, id == FieldMACKeyKCV:
 			// MTI and bitmap are Seal's; the MAC and KCV are set below.
 			continue
-		case id == FieldQRPayload || id == FieldCustomerID:
+		case isEncrypted(id):
 			if err := p.sealField(m, keys.Data, id, f); err != nil {
 				return nil, err
 			}
@@ -293,11 +301,11 @@ func (p *Protector) sealField(m *iso8583.Message, key hsm.KeyName, id int, f fie
 }
 
 // Open checks that raw is a canonical message on Spec, verifies its MAC
-// and decrypts fields 62 and 120. It fails closed: a missing MAC, a wrong
+// and decrypts fields 62, 120 and 123. It fails closed: a missing MAC, a wrong
 // MAC, an unknown key KCV in field 96 or a malformed message all give a
 // *MessageError (ErrMAC or ErrMalformed) and no message. Nothing is
-// decrypted before the MAC verifies. The returned message has fields 62
-// and 120 in clear.
+// decrypted before the MAC verifies. The returned message has fields 62,
+// 120 and 123 in clear.
 //
 // Canonical messages whose fields all have a simple layout are parsed
 // once, directly from raw (fast.go): the canonical form is checked while
@@ -388,9 +396,9 @@ func (p *Protector) openGeneric(raw []byte) (msg *iso8583.Message, err error) {
 // encrypted fields. It returns their clear values in the order of
 // encryptedFields ("" for an absent field). On failure it returns a
 // *MessageError with the message's mti and stan (as digitsOnly gives it).
-func (p *Protector) openVerified(raw []byte, mti, stan string, value func(id int) ([]byte, bool)) (plain [2]string, err error) {
-	fail := func(sentinel error, field int, cause error) ([2]string, error) {
-		return [2]string{}, &MessageError{MTI: mti, STAN: stan, Err: sentinel, Field: field, Cause: cause}
+func (p *Protector) openVerified(raw []byte, mti, stan string, value func(id int) ([]byte, bool)) (plain [numEncrypted]string, err error) {
+	fail := func(sentinel error, field int, cause error) ([numEncrypted]string, error) {
+		return [numEncrypted]string{}, &MessageError{MTI: mti, STAN: stan, Err: sentinel, Field: field, Cause: cause}
 	}
 	for _, id := range numericFields {
 		if v, ok := value(id); ok && !IsDigits(v) {

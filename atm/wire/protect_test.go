@@ -70,13 +70,13 @@ func TestRoundTripEachMessageType(t *testing.T) {
 
 func TestSealEncryptsSensitiveFields(t *testing.T) {
 	atm, _ := pair(t)
-	w := sampleWithdrawal()
+	w := withDevice()
 	in := mustBuild(t, w)
 	raw, err := atm.Seal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{w.QRPayload, w.CustomerID, "NONCE-7f3a9c"} {
+	for _, secret := range []string{w.QRPayload, w.CustomerID, w.DeviceID, "NONCE-7f3a9c"} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Fatalf("sealed message contains a sensitive value in clear")
 		}
@@ -88,14 +88,14 @@ func TestSealEncryptsSensitiveFields(t *testing.T) {
 	if in.GetField(FieldMAC128) != nil || in.GetField(FieldMACKeyKCV) != nil {
 		t.Fatal("Seal set fields on the caller's message")
 	}
-	// On the wire, fields 62 and 120 are the binary cipher text (3DES-CBC
+	// On the wire, fields 62, 120 and 123 are the binary cipher text (3DES-CBC
 	// under the data key of the padded clear value), after an LLL length
 	// in bytes: read them with the module alone and decrypt them here.
 	wireMsg := iso8583.NewMessage(Spec)
 	if err := wireMsg.Unpack(raw); err != nil {
 		t.Fatal(err)
 	}
-	for id, clear := range map[int]string{FieldQRPayload: w.QRPayload, FieldCustomerID: w.CustomerID} {
+	for id, clear := range map[int]string{FieldQRPayload: w.QRPayload, FieldCustomerID: w.CustomerID, FieldDeviceID: w.DeviceID} {
 		ct, _ := wireMsg.GetString(id)
 		if len(ct) != len(pad2To(nil, clear)) {
 			t.Fatalf("field %d: %d bytes of cipher text for %d clear bytes", id, len(ct), len(clear))

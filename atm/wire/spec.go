@@ -13,7 +13,7 @@ import (
 // Maximum lengths that follow from the spec.
 const (
 	// MaxVarLen is the largest value of an LLLVAR field (fields 48, 62,
-	// 120, 121, 122).
+	// 63, 120, 121, 122, 123).
 	MaxVarLen = 999
 	// MaxEncryptedPlain is the largest clear value of an encrypted field:
 	// 991 bytes pad (ISO 9797-1 method 2) to 992 bytes of cipher text, the
@@ -34,7 +34,7 @@ const (
 //     except 41 and 43, which are space-padded on the right;
 //   - 52, 64 and 128 are 8 binary bytes carried as 16 upper-case hex digits;
 //   - 48, 63, 121 and 122 are LLLVAR ans up to 999 characters;
-//   - 62 and 120, the encrypted fields, are LLLVAR binary up to 999 bytes:
+//   - 62, 120 and 123, the encrypted fields, are LLLVAR binary up to 999 bytes:
 //     a three-digit ASCII length, then the cipher text as it is (not as
 //     hex, which would double both the bytes on the wire and the MAC work);
 //     in a message that has been opened they hold the clear value;
@@ -80,6 +80,7 @@ func newSpec() *iso8583.MessageSpec {
 	f[FieldCustomerID] = lllvarBinary("Customer Identifier (encrypted)")
 	f[FieldDispenseNonce] = lllvar("Dispenser Command Nonce")
 	f[FieldDispenseToken] = lllvar("Dispense Token")
+	f[FieldDeviceID] = lllvarBinary("Device Identifier (encrypted)")
 	f[FieldMAC128] = binHex8("Message Authentication Code (MAC)")
 
 	return &iso8583.MessageSpec{Name: "cardless ISO 8583:1987 ASCII", Fields: f}

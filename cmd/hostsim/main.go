@@ -1,6 +1,6 @@
 // Command hostsim runs the bank host simulator (package hostsim).
 //
-//	hostsim --config configs/hostsim.json [--listen 127.0.0.1:6100]
+//	hostsim --config configs/hostsim.json [--listen 127.0.0.1:6100] [--bind-listen 127.0.0.1:6101]
 //	hostsim totals --db FILE --day YYYY-MM-DD [--terminal ID]
 package main
 
@@ -31,6 +31,7 @@ func serve(args []string) int {
 	fs := flag.NewFlagSet("hostsim", flag.ContinueOnError)
 	cfgPath := fs.String("config", "configs/hostsim.json", "configuration file (JSON)")
 	listen := fs.String("listen", "127.0.0.1:6100", "address to listen on")
+	bindListen := fs.String("bind-listen", "127.0.0.1:6101", "loopback address of the phone binding endpoint and the simulated SMS inbox (docs/binding.md); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -50,6 +51,13 @@ func serve(args []string) int {
 		s.Close()
 		log.Error("start", "err", err)
 		return 1
+	}
+	if *bindListen != "" {
+		if err := s.StartBind(*bindListen); err != nil {
+			s.Close()
+			log.Error("start", "err", err)
+			return 1
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -48,6 +48,7 @@ func TestDocsWorkedExample(t *testing.T) {
 		MTI: wire.MTIFinancialRequest, ProcessingCode: wire.ProcCashWithdrawal, Amount: wire.FormatAmount(50000),
 		TransmissionDateTime: "1203101500", STAN: "000042", LocalTime: "181500", LocalDate: "1203",
 		TerminalID: "ATM00001", Currency: "156", PINBlock: encBlock, QRPayload: payload, CustomerID: "13800000001",
+		DeviceID: cfg.DeviceID,
 	}
 	ans := req.Response()
 	ans.ResponseCode, ans.AuthCode, ans.RRN = wire.RCApproved, "A1B2C3", "612345678901"
@@ -75,7 +76,7 @@ func TestDocsWorkedExample(t *testing.T) {
 	fmt.Fprintf(&b, "Clear fields of the request: 3 `010000`, 4 `%s`, 7 `1203101500`, 11 `000042`,\n", req.Amount)
 	fmt.Fprintf(&b, "12 `181500`, 13 `1203`, 41 `ATM00001`, 49 `156`, 52 `%X` (the PIN block\n", encBlock)
 	fmt.Fprintf(&b, "`%X` under the app PIN key), 62 `%s`\n", clearBlock, payload)
-	b.WriteString("(encrypted), 120 `13800000001` (encrypted).\n\n")
+	fmt.Fprintf(&b, "(encrypted), 120 `13800000001` (encrypted), 123 `%s` (the development phone's device ID, encrypted).\n\n", cfg.DeviceID)
 	b.WriteString("Request frame (length, then the message; hex):\n\n```\n" + frame(&req) + "```\n\n")
 	b.WriteString("Answer: 39 `00`, 38 `A1B2C3`, 37 `612345678901`, the rest echoed.\n\n")
 	b.WriteString("Answer frame:\n\n```\n" + frame(&ans) + "```\n")

@@ -46,6 +46,14 @@ type Config struct {
 	MACKey, DataKey, AppPINKey string
 	Timeout                    time.Duration // 0: DefaultTimeout
 	Logger                     *slog.Logger
+	// DeviceID is the phone's device ID (wire.DeviceIDLength upper-case
+	// hex digits, wire.NewDeviceID), sent in field 123 of every
+	// withdrawal; "" sends none (a bank that requires binding declines
+	// such a request 57).
+	DeviceID string
+	// BindURL is the bank's bind endpoint (docs/binding.md), e.g.
+	// "http://127.0.0.1:6101"; only Bind and its steps use it.
+	BindURL string
 }
 
 // Outcome is the proxy's answer to a withdrawal request.
@@ -84,12 +92,17 @@ func init() {
 // one per request; a caller that keeps its own connection to the proxy
 // (a benchmark) can use one for many.
 type Phone struct {
-	m *hsm.Soft
+	m      *hsm.Soft
+	device string
 }
 
-// NewPhone imports the keys of cfg (MACKey, DataKey, AppPINKey; the other
-// fields are not used). Errors name the bad key, never its value.
+// NewPhone imports the keys of cfg (MACKey, DataKey, AppPINKey) and takes
+// its DeviceID; the other fields are not used. Errors name the bad key,
+// never its value.
 func NewPhone(cfg Config) (*Phone, error) {
+	if cfg.DeviceID != "" && !wire.ValidDeviceID(cfg.DeviceID) {
+		return nil, errDeviceID
+	}
 	m := hsm.NewSoft()
 	for _, k := range []struct {
 		name hsm.KeyName
@@ -108,8 +121,10 @@ func NewPhone(cfg Config) (*Phone, error) {
 			return nil, fmt.Errorf("phonesim: %s: %w", k.what, err)
 		}
 	}
-	return &Phone{m: m}, nil
+	return &Phone{m: m, device: cfg.DeviceID}, nil
 }
+
+var errDeviceID = fmt.Errorf("phonesim: the device ID must be %d upper-case hex digits", wire.DeviceIDLength)
 
 // Close wipes the phone's keys.
 func (ph *Phone) Close() { ph.m.Close() }
@@ -132,14 +147,9 @@ func (ph *Phone) Request(payloadText, customerID, pin string) (*iso8583.Message,
 	if customerID == "" {
 		return nil, errEmptyCustomer
 	}
-	clearBlock, err := pinblock.Format1(pin, rand.Reader)
+	encBlock, err := ph.PINBlock(pin)
 	if err != nil {
-		return nil, fmt.Errorf("phonesim: PIN: %w", err)
-	}
-	encBlock, err := ph.m.Encrypt(hsm.AppPINKey, clearBlock)
-	clear(clearBlock)
-	if err != nil {
-		return nil, fmt.Errorf("phonesim: encrypt PIN block: %w", err)
+		return nil, err
 	}
 
 	now := time.Now()
@@ -156,11 +166,29 @@ func (ph *Phone) Request(payloadText, customerID, pin string) (*iso8583.Message,
 		PINBlock:             encBlock,
 		QRPayload:            payloadText,
 		CustomerID:           customerID,
+		DeviceID:             ph.device,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("phonesim: %w", err)
 	}
 	return req, nil
+}
+
+// PINBlock returns the customer's PIN as the host reads it (field 52 of a
+// withdrawal, and the pinBlock of a bind request): an ISO 9564 format 1
+// block with random fill, encrypted with the app PIN key. The clear block
+// is wiped.
+func (ph *Phone) PINBlock(pin string) ([]byte, error) {
+	clearBlock, err := pinblock.Format1(pin, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("phonesim: PIN: %w", err)
+	}
+	encBlock, err := ph.m.Encrypt(hsm.AppPINKey, clearBlock)
+	clear(clearBlock)
+	if err != nil {
+		return nil, fmt.Errorf("phonesim: encrypt PIN block: %w", err)
+	}
+	return encBlock, nil
 }
 
 var errEmptyCustomer = errors.New("phonesim: customer ID is empty")
@@ -314,6 +342,8 @@ type FileConfig struct {
 	DataKey   string `json:"dataKey"`
 	AppPINKey string `json:"appPinKey"`
 	Timeout   string `json:"timeout,omitempty"`
+	DeviceID  string `json:"deviceId,omitempty"`
+	BindURL   string `json:"bindUrl,omitempty"`
 }
 
 // LoadConfig reads and validates a JSON configuration file. Errors name
@@ -330,7 +360,16 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("phonesim: config %s: %w", path, err)
 	}
 	var errs []error
-	cfg := Config{ProxyAddr: fc.Proxy, MACKey: fc.MACKey, DataKey: fc.DataKey, AppPINKey: fc.AppPINKey}
+	cfg := Config{ProxyAddr: fc.Proxy, MACKey: fc.MACKey, DataKey: fc.DataKey, AppPINKey: fc.AppPINKey,
+		DeviceID: fc.DeviceID, BindURL: fc.BindURL}
+	if fc.DeviceID != "" && !wire.ValidDeviceID(fc.DeviceID) {
+		errs = append(errs, fmt.Errorf("phonesim: config %s: deviceId must be %d upper-case hex digits", path, wire.DeviceIDLength))
+	}
+	if fc.BindURL != "" {
+		if err := checkBindURL(fc.BindURL); err != nil {
+			errs = append(errs, fmt.Errorf("phonesim: config %s: bindUrl: %w", path, err))
+		}
+	}
 	for name, v := range map[string]string{"macKey": fc.MACKey, "dataKey": fc.DataKey, "appPinKey": fc.AppPINKey} {
 		if _, err := hex.DecodeString(v); err != nil || (len(v) != 32 && len(v) != 48) {
 			errs = append(errs, fmt.Errorf("phonesim: config %s: %s must be 32 or 48 hex digits", path, name))

@@ -41,16 +41,16 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ProxyAddr == "" || cfg.MACKey == "" || cfg.Timeout == 0 {
+	if cfg.ProxyAddr == "" || cfg.MACKey == "" || cfg.Timeout == 0 || cfg.DeviceID == "" || cfg.BindURL == "" {
 		t.Fatalf("config %+v incomplete", cfg.ProxyAddr)
 	}
 	p := filepath.Join(t.TempDir(), "c.json")
-	_ = os.WriteFile(p, []byte(`{"macKey":"00","dataKey":"xyz","appPinKey":"","timeout":"soon"}`), 0o600)
+	_ = os.WriteFile(p, []byte(`{"macKey":"00","dataKey":"xyz","appPinKey":"","timeout":"soon","deviceId":"1234","bindUrl":"http://10.0.0.1:6101"}`), 0o600)
 	_, err = phonesim.LoadConfig(p)
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, name := range []string{"macKey", "dataKey", "appPinKey", "timeout"} {
+	for _, name := range []string{"macKey", "dataKey", "appPinKey", "timeout", "deviceId", "bindUrl"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}
@@ -69,6 +69,11 @@ func TestPhoneRequest(t *testing.T) {
 	bad.DataKey = "not hex"
 	if _, err := phonesim.NewPhone(bad); err == nil || !strings.Contains(err.Error(), "data key") {
 		t.Fatalf("NewPhone with a bad data key: %v", err)
+	}
+	bad = cfg
+	bad.DeviceID = "a5df01fc21e4290e59699a870abd8cef"
+	if _, err := phonesim.NewPhone(bad); err == nil || !strings.Contains(err.Error(), "device ID") {
+		t.Fatalf("NewPhone with a lower-case device ID: %v", err)
 	}
 	ph, err := phonesim.NewPhone(cfg)
 	if err != nil {
@@ -108,7 +113,7 @@ func TestPhoneRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	if w.MTI != wire.MTIFinancialRequest || w.Amount != "000000010000" || w.Currency != "156" || w.TerminalID != "ATM00001" ||
-		w.QRPayload != text || w.CustomerID != "CUST1" || len(w.STAN) != 6 {
+		w.QRPayload != text || w.CustomerID != "CUST1" || len(w.STAN) != 6 || w.DeviceID != cfg.DeviceID || cfg.DeviceID == "" {
 		t.Fatalf("request fields: MTI %s amount %s currency %s terminal %s customer %s STAN %q",
 			w.MTI, w.Amount, w.Currency, w.TerminalID, w.CustomerID, w.STAN)
 	}

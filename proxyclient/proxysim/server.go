@@ -363,6 +363,7 @@ func (s *Server) route(req wire.Withdrawal) wire.Withdrawal {
 		PINBlock:             req.PINBlock,
 		QRPayload:            req.QRPayload,
 		CustomerID:           req.CustomerID,
+		DeviceID:             req.DeviceID, // the phone's, for the host's binding check
 	}
 	if fwd.ProcessingCode == "" {
 		fwd.ProcessingCode = wire.ProcCashWithdrawal

@@ -48,8 +48,86 @@ type Config struct {
 	DayZone string `json:"dayZone,omitempty"`
 	// Limits bound the listener: connections in total and per source
 	// address, and how long a connection may stay silent, take over one
-	// frame, or idle between frames (empty: connlimit's defaults).
+	// frame, or idle between frames (empty: connlimit's defaults). The
+	// bind endpoint takes the same caps on connections.
 	Limits connlimit.FileLimits `json:"limits,omitempty"`
+	// Binding is phone binding (docs/binding.md): whether a withdrawal
+	// must come from a phone bound to the customer, the verification
+	// codes, and the phones bound from the start.
+	Binding Binding `json:"binding"`
+}
+
+// Binding configures phone binding (docs/binding.md).
+type Binding struct {
+	Comment string `json:"_comment,omitempty"`
+	// Optional lets a withdrawal through from a phone that is not bound
+	// to its customer, or that sends no device ID (field 123): for a bank
+	// whose apps predate binding. The default, false, declines it 57.
+	Optional bool `json:"optional,omitempty"`
+	// CodeTTL is how long a verification code is valid (1m-30m; default
+	// DefaultCodeTTL).
+	CodeTTL time.Duration `json:"codeTtl"`
+	// MaxTries is how many wrong codes void a code (1-10; default
+	// DefaultMaxTries).
+	MaxTries int `json:"maxTries"`
+	// MaxCodesPerDay is how many codes one customer may be sent in a day
+	// (in DayZone; 1-100; default DefaultMaxCodesPerDay).
+	MaxCodesPerDay int `json:"maxCodesPerDay"`
+	// Devices are bound when the database's bindings are created (its
+	// first start with binding): the development phone of
+	// configs/phonesim.json, for the demo customers.
+	Devices []BoundDevice `json:"devices"`
+}
+
+// BoundDevice is a phone bound to a customer from the start.
+type BoundDevice struct {
+	Customer string `json:"customer"`
+	Device   string `json:"device"` // wire.DeviceIDLength upper-case hex digits
+}
+
+// Defaults of Binding.
+const (
+	DefaultCodeTTL        = 5 * time.Minute
+	DefaultMaxTries       = 3
+	DefaultMaxCodesPerDay = 10
+)
+
+// withDefaults returns b with its zero fields set to the defaults.
+func (b Binding) withDefaults() Binding {
+	if b.CodeTTL == 0 {
+		b.CodeTTL = DefaultCodeTTL
+	}
+	if b.MaxTries == 0 {
+		b.MaxTries = DefaultMaxTries
+	}
+	if b.MaxCodesPerDay == 0 {
+		b.MaxCodesPerDay = DefaultMaxCodesPerDay
+	}
+	return b
+}
+
+// UnmarshalJSON accepts codeTtl as a Go duration string ("5m") and
+// refuses unknown fields.
+func (b *Binding) UnmarshalJSON(raw []byte) error {
+	type plain Binding
+	var aux struct {
+		plain
+		CodeTTL string `json:"codeTtl"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&aux); err != nil {
+		return err
+	}
+	*b = Binding(aux.plain)
+	if aux.CodeTTL != "" {
+		d, err := time.ParseDuration(aux.CodeTTL)
+		if err != nil {
+			return fmt.Errorf("binding.codeTtl %q is not a duration such as \"5m\"", aux.CodeTTL)
+		}
+		b.CodeTTL = d
+	}
+	return nil
 }
 
 // Zone returns the location of DayZone (UTC when empty).
@@ -204,6 +282,24 @@ func (c *Config) Validate() error {
 		}
 		if cur.Exponent < 0 || cur.Exponent > 3 {
 			bad("currencies.%s.exponent %d must be 0-3", num, cur.Exponent)
+		}
+	}
+	bd := c.Binding.withDefaults()
+	if bd.CodeTTL < time.Minute || bd.CodeTTL > 30*time.Minute {
+		bad("binding.codeTtl %s must be 1m-30m", bd.CodeTTL)
+	}
+	if bd.MaxTries < 1 || bd.MaxTries > 10 {
+		bad("binding.maxTries %d must be 1-10", bd.MaxTries)
+	}
+	if bd.MaxCodesPerDay < 1 || bd.MaxCodesPerDay > 100 {
+		bad("binding.maxCodesPerDay %d must be 1-100", bd.MaxCodesPerDay)
+	}
+	for i, d := range c.Binding.Devices {
+		if !seen[d.Customer] {
+			bad("binding.devices[%d].customer is not one of customers", i)
+		}
+		if !wire.ValidDeviceID(d.Device) {
+			bad("binding.devices[%d].device must be %d upper-case hex digits", i, wire.DeviceIDLength)
 		}
 	}
 	if c.Faults.Decline != "" && (len(c.Faults.Decline) != 2 || c.Faults.Decline == "00") {

@@ -1,7 +1,8 @@
 // Package hostsim is a bank host simulator for the ATM's host link
 // (package hostlink), in the net/http/httptest tradition: NewServer listens
 // on 127.0.0.1:0 and Close stops it; cmd/hostsim runs it as a program
-// (NewUnstartedServer and Start).
+// (NewUnstartedServer and Start). StartBind adds the bank's phone binding
+// endpoint (docs/binding.md).
 //
 // # State
 //
@@ -30,8 +31,12 @@
 // compares the PIN with the stored hash. Checks, in order:
 //
 //	12  unsupported currency, or field 121 is not a 32-digit hex nonce
+//	30  field 123 present but not a device ID (wire.ValidDeviceID)
 //	14  unknown customer
 //	05  account blocked
+//	57  the phone (field 123) is not bound to the customer, or sent no
+//	    device ID (unless Binding.Optional); before the PIN, so a phone
+//	    that is not bound cannot try PINs
 //	75  PIN tries exceeded (3 wrong PINs in a row; the third answers 75)
 //	55  wrong PIN
 //	13  amount <= 0
@@ -45,6 +50,24 @@
 // and STAN. A duplicate 0200 (same terminal, STAN, customer, amount and
 // nonce) gets the original answer again and is never debited twice; the
 // same STAN with other content gets 94.
+//
+// # Phone binding
+//
+// A customer binds a phone to their account with BindStart (their PIN
+// block, checked and counted as in a withdrawal; then a six-digit code
+// from crypto/rand, valid Binding.CodeTTL on Config.Now's clock, void
+// after Binding.MaxTries wrong codes, at most Binding.MaxCodesPerDay a
+// day) and BindConfirm (the code). StartBind serves both as JSON over HTTP
+// on a loopback address (bindapi's paths; no TLS, so loopback only, with
+// the control endpoint's guards against browsers). Bindings and pending
+// codes are in the database, keyed by the customer and a hash of the
+// device ID; a code is kept only as a salted hash. Binding.Devices are
+// bound when the bindings bucket is created.
+//
+// The simulator has no SMS gateway: it "delivers" each code to an
+// in-memory inbox per number (SMS, and GET /sim/sms on the bind
+// endpoint), the stand-in for the customer's phone. That inbox is the one
+// place a code exists in clear; the log never shows a code or a device ID.
 //
 // # Completion (0220) and reversal (0420)
 //

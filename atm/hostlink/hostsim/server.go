@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	connection "github.com/moov-io/iso8583-connection"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/cardless-atm/cardless/atm/host/bindapi"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/hsm"
 	"github.com/cardless-atm/cardless/internal/connlimit"
@@ -56,6 +58,13 @@ type Server struct {
 
 	faultsMu sync.Mutex
 	faults   Faults
+
+	binding Binding // Config.Binding, defaults applied
+	smsMu   sync.Mutex
+	sms     map[string][]bindapi.SMS // the simulated SMS inbox, by number
+
+	bindSrv *http.Server // the bind endpoint, once StartBind ran
+	bindLn  net.Listener
 
 	gate *connlimit.Gate // Config.Limits
 
@@ -98,7 +107,8 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 		return nil, errors.New("hostsim: config: tpdu must be 10 hex digits starting with 60")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, hsm: hsm.NewSoft(), terms: map[string]*wire.Codec{},
-		faults: cfg.Faults, conns: map[net.Conn]struct{}{}, done: make(chan struct{}), tpdu: tpdu}
+		faults: cfg.Faults, conns: map[net.Conn]struct{}{}, done: make(chan struct{}), tpdu: tpdu,
+		binding: cfg.Binding.withDefaults()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -113,7 +123,7 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 		s.hsm.Close()
 		return nil, err
 	}
-	db, err := openDB(cfg.DBPath, cfg.Customers)
+	db, err := openDB(cfg.DBPath, cfg.Customers, cfg.Binding.Devices, s.now())
 	if err != nil {
 		s.hsm.Close()
 		return nil, err
@@ -214,6 +224,9 @@ func (s *Server) Close() error {
 	close(s.done)
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.bindSrv != nil {
+		s.bindSrv.Close() // handlers in flight are tracked: wg below
 	}
 	for c := range s.conns {
 		c.Close()

@@ -29,7 +29,7 @@ func setup(t *testing.T) (*linktest.Fixture, *hostlink.Client) {
 
 func req(t *testing.T, f *linktest.Fixture, customer, pin string, amount int64) host.AuthRequest {
 	return host.AuthRequest{STAN: nextSTAN(), Amount: amount, Currency: "156", CustomerID: customer,
-		PINBlock: linktest.PINBlock(t, f.Keys, pin), DispenseNonce: linktest.Nonce(t), Time: time.Now()}
+		PINBlock: linktest.PINBlock(t, f.Keys, pin), DeviceID: linktest.Device, DispenseNonce: linktest.Nonce(t), Time: time.Now()}
 }
 
 func mustBalance(t *testing.T, h *hostsim.Server, id string) int64 {
@@ -291,7 +291,8 @@ func TestConfigValidation(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bad.json")
 	bad := `{"dbPath":"","terminals":{"T1":{"macKey":"00","dataKey":"zz"}},"appPinKey":"","tokenKey":"01",
-	"customers":[{"id":"A","pin":"12"}],"currencies":{"15":{"alpha":"X","exponent":9}},"faults":{"slowAnswer":"soon"}}`
+	"customers":[{"id":"A","pin":"12"}],"currencies":{"15":{"alpha":"X","exponent":9}},"faults":{"slowAnswer":"soon"},
+	"binding":{"codeTtl":"20s","maxTries":11,"maxCodesPerDay":-1,"devices":[{"customer":"B","device":"abc"}]}}`
 	if err := os.WriteFile(p, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,8 @@ func TestConfigValidation(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, want := range []string{"dbPath", "T1.macKey", "T1.dataKey", "appPinKey", "tokenKey", "customers[0].pin", `"15"`, "alpha", "exponent"} {
+	for _, want := range []string{"dbPath", "T1.macKey", "T1.dataKey", "appPinKey", "tokenKey", "customers[0].pin", `"15"`, "alpha", "exponent",
+		"binding.codeTtl", "binding.maxTries", "binding.maxCodesPerDay", "binding.devices[0].customer", "binding.devices[0].device"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
@@ -312,6 +314,12 @@ func TestConfigValidation(t *testing.T) {
 	os.WriteFile(p, []byte(`{"unknownField":1}`), 0o600)
 	if _, err := hostsim.LoadConfig(p); err == nil || !strings.Contains(err.Error(), "unknownField") {
 		t.Fatalf("unknown field accepted: %v", err)
+	}
+	for b, want := range map[string]string{`{"binding":{"codeTtl":"5m","bogus":1}}`: "bogus", `{"binding":{"codeTtl":"soon"}}`: "binding.codeTtl"} {
+		os.WriteFile(p, []byte(b), 0o600)
+		if _, err := hostsim.LoadConfig(p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: %v, want an error naming %s", b, err, want)
+		}
 	}
 }
 

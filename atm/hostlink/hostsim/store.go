@@ -22,6 +22,9 @@ var (
 	bucketDaily     = []byte("daily")     // customer/day -> amount used (JSON int)
 	bucketTotals    = []byte("totals")    // day/terminal -> Totals (JSON)
 	bucketAnchors   = []byte("anchors")   // terminal -> anchorRecord (JSON)
+	bucketBindings  = []byte("bindings")  // bindKey(customer, device) -> bindingRecord (JSON)
+	bucketBindCodes = []byte("bindcodes") // bindKey(customer, device) -> pendingCode (JSON)
+	bucketBindSent  = []byte("bindsent")  // customer/day -> codes sent that day (JSON int)
 )
 
 // ErrUnknownCustomer is returned by Balance for a customer ID the host does
@@ -125,9 +128,10 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	return b.Put(key, raw)
 }
 
-// openDB opens (creating if needed) the host's bbolt file and seeds the
-// customers when the customer bucket is new.
-func openDB(path string, customers []Customer) (*bolt.DB, error) {
+// openDB opens (creating if needed) the host's bbolt file, seeds the
+// customers when the customer bucket is new and the bound phones when the
+// bindings bucket is new (a database from before binding gets them too).
+func openDB(path string, customers []Customer, devices []BoundDevice, now time.Time) (*bolt.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("hostsim: database directory: %w", err)
 	}
@@ -136,10 +140,13 @@ func openDB(path string, customers []Customer) (*bolt.DB, error) {
 		return nil, openErr(path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketAuths, bucketDaily, bucketTotals, bucketAnchors} {
+		for _, name := range [][]byte{bucketAuths, bucketDaily, bucketTotals, bucketAnchors, bucketBindCodes, bucketBindSent} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
+		}
+		if err := seedBindings(tx, devices, now); err != nil {
+			return err
 		}
 		if tx.Bucket(bucketCustomers) != nil {
 			return nil // seeded on first start only

@@ -70,7 +70,7 @@ func (s *Server) authorize(term string, w *wire.Withdrawal, f Faults) *wire.With
 			return nil // nothing changes
 		}
 		rec.RRN = s.rrn(now)
-		rec.ResponseCode, err = s.decide(tx, &rec, w.PINBlock)
+		rec.ResponseCode, err = s.decide(tx, &rec, w.PINBlock, w.DeviceID)
 		if err != nil {
 			return err
 		}
@@ -96,11 +96,17 @@ const dayLayout = "2006-01-02"
 func (s *Server) day(t time.Time) string { return t.In(s.zone).Format(dayLayout) }
 
 // decide runs the checks in order and, on approval, debits the account and
-// fills rec's auth code and token. It returns the response code.
-func (s *Server) decide(tx *bolt.Tx, rec *authRecord, pinBlock []byte) (string, error) {
+// fills rec's auth code and token. It returns the response code. device
+// is field 123 ("" when absent): the phone must be bound to the customer
+// (checkBinding) before its PIN is even looked at, so a phone that is not
+// bound cannot try PINs.
+func (s *Server) decide(tx *bolt.Tx, rec *authRecord, pinBlock []byte, device string) (string, error) {
 	cur, ok := s.cfg.Currencies[rec.Currency]
 	if !ok || len(rec.Nonce) != dispenser.NonceLength || strings.ToUpper(rec.Nonce) != rec.Nonce {
 		return wire.RCInvalidTransaction, nil
+	}
+	if device != "" && !wire.ValidDeviceID(device) {
+		return wire.RCFormatError, nil
 	}
 	customers := tx.Bucket(bucketCustomers)
 	var a account
@@ -113,18 +119,13 @@ func (s *Server) decide(tx *bolt.Tx, rec *authRecord, pinBlock []byte) (string, 
 		return wire.RCInvalidAccount, nil
 	case a.Blocked:
 		return wire.RCDoNotHonour, nil
-	case a.BadPINs >= maxPINTries:
-		return RCPINTriesExceeded, nil
 	}
-	if !s.pinOK(&a, pinBlock) {
-		a.BadPINs++
-		code := wire.RCIncorrectPIN
-		if a.BadPINs >= maxPINTries {
-			code = RCPINTriesExceeded
-		}
-		return code, putJSON(customers, []byte(a.ID), &a)
+	if rc := s.checkBinding(tx, a.ID, device); rc != "" {
+		return rc, nil
 	}
-	a.BadPINs = 0
+	if rc, err := s.checkPIN(customers, &a, pinBlock); err != nil || rc != "" {
+		return rc, err
+	}
 	used, err := dailyUsed(tx, a.ID, rec.Day)
 	if err != nil {
 		return "", err

@@ -74,8 +74,16 @@ func TDESKey(t TB) []byte {
 	return k
 }
 
+// Device is the test phone's device ID: Config binds it to every one of
+// Customers.
+const Device = "0D15EA5E0D15EA5E0D15EA5E0D15EA5E"
+
 // Config returns a host configuration for keys with a database in dir.
 func Config(k Keys, dir string, log *slog.Logger) hostsim.Config {
+	var bound []hostsim.BoundDevice
+	for _, c := range Customers {
+		bound = append(bound, hostsim.BoundDevice{Customer: c.ID, Device: Device})
+	}
 	return hostsim.Config{
 		DBPath: filepath.Join(dir, "host.db"),
 		Terminals: map[string]hostsim.HostTerminal{
@@ -85,6 +93,7 @@ func Config(k Keys, dir string, log *slog.Logger) hostsim.Config {
 		TokenKey:   hex.EncodeToString(k.Token),
 		Customers:  Customers,
 		Currencies: map[string]hostsim.Currency{"156": {Alpha: "CNY", Exponent: 2}},
+		Binding:    hostsim.Binding{Devices: bound},
 		Logger:     log,
 	}
 }

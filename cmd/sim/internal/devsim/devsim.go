@@ -1,7 +1,8 @@
 // Package devsim runs the whole cardless-withdrawal system on a laptop: the
 // bank host simulator, the proxy simulator and the ATM appliance as real
-// processes on loopback, then a complete withdrawal through the phone
-// simulator, narrating each step. cmd/sim is its thin main; `make sim` runs it.
+// processes on loopback, then the first use of a new phone (bound to the
+// customer with a verification code by simulated SMS) and a complete
+// withdrawal through the phone simulator, narrating each step. cmd/sim is its thin main; `make sim` runs it.
 // It polls other processes (their status endpoint, the screen file), so it
 // runs on real time, unlike the appliance, whose clock is injected.
 package devsim
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 )
 
@@ -29,6 +31,7 @@ type Options struct {
 	Configs     string // directory holding atm.json, hostsim.json, proxysim.json, phonesim.json
 	Var         string // run-time data and logs
 	HostAddr    string
+	BindAddr    string // the host's bind endpoint and simulated SMS inbox
 	ProxyATM    string
 	ProxyPhone  string
 	ProxyStatus string // the proxy's terminal status endpoint (proxysim status)
@@ -50,7 +53,7 @@ type Options struct {
 
 // Defaults are the laptop defaults the shipped configs use.
 func Defaults() Options {
-	return Options{Bin: "bin", Configs: "configs", Var: "var", HostAddr: "127.0.0.1:6100", ProxyATM: "127.0.0.1:6200",
+	return Options{Bin: "bin", Configs: "configs", Var: "var", HostAddr: "127.0.0.1:6100", BindAddr: "127.0.0.1:6101", ProxyATM: "127.0.0.1:6200",
 		ProxyPhone: "127.0.0.1:6201", ProxyStatus: "127.0.0.1:6202", Control: "127.0.0.1:6300", Dispenser: "sim", DeviceAddr: "127.0.0.1:5846", Amount: 50000, Customer: "13800000001", PIN: "123456",
 		Out: os.Stdout}
 }
@@ -88,7 +91,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(r.logs, 0o755); err != nil {
 		return err
 	}
-	ports := []string{o.HostAddr, o.ProxyATM, o.ProxyPhone, o.ProxyStatus, o.Control}
+	ports := []string{o.HostAddr, o.BindAddr, o.ProxyATM, o.ProxyPhone, o.ProxyStatus, o.Control}
 	switch o.Dispenser {
 	case "sim", "":
 	case "xfs4iot":
@@ -101,17 +104,21 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	r.say("== Cardless withdrawal: the whole system on this laptop ==")
-	r.say("[1/6] Starting the bank host, the proxy server and the ATM as separate processes on loopback")
+	r.say("[1/7] Starting the bank host, the proxy server and the ATM as separate processes on loopback")
 	if err := r.startAll(); err != nil {
 		return err
 	}
-	r.say("[2/6] Waiting for the ATM to sign on to the proxy (key exchange) and connect to the host")
+	r.say("[2/7] Waiting for the ATM to sign on to the proxy (key exchange) and connect to the host")
 	st, err := r.waitInService(ctx)
 	if err != nil {
 		return err
 	}
 	r.say("      ATM %s in service: proxy link signed on, host link up", st.TerminalID)
-	if err := r.demoWithdrawal(ctx); err != nil {
+	device, err := r.bindPhone(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.demoWithdrawal(ctx, device); err != nil {
 		return err
 	}
 	if o.Once {
@@ -174,7 +181,7 @@ func (r *run) start(name string, args ...string) error {
 
 func (r *run) startAll() error {
 	o := r.o
-	if err := r.start("hostsim", "--config", r.cfg("hostsim.json"), "--listen", o.HostAddr); err != nil {
+	if err := r.start("hostsim", "--config", r.cfg("hostsim.json"), "--listen", o.HostAddr, "--bind-listen", o.BindAddr); err != nil {
 		return err
 	}
 	if err := r.start("proxysim", "--config", r.cfg("proxysim.json"), "--atm", o.ProxyATM, "--phone", o.ProxyPhone, "--status", o.ProxyStatus); err != nil {
@@ -320,12 +327,36 @@ func (r *run) waitInService(ctx context.Context) (status, error) {
 	return st, fmt.Errorf("the ATM did not come into service: %w (see %s)", err, r.logs)
 }
 
-// demoWithdrawal is steps 3 to 6: the customer picks the amount at the
-// ATM, the phone simulator reads the QR from the screen's pixels and
-// withdraws; then the completion advice and the journal are checked.
-func (r *run) demoWithdrawal(ctx context.Context) error {
+// bindPhone is step 3: the customer's new phone (a device ID drawn as the
+// app does at its first start) is bound to the customer with the PIN and
+// the code the host "sends by SMS" (phonesim reads the simulated inbox).
+// It returns the device ID.
+func (r *run) bindPhone(ctx context.Context) (string, error) {
 	o := r.o
-	r.say("[3/6] Customer at the ATM chooses \"cardless withdrawal\" and %s", money(o.Amount))
+	device, err := wire.NewDeviceID()
+	if err != nil {
+		return "", err
+	}
+	r.say("[3/7] First use of the app on a new phone: it binds the phone to customer %s (docs/binding.md)", o.Customer)
+	r.say("      app -> bank: customer, PIN block, device ID; bank -> customer: a 6-digit code by SMS (simulated); app -> bank: the code")
+	bind := exec.CommandContext(ctx, filepath.Join(o.Bin, "phonesim"), "bind", "--config", r.cfg("phonesim.json"),
+		"--bind", "http://"+o.BindAddr, "--device", device, "--customer", o.Customer, "--pin", o.PIN)
+	bind.Stderr = os.Stderr
+	out, err := bind.Output()
+	r.say("      bank's answer: %s", strings.TrimSpace(string(out)))
+	if err != nil {
+		return "", fmt.Errorf("binding the phone failed: %v (logs in %s)", err, r.logs)
+	}
+	return device, nil
+}
+
+// demoWithdrawal is steps 4 to 7: the customer picks the amount at the
+// ATM, the phone simulator (the phone bound in step 3) reads the QR from
+// the screen's pixels and withdraws; then the completion advice and the
+// journal are checked.
+func (r *run) demoWithdrawal(ctx context.Context, device string) error {
+	o := r.o
+	r.say("[4/7] Customer at the ATM chooses \"cardless withdrawal\" and %s", money(o.Amount))
 	sess, err := withdraw(ctx, o.Control, o.Amount)
 	if err != nil {
 		return err
@@ -337,21 +368,21 @@ func (r *run) demoWithdrawal(ctx context.Context) error {
 		return err
 	}
 
-	r.say("[4/6] Customer scans the screen with the phone app (phonesim reads %s from pixels)", png)
+	r.say("[5/7] Customer scans the screen with the phone app (phonesim reads %s from pixels)", png)
 	r.say("      phone -> proxy (ISO 8583, 3DES) -> ATM -> host (authorize) -> dispenser")
 	seen := make(chan struct{})
 	nctx, stopNarrating := context.WithCancel(ctx)
 	defer stopNarrating()
 	go narrate(nctx, o, r.say, seen)
 	phone := exec.CommandContext(ctx, filepath.Join(o.Bin, "phonesim"), "--proxy", o.ProxyPhone, "--config", r.cfg("phonesim.json"),
-		"--qr-png", png, "--customer", o.Customer, "--pin", o.PIN)
+		"--qr-png", png, "--device", device, "--customer", o.Customer, "--pin", o.PIN)
 	phone.Stderr = os.Stderr
 	outb, perr := phone.Output()
 	if perr != nil {
 		stopNarrating() // the session may never finish: do not wait for it
 	}
 	<-seen
-	r.say("[5/6] Phone app shows the outcome: %s", strings.TrimSpace(string(outb)))
+	r.say("[6/7] Phone app shows the outcome: %s", strings.TrimSpace(string(outb)))
 	if perr != nil {
 		return fmt.Errorf("withdrawal not approved and paid: %v (logs in %s)", perr, r.logs)
 	}
@@ -363,7 +394,7 @@ func (r *run) demoWithdrawal(ctx context.Context) error {
 	if v := verify(o.Control); v != "ok" {
 		return fmt.Errorf("the journal does not verify: %s", v)
 	}
-	r.say("[6/6] Cash paid out. Journal chain verified: ok")
+	r.say("[7/7] Cash paid out. Journal chain verified: ok")
 	return nil
 }
 
@@ -374,6 +405,11 @@ func (r *run) sayByHand() {
 	r.say("  curl -X POST 'http://%s/withdraw?amount=20000'      # the customer picks 200.00", o.Control)
 	r.say("  %s/phonesim --proxy %s --config %s --qr-png %s --customer 13800000001 --pin 123456", o.Bin, o.ProxyPhone, r.cfg("phonesim.json"), r.screenPNG())
 	r.say("  curl http://%s/status                                # what the ATM is doing", o.Control)
+	r.say("Bind another phone (docs/binding.md; the development phone of %s is bound already):", r.cfg("phonesim.json"))
+	r.say("  ID=$(%s/phonesim new-device)", o.Bin)
+	r.say("  %s/phonesim bind --config %s --bind http://%s --device $ID --customer 13800000002 --pin 654321", o.Bin, r.cfg("phonesim.json"), o.BindAddr)
+	r.say("  curl 'http://%s/sim/sms?to=13800000002'              # the simulated SMS inbox", o.BindAddr)
+	r.say("  then add --device $ID to the phonesim withdrawal above (without binding: declined 57)")
 	r.say("  open %s to see the screen; logs are in %s", r.screenPNG(), r.logs)
 }
 

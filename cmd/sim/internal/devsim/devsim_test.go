@@ -48,6 +48,7 @@ func runOnce(t *testing.T, disp string) {
 	o := Defaults()
 	o.Bin, o.Configs, o.Var = bin, filepath.Join(dir, "configs"), filepath.Join(dir, "var")
 	o.HostAddr, o.ProxyATM, o.ProxyPhone, o.ProxyStatus, o.Control = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	o.BindAddr = freeAddr(t)
 	o.Dispenser, o.DeviceAddr = disp, freeAddr(t)
 	o.Once = true
 	var out bytes.Buffer
@@ -66,11 +67,11 @@ func runOnce(t *testing.T, disp string) {
 			steps = append(steps, line[:5])
 		}
 	}
-	if got, want := strings.Join(steps, " "), "[1/6] [2/6] [3/6] [4/6] [5/6] [6/6]"; got != want {
+	if got, want := strings.Join(steps, " "), "[1/7] [2/7] [3/7] [4/7] [5/7] [6/7] [7/7]"; got != want {
 		t.Fatalf("steps %q, want %q\n%s", got, want, out.String())
 	}
 	// Every process was stopped: the ports are free again.
-	if err := portsFree(o.HostAddr, o.ProxyATM, o.ProxyPhone, o.Control, o.DeviceAddr); err != nil {
+	if err := portsFree(o.HostAddr, o.BindAddr, o.ProxyATM, o.ProxyPhone, o.Control, o.DeviceAddr); err != nil {
 		t.Fatalf("after Run: %v", err)
 	}
 	log, _ := os.ReadFile(filepath.Join(o.Var, "logs", "atm.log"))
@@ -97,6 +98,7 @@ func TestRunReportsADeadProcess(t *testing.T) {
 	o := Defaults()
 	o.Bin, o.Configs, o.Var = bin, filepath.Join(dir, "configs"), filepath.Join(dir, "var")
 	o.HostAddr, o.ProxyATM, o.ProxyPhone, o.ProxyStatus, o.Control = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	o.BindAddr = freeAddr(t)
 	o.Once, o.Out = true, &bytes.Buffer{}
 	writeConfigs(t, o, func(atm map[string]any) { atm["dispenser"].(map[string]any)["driver"] = "no-such-driver" })
 	err := Run(context.Background(), o)

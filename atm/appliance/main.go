@@ -45,6 +45,7 @@ func Main(ctx context.Context, cfg *Config) int {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
+	winErr := make(chan error, 1) // the window's end, sent before cancel
 	go func() { errc <- a.Run(ctx) }()
 	go func() {
 		w := new(app.Window)
@@ -52,6 +53,7 @@ func Main(ctx context.Context, cfg *Config) int {
 		if err != nil {
 			log.Error("window", "err", err)
 		}
+		winErr <- err
 		cancel()
 	}()
 	go func() {
@@ -63,6 +65,13 @@ func Main(ctx context.Context, cfg *Config) int {
 			code = 1
 		} else {
 			log.Info("appliance stopped")
+		}
+		select {
+		case werr := <-winErr:
+			if werr != nil {
+				code = 1 // a window that could not open is a failed start: the unit counts it
+			}
+		default:
 		}
 		a.Close()
 		os.Exit(code)

@@ -98,6 +98,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./atm/dispenser/lcdm
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySegment$$' -fuzztime $(FUZZTIME) ./atm/store
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAlarms$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzParseReconTotals$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSettlementDate$$' -fuzztime $(FUZZTIME) ./atm/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./atm/receipt
 
 # The whole system on this laptop: host, proxy and ATM as real processes,

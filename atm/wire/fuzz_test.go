@@ -98,6 +98,8 @@ func seedMessages(tb testing.TB, p *Protector) [][]byte {
 		&Advice{MTI: MTIAdvice, STAN: "000124", Amount: FormatAmount(50000), TerminalID: "ATM00001", OriginalData: od},
 		&Reversal{MTI: MTIReversal, STAN: "000125", Amount: FormatAmount(50000), ResponseCode: ReasonLateResponse, TerminalID: "ATM00001", OriginalData: od,
 			ReplacementAmounts: ReplacementAmounts{Transaction: 30000, Settlement: 30000}.String()},
+		sampleReconRequest(),
+		sampleReconResponse(tb),
 	} {
 		out = append(out, mustSeal(tb, p, v))
 	}
@@ -165,13 +167,13 @@ func TestGenerateFuzzSeeds(t *testing.T) {
 		}
 	}
 
-	// The first six seeds are real sealed messages and must open.
-	for i, s := range seeds[:6] {
+	// The first eight seeds are real sealed messages and must open.
+	for i, s := range seeds[:8] {
 		if _, err := p.Open(s); err != nil {
 			t.Fatalf("seed %d: %v", i, err)
 		}
 	}
-	for i, s := range seeds[6:] {
+	for i, s := range seeds[8:] {
 		if _, err := p.Open(s); err == nil {
 			t.Fatalf("bad seed %d opens", i)
 		}

@@ -100,6 +100,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./atm/dispenser/lcdm
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySegment$$' -fuzztime $(FUZZTIME) ./atm/store
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAlarms$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzParseReconTotals$$' -fuzztime $(FUZZTIME) ./atm/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSettlementDate$$' -fuzztime $(FUZZTIME) ./atm/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./atm/receipt
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./atm/host/bindapi
 

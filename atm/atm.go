@@ -161,7 +161,12 @@ type ATM struct {
 	status     dispenser.Status
 	statusErr  error
 	statusRead bool
-	changed    chan struct{}
+	// statusAsked numbers the status requests; statusKept is the number
+	// of the one cached: an answer to an older request never replaces a
+	// newer one's (a poll that began before a replenishment's exchange
+	// ended must not bring the old counts back).
+	statusAsked, statusKept uint64
+	changed                 chan struct{}
 
 	// owned by the Run goroutine
 	cur        *Session
@@ -179,8 +184,12 @@ type ATM struct {
 	// countersChecked: the start's counter comparison ran (counters.go);
 	// countersDiffer: it found a difference no operator has resolved.
 	countersChecked, countersDiffer bool
-	// maintenance: an operator's device reset is running (maintenance.go).
+	// maintenance: an operator's device reset or replenishment is running
+	// (maintenance.go, replenish.go).
 	maintenance bool
+	// operatorOut: an operator took the terminal out of service
+	// (operatorservice.go); kept in the store across restarts.
+	operatorOut bool
 
 	// storageBad: a write failed and no probe write has succeeded since;
 	// diskLow: free space below MinFreeBytes (storage.go; set by the status
@@ -250,6 +259,9 @@ func (a *ATM) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.runCtx = ctx
+	if err := a.loadOperatorOut(); err != nil {
+		return err
+	}
 	if err := a.Recover(ctx); err != nil {
 		return err
 	}
@@ -399,6 +411,9 @@ func (a *ATM) serviceProblem() (string, dispenser.Status) {
 	if a.maintenance {
 		return "maintenance", dispenser.Status{}
 	}
+	if a.operatorOut {
+		return "operator", dispenser.Status{}
+	}
 	if a.countersDiffer {
 		return "counters", dispenser.Status{}
 	}
@@ -444,11 +459,18 @@ func (a *ATM) cachedStatus() (dispenser.Status, error) {
 func (a *ATM) dispenserStatus(ctx context.Context) (dispenser.Status, error) {
 	sctx, cancel := context.WithTimeout(ctx, StatusTimeout)
 	defer cancel()
+	a.mu.Lock()
+	a.statusAsked++
+	n := a.statusAsked
+	a.mu.Unlock()
 	st, err := a.cfg.Dispenser.Status(sctx)
 	a.mu.Lock()
-	a.statusRead, a.status, a.statusErr = true, st, err
-	if err == nil {
-		a.units = st.Units
+	if n > a.statusKept {
+		a.statusKept = n
+		a.statusRead, a.status, a.statusErr = true, st, err
+		if err == nil {
+			a.units = st.Units
+		}
 	}
 	a.mu.Unlock()
 	return st, err

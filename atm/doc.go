@@ -102,10 +102,32 @@
 // Config.MinFreeBytes (default 64 MiB) does the same ("disk_low") before
 // any write fails (storage.go, package atm/diskspace).
 //
+// # Operators
+//
+// The supervisor's operations (issue 13 §1), each journaled with the
+// operator, are the same for the kiosk's supervisor screens and the
+// control endpoint's /operator routes: InDoubt and Settle (an operator's
+// count of a session in doubt), ResetDispenser and AdoptDeviceCounters,
+// TakeOutOfService and PutInService (operatorservice.go: reason
+// "operator", committed to the store before the service changes, kept
+// across restarts), Replenish (replenish.go: the cassettes' counts
+// against the counters, every difference journaled, the counters reset to
+// the new cassettes in one commit before the device is told them through
+// the optional UnitExchanger, then the counters compared with the
+// device's again; CheckRemoved previews the comparison), and Balance
+// (balance.go: the terminal's figures for a business day beside the
+// host's totals, fetched with a 0500 through the optional Reconciler,
+// every difference listed), and SearchJournal (the journal entries of a
+// session and a day). The reports print in English or Chinese (Lines) and
+// export as JSON. Device and host calls, and the journal scans (in read
+// transactions of a few thousand entries, so commits are not held back),
+// run on the caller's goroutine, never the owner's.
+//
 // # Boundaries
 //
 // The core defines the small interfaces it uses: Dispenser (with the
-// optional PresentStatuser and Resetter), Host and Links. Host is stated
+// optional PresentStatuser, Resetter and UnitExchanger), Host (with the
+// optional Reconciler) and Links. Host is stated
 // in the types of package atm/host, the contract with the bank host, so
 // the core does not import the network link. The simulators
 // (atm/dispenser/dispensersim, atm/hostlink/hostsim), the in-process fake

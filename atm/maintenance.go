@@ -58,7 +58,7 @@ func (a *ATM) beginReset(operator string) (Resetter, error) {
 		return nil, ErrBusy
 	}
 	if a.maintenance {
-		return nil, errors.New("atm: a reset is already running")
+		return nil, ErrOperatorBusy
 	}
 	r, ok := a.cfg.Dispenser.(Resetter)
 	if !ok {

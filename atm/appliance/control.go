@@ -62,6 +62,10 @@ type SessionStatus struct {
 //	POST /operator/settle?session=ID&paid=N   record the count  (+)
 //	POST /operator/counters/adopt   after counting the cassettes, adopt the
 //	                     device's counts when they differed from the ATM's at start  (+)
+//	POST /operator/dispenser/reset  reset the dispenser after a fault  (+)
+//	POST /operator/out-of-service, /operator/in-service  (+)
+//	POST /operator/replenish        cassettes counted and put in (JSON) -> report  (+)
+//	POST /operator/balance?day=YYYY-MM-DD  daily balancing against the host -> report  (+)
 //
 // (*) only with control.customerInput: simulated customer input for headless
 // runs and the laptop simulator.
@@ -179,7 +183,7 @@ func (a *Appliance) controlMux() *http.ServeMux {
 	mux.Handle("POST /operator/dispenser/reset", a.operatorOnly(func(w http.ResponseWriter, r *http.Request, operator string) {
 		err := a.Core.ResetDispenser(r.Context(), operator)
 		switch {
-		case errors.Is(err, atm.ErrBusy), errors.Is(err, atm.ErrSettleFirst):
+		case errors.Is(err, atm.ErrBusy), errors.Is(err, atm.ErrSettleFirst), errors.Is(err, atm.ErrOperatorBusy):
 			writeJSON(w, 409, map[string]string{"error": err.Error()})
 		case errors.Is(err, atm.ErrNoReset):
 			writeJSON(w, 501, map[string]string{"error": err.Error()})
@@ -189,6 +193,7 @@ func (a *Appliance) controlMux() *http.ServeMux {
 			writeJSON(w, 200, a.Status())
 		}
 	}))
+	a.supervisorRoutes(mux) // supervisor.go
 	mux.Handle("POST /operator/settle", a.operatorOnly(func(w http.ResponseWriter, r *http.Request, operator string) {
 		q := r.URL.Query()
 		paid, err := strconv.ParseInt(q.Get("paid"), 10, 64)

@@ -1,6 +1,7 @@
 // Package host is the contract between the ATM's core and the bank host:
 // the requests (a withdrawal's authorization, its completion advice, its
-// reversal), the host's answer, and the outcome errors a caller acts on.
+// reversal, the reconciliation request for a terminal's daily totals), the
+// host's answer, and the outcome errors a caller acts on.
 // It holds no network code, so the core names the host's messages without
 // importing a link.
 //

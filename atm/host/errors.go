@@ -20,15 +20,15 @@ var (
 	// resends the same advice later; the host applies each exactly once.
 	ErrOutcomeUnknown = errors.New("host: outcome unknown, request may have reached the host")
 
-	// ErrRejected: the host answered a 0220 or 0420 with a response code
-	// other than 00. The error is a *RejectedError.
+	// ErrRejected: the host answered a 0220, 0420 or 0500 with a response
+	// code other than 00. The error is a *RejectedError.
 	ErrRejected = errors.New("host: host rejected the advice")
 )
 
-// RejectedError is the host's refusal of an advice (0230) or reversal
-// (0430): Is(ErrRejected) is true.
+// RejectedError is the host's refusal of an advice (0230), a reversal
+// (0430) or a reconciliation request (0510): Is(ErrRejected) is true.
 type RejectedError struct {
-	MTI          string // the answer's MTI: "0230" or "0430"
+	MTI          string // the answer's MTI: "0230", "0430" or "0510"
 	STAN         string
 	ResponseCode string
 }

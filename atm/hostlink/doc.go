@@ -30,6 +30,10 @@
 //   - Advise: 0220 -> 0230, the completion advice after cash was taken.
 //   - Reverse: 0420 -> 0430, full or partial (field 95 = amount actually
 //     paid out); field 39 of the 0420 carries the reason (wire.Reason*).
+//   - Reconcile: 0500 -> 0510, the host's totals of the terminal for one
+//     business day (approved withdrawals, reversals, completion advices,
+//     net debit), for the operator's daily balancing. It changes nothing
+//     at the host; a failed request may be asked again.
 //
 // # Errors
 //
@@ -55,7 +59,8 @@
 //
 // ErrRejected (a *RejectedError) means the host answered a 0220 or 0420
 // with a response code other than 00; resending the same advice will not
-// help and the case needs an operator.
+// help and the case needs an operator. For a 0500 it means the host
+// refused the request (an unknown currency, say).
 //
 // A 0210 that declines is not an error: AuthResponse.ResponseCode says why.
 //

@@ -55,3 +55,23 @@ func Example() {
 	// 0200 000000050000 000123 ATM00001 customer-42
 	// wire: message 0200 stan 000123: MAC verification failed (field 128)
 }
+
+// A host answers a terminal's reconciliation request (0500) with its
+// totals of the business day; the terminal reads them back from the 0510.
+func ExampleReconTotals() {
+	req := wire.Reconciliation{MTI: wire.MTIReconRequest, STAN: "000126", SettlementDate: "1121",
+		TerminalID: "ATM00001", SettlementCurrency: "156"}
+	ans := req.Response()
+	ans.ResponseCode = wire.RCApproved
+	host := wire.ReconTotals{Approved: wire.Total{Count: 3, Amount: 90000}, Reversals: wire.Total{Count: 1, Amount: 20000},
+		Advices: wire.Total{Count: 2, Amount: 70000}, NetDebit: 70000}
+	if err := host.Put(&ans); err != nil {
+		panic(err)
+	}
+	fmt.Println(ans.DebitsNumber, ans.DebitsAmount, ans.NetSettlement, ans.AdviceTotals)
+	got, err := wire.ParseReconTotals(ans)
+	fmt.Printf("%+v %v\n", got, err)
+	// Output:
+	// 0000000003 0000000000090000 D0000000000070000 00000000020000000000070000
+	// {Approved:{Count:3 Amount:90000} Reversals:{Count:1 Amount:20000} Advices:{Count:2 Amount:70000} NetDebit:70000} <nil>
+}

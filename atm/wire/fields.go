@@ -10,6 +10,12 @@ const (
 	MTIAdviceResp       = "0230"
 	MTIReversal         = "0420"
 	MTIReversalResp     = "0430"
+	// MTIReconRequest and MTIReconResponse are the acquirer
+	// reconciliation request and its answer (ISO 8583:1987 class 05): the
+	// ATM asks the host for its totals of the terminal for one business
+	// day (Reconciliation, docs/protocol.md §7.7).
+	MTIReconRequest  = "0500"
+	MTIReconResponse = "0510"
 )
 
 // Field numbers and what this system puts in them. docs/protocol.md has the
@@ -22,6 +28,7 @@ const (
 	FieldSTAN            = 11  // n6: systems trace audit number
 	FieldLocalTime       = 12  // n6: hhmmss
 	FieldLocalDate       = 13  // n4: MMDD
+	FieldSettlementDate  = 15  // n4: MMDD, the business day a 0500/0510 reconciles
 	FieldAcquirerID      = 32  // n..11: acquiring institution ID
 	FieldRRN             = 37  // an12: retrieval reference number
 	FieldAuthCode        = 38  // an6: authorization ID response
@@ -31,17 +38,24 @@ const (
 	FieldAdditionalData  = 48  // ans...999: key exchange block in 08xx
 	FieldSignOnChallenge = 53  // an16: sign-on challenge (16 hex digits) in the 0810 to a sign-on and the 0800/301 that confirms it
 	FieldCurrency        = 49  // n3: ISO 4217 numeric currency code
+	FieldSettlementCurr  = 50  // n3: ISO 4217 numeric currency of the totals of a 0500/0510
 	FieldPINBlock        = 52  // b8: credential, encrypted end to end phone->host; opaque to proxy and ATM
 	FieldQRPayload       = 62  // ans...999: QR payload text; ENCRYPTED with the link data key
 	FieldNetMgmtCode     = 70  // n3: 001 sign-on, 002 sign-off, 161 key request, 162 key change, 301 echo
+	FieldDebitsNumber    = 76  // n10: 0510, approved withdrawals (debits) of the day
+	FieldDebitsRevNumber = 77  // n10: 0510, reversals applied to them
+	FieldDebitsAmount    = 88  // n16: 0510, amount of the approved withdrawals
+	FieldDebitsRevAmount = 89  // n16: 0510, amount the reversals credited back
 	FieldOriginalData    = 90  // n42: original MTI, STAN, transmission date-time, acquirer, forwarder
 	FieldReplacementAmts = 95  // an42: replacement amounts (first 12 digits: amount actually dispensed)
 	FieldMACKeyKCV       = 96  // an6: KCV of the MAC key that made this message's MAC (key rollover); set by Protector.Seal
+	FieldNetSettlement   = 97  // x+n16: 0510, net amount: D (debit) or C (credit), then 16 digits
 	FieldReceipt         = 63  // ans...999: the customer's receipt (receipt.Encode), ATM->proxy->phone in an approved 0210
 	FieldCustomerID      = 120 // ans...999: customer identifier; ENCRYPTED with the link data key
 	FieldDispenseNonce   = 121 // ans...999: dispenser command nonce (32 hex), ATM->host in 0200
 	FieldDispenseToken   = 122 // ans...999: XFS4IoT end-to-end dispense token, host->ATM in 0210
 	FieldDeviceID        = 123 // ans...999: the phone's device ID (DeviceIDLength hex digits), phone->proxy->ATM->host in 0200; ENCRYPTED with the link data key
+	FieldAdviceTotals    = 124 // n26: 0510, completion advices applied: number n10, amount n16 (private use)
 	FieldMAC64           = 64  // b8 as 16 hex: MAC when no secondary bitmap
 	FieldMAC128          = 128 // b8 as 16 hex: MAC when a secondary bitmap is present (always, since 96 is)
 )

@@ -98,14 +98,15 @@ func seedMessages(tb testing.TB, p *Protector) [][]byte {
 		&Advice{MTI: MTIAdvice, STAN: "000124", Amount: FormatAmount(50000), TerminalID: "ATM00001", OriginalData: od},
 		&Reversal{MTI: MTIReversal, STAN: "000125", Amount: FormatAmount(50000), ResponseCode: ReasonLateResponse, TerminalID: "ATM00001", OriginalData: od,
 			ReplacementAmounts: ReplacementAmounts{Transaction: 30000, Settlement: 30000}.String()},
+		sampleReconRequest(),
+		sampleReconResponse(tb),
 	} {
 		out = append(out, mustSeal(tb, p, v))
 	}
 	noMAC, _ := mustBuild(tb, sampleWithdrawal()).Pack()
 	tampered := bytes.Clone(out[0])
 	tampered[30] ^= 1
-	// Appended last, so the older seeds keep their numbers: a 0200 with
-	// the phone's device ID (field 123, encrypted).
+	// Last: a 0200 with the phone's device ID (field 123, encrypted).
 	return append(out, noMAC, tampered, out[1][:len(out[1])-1], mustSeal(tb, p, withDevice()))
 }
 
@@ -167,17 +168,17 @@ func TestGenerateFuzzSeeds(t *testing.T) {
 		}
 	}
 
-	// The first six seeds and the last are real sealed messages and must
-	// open; the three between them are near misses and must not.
+	// The first eight seeds and the last are real sealed messages and
+	// must open; the three between them are near misses and must not.
 	last := len(seeds) - 1
-	for i, s := range append(seeds[:6:6], seeds[last]) {
+	for i, s := range append(seeds[:8:8], seeds[last]) {
 		if _, err := p.Open(s); err != nil {
 			t.Fatalf("seed %d: %v", i, err)
 		}
 	}
-	for i, s := range seeds[6:last] {
+	for i, s := range seeds[8:last] {
 		if _, err := p.Open(s); err == nil {
-			t.Fatalf("bad seed %d opens", 6+i)
+			t.Fatalf("bad seed %d opens", 8+i)
 		}
 	}
 }

@@ -16,7 +16,7 @@ var genGolden = flag.Bool("wire.golden", false, "rewrite testdata/golden/seal.tx
 // goldenInputs are the messages of TestSealGolden: every message type of
 // the fuzz seeds, the longest encrypted value, and a message with empty
 // and space-padded values.
-func goldenInputs() []struct {
+func goldenInputs(t testing.TB) []struct {
 	name string
 	v    any
 } {
@@ -37,6 +37,8 @@ func goldenInputs() []struct {
 		{"0220", &Advice{MTI: MTIAdvice, STAN: "000124", Amount: FormatAmount(50000), TerminalID: "ATM00001", OriginalData: od}},
 		{"0420", &Reversal{MTI: MTIReversal, STAN: "000125", Amount: FormatAmount(50000), ResponseCode: ReasonLateResponse, TerminalID: "ATM00001", OriginalData: od,
 			ReplacementAmounts: ReplacementAmounts{Transaction: 30000, Settlement: 30000}.String()}},
+		{"0500", sampleReconRequest()},
+		{"0510", sampleReconResponse(t)},
 		{"0200-longest", long},
 		{"0210-odd", odd},
 		{"0200-device", withDevice()},
@@ -52,7 +54,7 @@ func TestSealGolden(t *testing.T) {
 	p := NewProtector(newModule(t), gen1)
 	path := filepath.Join("testdata", "golden", "seal.txt")
 	var b strings.Builder
-	for _, in := range goldenInputs() {
+	for _, in := range goldenInputs(t) {
 		raw := mustSeal(t, p, in.v)
 		generic, err := p.sealGeneric(mustBuild(t, in.v))
 		if err != nil {

@@ -115,7 +115,9 @@ func isEncrypted(id int) bool {
 
 // numericFields must hold digits only when present.
 var numericFields = []int{FieldProcessingCode, FieldAmount, FieldTransmissionDT, FieldSTAN,
-	FieldLocalTime, FieldLocalDate, FieldAcquirerID, FieldCurrency, FieldNetMgmtCode, FieldOriginalData}
+	FieldLocalTime, FieldLocalDate, FieldSettlementDate, FieldAcquirerID, FieldCurrency, FieldSettlementCurr,
+	FieldNetMgmtCode, FieldDebitsNumber, FieldDebitsRevNumber, FieldDebitsAmount, FieldDebitsRevAmount,
+	FieldOriginalData, FieldAdviceTotals}
 
 // Protector seals outgoing and opens incoming messages of one link: MAC,
 // field 96 and field encryption. It is safe for concurrent use.

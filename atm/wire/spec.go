@@ -39,7 +39,10 @@ const (
 //     hex, which would double both the bytes on the wire and the MAC work);
 //     in a message that has been opened they hold the clear value;
 //   - 53 (an16: the sign-on challenge, 16 hex digits), 70 (n3), 90 (n42),
-//     95 (an42), 96 (an6: KCV of the MAC key) are added.
+//     95 (an42), 96 (an6: KCV of the MAC key) are added;
+//   - the reconciliation fields (0500/0510) 15 (n4), 50 (n3), 76 and 77
+//     (n10), 88 and 89 (n16), 97 (x+n16) and 124 (n26, private use:
+//     completion advices) are fixed-length, never padded implicitly.
 //
 // Use NewMessage to create messages on it.
 var Spec = newSpec()
@@ -60,6 +63,7 @@ func newSpec() *iso8583.MessageSpec {
 	f[FieldSTAN] = fixed(6, "Systems Trace Audit Number (STAN)")
 	f[FieldLocalTime] = fixed(6, "Local Transaction Time")
 	f[FieldLocalDate] = fixed(4, "Local Transaction Date")
+	f[FieldSettlementDate] = fixed(4, "Settlement Date")
 	f[FieldAcquirerID] = llvar(11, "Acquiring Institution Identification Code")
 	f[FieldRRN] = fixed(12, "Retrieval Reference Number")
 	f[FieldAuthCode] = fixed(6, "Authorization Identification Response")
@@ -69,18 +73,25 @@ func newSpec() *iso8583.MessageSpec {
 	f[FieldAdditionalData] = lllvar("Additional Data (key exchange)")
 	f[FieldSignOnChallenge] = fixed(16, "Security Related Control Information (sign-on challenge)")
 	f[FieldCurrency] = fixed(3, "Transaction Currency Code")
+	f[FieldSettlementCurr] = fixed(3, "Settlement Currency Code")
 	f[FieldPINBlock] = binHex8("PIN Data (end-to-end credential)")
 	f[FieldQRPayload] = lllvarBinary("QR Payload (encrypted)")
 	f[FieldReceipt] = lllvar("Receipt Data")
 	f[FieldMAC64] = binHex8("Message Authentication Code (MAC)")
 	f[FieldNetMgmtCode] = fixed(3, "Network Management Information Code")
+	f[FieldDebitsNumber] = fixed(10, "Debits, Number")
+	f[FieldDebitsRevNumber] = fixed(10, "Debits, Reversal Number")
+	f[FieldDebitsAmount] = fixed(16, "Debits, Amount")
+	f[FieldDebitsRevAmount] = fixed(16, "Debits, Reversal Amount")
 	f[FieldOriginalData] = fixed(42, "Original Data Elements")
 	f[FieldReplacementAmts] = fixed(42, "Replacement Amounts")
 	f[FieldMACKeyKCV] = fixed(6, "Message Security Code (MAC key KCV)")
+	f[FieldNetSettlement] = fixed(17, "Amount, Net Settlement")
 	f[FieldCustomerID] = lllvarBinary("Customer Identifier (encrypted)")
 	f[FieldDispenseNonce] = lllvar("Dispenser Command Nonce")
 	f[FieldDispenseToken] = lllvar("Dispense Token")
 	f[FieldDeviceID] = lllvarBinary("Device Identifier (encrypted)")
+	f[FieldAdviceTotals] = fixed(26, "Completion Advices, Number and Amount (private use)")
 	f[FieldMAC128] = binHex8("Message Authentication Code (MAC)")
 
 	return &iso8583.MessageSpec{Name: "cardless ISO 8583:1987 ASCII", Fields: f}

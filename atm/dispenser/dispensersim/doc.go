@@ -2,7 +2,8 @@
 // an XFS4IoT CashDispenser service that matters to the ATM core: cash units
 // with counts and low/empty status, a command nonce, end-to-end dispense
 // tokens, dispense/present/take/retract, a present status that answers
-// "what was really paid" after a crash, and injected faults (jam, short
+// "what was really paid" after a crash, the cassette exchange of a
+// replenishment (ExchangeUnits), and injected faults (jam, short
 // dispense, count unknown, notes not taken, shutter failure, offline).
 //
 // Tests create one in-process with New; `make sim` runs it inside the ATM.

@@ -1,7 +1,8 @@
 // Package lcdm drives a Puloon LCDM-2000 (and LCDM-1000) cash dispenser
 // over RS-232, with go.bug.st/serial, behind the ATM core's Dispenser port
 // (Status, CommandNonce, Dispense, Present, WaitTaken, Retract) and the
-// optional PresentStatus and Reset.
+// optional PresentStatus, Reset and ExchangeUnits (the new cassettes of a
+// replenishment, recorded in the driver's counts).
 //
 // # Security: weaker than XFS4IoT
 //

@@ -2,9 +2,10 @@
 // beside the contract it fakes (package host) as dispensersim is beside
 // atm/dispenser. It approves withdrawals with a real XFS4IoT dispense
 // token (signed with the test's token key, as the bank host would),
-// acknowledges advices and reversals, records every call, and injects
-// faults (declines, outcome-unknown errors, forged or short tokens, a host
-// that does not acknowledge).
+// acknowledges advices and reversals, answers a reconciliation request
+// with the totals of the calls it received, records every call, and
+// injects faults (declines, outcome-unknown errors, forged or short
+// tokens, a host that does not acknowledge, totals that disagree).
 //
 // Expect makes it strict, as periph's conntest.Playback is: every call
 // must be the next one the test expects, and when the test ends no
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
 	"github.com/cardless-atm/cardless/atm/host"
@@ -27,11 +29,13 @@ import (
 // Kind names a call to the host.
 type Kind string
 
-// The calls of the atm.Host interface.
+// The calls of the atm.Host interface, and of its optional
+// atm.Reconciler.
 const (
 	Authorize Kind = "Authorize"
 	Advise    Kind = "Advise"
 	Reverse   Kind = "Reverse"
+	Reconcile Kind = "Reconcile"
 )
 
 // DeclineRRN is the retrieval reference number (field 37) of every decline
@@ -61,19 +65,30 @@ type Faults struct {
 	// SAFErr, if set, is returned by Advise and Reverse (the host does not
 	// acknowledge); nothing is recorded as applied.
 	SAFErr error
+	// Totals, if set, is what Reconcile answers instead of the totals of
+	// the calls received (a host whose books disagree); ReconErr, if set,
+	// is returned by Reconcile instead.
+	Totals   *host.Totals
+	ReconErr error
 }
 
 // Call is one call the host received, with what it answered.
 type Call struct {
 	Kind     Kind
-	Auth     host.AuthRequest // Kind == Authorize
-	Advice   host.Advice      // Kind == Advise
-	Reversal host.Reversal    // Kind == Reverse
-	Err      error            // what the call returned
+	Auth     host.AuthRequest  // Kind == Authorize
+	Advice   host.Advice       // Kind == Advise
+	Reversal host.Reversal     // Kind == Reverse
+	Recon    host.ReconRequest // Kind == Reconcile
+	Answer   host.AuthResponse // Kind == Authorize: what it answered
+	Err      error             // what the call returned
 }
 
 // Host is the fake. Its methods are safe for concurrent use.
 type Host struct {
+	// Zone is the time zone of the business day Reconcile books an
+	// authorization for (by its Time); nil means UTC. Set it before use.
+	Zone *time.Location
+
 	tokenKey []byte
 	alpha    string
 	exponent int
@@ -154,7 +169,7 @@ func (h *Host) Authorize(ctx context.Context, r host.AuthRequest) (host.AuthResp
 	if cerr := h.check(Authorize); cerr != nil {
 		resp, err = host.AuthResponse{}, cerr
 	}
-	h.calls = append(h.calls, Call{Kind: Authorize, Auth: r, Err: err})
+	h.calls = append(h.calls, Call{Kind: Authorize, Auth: r, Answer: resp, Err: err})
 	return resp, err
 }
 
@@ -272,4 +287,68 @@ func (h *Host) Unacknowledged() int {
 		}
 	}
 	return n
+}
+
+// Reconcile implements atm.Reconciler: the totals, for the terminal and
+// the day of r (each authorization booked on the UTC day of its Time, or
+// in Zone when set), of the calls received: approvals, the reversals and
+// advices acknowledged for them (once per original STAN, as a host
+// applies them), and the net debit. Faults.Totals and Faults.ReconErr
+// replace the answer.
+func (h *Host) Reconcile(ctx context.Context, r host.ReconRequest) (host.Totals, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tot, err := h.totals(r), h.faults.ReconErr
+	if h.faults.Totals != nil {
+		tot = *h.faults.Totals
+	}
+	if cerr := h.check(Reconcile); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		tot = host.Totals{}
+	}
+	h.calls = append(h.calls, Call{Kind: Reconcile, Recon: r, Err: err})
+	return tot, err
+}
+
+func (h *Host) totals(r host.ReconRequest) host.Totals {
+	zone := h.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	approved := map[string]int64{} // original STAN -> amount
+	var t host.Totals
+	for _, c := range h.calls {
+		if c.Kind != Authorize || c.Err != nil || !c.Answer.Approved() || c.Auth.Currency != r.Currency ||
+			(r.TerminalID != "" && c.Auth.TerminalID != "" && c.Auth.TerminalID != r.TerminalID) ||
+			c.Auth.Time.In(zone).Format(time.DateOnly) != r.Day {
+			continue
+		}
+		approved[c.Auth.STAN] = c.Auth.Amount
+		t.Approved.Count++
+		t.Approved.Amount += c.Auth.Amount
+	}
+	advised, reversed := map[string]bool{}, map[string]bool{}
+	for _, c := range h.calls {
+		if c.Err != nil {
+			continue
+		}
+		switch {
+		case c.Kind == Advise && !advised[c.Advice.Original.STAN]:
+			if amt, ok := approved[c.Advice.Original.STAN]; ok {
+				advised[c.Advice.Original.STAN] = true
+				t.Advices.Count++
+				t.Advices.Amount += amt
+			}
+		case c.Kind == Reverse && !reversed[c.Reversal.Original.STAN]:
+			if amt, ok := approved[c.Reversal.Original.STAN]; ok {
+				reversed[c.Reversal.Original.STAN] = true
+				t.Reversals.Count++
+				t.Reversals.Amount += amt - c.Reversal.Dispensed
+			}
+		}
+	}
+	t.NetDebit = t.Approved.Amount - t.Reversals.Amount
+	return t
 }

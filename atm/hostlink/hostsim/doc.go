@@ -82,10 +82,16 @@
 // # Settlement
 //
 // Totals(day, terminal) gives the day's Count (approvals), Approved,
-// Reversed and Net amounts of one terminal; the day is the UTC date of the
-// authorization, and a reversal counts on its original's day. ReadTotals
-// reads them from a database file that no server holds open
-// ("hostsim totals --db FILE --day YYYY-MM-DD").
+// Reversed and Net amounts of one terminal; the day is the date, in
+// Config.DayZone (UTC when empty), of the authorization's field 7, and a
+// reversal counts on its original's day. ReadTotals reads them from a
+// database file that no server holds open ("hostsim totals --db FILE --day
+// YYYY-MM-DD").
+//
+// A terminal asks for its own totals over the link with a reconciliation
+// request (0500 -> 0510, reconcile.go): DayTotals computes them from the
+// host's recorded authorizations (approved, reversals with what they
+// credited, completion advices, net debit) for the day of field 15.
 //
 // # Faults
 //

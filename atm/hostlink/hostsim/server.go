@@ -485,6 +485,13 @@ func (hc *hostConn) handle(conn *connection.Connection, m *iso8583.Message) {
 			return
 		}
 		resp = s.reversal(term, &r)
+	case wire.MTIReconRequest: // reconcile.go
+		var r wire.Reconciliation
+		if err := wire.Parse(m, &r); err != nil {
+			s.log.Warn("0500 unreadable", "terminal", term, "err", err)
+			return
+		}
+		resp = s.reconcile(term, &r)
 	default:
 		s.log.Warn("unexpected message ignored", "terminal", term, "mti", mti, "stan", wire.STAN(m))
 		return

@@ -23,8 +23,8 @@ type Operations interface {
 	// progress), resets the counters and returns the report.
 	Replenish(operator string, removed []UnitCount, loaded []UnitLoad) (ReplenishReport, error)
 	// Balance sets the terminal's figures for a business day (YYYY-MM-DD,
-	// "" for today) beside the host's.
-	Balance(day string) (BalanceReport, error)
+	// "" for today) beside the host's, asked for by operator.
+	Balance(operator, day string) (BalanceReport, error)
 	// Journal returns up to max entries of a business day ("" for today),
 	// the last ones, only those of session when it is not "".
 	Journal(day, session string, max int) ([]JournalLine, error)
@@ -72,8 +72,10 @@ type ReplenishReport struct {
 }
 
 // BalanceLine is one figure of the daily balancing: Item names it (a
-// catalog key suffix: "withdrawals", "amount", ...), Money says whether
-// it is an amount in minor units or a count.
+// catalog key suffix: "approved_count", "approved_amount",
+// "reversal_count", "reversal_amount", "advice_count", "advice_amount",
+// "net_debit", "cash_out"), Money says whether it is an amount in minor
+// units or a count.
 type BalanceLine struct {
 	Item      string
 	ATM, Host int64
@@ -85,4 +87,7 @@ type BalanceReport struct {
 	Day     string // YYYY-MM-DD
 	Lines   []BalanceLine
 	HostErr string // the host's totals could not be fetched (English)
+	// What explains a difference: advices and reversals the host has not
+	// acknowledged yet, sessions in doubt, authorizations never answered.
+	PendingAdvices, PendingReversals, InDoubt, OutcomeUnknown int
 }

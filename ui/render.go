@@ -166,7 +166,7 @@ func (a *App) applySupervisor(st State) {
 		a.op = superState{mode: supInDoubt, inDoubt: list}
 		a.opErr("in-doubt", err)
 	case ScreenBalance:
-		r, err := o.Balance("")
+		r, err := o.Balance(st.Operator, "")
 		a.op = superState{mode: supBalance, balance: &r, day: r.Day}
 		a.opErr("balance", err)
 	case ScreenJournal:

@@ -120,7 +120,10 @@ func (a *App) supScreen() Screen {
 }
 
 func (a *App) supDigit(d byte) {
-	if len(a.op.entry) < maxEntryDigits && !(a.op.entry == "" && d == '0' && a.op.mode == supInDoubt) {
+	if a.op.entry == "0" {
+		a.op.entry = "" // no leading zeros; "0" alone is a count
+	}
+	if len(a.op.entry) < maxEntryDigits {
 		a.op.entry += string(d)
 	}
 	a.op.confirm = false
@@ -253,7 +256,7 @@ func (a *App) settle() {
 
 func (a *App) loadBalance(day string) {
 	a.opCall("balance", func(o Operations) func() {
-		r, err := o.Balance(day)
+		r, err := o.Balance(a.operator, day)
 		return func() {
 			a.opErr("balance", err)
 			if err == nil {
@@ -328,6 +331,9 @@ func (a *App) balanceLines(r *BalanceReport) []string {
 			line += "  " + a.t("bal.diff", v(l.ATM-l.Host))
 		}
 		lines = append(lines, line)
+	}
+	if r.PendingAdvices+r.PendingReversals+r.InDoubt+r.OutcomeUnknown > 0 {
+		lines = append(lines, a.t("bal.explain", r.PendingAdvices, r.PendingReversals, r.InDoubt, r.OutcomeUnknown))
 	}
 	if r.HostErr != "" {
 		lines = append(lines, a.t("bal.hosterr", r.HostErr))
@@ -512,7 +518,7 @@ func (a *App) balanceScreen(gtx C) D {
 			l := r.balance.Lines[i-1]
 			return l.ATM != l.Host
 		}
-		return true // the host's error
+		return r.balance.HostErr != "" && i == len(lines)-1 // the host's error
 	})
 }
 

@@ -121,7 +121,7 @@ func TestSupervisorBalanceAndJournal(t *testing.T) {
 	b, h := supervisorOn(t)
 	h.Key(key.NameF3)
 	step(t, h, ui.ScreenBalance)
-	wantLabel(t, h, en("bal.line", en("bal.net"), "CNY 17,800.00", "CNY 18,000.00")+"  "+en("bal.diff", "CNY -200.00"))
+	wantLabel(t, h, en("bal.line", en("bal.net_debit"), "CNY 17,800.00", "CNY 18,000.00")+"  "+en("bal.diff", "CNY -200.00"))
 	h.Key(key.NameF1)
 	step(t, h, ui.ScreenBalance)
 	wantLabel(t, h, en("bal.report", "ATM00042", "2025-03-13"))
@@ -132,7 +132,7 @@ func TestSupervisorBalanceAndJournal(t *testing.T) {
 	h.Key(key.NameF5) // only the selected entry's session
 	step(t, h, ui.ScreenJournal)
 	wantLabel(t, h, en("jr.daysession", "2025-03-14", "01234567"), en("jr.all"))
-	wantCalls(t, b, "OperatorLogin(1001)", "Balance()", "Balance(2025-03-13)", "Journal(, , 10)", "Journal(, 01234567, 10)")
+	wantCalls(t, b, "OperatorLogin(1001)", "Balance(1001, )", "Balance(1001, 2025-03-13)", "Journal(, , 10)", "Journal(, 01234567, 10)")
 }
 
 // TestSupervisorOutOfService: F5 takes the terminal out of service and

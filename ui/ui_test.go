@@ -125,8 +125,8 @@ func expected(sh screenshots.Shot, l i18n.Lang) []string {
 		return []string{T("doubt.title"), T("doubt.help"), "▶ " + T("doubt.line", "03-14 08:52", "9F3C5A7E", money(80000)) + "  " + T("doubt.paid", money(80000)),
 			T("doubt.settle"), "F1", "F7", "F8"}
 	case ui.ScreenBalance:
-		return []string{T("bal.title"), T("bal.report", "ATM00042", "2025-03-14"), T("bal.line", T("bal.withdrawals"), "42", "42"),
-			T("bal.line", T("bal.reversals"), "2", "1") + "  " + T("bal.diff", "1"), T("btn.prevday"), T("btn.nextday"), T("btn.print"), "F1", "F2", "F6", "F7"}
+		return []string{T("bal.title"), T("bal.report", "ATM00042", "2025-03-14"), T("bal.line", T("bal.approved_count"), "42", "42"),
+			T("bal.line", T("bal.reversal_count"), "2", "1") + "  " + T("bal.diff", "1"), T("btn.prevday"), T("btn.nextday"), T("btn.print"), "F1", "F2", "F6", "F7"}
 	case ui.ScreenJournal:
 		return []string{T("jr.title"), T("jr.day", "2025-03-14"), "09:14:02  " + i18n.JournalKind(l, "SESSION CREATED") + "  01234567",
 			"▶ 09:14:38  " + i18n.JournalKind(l, "CASH TAKEN") + "  01234567", T("jr.session"), "F1", "F2", "F3", "F4", "F5", "F7"}

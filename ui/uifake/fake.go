@@ -175,11 +175,11 @@ func New(clock func() time.Time) *Backend {
 	}
 	b.InDoubtList = []ui.InDoubtInfo{{Session: "9F3C5A7E0123456789ABCDEF01234567", Time: at("08:52:10").AddDate(2025, 2, 13), Amount: 80000, Reason: "count_unknown"}}
 	b.BalanceLines = []ui.BalanceLine{
-		{Item: "withdrawals", ATM: 42, Host: 42},
-		{Item: "paid", ATM: 1850000, Host: 1850000, Money: true},
-		{Item: "reversals", ATM: 2, Host: 1},
-		{Item: "reversed", ATM: 70000, Host: 50000, Money: true},
-		{Item: "net", ATM: 1780000, Host: 1800000, Money: true},
+		{Item: "approved_count", ATM: 42, Host: 42},
+		{Item: "approved_amount", ATM: 1850000, Host: 1850000, Money: true},
+		{Item: "reversal_count", ATM: 2, Host: 1},
+		{Item: "reversal_amount", ATM: 70000, Host: 50000, Money: true},
+		{Item: "net_debit", ATM: 1780000, Host: 1800000, Money: true},
 	}
 	return b
 }

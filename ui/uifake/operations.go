@@ -79,14 +79,14 @@ func (b *Backend) Replenish(operator string, removed []ui.UnitCount, loaded []ui
 
 // Balance implements ui.Operations: BalanceLines for any day ("" is the
 // clock's).
-func (b *Backend) Balance(day string) (ui.BalanceReport, error) {
-	b.enter("Balance", fmt.Sprintf("Balance(%s)", day))
+func (b *Backend) Balance(operator, day string) (ui.BalanceReport, error) {
+	b.enter("Balance", fmt.Sprintf("Balance(%s, %s)", operator, day))
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if day == "" {
 		day = b.now().Format(time.DateOnly)
 	}
-	return ui.BalanceReport{Day: day, Lines: slices.Clone(b.BalanceLines)}, nil
+	return ui.BalanceReport{Day: day, Lines: slices.Clone(b.BalanceLines), PendingReversals: 1}, nil
 }
 
 // Journal implements ui.Operations: the supervisor's journal lines, of

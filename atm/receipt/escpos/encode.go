@@ -103,6 +103,34 @@ func Encode(r receipt.Receipt, lang string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// EncodeLines lays out a report (a supervisor's replenishment or
+// balancing report) as ESC/POS: initialise, each line as plain text,
+// feed and cut. Lines with other than printable ASCII are sent in GB18030
+// in the printer's two-byte mode (FS & ... FS .).
+func EncodeLines(lines []string) ([]byte, error) {
+	var b bytes.Buffer
+	b.Write(cmdInit)
+	enc := simplifiedchinese.GB18030.NewEncoder()
+	for _, l := range lines {
+		text := []byte(l)
+		if ascii(text) {
+			b.Write(text)
+			b.WriteByte('\n')
+			continue
+		}
+		gb, err := enc.Bytes(text)
+		if err != nil {
+			return nil, fmt.Errorf("escpos: %q in GB18030: %w", l, err)
+		}
+		b.Write(cmdKanjiOn)
+		b.Write(gb)
+		b.Write(cmdKanjiOff)
+		b.WriteByte('\n')
+	}
+	b.Write(cmdFeedAndCut)
+	return b.Bytes(), nil
+}
+
 func ascii(b []byte) bool {
 	for _, c := range b {
 		if c < 0x20 || c > 0x7E {

@@ -52,6 +52,29 @@ func TestEncodeGolden(t *testing.T) {
 	}
 }
 
+// TestEncodeLinesGolden pins the exact bytes of a report: ASCII lines as
+// they are, a Chinese line in GB18030 inside the two-byte mode.
+func TestEncodeLinesGolden(t *testing.T) {
+	got, err := escpos.EncodeLines([]string{"Replenishment report, terminal ATM00001", "取出 CST1  100.00元：应有 12 张，清点 10 张，差额 -2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "report.bin")
+	if *update {
+		os.WriteFile(path, got, 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%d bytes differ from %s (%d bytes)", len(got), path, len(want))
+	}
+	if !bytes.HasPrefix(got, []byte("\x1b@Replenishment report, terminal ATM00001\n\x1c&")) || !bytes.HasSuffix(got, []byte("\x1c.\n\x1dVB\x03")) {
+		t.Errorf("report bytes %q", got)
+	}
+}
+
 // TestPrintThroughATTY prints through the simulator on a real pty and
 // reads back exactly what came out; then each fault.
 func TestPrintThroughATTY(t *testing.T) {

@@ -16,7 +16,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Headless GPU rendering through Mesa, no display needed.
 export EGL_PLATFORM ?= surfaceless
 
-.PHONY: deb all deps cross-deps build cross test gates unit bench fuzz sim sim-once sim-clean screenshots clean chaos
+.PHONY: deb all deps cross-deps build cross test gates unit bench memrss fuzz sim sim-once sim-clean screenshots clean chaos
 
 # Cross-building for linux/arm64 needs cgo (Gio's Wayland/X11/EGL window
 # code): a cross compiler and the arm64 builds of the libraries Gio links.
@@ -81,6 +81,17 @@ unit:
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Resident memory of the real appliance process as make sim runs it,
+# headless and in a window under xvfb-run (docs/performance.md, Memory).
+# The programs are built into var/memrss/bin, bin/atm with a pprof
+# endpoint (cmd/atm/pprof.go), so that heap profiles land in var/memrss.
+memrss: deps
+	@mkdir -p var/memrss/bin
+	$(GO) build -o var/memrss/bin/ ./cmd/...
+	$(GO) build -tags pprof -o var/memrss/bin/ ./cmd/atm
+	BIN=var/memrss/bin scripts/memrss.sh headless
+	BIN=var/memrss/bin xvfb-run -a -s "-screen 0 1280x1024x24" scripts/memrss.sh window
+
 # Short coverage-guided fuzzing of every parser of outside bytes.
 FUZZTIME ?= 20s
 fuzz:
@@ -104,6 +115,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSettlementDate$$' -fuzztime $(FUZZTIME) ./atm/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./atm/receipt
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./atm/host/bindapi
+	$(GO) test -run '^$$' -fuzz '^FuzzSubset$$' -fuzztime $(FUZZTIME) ./ui/internal/fontsubset
 
 # The whole system on this laptop: host, proxy and ATM as real processes,
 # one withdrawal through the phone simulator; stays up until Ctrl-C.

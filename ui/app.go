@@ -185,7 +185,7 @@ type App struct {
 // New returns an App showing the Welcome screen.
 func New(b Backend, opts Options) *App {
 	opts.defaults()
-	fs := loadFonts(opts.Logger, opts.FontPaths)
+	fs := loadFonts(opts.Logger, opts.FontPaths, fontText(b)...)
 	th := material.NewTheme()
 	th.Shaper = text.NewShaper(text.NoSystemFonts(), text.WithCollection(fs.faces))
 	th.Face = fs.typeface

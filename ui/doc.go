@@ -89,10 +89,15 @@
 //
 // # Drawing
 //
-// Text comes from the catalogs in ui/i18n (English and Chinese); Chinese is
+// Text comes from the catalogs in ui/i18n (English and Chinese) and is
 // drawn with a CJK font loaded from the system (DefaultCJKFontPaths,
 // Noto Sans CJK SC first), with a warning in the log and the Go fonts as
-// fallback when none is found. The QR is drawn from go-qrcode's module
+// fallback when none is found. The CJK faces are subsets built at start-up
+// (ui/internal/fontsubset) with the glyphs of the catalogs' and this
+// package's literals (fontrunes.go, go generate), of the terminal ID,
+// location and currency of the backend's first snapshot, and of ASCII,
+// Latin-1 and the common punctuation blocks; a rune among those that the
+// font lacks is logged. The QR is drawn from go-qrcode's module
 // matrix as pixel-aligned rectangles with a whole number of pixels per
 // module, never through an image. Gio draws only on input, on
 // Backend.Changed, and once per second while a countdown is visible

@@ -167,7 +167,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	}
 	a.Backend = NewBackend(a.Core)
 	a.Backend.Operators = a.Operators
-	a.Backend.store, a.Backend.zone = a.Store, zone
+	a.Backend.store, a.Backend.zone, a.Backend.exportDir = a.Store, zone, cfg.Journal.ExportDir
 	if p := cfg.Printer; p != nil {
 		pr, err := escpos.Open(p.Port, p.Baud, log.With("part", "printer"))
 		if err != nil {

@@ -30,6 +30,9 @@ type Backend struct {
 	alarms  *alarmer // the standing alarms, shown on the supervisor screen
 	store   *store.DB
 	zone    *time.Location
+	// exportDir (journal.exportDir) also receives the replenishment
+	// reports ("" none).
+	exportDir string
 
 	mu   sync.Mutex
 	subs []chan struct{}

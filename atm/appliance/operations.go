@@ -2,6 +2,10 @@ package appliance
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
@@ -76,6 +80,13 @@ func (b *Backend) Replenish(operator string, removed []ui.UnitCount, loaded []ui
 	}
 	for _, l := range rep.Loaded {
 		out.Loaded = append(out.Loaded, ui.UnitLoad{ID: l.UnitID, Currency: l.Currency, Denom: l.Denomination, Notes: int(l.Notes)})
+	}
+	if b.exportDir != "" {
+		if name, err := exportReport(b.exportDir, rep); err != nil {
+			out.Problems = append(out.Problems, "report not exported: "+err.Error())
+		} else {
+			out.Problems = append(out.Problems, "report exported: "+name)
+		}
 	}
 	if rep.DeviceError != "" {
 		out.Problems = append(out.Problems, "dispenser refused the new counts: "+rep.DeviceError)
@@ -173,4 +184,37 @@ func (b *Backend) PrintReport(lines []string) error {
 		err = jerr
 	}
 	return err
+}
+
+// exportReport writes a replenishment report as JSON into dir, durably
+// (a temporary file synced, renamed, the directory synced), and returns
+// its name: <terminal>-replenishment-<YYYYMMDD-HHMMSS>.json.
+func exportReport(dir string, rep *atm.ReplenishmentReport) (string, error) {
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("%s-replenishment-%s.json", rep.TerminalID, rep.Time.Format("20060102-150405"))
+	tmp, err := os.CreateTemp(dir, ".report-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	return name, err
 }

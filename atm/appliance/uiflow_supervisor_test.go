@@ -1,13 +1,17 @@
 package appliance_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"gioui.org/io/key"
 
+	"github.com/cardless-atm/cardless/atm"
 	"github.com/cardless-atm/cardless/atm/appliance"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/ui"
@@ -21,10 +25,11 @@ import (
 // terminal back in service, and finds the replenishment in the journal;
 // every step goes through the real core, store and host link.
 func TestUIFlowSupervisor(t *testing.T) {
-	s := startSystem(t, kioskScreen)
-	if err := s.app.Operators.Add("1001", "271828"); err != nil {
-		t.Fatal(err)
-	}
+	exportDir := t.TempDir()
+	s := startSystem(t, func(c *appliance.Config) {
+		kioskScreen(c)
+		c.Journal.ExportDir = exportDir
+	})
 	if out := s.withdraw(s.qr(50000), zhang, "123456"); !out.PaidInFull() {
 		t.Fatalf("withdrawal %+v", out)
 	}
@@ -35,13 +40,7 @@ func TestUIFlowSupervisor(t *testing.T) {
 
 	d := uiDriver(t, s)
 	uiStep(t, d, ui.ScreenWelcome)
-	d.Key(key.NameF12)
-	uiStep(t, d, ui.ScreenOperatorLogin)
-	d.Type("1001")
-	d.Key(key.NameReturn)
-	d.Type("271828")
-	d.Key(key.NameReturn)
-	uiStep(t, d, ui.ScreenSupervisor)
+	operatorLogin(t, s, d)
 
 	// The day's balancing: the host's 0510 agrees with the terminal.
 	d.Key(key.NameF3)
@@ -86,6 +85,16 @@ func TestUIFlowSupervisor(t *testing.T) {
 			t.Fatalf("counters after the replenishment: %+v", after)
 		}
 	}
+	// The report is exported beside the journal, as the screen says.
+	files, _ := filepath.Glob(filepath.Join(exportDir, s.app.Config.TerminalID+"-replenishment-*.json"))
+	if len(files) != 1 {
+		t.Fatalf("exported reports %q", files)
+	}
+	wantLabels(t, d, "report exported: "+filepath.Base(files[0]))
+	var exported atm.ReplenishmentReport
+	if b, err := os.ReadFile(files[0]); err != nil || json.Unmarshal(b, &exported) != nil || exported.Operator != "1001" || len(exported.Removed) != len(units) {
+		t.Fatalf("exported report %+v (%v)", exported, err)
+	}
 	d.Key(key.NameF8) // back in service
 	uiStep(t, d, ui.ScreenSupervisor)
 	s.waitFor("in service", func(st appliance.Status) bool { return st.InService })
@@ -99,6 +108,58 @@ func TestUIFlowSupervisor(t *testing.T) {
 		t.Fatalf("the journal screen does not show the return to service: %q", labels)
 	}
 	s.wantJournal("REPLENISHED")
+}
+
+// operatorLogin logs operator 1001 in on the kiosk's PIN pad and waits
+// for the supervisor screen.
+func operatorLogin(t *testing.T, s *system, d *uitest.Driver) {
+	t.Helper()
+	if err := s.app.Operators.Add("1001", "271828"); err != nil {
+		t.Fatal(err)
+	}
+	d.Key(key.NameF12)
+	uiStep(t, d, ui.ScreenOperatorLogin)
+	d.Type("1001")
+	d.Key(key.NameReturn)
+	d.Type("271828")
+	d.Key(key.NameReturn)
+	uiStep(t, d, ui.ScreenSupervisor)
+}
+
+// TestUIFlowSettle: after a dispense whose count is unknown, the customer
+// sees what happens to their account, and an operator on the kiosk
+// settles the session with the count (confirmed twice): the host is
+// debited exactly that, and nothing is in doubt any more.
+func TestUIFlowSettle(t *testing.T) {
+	s := startSystem(t, func(c *appliance.Config) {
+		kioskScreen(c)
+		c.Dispenser.Sim.Faults = appliance.SimFaults{CountUnknown: true}
+	})
+	before := s.balance(zhang)
+	d := uiDriver(t, s)
+	uiStep(t, d, ui.ScreenWelcome)
+	s.withdraw(s.qr(50000), zhang, "123456")
+	uiStep(t, d, ui.ScreenFailed)
+	sess := s.app.Core.View().Session
+	en := func(k i18n.Key, args ...any) string { return i18n.T(i18n.English, k, args...) }
+	wantLabels(t, d, en("account.checking"), en("ref.rrn", sess.RRN))
+	operatorLogin(t, s, d)
+	d.Key(key.NameF2)
+	uiStep(t, d, ui.ScreenInDoubt)
+	waitLabel(t, d, en("doubt.help"))
+	d.Type("300")
+	d.Key(key.NameF8)
+	waitLabel(t, d, en("doubt.confirm", sess.ID[:8], "CNY 300.00"))
+	d.Key(key.NameF8)
+	waitLabel(t, d, en("doubt.none"))
+	if list, err := s.app.Core.InDoubt(); err != nil || len(list) != 0 {
+		t.Fatalf("still in doubt: %v %v", list, err)
+	}
+	s.settled()
+	if got := s.balance(zhang); got != before-30000 {
+		t.Fatalf("balance %d, want %d: the operator's count debited", got, before-30000)
+	}
+	s.wantJournal("OPERATOR SETTLED")
 }
 
 // waitLabel frames the UI until it shows want (its calls to the core run

@@ -65,11 +65,18 @@ type Renderer struct {
 // NewRenderer sets up an offscreen window of the given size; clock is the
 // window's time source (time.Now when nil).
 func NewRenderer(b Backend, size image.Point, clock func() time.Time) (*Renderer, error) {
-	w, err := offscreen.New(size, clock)
+	return NewRendererWith(b, size, Options{Clock: clock})
+}
+
+// NewRendererWith is NewRenderer with the App's options: opts.Clock is
+// the window's time source, opts.Logger receives the App's lines (a
+// second copy of the screens beside a window logs only its problems).
+func NewRendererWith(b Backend, size image.Point, opts Options) (*Renderer, error) {
+	w, err := offscreen.New(size, opts.Clock)
 	if err != nil {
 		return nil, err
 	}
-	return &Renderer{w: w, a: New(b, Options{})}, nil
+	return &Renderer{w: w, a: New(b, opts)}, nil
 }
 
 // Render draws one frame showing st (see State) and returns it. Each frame

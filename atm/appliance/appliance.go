@@ -252,7 +252,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	// the screen itself in headless mode, and in window or kiosk mode a
 	// "camera" copy that the phone simulator can photograph.
 	if c := a.Config.Screen; c.PNG != "" || c.Mode == "headless" {
-		a.screen = &screenWriter{b: a.Backend, clk: a.Clock, path: c.PNG, log: a.Log.With("part", "screen")}
+		a.screen = &screenWriter{b: a.Backend, clk: a.Clock, path: c.PNG, log: a.Log.With("part", "screen"), camera: c.Mode != "headless"}
 		run("screen", a.screen.run)
 	}
 	if addr := a.Config.Control.Addr; addr != "" {

@@ -1,12 +1,16 @@
 package appliance_test
 
 import (
+	"context"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/appliance"
 	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 	"github.com/cardless-atm/cardless/ui"
 )
 
@@ -94,6 +98,34 @@ func TestBackendOffersWhatCanBePaid(t *testing.T) {
 			snap := waitSnap(t, s, "the offer", func(snap ui.Snapshot) bool { return snap.MaxAmount == tt.max })
 			if snap.Phase != ui.Idle || !slices.Equal(snap.Presets, tt.presets) || snap.MinAmount != 10000 {
 				t.Fatalf("offer %s: presets %v, %d to %d; want %v up to %d", snap.Phase, snap.Presets, snap.MinAmount, snap.MaxAmount, tt.presets, tt.max)
+			}
+		})
+	}
+}
+
+// TestCameraScreenLogsOnce: in window or kiosk mode the headless copy of
+// the screens (the phone simulator's "camera") logs no screen changes:
+// the window's own App logs each once. In headless mode the copy is the
+// screen and logs them.
+func TestCameraScreenLogsOnce(t *testing.T) {
+	for _, mode := range []string{"headless", "window"} {
+		t.Run(mode, func(t *testing.T) {
+			png := filepath.Join(t.TempDir(), "screen.png")
+			s := startSystem(t, func(c *appliance.Config) { c.Screen = appliance.Screen{Mode: mode, PNG: png} })
+			qr := s.qr(20000)
+			ctx, cancel := context.WithTimeout(context.Background(), uiWait)
+			defer cancel()
+			if err := phonesim.WaitScreenQR(ctx, png, qr, uiWait); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, l := range strings.Split(s.logs.String(), "\n") {
+				if strings.Contains(l, `msg="ui screen"`) && strings.Contains(l, " screen=qr ") {
+					n++
+				}
+			}
+			if mode == "headless" && n != 1 || mode == "window" && n != 0 {
+				t.Fatalf("%s mode: %d \"ui screen\" lines for the QR from the headless copy\n%s", mode, n, s.logs.String())
 			}
 		})
 	}

@@ -29,13 +29,21 @@ type screenWriter struct {
 	path string
 	log  *slog.Logger
 	r    *ui.Renderer // one offscreen window for every frame, owned by run
+	// camera: a copy of a window's screens (window or kiosk mode), whose
+	// screen changes the window already logs.
+	camera bool
 
 	mu   sync.Mutex
 	last []byte
 }
 
 func (w *screenWriter) run(ctx context.Context) error {
-	r, err := ui.NewRenderer(w.b, ScreenSize, w.clk.Now)
+	log := w.log
+	if w.camera {
+		// The window's App logs the screens; this copy only its problems.
+		log = slog.New(minLevel{slog.LevelWarn, w.log.Handler()})
+	}
+	r, err := ui.NewRendererWith(w.b, ScreenSize, ui.Options{Clock: w.clk.Now, Logger: log})
 	if err != nil {
 		return fmt.Errorf("screen: %w", err)
 	}
@@ -91,3 +99,18 @@ func (w *screenWriter) PNG() []byte {
 	defer w.mu.Unlock()
 	return w.last
 }
+
+// minLevel passes on the records of h at min or above.
+type minLevel struct {
+	min slog.Level
+	h   slog.Handler
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.h.Enabled(ctx, l)
+}
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error { return m.h.Handle(ctx, r) }
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{m.min, m.h.WithAttrs(as)}
+}
+func (m minLevel) WithGroup(g string) slog.Handler { return minLevel{m.min, m.h.WithGroup(g)} }

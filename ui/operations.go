@@ -30,6 +30,9 @@ type Operations interface {
 	Journal(day, session string, max int) ([]JournalLine, error)
 	// PrintReport prints a report's lines on the receipt printer.
 	PrintReport(lines []string) error
+	// TestDevices exercises each device (the dispenser's reset, a test
+	// page on the printer) and says how each did: State "ok" or why not.
+	TestDevices(operator string) []DeviceInfo
 }
 
 // InDoubtInfo is one session in doubt.

@@ -819,6 +819,7 @@ func (a *App) supervisorScreen(gtx C, now time.Time) D {
 		a.add(choice{id: "sup.indoubt", label: a.t("sup.indoubt"), fkey: 2, act: func() { a.supGo(supInDoubt) }})
 		a.add(choice{id: "sup.balance", label: a.t("sup.balance"), fkey: 3, act: func() { a.supGo(supBalance) }})
 		a.add(choice{id: "sup.journal", label: a.t("sup.journal"), fkey: 4, act: func() { a.supGo(supJournal) }})
+		a.add(choice{id: "sup.test", label: a.t("sup.test"), fkey: 6, act: a.testDevices})
 		if info.InService || !a.supOK {
 			a.add(choice{id: "sup.outofservice", label: a.t("sup.outofservice"), fkey: 5, act: func() { a.setService(false, nil) }})
 		} else {
@@ -843,6 +844,17 @@ func (a *App) supervisorScreen(gtx C, now time.Time) D {
 	for _, d := range info.Devices {
 		name, state := i18n.Device(a.lang, d.Name, d.State)
 		ws = append(ws, line(name+": "+state))
+	}
+	for _, d := range a.op.tests {
+		name, _ := i18n.Device(a.lang, d.Name, "")
+		res := a.t("sup.testok")
+		if d.State != "ok" {
+			res = a.t("sup.testfailed", d.State)
+		}
+		ws = append(ws, line(a.t("sup.testline", name, res)))
+	}
+	if a.op.busy {
+		ws = append(ws, line(a.t("super.loading")))
 	}
 	for _, al := range info.Alarms {
 		ws = append(ws, func(gtx C) D {

@@ -62,6 +62,8 @@ type superState struct {
 
 	journal []JournalLine
 	session string // the journal's filter ("" every entry)
+
+	tests []DeviceInfo // the last device tests' outcomes
 }
 
 func (a *App) ops() (Operations, bool) {
@@ -286,6 +288,19 @@ func (a *App) shiftDay(day string, n int) string {
 		t = a.now()
 	}
 	return t.AddDate(0, 0, n).Format(time.DateOnly)
+}
+
+// testDevices runs the device tests and shows their outcomes on the
+// status screen.
+func (a *App) testDevices() {
+	op := a.operator
+	a.opCall("test", func(o Operations) func() {
+		res := o.TestDevices(op)
+		return func() {
+			a.op.tests = res
+			a.supAt = time.Time{}
+		}
+	})
 }
 
 // printReport prints lines, saying when it is done or why it is not.

@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -155,4 +156,14 @@ func TestSupervisorOutOfService(t *testing.T) {
 	step(t, h, ui.ScreenSupervisor)
 	wantLabel(t, h, en("sup.error", uifake.ErrBusy.Error()))
 	wantCalls(t, b, "OperatorLogin(1001)", "SetInService(1001, false)", "SetInService(1001, true)", "RequestWithdrawal(50000)", "SetInService(1001, false)")
+}
+
+// TestSupervisorTestDevices: F6 tests every device and says how each did.
+func TestSupervisorTestDevices(t *testing.T) {
+	b, h := supervisorOn(t)
+	b.PrintErr = errors.New("paper out")
+	h.Key(key.NameF6)
+	step(t, h, ui.ScreenSupervisor)
+	wantLabel(t, h, en("sup.testline", "Cash dispenser", en("sup.testok")), en("sup.testline", "Receipt printer", en("sup.testfailed", "paper out")))
+	wantCalls(t, b, "OperatorLogin(1001)", "TestDevices(1001)")
 }

@@ -186,6 +186,28 @@ func (b *Backend) PrintReport(lines []string) error {
 	return err
 }
 
+// TestDevices resets the dispenser (journaled with the operator, refused
+// while a session is in doubt or in progress) and prints a test page on
+// the receipt printer, if there is one, and says how each did.
+func (b *Backend) TestDevices(operator string) []ui.DeviceInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	d := ui.DeviceInfo{Name: "dispenser", State: "ok"}
+	if err := b.core.ResetDispenser(ctx, operator); err != nil {
+		d.State = err.Error()
+	}
+	out := []ui.DeviceInfo{d}
+	if b.printer != nil {
+		p := ui.DeviceInfo{Name: "printer", State: "ok"}
+		page := []string{"Printer test page", "Terminal " + b.cfg.TerminalID, b.cfg.Clock.Now().In(b.cfg.DayZone).Format("2006-01-02 15:04:05"), "Operator " + operator}
+		if err := b.PrintReport(page); err != nil {
+			p.State = err.Error()
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // exportReport writes a replenishment report as JSON into dir, durably
 // (a temporary file synced, renamed, the directory synced), and returns
 // its name: <terminal>-replenishment-<YYYYMMDD-HHMMSS>.json.

@@ -108,6 +108,13 @@ func TestUIFlowSupervisor(t *testing.T) {
 		t.Fatalf("the journal screen does not show the return to service: %q", labels)
 	}
 	s.wantJournal("REPLENISHED")
+
+	// The device test resets the dispenser (journaled) and says it passed.
+	d.Key(key.NameF7)
+	uiStep(t, d, ui.ScreenSupervisor)
+	d.Key(key.NameF6)
+	waitLabel(t, d, en("sup.testline", "Cash dispenser", en("sup.testok")))
+	s.wantJournal("DISPENSER RESET")
 }
 
 // operatorLogin logs operator 1001 in on the kiosk's PIN pad and waits

@@ -247,6 +247,10 @@ var catalogs = map[Lang]map[Key]string{
 		"jkind.REPORT NOT PRINTED":     "Report not printed",
 		"jkind.REPORT PRINTED":         "Report printed",
 		"jkind.STORE CREATED":          "Store created",
+		"sup.test":                     "Test devices",
+		"sup.testline":                 "Test of %s: %s",
+		"sup.testok":                   "passed",
+		"sup.testfailed":               "failed (%s)",
 		"fkey":                         "F%d",
 	},
 	Chinese: {
@@ -493,6 +497,10 @@ var catalogs = map[Lang]map[Key]string{
 		"jkind.REPORT NOT PRINTED":     "报告未打印",
 		"jkind.REPORT PRINTED":         "报告已打印",
 		"jkind.STORE CREATED":          "创建数据库",
+		"sup.test":                     "设备测试",
+		"sup.testline":                 "%s测试：%s",
+		"sup.testok":                   "通过",
+		"sup.testfailed":               "未通过（%s）",
 		"fkey":                         "F%d",
 	},
 }

@@ -86,7 +86,7 @@ func (h *Hold) Release() { h.once.Do(func() { close(h.release) }) }
 func (b *Backend) Hold(method string) *Hold {
 	switch method {
 	case "RequestWithdrawal", "Cancel", "MoreTime", "Supervisor", "PrintReceipt", "OperatorLogin",
-		"SetInService", "InDoubt", "Settle", "Replenish", "Balance", "Journal", "PrintReport":
+		"SetInService", "InDoubt", "Settle", "Replenish", "Balance", "Journal", "PrintReport", "TestDevices":
 	default:
 		panic("uifake: Hold of unknown method " + method)
 	}

@@ -814,13 +814,13 @@ func (a *App) supervisorScreen(gtx C, now time.Time) D {
 	a.refreshSupervisor(now)
 	info := a.sup
 	a.add(choice{id: "super.exit", label: a.t("super.exit"), fkey: 7, esc: true, act: a.supervisorKey})
-	if _, ok := a.ops(); ok {
+	if _, ok := a.ops(); ok && a.supOK { // the work screens start from the status read
 		a.add(choice{id: "sup.replenish", label: a.t("sup.replenish"), fkey: 1, act: a.startReplenish})
 		a.add(choice{id: "sup.indoubt", label: a.t("sup.indoubt"), fkey: 2, act: func() { a.supGo(supInDoubt) }})
 		a.add(choice{id: "sup.balance", label: a.t("sup.balance"), fkey: 3, act: func() { a.supGo(supBalance) }})
 		a.add(choice{id: "sup.journal", label: a.t("sup.journal"), fkey: 4, act: func() { a.supGo(supJournal) }})
 		a.add(choice{id: "sup.test", label: a.t("sup.test"), fkey: 6, act: a.testDevices})
-		if info.InService || !a.supOK {
+		if info.InService {
 			a.add(choice{id: "sup.outofservice", label: a.t("sup.outofservice"), fkey: 5, act: func() { a.setService(false, nil) }})
 		} else {
 			a.add(choice{id: "sup.inservice", label: a.t("sup.inservice"), fkey: 5, act: func() { a.setService(true, nil) }})

@@ -97,7 +97,10 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		return nil, err
 	}
 	crash := crashHook(os.Getenv(CrashEnv), log)
-	opts := store.Options{Now: a.Clock.Now, AfterCommit: crash, JournalAuth: JournalAuth(a.HSM)}
+	// DeferFileCheck: the start checks the pages it reads; the whole file
+	// is checked in the background (journalChecker.file), with an ALARM
+	// on failure, so a large store does not delay going in service.
+	opts := store.Options{Now: a.Clock.Now, AfterCommit: crash, JournalAuth: JournalAuth(a.HSM), DeferFileCheck: true}
 	dbPath := filepath.Join(cfg.DataDir, "atm.db")
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) && !cfg.NewStore {
 		return nil, fmt.Errorf("%w: %s does not exist; an ATM never starts over with an empty store (daily totals, STANs and cassette counters from zero) unless told to: on a new terminal's first start run atm with --new-store", ErrNoStore, dbPath)
@@ -123,7 +126,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	if err := a.Store.SetCheckpoint(head); err != nil {
 		return nil, fmt.Errorf("electronic journal in %s: checkpoint: %w", dbPath, err)
 	}
-	a.journal = &journalChecker{db: a.Store, clk: a.Clock, log: log.With("part", "journal")}
+	a.journal = newJournalChecker(a.Store, a.Clock, log.With("part", "journal"))
 	if a.Dispenser, err = a.newDispenser(cfg, log.With("part", "dispenser"), crash); err != nil {
 		return nil, err
 	}
@@ -243,7 +246,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 			days = DefaultRetentionDays
 		}
 		x := &journalExporter{db: a.Store, dir: dir, terminal: a.Config.TerminalID, zone: zone, clk: a.Clock, log: a.Log.With("part", "journal"),
-			retention: time.Duration(days) * 24 * time.Hour}
+			retention: time.Duration(days) * 24 * time.Hour, ready: a.journal.FileOK()}
 		run("journal export", func(ctx context.Context) error { x.run(ctx); return nil })
 	}
 	go a.Backend.fanOut(ctx)

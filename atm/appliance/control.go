@@ -55,6 +55,8 @@ type SessionStatus struct {
 //	POST /cancel         the customer pressed Cancel *
 //	GET  /metrics        Prometheus metrics (docs/control.md)
 //	GET  /journal/verify checks the whole electronic journal's hash chain (JSON: ok, entries or error)
+//	                     (the three /journal routes answer 503 until the store file's background
+//	                     check after a start has passed: they read older entries)
 //	GET  /journal/export?from=SEQ&to=SEQ  a journal segment (JSON lines, docs/control.md)
 //	GET  /journal/find?session=ID|rrn=RRN|customer=ID  a dispute's entries
 //	GET  /totals?day=YYYY-MM-DD  cash paid that day and the cassette counters, for balancing
@@ -232,7 +234,7 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		// not reach the caller as a truncated file with a 200.
 		var buf bytes.Buffer
 		if _, _, err := a.Store.ExportJournal(&buf, a.Config.TerminalID, from, to); err != nil {
-			writeJSON(w, 500, map[string]string{"error": err.Error()})
+			writeJSON(w, storeErrorCode(err), map[string]string{"error": err.Error()})
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -247,7 +249,7 @@ func (a *Appliance) controlMux() *http.ServeMux {
 		var found []store.Entry
 		err := a.Store.View(func(tx *store.Tx) (err error) { found, err = tx.FindJournal(q); return err })
 		if err != nil {
-			writeJSON(w, 500, map[string]string{"error": err.Error()})
+			writeJSON(w, storeErrorCode(err), map[string]string{"error": err.Error()})
 			return
 		}
 		writeJSON(w, 200, map[string]any{"entries": found})
@@ -258,12 +260,22 @@ func (a *Appliance) controlMux() *http.ServeMux {
 			err = a.Store.SetCheckpoint(head)
 		}
 		if err != nil {
-			writeJSON(w, 500, map[string]any{"ok": false, "error": err.Error()})
+			writeJSON(w, storeErrorCode(err), map[string]any{"ok": false, "error": err.Error()})
 			return
 		}
 		writeJSON(w, 200, map[string]any{"ok": true, "entries": head.Seq})
 	})
 	return mux
+}
+
+// storeErrorCode is the HTTP status for a failed journal read: 503 while
+// the store file's background check has not yet passed (the older
+// entries are read only after it: store.ErrFileUnchecked), else 500.
+func storeErrorCode(err error) int {
+	if errors.Is(err, store.ErrFileUnchecked) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // customerInput refuses the simulated-customer endpoints unless the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -96,13 +97,7 @@ func TestJournalCheckerFindsOldTampering(t *testing.T) {
 	}
 	var logs syncBuffer // written by the checker's goroutine
 	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	j := &journalChecker{db: db, clk: clk, log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}}))}
+	j := newJournalChecker(db, clk, textLog(&logs))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { j.run(ctx); close(done) }()
@@ -118,19 +113,21 @@ func TestJournalCheckerFindsOldTampering(t *testing.T) {
 		}
 		t.Fatalf("timed out waiting for %s", what)
 	}
-	<-clk.Armed()
-	clk.Advance(JournalFullCheckFirst - time.Second)
+	wait("the checker's timers", func() bool { return clk.Pending() == 3 })
+	clk.Advance(JournalFullCheckFirst - time.Second) // the store file's check passes (the file is sound)
+	wait("the store file check", func() bool { return strings.Count(logs.String(), "\n") == 1 && clk.Pending() == 3 })
 	if a := j.Alarm(); a != "" {
 		t.Fatalf("alarm before the full verification: %s", a)
 	}
 	clk.Advance(time.Second)
 	want := "store: journal broken at seq 7: hash mismatch (entry edited)"
 	wait("the alarm", func() bool { return j.Alarm() == want })
-	if got := logs.String(); got != `level=ERROR msg="ALARM electronic journal does not verify (whole chain): keep the store file for investigation" err="`+want+"\"\n" {
+	if got := logs.String(); got != "level=INFO msg=\"store file checked\" took=0s\n"+
+		`level=ERROR msg="ALARM electronic journal does not verify (whole chain): keep the store file for investigation" err="`+want+"\"\n" {
 		t.Fatalf("log:\n%s", got)
 	}
 	clk.Advance(JournalCheckEvery) // the check since the checkpoint passes; the alarm stays
-	wait("the hourly check", func() bool { return strings.Count(logs.String(), "\n") == 1 && clk.Pending() == 2 })
+	wait("the hourly check", func() bool { return strings.Count(logs.String(), "\n") == 2 && clk.Pending() == 3 })
 	if j.Alarm() != want {
 		t.Fatalf("alarm after the hourly check: %q", j.Alarm())
 	}
@@ -143,13 +140,7 @@ func TestJournalCheckerAdvancesCheckpoint(t *testing.T) {
 	db := journalStore(t, 12, 5, 0)
 	var logs bytes.Buffer
 	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	j := &journalChecker{db: db, clk: clk, log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}}))}
+	j := newJournalChecker(db, clk, textLog(&logs))
 	if cp, err := db.Checkpoint(); err != nil || cp.Seq != 5 {
 		t.Fatalf("checkpoint before: %+v, %v", cp, err)
 	}
@@ -181,6 +172,17 @@ func TestJournalVerifyEndpoint(t *testing.T) {
 			t.Errorf("edit %d: %d %s; want %d %s", tc.edit, rec.Code, rec.Body.String(), tc.code, tc.body)
 		}
 	}
+}
+
+// textLog logs to w as text, without the time.
+func textLog(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader on two

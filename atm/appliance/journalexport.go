@@ -36,10 +36,21 @@ type journalExporter struct {
 	zone      *time.Location
 	clk       clock.Clock
 	log       *slog.Logger
+	// ready, if set, is closed once the store file has passed its check:
+	// the exporter reads older journal entries, so it starts only then.
+	ready <-chan struct{}
 }
 
-// run exports at start and every JournalExportEvery until ctx ends.
+// run exports once the store file has passed its check (ready; at once
+// when ready is nil) and then every JournalExportEvery until ctx ends.
 func (x *journalExporter) run(ctx context.Context) {
+	if x.ready != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-x.ready:
+		}
+	}
 	tick := x.clk.NewTicker(JournalExportEvery)
 	defer tick.Stop()
 	for {

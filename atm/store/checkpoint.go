@@ -184,7 +184,7 @@ func (db *DB) VerifyJournalChunked(ctx context.Context, chunk int, between func(
 		}
 		var done bool
 		err := db.View(func(tx *Tx) error {
-			jb, err := tx.bucket(bucketJournal)
+			jb, err := tx.journalFrom(at.Seq + 1)
 			if err != nil {
 				return err
 			}

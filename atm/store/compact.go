@@ -33,10 +33,10 @@ func CompactFile(path string, hook func(step string)) (before, after int64, err 
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: compact: %w", err)
 	}
-	if err := preflight(path); err != nil {
+	if _, err := preflight(path, walkScope{}); err != nil {
 		return 0, 0, err
 	}
-	if err := validate(path, DefaultTimeout, false); err != nil {
+	if err := validate(path, DefaultTimeout, false, true); err != nil {
 		return 0, 0, err
 	}
 	tmp := path + ".compact"
@@ -76,7 +76,7 @@ func CompactFile(path string, hook func(step string)) (before, after int64, err 
 	step("copied")
 	// The copy must be a sound store of ours before it replaces the
 	// original.
-	if err := preflight(tmp); err != nil {
+	if _, err := preflight(tmp, walkScope{}); err != nil {
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("store: compact: the copy: %w", err)
 	}

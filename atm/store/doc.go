@@ -81,17 +81,30 @@
 // file is built beside the target and linked into place, so a crash never
 // leaves a half-made store). An existing file is
 // first checked without writing to it: the bbolt meta pages, file length
-// and every B+tree page (bounds, page types, cycles) with plain reads, since
-// bbolt itself trusts on-disk offsets and can crash or hang on a damaged
-// file; then a read-only bbolt open that reads every key and value and runs
-// bbolt's consistency check (Tx.Check). bbolt keeps no checksum on data
-// pages, so a flipped byte inside a value can pass; the journal's hash
-// chain still catches it there. A damaged, truncated or empty
-// file is refused with ErrCorrupt, a bbolt file of another application with
-// ErrForeign, a newer schema with ErrSchemaVersion. The file is never reset,
-// repaired or recreated: that is an operator's decision. The one write Open
-// makes to an existing file is the upgrade of a pristine schema-1 file to
-// schema 2 when it is given a journal key.
+// and every B+tree page with plain reads (bounds, page types, cycles, key
+// order within and across pages, and the freelist against the pages in
+// use), since bbolt itself trusts on-disk offsets and can crash or hang on
+// a damaged file; then a read-only bbolt open that checks identity and
+// schema and runs bbolt's consistency check (Tx.Check). bbolt keeps no
+// checksum on data pages, so a flipped byte inside a value can pass; the
+// journal's hash chain still catches it there. A damaged, truncated or
+// empty file is refused with ErrCorrupt, a bbolt file of another
+// application with ErrForeign, a newer schema with ErrSchemaVersion. The
+// file is never reset, repaired or recreated: that is an operator's
+// decision. The one write Open makes to an existing file is the upgrade of
+// a pristine schema-1 file to schema 2 when it is given a journal key.
+//
+// Those checks read the whole file: seconds for a store of a million
+// journal entries. With Options.DeferFileCheck (the appliance) Open reads
+// only what a start reads: the meta pages, the freelist, every page of
+// every bucket except the journal's pages that hold only entries before
+// both the checkpoint and the newest OpenJournalTail entries (those pages'
+// numbers are still range-checked and accounted for), and it skips
+// bbolt's Tx.Check. DB.CheckFile then checks the whole file on the store
+// in use, in the background, without blocking writers; until it has
+// passed, reading the older entries fails with ErrFileUnchecked (after a
+// failure, with its ErrCorrupt), so bbolt never reads a page that was not
+// checked. DB.FileChecked tells which.
 //
 // Package storetest opens a throwaway store in a test's temp directory.
 package store

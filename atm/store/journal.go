@@ -198,6 +198,7 @@ func (tx *Tx) AppendJournal(e Entry) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
+	jb.FillPercent = appendFill
 	if err := jb.Put(u64(e.Seq), v); err != nil {
 		return Entry{}, err
 	}
@@ -227,7 +228,9 @@ func decodeEntry(k, v []byte) (Entry, error) {
 	return e, nil
 }
 
-// JournalTail returns the last n entries, oldest first.
+// JournalTail returns the last n entries, oldest first. Reaching back
+// before the part of the journal Open checked (Options.DeferFileCheck)
+// fails with ErrFileUnchecked until DB.CheckFile has passed.
 func (tx *Tx) JournalTail(n int) ([]Entry, error) {
 	jb, err := tx.bucket(bucketJournal)
 	if err != nil {
@@ -235,21 +238,42 @@ func (tx *Tx) JournalTail(n int) ([]Entry, error) {
 	}
 	var out []Entry
 	c := jb.Cursor()
-	for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+	for k, v := c.Last(); k != nil && len(out) < n; {
 		e, err := decodeEntry(k, v)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, e)
+		if len(out) == n {
+			break
+		}
+		// The entry before this one (entries are numbered without gaps).
+		if len(k) == 8 {
+			if err := tx.db.journalReadable(binary.BigEndian.Uint64(k) - 1); err != nil {
+				return nil, err
+			}
+		}
+		k, v = c.Prev()
 	}
 	slices.Reverse(out)
 	return out, nil
 }
 
+// journalFrom returns the journal bucket for a read of the entries from
+// seq on (ErrFileUnchecked: see Options.DeferFileCheck).
+func (tx *Tx) journalFrom(seq uint64) (*bolt.Bucket, error) {
+	if err := tx.db.journalReadable(seq); err != nil {
+		return nil, err
+	}
+	return tx.bucket(bucketJournal)
+}
+
 // JournalRange calls fn for every entry with Seq >= fromSeq, in order. An
-// error from fn stops the iteration and is returned.
+// error from fn stops the iteration and is returned. Entries before the
+// part of the journal Open checked (Options.DeferFileCheck) give
+// ErrFileUnchecked until DB.CheckFile has passed.
 func (tx *Tx) JournalRange(fromSeq uint64, fn func(Entry) error) error {
-	jb, err := tx.bucket(bucketJournal)
+	jb, err := tx.journalFrom(fromSeq)
 	if err != nil {
 		return err
 	}
@@ -314,7 +338,7 @@ func (tx *Tx) verifyFrom(from Checkpoint) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	jb, err := tx.bucket(bucketJournal)
+	jb, err := tx.journalFrom(from.Seq + 1)
 	if err != nil {
 		return Checkpoint{}, err
 	}

@@ -91,11 +91,17 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: is a directory", path)
 	}
 
-	if err := preflight(path); err != nil {
+	var sc walkScope
+	if opts.DeferFileCheck && opts.JournalAuth != nil {
+		sc.journalTail = OpenJournalTail
+	}
+	journalFrom, err := preflight(path, sc)
+	if err != nil {
 		return nil, err
 	}
 	keyed := opts.JournalAuth != nil
-	if err := validate(path, timeout, keyed); err != nil {
+	// bbolt's own check reads every page: only when the walk did too.
+	if err := validate(path, timeout, keyed, journalFrom == 0); err != nil {
 		return nil, err
 	}
 
@@ -124,7 +130,9 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		schema = schemaKeyed
 	}
-	return &DB{bolt: bdb, path: path, opts: opts, keyed: schema >= schemaKeyed}, nil
+	db := &DB{bolt: bdb, path: path, opts: opts, keyed: schema >= schemaKeyed, journalFrom: journalFrom}
+	db.fileChecked = journalFrom == 0
+	return db, nil
 }
 
 // checkJournalAuth returns the file's schema version and, when the caller
@@ -274,21 +282,22 @@ func parseMeta(buf []byte) (boltMeta, error) {
 
 // preflight reads the meta pages with plain file I/O, checks that the file
 // is long enough for the pages they reference and verifies the page
-// structure (verifyStructure). bbolt memory-maps the
-// file and would fault (SIGBUS) on a truncated one, so this runs first.
-func preflight(path string) error {
+// structure (verifyStructure) within sc. bbolt memory-maps the file and
+// would fault (SIGBUS) on a truncated one, so this runs first. It returns
+// the first journal entry whose pages it read (0: it read the whole file).
+func preflight(path string, sc walkScope) (journalFrom uint64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", path, err)
+		return 0, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", path, err)
+		return 0, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	size := fi.Size()
 	if size == 0 {
-		return fmt.Errorf("store: open %s: %w: file is empty (refusing to initialise an existing file)", path, ErrCorrupt)
+		return 0, fmt.Errorf("store: open %s: %w: file is empty (refusing to initialise an existing file)", path, ErrCorrupt)
 	}
 	read := func(off int64) []byte {
 		buf := make([]byte, pageHeaderSize+metaSize)
@@ -319,29 +328,40 @@ func preflight(path string) error {
 		}
 	}
 	if firstErr != nil {
-		return fmt.Errorf("store: open %s: %w: not a bbolt database or both meta pages damaged: %w", path, ErrCorrupt, firstErr)
+		return 0, fmt.Errorf("store: open %s: %w: not a bbolt database or both meta pages damaged: %w", path, ErrCorrupt, firstErr)
 	}
-	if best.pageSize < 1024 || best.pageSize&(best.pageSize-1) != 0 {
-		return fmt.Errorf("store: open %s: %w: implausible page size %d: %w", path, ErrCorrupt, best.pageSize, bolt.ErrInvalid)
+	if err := checkMetaSize(best, size); err != nil {
+		return 0, fmt.Errorf("store: open %s: %w: %w", path, ErrCorrupt, err)
 	}
-	need := int64(best.pgid) * int64(best.pageSize)
-	if need < 2*int64(best.pageSize) || size < need {
-		return fmt.Errorf("store: open %s: %w: file is %d bytes but its meta page needs %d (truncated?): %w",
-			path, ErrCorrupt, size, need, bolt.ErrInvalid)
+	from, err := verifyStructure(f, best, sc, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: open %s: %w: %w: %w", path, ErrCorrupt, err, bolt.ErrInvalid)
 	}
-	if err := verifyStructure(f, best); err != nil {
-		return fmt.Errorf("store: open %s: %w: %w: %w", path, ErrCorrupt, err, bolt.ErrInvalid)
+	return from, nil
+}
+
+// checkMetaSize checks a meta page's page size and that a file of size
+// bytes holds every page it references.
+func checkMetaSize(m boltMeta, size int64) error {
+	if m.pageSize < 1024 || m.pageSize&(m.pageSize-1) != 0 {
+		return fmt.Errorf("implausible page size %d: %w", m.pageSize, bolt.ErrInvalid)
+	}
+	need := int64(m.pgid) * int64(m.pageSize)
+	if need < 2*int64(m.pageSize) || size < need {
+		return fmt.Errorf("file is %d bytes but its meta page needs %d (truncated?): %w", size, need, bolt.ErrInvalid)
 	}
 	return nil
 }
 
 // validate opens the file read-only (no byte of it changes), checks identity,
-// schema and (keyed) whether the journal may be authenticated, and runs bbolt's consistency check. It runs after preflight,
-// whose bounds-checked walk of every page (verifyStructure) has already
-// refused element offsets and page numbers that would make bbolt read past
-// the file. Panics and memory faults raised by bbolt on damaged pages are
-// still turned into ErrCorrupt.
-func validate(path string, timeout time.Duration, keyed bool) (err error) {
+// schema and (keyed) whether the journal may be authenticated and, with
+// bboltCheck, runs bbolt's consistency check (Tx.Check: nothing else has
+// the file open yet, so its comparison with the freelist in memory is
+// sound). It runs after preflight, whose bounds-checked walk
+// (verifyStructure) has already refused element offsets and page numbers
+// that would make bbolt read past the file. Panics and memory faults
+// raised by bbolt on damaged pages are still turned into ErrCorrupt.
+func validate(path string, timeout time.Duration, keyed, bboltCheck bool) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -365,6 +385,9 @@ func validate(path string, timeout time.Duration, keyed bool) (err error) {
 		}
 		if _, err := checkJournalAuth(path, btx, keyed); err != nil {
 			return err
+		}
+		if !bboltCheck {
+			return nil
 		}
 		var errs []error
 		for cerr := range btx.Check() {

@@ -171,6 +171,7 @@ func (tx *Tx) Ack(id uint64) error {
 	}
 	it.Payload = nil
 	it.AckedAt = tx.db.now().UTC().Round(0)
+	acked.FillPercent = appendFill // acknowledged in about the order enqueued
 	if err := putItem(acked, it); err != nil {
 		return err
 	}

@@ -173,7 +173,7 @@ var errStop = errors.New("stop")
 
 // journalEntry reads entry seq.
 func (tx *Tx) journalEntry(seq uint64) (Entry, error) {
-	jb, err := tx.bucket(bucketJournal)
+	jb, err := tx.journalFrom(seq)
 	if err != nil {
 		return Entry{}, err
 	}

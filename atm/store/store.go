@@ -38,6 +38,10 @@ var (
 	// 2) through a DB opened without Options.JournalAuth. Without the key
 	// the new head cannot be authenticated, so nothing is written.
 	ErrJournalKeyRequired = errors.New("store: journal is authenticated and no journal key was given")
+	// ErrFileUnchecked: the journal entries asked for lie in the part of
+	// the file that Open left to the background check
+	// (Options.DeferFileCheck), and DB.CheckFile has not passed yet.
+	ErrFileUnchecked = errors.New("store: that part of the file has not been checked yet")
 )
 
 // JournalAuthenticator computes the MAC that authenticates the journal
@@ -74,7 +78,27 @@ type Options struct {
 	// VerifyJournal requires it. Nil keeps the journal unkeyed. See Open for
 	// how files without a head MAC are treated.
 	JournalAuth JournalAuthenticator
+	// DeferFileCheck makes Open check only what a start reads and leave
+	// the rest of the file to DB.CheckFile, so that opening a large store
+	// takes the same time whatever the journal's age. With JournalAuth,
+	// Open then reads every page except the journal's older entries: those
+	// before both the recorded checkpoint and the newest OpenJournalTail
+	// entries (their page numbers are still checked, not their contents),
+	// and it does not run bbolt's Tx.Check. Until CheckFile has passed,
+	// reading those entries fails with ErrFileUnchecked, so bbolt never
+	// reads a page nobody checked. Without JournalAuth (or when nothing
+	// could be left out: no checkpoint, a short journal) Open checks the
+	// whole file, as without the option.
+	// See docs/performance.md for what runs at start and what after.
+	DeferFileCheck bool
 }
+
+// appendFill is the page fill of buckets written in key order (the
+// journal, acknowledged queue items). bbolt splits a page at half full by
+// default, which suits keys inserted anywhere; a bucket that only grows at
+// its end would keep every page half empty: twice the file, twice the
+// pages to check. 1.0 fills each page before starting the next.
+const appendFill = 1.0
 
 // DB is the ATM's durable state: one bbolt file. It is safe for concurrent
 // use; bbolt serialises writers and lets readers run concurrently.
@@ -85,6 +109,14 @@ type DB struct {
 	// keyed: the file keeps a journal head MAC (schema 2). Appends then
 	// need Options.JournalAuth.
 	keyed bool
+	// journalFrom: Open read the journal's pages from this entry on (0:
+	// it read the whole file). Older entries are read only once CheckFile
+	// has passed (journalReadable).
+	journalFrom uint64
+
+	fileMu      sync.Mutex
+	fileChecked bool  // the whole file passed its check (at Open or CheckFile)
+	fileErr     error // the last CheckFile failure, nil after a pass
 
 	closeOnce sync.Once
 	closeErr  error
@@ -176,7 +208,10 @@ var ErrInconsistent = errors.New("store: file is not consistent")
 
 // Check runs bbolt's consistency check over the whole file in one read
 // transaction (it reads every page: seconds for a large file) and returns
-// ErrInconsistent wrapping the first problems found, or nil.
+// ErrInconsistent wrapping the first problems found, or nil. bbolt's check
+// compares the pages with the freelist in memory, which another
+// transaction's commit changes under it: run Check only while nothing
+// writes (tests, tools). CheckFile is the check for a store in use.
 func (db *DB) Check() error {
 	return db.bolt.View(func(btx *bolt.Tx) error {
 		var errs []error

@@ -58,6 +58,7 @@ func OpenOptions(t testing.TB, opts store.Options, o ...Option) *store.DB {
 func Check(t testing.TB, path string, opts store.Options) {
 	t.Helper()
 	opts.AfterCommit = nil
+	opts.DeferFileCheck = false // the whole file, now
 	db, err := store.Open(path, opts)
 	if err != nil {
 		t.Errorf("storetest: integrity check: open %s: %v", path, err)

@@ -131,6 +131,7 @@ func operatorLogin(t *testing.T, s *system, d *uitest.Driver) {
 	d.Type("271828")
 	d.Key(key.NameReturn)
 	uiStep(t, d, ui.ScreenSupervisor)
+	waitLabel(t, d, i18n.T(i18n.English, "sup.balance")) // the menu, once the status is read
 }
 
 // TestUIFlowSettle: after a dispense whose count is unknown, the customer

@@ -98,6 +98,9 @@ func (a *ATM) write(ns *Session, ch change) error {
 		if err := tx.PutSession(ns.ID, b); err != nil {
 			return err
 		}
+		if err := tx.MarkSession(ns.ID, ns.open()); err != nil {
+			return err
+		}
 		data := map[string]string{"state": ns.State.String(), "amount": fmt.Sprint(ns.Amount)}
 		maps.Copy(data, ch.data)
 		if _, err := tx.AppendJournal(store.Entry{Kind: ch.kind, SessionID: ns.ID, Text: ch.text, Data: data}); err != nil {

@@ -2,7 +2,6 @@ package atm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -17,16 +16,13 @@ var ErrNotInDoubt = errors.New("atm: session is not in doubt")
 func (a *ATM) InDoubt() ([]Session, error) {
 	var out []Session
 	err := a.db.View(func(tx *store.Tx) error {
-		return tx.ForEachSession(func(id string, v []byte) error {
-			var s Session
-			if err := json.Unmarshal(v, &s); err != nil {
-				return err
-			}
+		open, err := openSessions(tx)
+		for _, s := range open {
 			if s.State == StateInDoubt {
 				out = append(out, s)
 			}
-			return nil
-		})
+		}
+		return err
 	})
 	return out, err
 }

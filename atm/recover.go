@@ -75,18 +75,18 @@ func (a *ATM) recoverPass(ctx context.Context, skip string) (settled []Session, 
 	if err := a.initUnitCounters(ctx); err != nil {
 		return nil, 0, err
 	}
+	if err := a.ensureSessionIndex(); err != nil {
+		return nil, 0, fmt.Errorf("atm: recovery: %w", err)
+	}
 	var open []Session
 	err = a.db.View(func(tx *store.Tx) error {
-		return tx.ForEachSession(func(id string, v []byte) error {
-			var s Session
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("atm: session %s: %w", short(id), err)
-			}
+		all, err := openSessions(tx)
+		for _, s := range all {
 			if !s.State.Terminal() && s.ID != skip {
 				open = append(open, s)
 			}
-			return nil
-		})
+		}
+		return err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("atm: recovery: %w", err)
@@ -460,4 +460,73 @@ func (a *ATM) initUnitCounters(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// open reports whether s belongs in the store's open-session index: not
+// finished, or waiting for an operator's count.
+func (s *Session) open() bool { return !s.State.Terminal() || s.State == StateInDoubt }
+
+// ensureSessionIndex builds the open-session index of a store written
+// before it existed, once, from a scan of every session inside one write
+// transaction (no session can change meanwhile). Afterwards a start, and
+// the in-doubt list, read only the open sessions, whatever the number of
+// sessions the terminal has had.
+func (a *ATM) ensureSessionIndex() error {
+	return a.db.UpdateLabeled("session-index", func(tx *store.Tx) error {
+		if _, err := tx.OpenSessions(); !errors.Is(err, store.ErrNoSessionIndex) {
+			return err
+		}
+		var open []string
+		err := tx.ForEachSession(func(id string, v []byte) error {
+			var s Session
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("atm: session %s: %w", short(id), err)
+			}
+			if s.open() {
+				open = append(open, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		a.log.Info("open-session index built", "open", len(open))
+		return tx.IndexSessions(open)
+	})
+}
+
+// openSessions reads the sessions of the open-session index, or every
+// session of a store that has none yet (store.ErrNoSessionIndex) and keeps
+// the open ones.
+func openSessions(tx *store.Tx) ([]Session, error) {
+	var out []Session
+	ids, err := tx.OpenSessions()
+	if errors.Is(err, store.ErrNoSessionIndex) {
+		err = tx.ForEachSession(func(id string, v []byte) error {
+			var s Session
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("atm: session %s: %w", short(id), err)
+			}
+			if s.open() {
+				out = append(out, s)
+			}
+			return nil
+		})
+		return out, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		v, err := tx.GetSession(id)
+		if err != nil {
+			return nil, err
+		}
+		var s Session
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, fmt.Errorf("atm: session %s: %w", short(id), err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

@@ -198,9 +198,15 @@ func (j *journalChecker) full(ctx context.Context) bool {
 	if err == nil {
 		err = j.db.SetCheckpoint(head)
 	}
+	sessions := 0
+	if err == nil {
+		// The start reads only the open sessions: every session record is
+		// verified here.
+		sessions, err = j.db.VerifySessions()
+	}
 	j.setAlarm(checkFull, err)
 	if err == nil {
-		j.log.Info("electronic journal verified", "entries", head.Seq, "took", j.clk.Now().Sub(start).Round(time.Millisecond))
+		j.log.Info("electronic journal verified", "entries", head.Seq, "sessions", sessions, "took", j.clk.Now().Sub(start).Round(time.Millisecond))
 	}
 	return true
 }

@@ -149,7 +149,7 @@ func TestJournalCheckerAdvancesCheckpoint(t *testing.T) {
 		t.Fatalf("checkpoint after the hourly check: %+v, %v; want 12", cp, err)
 	}
 	j.full(context.Background())
-	if j.Alarm() != "" || logs.String() != "level=INFO msg=\"electronic journal verified\" entries=12 took=0s\n" {
+	if j.Alarm() != "" || logs.String() != "level=INFO msg=\"electronic journal verified\" entries=12 sessions=0 took=0s\n" {
 		t.Fatalf("alarm %q, log %q", j.Alarm(), logs.String())
 	}
 }

@@ -43,8 +43,12 @@
 // Session records are authenticated under the same key: PutSession stores
 // a MAC of each record (over its ID and bytes) beside it, and GetSession
 // and ForEachSession refuse a record that does not verify, or has no MAC,
-// with ErrSessionTampered, so a record edited in the file stops the start
-// (recovery reads every session). The same rollback limit applies.
+// with ErrSessionTampered. Recovery reads only the open sessions, through
+// the open-session index (OpenSessions, MarkSession, IndexSessions; one
+// MAC over its IDs, so hiding an open session fails), and VerifySessions,
+// run by the appliance's background check with the whole journal, reads
+// every record: an edited open session stops the start, an edited
+// finished one raises the journal alarm. The same rollback limit applies.
 //
 // Limit: the MAC proves a journal is one the ATM wrote, not that it is the
 // latest one. Replacing the whole file with an older genuine copy, or with a

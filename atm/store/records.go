@@ -56,7 +56,7 @@ func sessionMACData(id string, v []byte) []byte {
 
 // PutSession stores (or replaces) the opaque session record v under id.
 func (tx *Tx) PutSession(id string, v []byte) error {
-	if id == "" || id == string(sessionMACs) {
+	if id == "" || id[0] == 0 { // the nested MAC and index buckets start with NUL
 		return fmt.Errorf("store: put session: %w: bad id", ErrInvalid)
 	}
 	b, err := tx.bucket(bucketSessions)
@@ -111,7 +111,7 @@ func (tx *Tx) GetSession(id string) ([]byte, error) {
 		return nil, err
 	}
 	v := b.Get([]byte(id))
-	if v == nil || id == string(sessionMACs) {
+	if v == nil || id == "" || id[0] == 0 {
 		return nil, fmt.Errorf("store: session %q: %w", id, ErrNotFound)
 	}
 	if err := tx.verifySession(b, id, v); err != nil {

@@ -6,11 +6,13 @@ BIN      := bin
 CMDS     := $(notdir $(wildcard cmd/*))
 # Debian packages: C libraries Gio needs, software rendering, CJK font, and the
 # independent tools the tests use (zbarimg, Xvfb, SoftHSM2, promtool, and the
-# kiosk's cage compositor with Xwayland and the grim screen capture).
+# kiosk's cage compositor with Xwayland and the grim screen capture; pcscd,
+# libpcsclite-dev and vsmartcard-vpcd for the contactless reader and its
+# virtual reader).
 DEB_PKGS := pkg-config libwayland-dev libx11-dev libx11-xcb-dev libxkbcommon-x11-dev \
             libgles2-mesa-dev libegl1-mesa-dev libffi-dev libxcursor-dev libvulkan-dev \
             libgl1-mesa-dri fonts-noto-cjk zbar-tools xvfb softhsm2 prometheus dpkg-dev lintian \
-            cage xwayland grim
+            cage xwayland grim pcscd libpcsclite-dev vsmartcard-vpcd
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Headless GPU rendering through Mesa, no display needed.

@@ -6,6 +6,7 @@ require (
 	gioui.org v0.10.3
 	github.com/coder/websocket v1.8.15
 	github.com/creack/pty v1.1.24
+	github.com/ebfe/scard v0.0.0-20241214075232-7af069cabc25
 	github.com/go-text/typesetting v0.3.5
 	github.com/makiuchi-d/gozxing v0.1.1
 	github.com/miekg/pkcs11 v1.1.2

@@ -91,6 +91,10 @@ type Snapshot struct {
 	// Account says what happens to the customer's account after an
 	// outcome (Complete, Declined, Failed).
 	Account Account
+	// Contactless: the terminal has an NFC reader, so the QR screen
+	// offers "scan or tap"; Tap is the last tap's outcome (ui/tap.go).
+	Contactless bool
+	Tap         TapState
 }
 
 // Account is what a finished session means for the customer's account.

@@ -519,13 +519,13 @@ func (a *App) welcome(gtx C) D {
 		return a.page(gtx, a.t("welcome.title")+" / "+i18n.T(o, "welcome.title"), func(gtx C) D {
 			return layout.Center.Layout(gtx, func(gtx C) D {
 				gtx.Constraints.Min = image.Point{}
-				return a.lines(gtx,
+				return a.lines(gtx, a.tapNotice(o,
 					a.para(spBig, a.t("welcome.start"), colAccent, true),
 					a.para(spBody, a.t("welcome.offer"), colText, false),
 					a.para(spTitle, i18n.T(o, "welcome.start"), colAccent, true),
 					a.para(spBody, i18n.T(o, "welcome.offer"), colText, false),
 					a.para(spBody, a.t("welcome.touch"), colText, true),
-					a.para(spBody, i18n.T(o, "welcome.touch"), colText, true))
+					a.para(spBody, i18n.T(o, "welcome.touch"), colText, true))...)
 			})
 		})
 	})
@@ -659,7 +659,11 @@ func (a *App) qrScreen(gtx C, now time.Time) D {
 		}
 	}
 	secs := a.secondsLeft(a.snap.Deadline, now)
-	return a.page(gtx, a.t("qr.title"), func(gtx C) D {
+	title := a.t("qr.title")
+	if a.snap.Contactless {
+		title = a.t("qr.title.tap") // and the tap line below (tap.go)
+	}
+	return a.page(gtx, title, func(gtx C) D {
 		return layout.Flex{Spacing: layout.SpaceAround}.Layout(gtx,
 			layout.Rigid(func(gtx C) D {
 				// As large as the height allows, leaving 40 % of the
@@ -699,6 +703,9 @@ func (a *App) qrScreen(gtx C, now time.Time) D {
 						item("qr.location", a.snap.Location, spBody),
 						item("qr.time", i18n.Countdown(secs), spBig),
 						func(gtx C) D { return a.txt(gtx, spSmall, a.t("qr.steps")) },
+					}
+					if a.snap.Contactless {
+						children = append(children, a.tapLine)
 					}
 					fc := make([]layout.FlexChild, len(children))
 					for i, w := range children {

@@ -74,6 +74,9 @@ func expected(sh screenshots.Shot, l i18n.Lang) []string {
 	case sh.MoreTime:
 		more = []string{T("more.input", "0:30"), T("btn.continue")}
 	}
+	if sh.Tap != nil {
+		return tapExpected(sh, l)
+	}
 	switch sh.Screen {
 	case ui.ScreenWelcome:
 		return []string{T("welcome.start"), T("welcome.offer"), i18n.T(l.Other(), "welcome.start"), i18n.T(l.Other(), "welcome.offer"),

@@ -18,6 +18,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/dispenser/dispensersim"
 	"github.com/cardless-atm/cardless/atm/hostlink"
+	"github.com/cardless-atm/cardless/atm/nfc"
 	"github.com/cardless-atm/cardless/atm/operators"
 	"github.com/cardless-atm/cardless/atm/receipt"
 	"github.com/cardless-atm/cardless/atm/receipt/escpos"
@@ -56,6 +57,9 @@ type Appliance struct {
 	// Operators are the credentials of the operator routes of the control
 	// endpoint (dataDir/operators.json; atmctl operator add).
 	Operators *operators.File
+	// NFCReader is the contactless reader the phone taps (nil: none; the
+	// nfc section of the configuration); set before Run to use another.
+	NFCReader nfc.Reader
 	// Clock is the appliance's one time source, given to the core, the
 	// store, both links and the control endpoint.
 	Clock clock.Clock
@@ -179,6 +183,13 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 		a.printer = &receiptPrinter{p: pr, clk: a.Clock, log: log.With("part", "printer")}
 		a.Backend.printer = a.printer
 	}
+	if cfg.NFC != nil {
+		r, err := nfc.NewPCSC(cfg.NFC.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("nfc: %w", err)
+		}
+		a.NFCReader = r
+	}
 	a.metrics = newMetrics(a)
 	a.alarms = newAlarmer(a)
 	a.Backend.alarms = a.alarms
@@ -239,6 +250,12 @@ func (a *Appliance) Run(ctx context.Context) error {
 		run("printer", func(ctx context.Context) error { a.printer.run(ctx); return nil })
 	}
 	run("alarms", func(ctx context.Context) error { a.alarms.run(ctx); return nil })
+	if a.NFCReader != nil {
+		a.Backend.mu.Lock()
+		a.Backend.contactless = true
+		a.Backend.mu.Unlock()
+		run("nfc", a.tapperWith(a.NFCReader).run)
+	}
 	if dir := a.Config.Journal.ExportDir; dir != "" {
 		zone, _ := a.Config.Zone() // validated
 		days := a.Config.Journal.RetentionDays
@@ -288,6 +305,9 @@ func (a *Appliance) Close() {
 	}
 	if a.printer != nil {
 		a.printer.p.Close()
+	}
+	if a.NFCReader != nil {
+		a.NFCReader.Close()
 	}
 	if c, ok := a.Dispenser.(io.Closer); ok {
 		c.Close() // a device link (XFS4IoT, serial)

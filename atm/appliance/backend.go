@@ -34,6 +34,11 @@ type Backend struct {
 	// reports ("" none).
 	exportDir string
 
+	// contactless: an NFC reader is wired (the QR screen offers a tap);
+	// tap is the last tap's outcome (nfc.go).
+	contactless bool
+	tap         tapNotice
+
 	mu   sync.Mutex
 	subs []chan struct{}
 	ui   chan struct{}
@@ -120,6 +125,12 @@ func (b *Backend) Snapshot() ui.Snapshot {
 		return snap
 	}
 	idle := s == nil || s.State == atm.StateCancelled
+	b.mu.Lock()
+	snap.Contactless = b.contactless
+	b.mu.Unlock()
+	if idle {
+		snap.Tap = b.tapFor("")
+	}
 	if !v.InService && idle {
 		snap.Phase, snap.ReasonCode = ui.OutOfService, v.Reason
 		return snap
@@ -138,6 +149,7 @@ func (b *Backend) Snapshot() ui.Snapshot {
 	switch s.State {
 	case atm.StateAwaitingPhone:
 		snap.Phase, snap.QRPayload, snap.Deadline, snap.CanExtend = ui.AwaitingPhone, s.QR, s.Expires, true
+		snap.Tap = b.tapFor(s.ID)
 	case atm.StateAwaitingTake:
 		snap.Phase, snap.Deadline, snap.CanExtend = ui.TakeCash, s.TakeDeadline, !s.TakeExtended
 		snap.Amount = s.Dispensed

@@ -66,12 +66,28 @@ type Config struct {
 	Control     Control   `json:"control"`
 	Journal     Journal   `json:"journal,omitempty"`
 	Printer     *Printer  `json:"printer,omitempty"`
+	NFC         *NFC      `json:"nfc,omitempty"`
 	LogLevel    string    `json:"logLevel"`
 	// DayZone is the IANA time zone (e.g. "Asia/Shanghai") whose calendar
 	// day a withdrawal counts for (daily limit, /totals); empty means UTC.
 	// It must match the host's (hostsim's dayZone): both book a withdrawal
 	// by the transmission time of its authorization request.
 	DayZone string `json:"dayZone,omitempty"`
+}
+
+// NFC is the contactless reader the phone taps (docs/nfc.md): absent, the
+// screen offers only the QR code.
+type NFC struct {
+	// Reader picks the PC/SC reader whose name contains it ("" the first).
+	Reader string `json:"reader"`
+	// AID is the bank app's application identifier, 5-16 bytes in hex.
+	AID string `json:"aid"`
+}
+
+// AIDBytes returns the AID (validated by Config.Validate).
+func (n NFC) AIDBytes() []byte {
+	b, _ := hex.DecodeString(n.AID)
+	return b
 }
 
 // Printer is the receipt printer: an ESC/POS printer on a serial port.
@@ -525,6 +541,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Journal.RetentionDays != 0 && c.Journal.ExportDir == "" {
 		bad("journal.retentionDays", "needs journal.exportDir: entries leave the store only once exported")
+	}
+	if n := c.NFC; n != nil {
+		if b, err := hex.DecodeString(n.AID); err != nil || len(b) < 5 || len(b) > 16 {
+			bad("nfc.aid", "%q must be 5-16 bytes in hex (e.g. F0434C57310001)", n.AID)
+		}
 	}
 	if p := c.Printer; p != nil {
 		if p.Driver != "escpos" {

@@ -2,9 +2,14 @@
 // code and sends the withdrawal request to the proxy, and it binds the
 // phone to a customer with a verification code (docs/binding.md).
 //
-//	phonesim --proxy ADDR (--qr-png FILE [--scan-for 5s] | --qr-text TEXT) --customer ID --pin PIN [--device ID] [--config FILE]
+//	phonesim --proxy ADDR (--qr-png FILE [--scan-for 5s] | --qr-text TEXT | --nfc [--vpcd ADDR] [--aid HEX] [--tap-for 30s]) --customer ID --pin PIN [--device ID] [--config FILE]
 //	phonesim bind --customer ID --pin PIN [--device ID] [--bind URL] [--code-stdin] [--config FILE]
 //	phonesim new-device
+//
+// With --nfc the phone is held to the ATM's contactless reader instead of
+// scanning: it attaches to the vsmartcard vpcd virtual reader as a card
+// and answers the SELECT and the session APDU as the bank's app does
+// (docs/nfc.md), then completes the withdrawal online as after a scan.
 //
 // A withdrawal prints one JSON line (response_code, meaning, approved,
 // amount, dispensed, auth_code, terminal, ...) and exits 0 only when it
@@ -20,6 +25,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -31,6 +37,7 @@ import (
 
 	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/host/bindapi"
+	"github.com/cardless-atm/cardless/atm/nfc"
 	"github.com/cardless-atm/cardless/atm/qr"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
@@ -67,6 +74,10 @@ func withdraw(args []string, stdout, stderr io.Writer) int {
 	png := fs.String("qr-png", "", "PNG image of the ATM's QR code")
 	scanFor := fs.Duration("scan-for", 5*time.Second, "with --qr-png: keep looking at the image this long for a withdrawal QR code (the screen may not show it yet)")
 	text := fs.String("qr-text", "", "QR payload text")
+	tap := fs.Bool("nfc", false, "tap: get the session over NFC from the ATM's reader (a vpcd virtual reader) instead of scanning")
+	vpcd := fs.String("vpcd", fmt.Sprintf("127.0.0.1:%d", nfc.DefaultVPCDPort), "with --nfc: the vpcd virtual reader's card socket")
+	aidHex := fs.String("aid", hex.EncodeToString(nfc.DefaultAID), "with --nfc: the bank app's AID (hex)")
+	tapFor := fs.Duration("tap-for", 30*time.Second, "with --nfc: hold the phone to the reader at most this long")
 	customer := fs.String("customer", "", "customer ID")
 	pin := fs.String("pin", "", "PIN (4-12 digits)")
 	device := fs.String("device", "", "the phone's device ID, 32 upper-case hex digits (default: deviceId of the config)")
@@ -81,8 +92,8 @@ func withdraw(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		return usage("unexpected arguments")
-	case (*png == "") == (*text == ""):
-		return usage("give exactly one of --qr-png and --qr-text")
+	case btoi(*png != "")+btoi(*text != "")+btoi(*tap) != 1:
+		return usage("give exactly one of --qr-png, --qr-text and --nfc")
 	case *customer == "":
 		return usage("--customer is required")
 	case *pin == "":
@@ -104,7 +115,17 @@ func withdraw(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.DeviceID = *device
 	}
+	aid, err := hex.DecodeString(*aidHex)
+	if err != nil || len(aid) < 5 || len(aid) > 16 {
+		return usage("--aid must be 5-16 bytes in hex")
+	}
 	payload := *text
+	if *tap {
+		var err error
+		if payload, err = phonesim.Tap(context.Background(), *vpcd, aid, *tapFor); err != nil {
+			return fail(stdout, phonesim.Outcome{}, err)
+		}
+	}
 	if *png != "" {
 		var err error
 		if payload, err = scan(*png, *scanFor, clock.Real{}); err != nil {
@@ -123,6 +144,13 @@ func withdraw(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 1
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // fail prints the JSON line of a request that got no answer.

@@ -31,7 +31,11 @@ type Shot struct {
 	Reason string
 	// Step: the replenishment's step (ui.State.Step).
 	Step int
+	// Tap: a contactless terminal, the last tap's outcome (nil: no reader).
+	Tap *ui.TapState
 }
+
+func tap(st ui.TapState) *ui.TapState { return &st }
 
 // Shots returns every screen, then the variants.
 func Shots() []Shot {
@@ -47,6 +51,11 @@ func Shots() []Shot {
 		Shot{Name: "failed-retracted", Screen: ui.ScreenFailed, Reason: "retracted"},
 		Shot{Name: "replenish-load", Screen: ui.ScreenReplenish, Step: 1},
 		Shot{Name: "replenish-report", Screen: ui.ScreenReplenish, Step: 2},
+		Shot{Name: "qr-tap", Screen: ui.ScreenQR, Tap: tap(ui.TapNone)},
+		Shot{Name: "qr-tap-detected", Screen: ui.ScreenQR, Tap: tap(ui.TapDetected)},
+		Shot{Name: "qr-tap-noapp", Screen: ui.ScreenQR, Tap: tap(ui.TapNoApp)},
+		Shot{Name: "qr-tap-removed", Screen: ui.ScreenQR, Tap: tap(ui.TapRemoved)},
+		Shot{Name: "welcome-tap-nosession", Screen: ui.ScreenWelcome, Tap: tap(ui.TapNoSession)},
 	)
 }
 
@@ -103,6 +112,9 @@ func (sh Shot) Scene(l i18n.Lang) (*uifake.Backend, ui.State, error) {
 		b.SetPhase(ui.OutOfService, "")
 	default:
 		return nil, st, fmt.Errorf("screenshots: unknown screen %v", sc)
+	}
+	if sh.Tap != nil {
+		b.SetTap(*sh.Tap)
 	}
 	return b, st, nil
 }

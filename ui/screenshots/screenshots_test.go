@@ -15,7 +15,7 @@ func TestWriteAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(Shots()) * len(i18n.Langs); len(files) != want || want != 50 {
+	if want := len(Shots()) * len(i18n.Langs); len(files) != want || want != 60 {
 		t.Fatalf("%d files, want %d (18 screens and 7 variants x 2 languages)", len(files), want)
 	}
 	for _, f := range files {

@@ -387,3 +387,12 @@ func (b *Backend) ReceiptLang() string {
 	defer b.mu.Unlock()
 	return b.receiptLang
 }
+
+// SetTap makes the terminal contactless and shows st as the last tap's
+// outcome (ui.Snapshot.Contactless, Tap).
+func (b *Backend) SetTap(st ui.TapState) {
+	b.mu.Lock()
+	b.snap.Contactless, b.snap.Tap = true, st
+	b.mu.Unlock()
+	b.notify()
+}

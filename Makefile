@@ -25,7 +25,7 @@ export EGL_PLATFORM ?= surfaceless
 CROSS_DEB_PKGS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross libwayland-dev:arm64 libx11-dev:arm64 \
             libx11-xcb-dev:arm64 libxkbcommon-x11-dev:arm64 libgles2-mesa-dev:arm64 \
             libegl1-mesa-dev:arm64 libffi-dev:arm64 libxcursor-dev:arm64 libxfixes-dev:arm64 \
-            libvulkan-dev:arm64
+            libvulkan-dev:arm64 libpcsclite-dev:arm64
 
 all: build
 

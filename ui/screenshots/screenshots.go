@@ -31,6 +31,9 @@ type Shot struct {
 	Reason string
 	// Step: the replenishment's step (ui.State.Step).
 	Step int
+	// Speech: the audio guidance is on (ui.State.Speech): the screen is
+	// dark but for a line saying so, and the QR.
+	Speech bool
 }
 
 // Shots returns every screen, then the variants.
@@ -47,6 +50,8 @@ func Shots() []Shot {
 		Shot{Name: "failed-retracted", Screen: ui.ScreenFailed, Reason: "retracted"},
 		Shot{Name: "replenish-load", Screen: ui.ScreenReplenish, Step: 1},
 		Shot{Name: "replenish-report", Screen: ui.ScreenReplenish, Step: 2},
+		Shot{Name: "speech-amount", Screen: ui.ScreenAmount, Speech: true},
+		Shot{Name: "speech-qr", Screen: ui.ScreenQR, Speech: true},
 	)
 }
 
@@ -60,7 +65,7 @@ func (sh Shot) Scene(l i18n.Lang) (*uifake.Backend, ui.State, error) {
 	now := Epoch
 	clock := func() time.Time { return now }
 	b := uifake.New(clock)
-	st := ui.State{Lang: l, Clock: clock, MoreTime: sh.MoreTime}
+	st := ui.State{Lang: l, Clock: clock, MoreTime: sh.MoreTime, Speech: sh.Speech}
 	switch sc := sh.Screen; sc {
 	case ui.ScreenWelcome:
 	case ui.ScreenLanguage, ui.ScreenWait, ui.ScreenOperatorLogin:

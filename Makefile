@@ -12,7 +12,7 @@ CMDS     := $(notdir $(wildcard cmd/*))
 DEB_PKGS := pkg-config libwayland-dev libx11-dev libx11-xcb-dev libxkbcommon-x11-dev \
             libgles2-mesa-dev libegl1-mesa-dev libffi-dev libxcursor-dev libvulkan-dev \
             libgl1-mesa-dri fonts-noto-cjk zbar-tools xvfb softhsm2 prometheus dpkg-dev lintian \
-            cage xwayland grim pcscd libpcsclite-dev vsmartcard-vpcd
+            cage xwayland grim pcscd libpcsclite-dev vsmartcard-vpcd espeak-ng sox alsa-utils
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Headless GPU rendering through Mesa, no display needed.

@@ -82,6 +82,15 @@ type Options struct {
 	IdleTimeout, OutcomeTimeout, Warn time.Duration
 	// FontPaths are font files tried for Chinese (DefaultCJKFontPaths when nil).
 	FontPaths []string
+	// Speaker reads the customer screens aloud while the audio guidance
+	// is on (speech.go). Nil: no audio guidance; the keys below do
+	// nothing.
+	Speaker Speaker
+	// SpeechKey, when set, toggles the audio guidance at once (the key the
+	// headphone jack's driver reports, or a dedicated key); the keypad's
+	// 5 held down for SpeechHold (DefaultSpeechHold when 0) always does.
+	SpeechKey  key.Name
+	SpeechHold time.Duration
 }
 
 func (o *Options) defaults() {
@@ -105,6 +114,9 @@ func (o *Options) defaults() {
 	}
 	if o.FontPaths == nil {
 		o.FontPaths = DefaultCJKFontPaths
+	}
+	if o.SpeechHold <= 0 {
+		o.SpeechHold = DefaultSpeechHold
 	}
 }
 
@@ -159,8 +171,9 @@ type App struct {
 	forcePrompt  bool
 	prompt       bool // the current frame shows the time-out banner
 	promptText   string
-	promptChoice choice // the banner's own button (input screens); id "" none
-	asked        int64  // the amount the cannot-pay screen refused
+	promptChoice choice      // the banner's own button (input screens); id "" none
+	asked        int64       // the amount the cannot-pay screen refused
+	speech       speechState // the audio guidance (speech.go)
 
 	keyFilters []event.Filter // the keys handleInput reads, built once
 
@@ -200,8 +213,9 @@ func New(b Backend, opts Options) *App {
 		clicks:     map[string]*widget.Clickable{},
 		lastPhase:  Idle,
 		lastScreen: -1,
-		keyFilters: keyFilters(opts.SupervisorKey),
+		keyFilters: keyFilters(opts.SupervisorKey, opts.SpeechKey),
 		pipe:       newPipe(),
+		speech:     speechState{saidScreen: -1},
 	}
 	return a
 }
@@ -209,7 +223,7 @@ func New(b Backend, opts Options) *App {
 // keyFilters are the keys the App reads: Enter, Esc, Backspace, the
 // supervisor key, the digits and F1-F8, plus a catch-all that swallows
 // every other key so that no shortcut reaches anything else.
-func keyFilters(supervisor key.Name) []event.Filter {
+func keyFilters(supervisor, speech key.Name) []event.Filter {
 	fs := []event.Filter{
 		key.Filter{Name: key.NameReturn}, key.Filter{Name: key.NameEnter}, key.Filter{Name: key.NameEscape},
 		key.Filter{Name: key.NameDeleteBackward}, key.Filter{Name: supervisor},
@@ -220,6 +234,9 @@ func keyFilters(supervisor key.Name) []event.Filter {
 	}
 	for f := 1; f <= 8; f++ {
 		fs = append(fs, key.Filter{Name: key.Name("F" + strconv.Itoa(f))})
+	}
+	if speech != "" {
+		fs = append(fs, key.Filter{Name: speech})
 	}
 	return fs
 }
@@ -344,6 +361,7 @@ func (a *App) Layout(gtx layout.Context) layout.Dimensions {
 	a.handleInput(gtx)
 	a.awaitQuick()
 	now := a.now()
+	a.checkHold(now)
 	a.snap = a.b.Snapshot()
 	a.track(now)
 	sc := a.screenFor(a.snap, now)
@@ -362,9 +380,12 @@ func (a *App) Layout(gtx layout.Context) layout.Dimensions {
 	s := scaleFor(gtx.Metric, gtx.Constraints.Max)
 	gtx.Metric.PxPerDp *= s
 	gtx.Metric.PxPerSp *= s
-	dims := a.layoutScreen(gtx, sc, now)
+	dims := a.layoutSpoken(gtx, sc, now)
 	a.shown = append(a.shown[:0], a.cur...)
 	if next, ok := a.nextWake(sc, now); ok {
+		gtx.Execute(op.InvalidateCmd{At: gtx.Now.Add(next.Sub(now))})
+	}
+	if next, ok := a.holdWake(); ok { // the earlier wake-up counts
 		gtx.Execute(op.InvalidateCmd{At: gtx.Now.Add(next.Sub(now))})
 	}
 	return dims
@@ -379,6 +400,7 @@ func (a *App) track(now time.Time) {
 		switch p {
 		case Idle:
 			a.goLocal(ScreenWelcome)
+			a.speechOff() // the session is over
 		case Complete, Declined, Failed:
 			a.outcomeAt = now
 			a.receipt = receiptAsk
@@ -396,6 +418,7 @@ func (a *App) track(now time.Time) {
 	switch sc {
 	case ScreenLanguage, ScreenAmount, ScreenCannotPay:
 		a.goLocal(ScreenWelcome)
+		a.speechOff() // the customer has gone
 	case ScreenComplete, ScreenDeclined, ScreenFailed:
 		a.finish()
 	}
@@ -474,6 +497,9 @@ func (a *App) handleInput(gtx layout.Context) {
 			break
 		}
 		ke, ok := ev.(key.Event)
+		if ok && a.speechInput(ke) {
+			continue
+		}
 		if !ok || ke.State != key.Press {
 			continue
 		}

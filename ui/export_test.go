@@ -46,6 +46,7 @@ func (r *Renderer) DirtyForTest() {
 	a.sup = SupervisorInfo{Alarms: []string{"x"}}
 	a.supAt = a.now()
 	a.op = superState{mode: supJournal, gen: 3, busy: true, err: "x", entry: "12", day: "2025-01-01"}
+	a.speech = speechState{on: true, held: a.now(), announce: "say.on", saidScreen: ScreenQR}
 	a.lastPhase = OutOfService
 	a.snap = Snapshot{}
 }

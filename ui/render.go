@@ -33,6 +33,9 @@ type State struct {
 	// amount it refused (minor units).
 	CannotPay *CannotPayError
 	Asked     int64
+	// Speech turns the audio guidance on: the customer screens are dark
+	// (but for the QR) and App.Spoken says what they say.
+	Speech bool
 	// Clock is the time used for countdowns (time.Now when nil).
 	Clock func() time.Time
 }
@@ -140,6 +143,7 @@ func (a *App) apply(st State) {
 	a.setErr("")
 	a.cannot, a.asked = st.CannotPay, st.Asked
 	a.receipt = receiptAsk
+	a.speech = speechState{on: st.Speech, saidScreen: -1}
 }
 
 // applySupervisor puts a supervisor work screen in st, reading what it

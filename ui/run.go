@@ -36,6 +36,7 @@ const windowWidth, windowHeight unit.Dp = 1280, 800
 // configs/cardless-atm.service).
 func Run(w *app.Window, b Backend, opts Options) error {
 	a := New(b, opts)
+	defer a.StopSpeech() // the window is gone: so is its voice
 	rend, rendErr := chooseRenderer()
 	if rendErr != nil {
 		// Gio tries OpenGL ES first and then Vulkan; the window may

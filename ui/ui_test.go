@@ -65,6 +65,9 @@ func (c *fakeClock) Add(d time.Duration) {
 func expected(sh screenshots.Shot, l i18n.Lang) []string {
 	T := func(k i18n.Key, args ...any) string { return i18n.T(l, k, args...) }
 	money := func(v int64) string { return i18n.Amount(l, v, "CNY", 2) }
+	if sh.Speech {
+		return []string{T("say.blank")}
+	}
 	var more []string
 	switch {
 	case sh.MoreTime && sh.Screen == ui.ScreenQR:

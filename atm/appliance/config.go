@@ -67,6 +67,7 @@ type Config struct {
 	Journal     Journal   `json:"journal,omitempty"`
 	Printer     *Printer  `json:"printer,omitempty"`
 	NFC         *NFC      `json:"nfc,omitempty"`
+	Audio       *Audio    `json:"audio,omitempty"`
 	LogLevel    string    `json:"logLevel"`
 	// DayZone is the IANA time zone (e.g. "Asia/Shanghai") whose calendar
 	// day a withdrawal counts for (daily limit, /totals); empty means UTC.
@@ -95,6 +96,27 @@ type Printer struct {
 	Driver string `json:"driver"` // "escpos"
 	Port   string `json:"port"`   // e.g. /dev/ttyUSB1
 	Baud   int    `json:"baud,omitempty"`
+}
+
+// Audio is the audio guidance for the headphone jack (ADA 2010 §707):
+// the keypad's 5 held down for two seconds (or Key) turns on speech that
+// reads each customer screen, and the screen goes dark for privacy.
+type Audio struct {
+	Enabled bool `json:"enabled"`
+	// Command is the synthesizer (default "espeak-ng", Debian package
+	// espeak-ng).
+	Command string `json:"command,omitempty"`
+	// Player plays the synthesizer's WAV stream read on its standard
+	// input, e.g. ["aplay", "-q"] or ["paplay"]; empty: espeak-ng plays
+	// on the default audio output itself.
+	Player []string `json:"player,omitempty"`
+	// Key, when set, also toggles the guidance: "F9", "F10" or "F11" (the
+	// key the headphone jack's driver reports on insertion, or a key of
+	// its own).
+	Key string `json:"key,omitempty"`
+	// Voices overrides espeak-ng's voice per language: {"en": "en-us",
+	// "zh": "cmn-latn-pinyin"}.
+	Voices map[string]string `json:"voices,omitempty"`
 }
 
 // Journal configures where the electronic journal goes besides the store.
@@ -556,6 +578,26 @@ func (c *Config) Validate() error {
 		}
 		if p.Baud < 0 {
 			bad("printer.baud", "%d must be positive (0: 9600)", p.Baud)
+		}
+	}
+	if au := c.Audio; au != nil {
+		for i, p := range au.Player {
+			if strings.TrimSpace(p) == "" {
+				bad(fmt.Sprintf("audio.player[%d]", i), "must not be empty")
+			}
+		}
+		switch au.Key {
+		case "", "F9", "F10", "F11":
+		default:
+			bad("audio.key", "%q must be F9, F10 or F11 (F1-F8 choose on screen, F12 is the supervisor's)", au.Key)
+		}
+		for l, v := range au.Voices {
+			if l != "en" && l != "zh" {
+				bad("audio.voices", "%q is not a language of the kiosk (en, zh)", l)
+			}
+			if v == "" || strings.HasPrefix(v, "-") {
+				bad("audio.voices."+l, "%q is not a voice name", v)
+			}
 		}
 	}
 	switch c.Screen.Mode {

@@ -49,7 +49,11 @@ func Main(ctx context.Context, cfg *Config) int {
 	go func() { errc <- a.Run(ctx) }()
 	go func() {
 		w := new(app.Window)
-		err := ui.Run(w, a.Backend, ui.Options{Kiosk: cfg.Screen.Mode == "kiosk", Logger: log.With("part", "ui"), Clock: a.Clock.Now})
+		opts := ui.Options{Kiosk: cfg.Screen.Mode == "kiosk", Logger: log.With("part", "ui"), Clock: a.Clock.Now}
+		if err := audioOptions(cfg.Audio, &opts); err != nil {
+			log.Error("no audio guidance", "err", err)
+		}
+		err := ui.Run(w, a.Backend, opts)
 		if err != nil {
 			log.Error("window", "err", err)
 		}

@@ -33,6 +33,9 @@ type Shot struct {
 	Step int
 	// Tap: a contactless terminal, the last tap's outcome (nil: no reader).
 	Tap *ui.TapState
+	// Speech: the audio guidance is on (ui.State.Speech): the screen is
+	// dark but for a line saying so, and the QR.
+	Speech bool
 }
 
 func tap(st ui.TapState) *ui.TapState { return &st }
@@ -56,6 +59,8 @@ func Shots() []Shot {
 		Shot{Name: "qr-tap-noapp", Screen: ui.ScreenQR, Tap: tap(ui.TapNoApp)},
 		Shot{Name: "qr-tap-removed", Screen: ui.ScreenQR, Tap: tap(ui.TapRemoved)},
 		Shot{Name: "welcome-tap-nosession", Screen: ui.ScreenWelcome, Tap: tap(ui.TapNoSession)},
+		Shot{Name: "speech-amount", Screen: ui.ScreenAmount, Speech: true},
+		Shot{Name: "speech-qr", Screen: ui.ScreenQR, Speech: true},
 	)
 }
 
@@ -69,7 +74,7 @@ func (sh Shot) Scene(l i18n.Lang) (*uifake.Backend, ui.State, error) {
 	now := Epoch
 	clock := func() time.Time { return now }
 	b := uifake.New(clock)
-	st := ui.State{Lang: l, Clock: clock, MoreTime: sh.MoreTime}
+	st := ui.State{Lang: l, Clock: clock, MoreTime: sh.MoreTime, Speech: sh.Speech}
 	switch sc := sh.Screen; sc {
 	case ui.ScreenWelcome:
 	case ui.ScreenLanguage, ui.ScreenWait, ui.ScreenOperatorLogin:

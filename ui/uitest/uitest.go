@@ -72,6 +72,13 @@ func (d *Driver) Key(names ...key.Name) {
 	}
 }
 
+// Press queues a press of the named key without its release: the key is
+// held down until Release (see ui.Options.SpeechHold).
+func (d *Driver) Press(n key.Name) { d.win.Queue(key.Event{Name: n, State: key.Press}) }
+
+// Release queues the release of a key Press held down.
+func (d *Driver) Release(n key.Name) { d.win.Queue(key.Event{Name: n, State: key.Release}) }
+
 // Type queues the keys of the characters of s, as typed on the PIN pad.
 func (d *Driver) Type(s string) {
 	for _, r := range s {

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -103,24 +104,11 @@ func (x *journalExporter) exportClosedDays() (string, error) {
 	}
 	name := fmt.Sprintf("%s-journal-%s-%08d-%08d.jsonl", x.terminal, lastTime.In(x.zone).Format(time.DateOnly), done+1, last)
 	path := filepath.Join(x.dir, name)
-	tmp, err := os.CreateTemp(x.dir, ".export-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	_, trailer, err := x.db.ExportJournal(tmp, x.terminal, done+1, last)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err == nil {
-		err = syncDir(x.dir)
-	}
+	var trailer store.SegmentTrailer
+	err = writeDurably(x.dir, name, func(w io.Writer) (err error) {
+		_, trailer, err = x.db.ExportJournal(w, x.terminal, done+1, last)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("journal export to %s: %w", path, err)
 	}
@@ -140,6 +128,31 @@ func (x *journalExporter) exportClosedDays() (string, error) {
 }
 
 var errStopRange = fmt.Errorf("stop")
+
+// writeDurably writes dir/name through write into a temporary file in dir,
+// syncs it, renames it into place and syncs dir: a crash leaves the old
+// file or the whole new one, never part of it.
+func writeDurably(dir, name string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(dir, ".write-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	err = write(tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	return err
+}
 
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) error {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
@@ -209,7 +209,7 @@ func (b *Backend) TestDevices(operator string) []ui.DeviceInfo {
 }
 
 // exportReport writes a replenishment report as JSON into dir, durably
-// (a temporary file synced, renamed, the directory synced), and returns
+// (writeDurably, as the journal's daily export), and returns
 // its name: <terminal>-replenishment-<YYYYMMDD-HHMMSS>.json.
 func exportReport(dir string, rep *atm.ReplenishmentReport) (string, error) {
 	data, err := json.MarshalIndent(rep, "", "  ")
@@ -220,23 +220,8 @@ func exportReport(dir string, rep *atm.ReplenishmentReport) (string, error) {
 		return "", err
 	}
 	name := fmt.Sprintf("%s-replenishment-%s.json", rep.TerminalID, rep.Time.Format("20060102-150405"))
-	tmp, err := os.CreateTemp(dir, ".report-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	return name, err
+	return name, writeDurably(dir, name, func(w io.Writer) error {
+		_, err := w.Write(append(data, '\n'))
+		return err
+	})
 }

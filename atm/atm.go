@@ -175,6 +175,7 @@ type ATM struct {
 	takeCancel context.CancelFunc // stops it (more time asked)
 	safWake    chan struct{}
 	statusWake chan struct{}
+	linksWake  chan struct{} // LinksChanged: re-check the service on the owner goroutine
 	// accepting is the session whose dispense command waits for the
 	// dispenser's command nonce (acceptCommand); a repeat of it waits too.
 	accepting string
@@ -221,6 +222,7 @@ func New(cfg Config) (*ATM, error) {
 		bursts:     map[string]*refusalBurst{},
 		safWake:    make(chan struct{}, 1),
 		statusWake: make(chan struct{}, 1),
+		linksWake:  make(chan struct{}, 1),
 		fatal:      make(chan error, 1),
 	}
 	// Out of service until Run has recovered what a crash left and checked
@@ -282,6 +284,8 @@ func (a *ATM) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			fn(ctx)
+		case <-a.linksWake:
+			a.refreshService(ctx)
 		case <-tick.C():
 			if a.unrecovered > 0 && ticks%5 == 0 && !a.recovering {
 				a.retryRecovery(ctx)
@@ -503,6 +507,17 @@ func (a *ATM) statusLoop(ctx context.Context) {
 		}
 		a.checkStorage()
 		a.post(func(ctx context.Context) { a.refreshService(ctx) })
+	}
+}
+
+// LinksChanged tells the core that a link went up or down (the proxy
+// signed on, the host link connected, either dropped), so that it goes in
+// or out of service now rather than at the next status tick. It does not
+// block; the links are read again on the owner goroutine.
+func (a *ATM) LinksChanged() {
+	select {
+	case a.linksWake <- struct{}{}:
+	default: // a re-check is already due; it reads the links then
 	}
 }
 

@@ -66,3 +66,45 @@ func TestInServiceOnlyAfterRecoveryAndLinks(t *testing.T) {
 	l.host.Store(false)
 	want(false, "link")
 }
+
+// TestInServiceWithoutWaitingForATick: the core goes in service as soon
+// as it can, not at the next status tick (the clock never moves here): at
+// start when the links are already up, and when it is told a link changed
+// (LinksChanged), in both directions.
+func TestInServiceWithoutWaitingForATick(t *testing.T) {
+	fake := clock.NewFake(defaultStart)
+	r := newRigOn(t, dispensersim.Faults{}, fake, fake)
+	stopRig(r)
+	var l links
+	l.proxy.Store(true)
+	l.host.Store(true)
+	cfg := r.core.Config()
+	cfg.Links = &l
+	core, err := atm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = core.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	want := func(in bool, reason string) {
+		t.Helper()
+		for range 400 {
+			if v := core.View(); v.InService == in && v.Reason == reason {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		v := core.View()
+		t.Fatalf("in service %v (%q), want %v (%q) without a tick", v.InService, v.Reason, in, reason)
+	}
+	want(true, "")
+	l.host.Store(false)
+	core.LinksChanged()
+	want(false, "link")
+	l.host.Store(true)
+	core.LinksChanged()
+	want(true, "")
+}

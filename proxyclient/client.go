@@ -107,6 +107,11 @@ type Config struct {
 	Handler         Handler
 	Logger          *slog.Logger
 	Clock           clock.Clock // the appliance's clock (times, backoff); nil means the system clock
+	// OnChange, when set, is called (on the link's goroutine, with no lock
+	// held; it must not block) after the terminal signed on and after a
+	// signed-on link went down, so that the ATM goes in or out of service
+	// at once (atm.ATM.LinksChanged).
+	OnChange func()
 }
 
 // KeyKCVs are the check values of the working keys in use (never the keys).
@@ -305,8 +310,12 @@ func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 	defer func() {
 		c.mu.Lock()
 		c.conn, c.prot = nil, nil
+		was := c.st.SignedOn
 		c.st.Connected, c.st.SignedOn, c.st.Routed = false, false, false
 		c.mu.Unlock()
+		if was && c.cfg.OnChange != nil {
+			c.cfg.OnChange()
+		}
 	}()
 	c.log.Info("proxy link connected", "addr", c.cfg.Addr)
 
@@ -339,6 +348,9 @@ func (c *Client) session(ctx context.Context) (signedOn bool, err error) {
 	kcvs := c.st.KeyKCVs
 	c.mu.Unlock()
 	c.log.Info("signed on", "tak_kcv", kcvs.TAK, "tek_kcv", kcvs.TEK)
+	if c.cfg.OnChange != nil {
+		c.cfg.OnChange()
+	}
 	go idle.Run(conn.Done(), func() { c.echo(conn) })
 
 	select {

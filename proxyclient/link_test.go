@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,9 +95,21 @@ func TestSignOnKeyExchangeEcho(t *testing.T) {
 	}
 }
 
+// TestReconnectAfterProxyRestart: the client signs on again by itself
+// after the proxy went away, and tells Config.OnChange each time it signed
+// on and each time the signed-on link went down, in that order.
 func TestReconnectAfterProxyRestart(t *testing.T) {
 	e := newEnv(t)
-	a := startATM(t, e.proxy.ATMAddr(), "ATM1", e.tmk, nil)
+	var mu sync.Mutex
+	var changes []bool // SignedOn as OnChange sees it
+	var a *atm
+	a = startATM(t, e.proxy.ATMAddr(), "ATM1", e.tmk, func(c *proxyclient.Config) {
+		c.OnChange = func() {
+			mu.Lock()
+			defer mu.Unlock()
+			changes = append(changes, a.c.Status().SignedOn)
+		}
+	})
 	waitFor(t, "sign-on", signedOn(a))
 	addr := e.proxy.ATMAddr()
 	e.proxy.Close()
@@ -109,6 +123,12 @@ func TestReconnectAfterProxyRestart(t *testing.T) {
 	t.Cleanup(p2.Close)
 	waitFor(t, "second sign-on", func() bool { st := a.c.Status(); return st.SignOns >= 2 && st.SignedOn })
 	waitFor(t, "new proxy sees the terminal", func() bool { return p2.Connected("ATM1") })
+	mu.Lock()
+	got := slices.Clone(changes)
+	mu.Unlock()
+	if want := []bool{true, false, true}; !slices.Equal(got, want) {
+		t.Fatalf("OnChange saw SignedOn %v, want %v", got, want)
+	}
 	kcvsMatch(t, e, a)
 	if out := withdraw(t, e, 5000); !out.PaidInFull() {
 		t.Fatalf("withdrawal after reconnect: %+v", out)

@@ -147,7 +147,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 			})
 			return an, err
 		},
-		Logger: log.With("part", "hostlink")})
+		Logger: log.With("part", "hostlink"), OnChange: a.linksChanged})
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	proxyTPDU := decodeTPDU(cfg.Proxy.TPDU)
 	a.Proxy, err = proxyclient.New(proxyclient.Config{Addr: cfg.Proxy.Addr, TerminalID: cfg.TerminalID, TPDU: proxyTPDU,
 		HSM: a.HSM, KeyFormat: wire.KeyFormat(cfg.Proxy.KeyBlocks), Clock: a.Clock, EchoInterval: cfg.Proxy.EchoInterval.D(), SendTimeout: cfg.Proxy.SendTimeout.D(),
-		Handler: proxyclient.HandlerFunc(a.handle), Logger: log.With("part", "proxyclient")})
+		Handler: proxyclient.HandlerFunc(a.handle), Logger: log.With("part", "proxyclient"), OnChange: a.linksChanged})
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +210,14 @@ func (a *Appliance) handle(ctx context.Context, c proxyclient.Command) proxyclie
 			AuthCode: r.AuthCode, RRN: r.RRN, STAN: r.HostSTAN}.Encode()
 	}
 	return out
+}
+
+// linksChanged tells the core that a link went up or down (the links call
+// it only once Run runs, after New has set Core).
+func (a *Appliance) linksChanged() {
+	if a.Core != nil {
+		a.Core.LinksChanged()
+	}
 }
 
 // Links reports the health of the appliance's proxy and host links.

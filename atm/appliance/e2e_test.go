@@ -61,7 +61,37 @@ func newSystem(t testing.TB, o systemOptions) *system {
 	logw := &lockedWriter{w: new(bytes.Buffer)}
 	s := &system{t: t, dir: t.TempDir(), logs: logw}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: o.logLevel}))
+	s.startSimulators(log, o)
+	cfg := s.atmConfig()
+	if o.atm != nil {
+		o.atm(cfg)
+	}
+	cfg.NewStore = true // a new terminal's first start
+	var err error
+	if s.app, err = appliance.New(cfg, log.With("part", "atm")); err != nil {
+		t.Fatal(err)
+	}
+	if o.wire != nil {
+		o.wire(s.app, log)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.app.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; s.app.Close() })
+	s.waitFor("in service", func(st appliance.Status) bool { return st.InService && st.ProxyUp && st.HostUp })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logw.String())
+		}
+	})
+	return s
+}
 
+// startSimulators starts the host and proxy simulators for s (stopped
+// when s.t ends) and sets up the phone simulator's configuration.
+func (s *system) startSimulators(log *slog.Logger, o systemOptions) {
+	t := s.t
+	t.Helper()
 	hcfg, err := hostsim.LoadConfig("../../configs/hostsim.json")
 	if err != nil {
 		t.Fatal(err)
@@ -94,10 +124,14 @@ func newSystem(t testing.TB, o systemOptions) *system {
 	phone.ProxyAddr = s.proxy.PhoneAddr()
 	phone.Timeout = 25 * time.Second
 	s.phone = phone
+}
 
+// atmConfig is configs/atm.json pointed at s's simulators and directory.
+func (s *system) atmConfig() *appliance.Config {
+	s.t.Helper()
 	cfg, err := appliance.Load("../../configs/atm.json")
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	cfg.DataDir = filepath.Join(s.dir, "atm")
 	cfg.Proxy.Addr = s.proxy.ATMAddr()
@@ -108,27 +142,7 @@ func newSystem(t testing.TB, o systemOptions) *system {
 	cfg.TakeTimeout = appliance.Duration(time.Second)
 	cfg.Dispenser.Sim.Latency = 0
 	cfg.Dispenser.Sim.TakeDelay = appliance.Duration(20 * time.Millisecond)
-	if o.atm != nil {
-		o.atm(cfg)
-	}
-	cfg.NewStore = true // a new terminal's first start
-	if s.app, err = appliance.New(cfg, log.With("part", "atm")); err != nil {
-		t.Fatal(err)
-	}
-	if o.wire != nil {
-		o.wire(s.app, log)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.app.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; s.app.Close() })
-	s.waitFor("in service", func(st appliance.Status) bool { return st.InService && st.ProxyUp && st.HostUp })
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs:\n%s", logw.String())
-		}
-	})
-	return s
+	return cfg
 }
 
 func (s *system) waitFor(what string, ok func(appliance.Status) bool) appliance.Status {

@@ -70,6 +70,10 @@ type Config struct {
 	// (atm/backoff): it doubles after every failed attempt, is drawn from
 	// the upper half of that step, and never exceeds MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// OnChange, when set, is called (on the link's goroutine, with no lock
+	// held; it must not block) after the link came up or went down, so
+	// that the ATM goes in or out of service at once (atm.ATM.LinksChanged).
+	OnChange func()
 }
 
 // ErrRollback: the host refused the sign-on because it has recorded a
@@ -154,6 +158,13 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// changed tells Config.OnChange that Connected changed.
+func (c *Client) changed() {
+	if c.cfg.OnChange != nil {
+		c.cfg.OnChange()
+	}
+}
+
 // Connected reports whether the link is up and signed on.
 func (c *Client) Connected() bool {
 	c.mu.Lock()
@@ -197,6 +208,7 @@ func (c *Client) Run(ctx context.Context) error {
 			c.conn = conn
 			c.mu.Unlock()
 			c.log.Info("host link: signed on", "addr", c.cfg.Addr)
+			c.changed()
 			select {
 			case <-conn.Done():
 				c.log.Warn("host link: connection lost")
@@ -209,6 +221,7 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			c.mu.Unlock()
 			conn.Close()
+			c.changed()
 		}
 		wait := retry.Next()
 		c.log.Info("host link: reconnecting", "in", wait)

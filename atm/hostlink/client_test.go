@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,10 +110,24 @@ func TestNotConnectedIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestHostGoneIsUnavailableThenReconnects: a request while the host is
+// gone is ErrUnavailable; the client comes back by itself, and tells
+// Config.OnChange each time the link came up or went down, in that order.
 func TestHostGoneIsUnavailableThenReconnects(t *testing.T) {
 	f := linktest.NewFixture(t)
 	cfg := f.ClientConfig(t)
-	c := linktest.Start(t, cfg, true)
+	var mu sync.Mutex
+	var changes []bool // Connected as OnChange sees it
+	var c *hostlink.Client
+	ready := make(chan struct{})
+	cfg.OnChange = func() {
+		<-ready
+		mu.Lock()
+		defer mu.Unlock()
+		changes = append(changes, c.Connected())
+	}
+	c = linktest.Start(t, cfg, true)
+	close(ready)
 	addr := f.Host.Addr()
 	f.Host.Close()
 	linktest.WaitFor(t, "link down", func() bool { return !c.Connected() })
@@ -134,6 +149,12 @@ func TestHostGoneIsUnavailableThenReconnects(t *testing.T) {
 	resp, err := c.Authorize(context.Background(), authReq(t, f, "C-ALICE", "1234", 10000))
 	if err != nil || !resp.Approved() {
 		t.Fatalf("after reconnect: %+v %v", resp, err)
+	}
+	linktest.WaitFor(t, "three link changes", func() bool { mu.Lock(); defer mu.Unlock(); return len(changes) >= 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []bool{true, false, true}; !slices.Equal(changes, want) {
+		t.Fatalf("OnChange saw Connected %v, want %v", changes, want)
 	}
 }
 

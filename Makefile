@@ -127,16 +127,19 @@ fuzz:
 # DISPENSER=xfs4iot runs the XFS4IoT device simulator as its own process and
 # drives it over a WebSocket; DISPENSER=lcdm runs the Puloon LCDM simulator on
 # a pseudo-terminal and drives it as a serial port (default: the simulator
-# inside the ATM).
+# inside the ATM). NFC=1 gives the ATM a contactless reader, a vpcd virtual
+# reader through pcscd (the system's, or one started for the run as root),
+# taps the demo phone (phonesim --nfc) and prints how to tap by hand.
 DISPENSER ?= sim
+NFC       ?=
+SIMFLAGS   = --dispenser=$(DISPENSER) $(if $(filter-out 0 no false,$(NFC)),--nfc)
 sim: build
-	$(BIN)/sim --dispenser=$(DISPENSER)
+	$(BIN)/sim $(SIMFLAGS)
 
 # The same, stopping after the demo withdrawal (a quick smoke run by hand).
 sim-once: build
-	$(BIN)/sim --once --window=false --dispenser=$(DISPENSER)
+	$(BIN)/sim --once --window=false $(SIMFLAGS)
 
-# Forget the simulators' state (balances, sessions, cassette counts).
 # The random kill campaign of issue 16: withdrawals through the real
 # appliance process, each ended by SIGKILL at a random moment or commit,
 # then the books checked (not part of make test). ROUNDS, SEED, TIME.
@@ -156,6 +159,7 @@ deb: deps
 	packaging/deb/build.sh $(VERSION) dist/bin dist
 	lintian --fail-on error dist/cardless-atm_$(VERSION)_*.deb
 
+# Forget the simulators' state (balances, sessions, cassette counts).
 sim-clean:
 	rm -rf var
 

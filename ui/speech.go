@@ -311,8 +311,8 @@ func (a *App) speechParts(sc Screen, now time.Time) []speechPart {
 		for _, lg := range []i18n.Lang{l, l.Other()} {
 			add("welcome."+lg.String(), lg, i18n.T(lg, "say.welcome"), a.sayChoice(lg, "start", i18n.T(lg, "welcome.start")))
 		}
-		if a.snap.Tap == TapNoSession {
-			add("tap", l, a.t("tap.nosession"))
+		if a.snap.Tap == TapNoSession || a.snap.Tap == TapFailed { // as tapNotice shows
+			add("tap", l, a.t(tapKeys[a.snap.Tap]))
 		}
 	case ScreenLanguage:
 		for _, lg := range []i18n.Lang{l, l.Other()} {

@@ -3,11 +3,11 @@ package appliance
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/cardless-atm/cardless/atm"
+	"github.com/cardless-atm/cardless/atm/backoff"
 	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/nfc"
 	"github.com/cardless-atm/cardless/atm/store"
@@ -17,6 +17,10 @@ import (
 // noSessionNotice is how long the idle screen says that a tap needs a
 // withdrawal on the screen first.
 const noSessionNotice = 5 * time.Second
+
+// tapRetry is the wait after the reader failed (atm/backoff): from 1 s,
+// doubling with each consecutive failure, up to 30 s.
+var tapRetry = backoff.Policy{Min: time.Second, Max: 30 * time.Second}
 
 // tapper runs the contactless reader in its own goroutine: while the QR is
 // shown, a phone held to the reader gets the session payload over NFC
@@ -31,22 +35,55 @@ type tapper struct {
 	clk   clock.Clock
 	log   *slog.Logger
 	state func(st ui.TapState, session string) // what the screen shows
+	retry backoff.Backoff                      // after a reader failure
 }
 
+// run waits for a card, taps it, and waits for the next, until ctx is
+// done. A reader that fails is tried again after the backoff (the QR
+// code works meanwhile): every failure is logged; the first of a run of
+// failures, and the first after the session waiting for the phone
+// changed, is journaled and shown (on the QR screen of the waiting
+// session, or for a few seconds on the idle screen).
 func (t *tapper) run(ctx context.Context) error {
+	failures := 0
+	shownFor := "" // the session the current run of failures was shown for
 	for {
 		card, err := t.r.WaitCard(ctx)
+		if ctx.Err() != nil {
+			if card != nil {
+				card.Close()
+			}
+			return nil
+		}
 		if err != nil {
-			if ctx.Err() != nil {
+			failures++
+			wait := t.retry.Next()
+			session := t.waiting()
+			t.log.Error("contactless reader failed; the QR code still works", "err", err, "failures", failures, "retry_in", wait)
+			if failures == 1 || session != shownFor {
+				t.record(session, ui.TapFailed, err)
+				shownFor = session
+			}
+			if !clock.Sleep(t.clk, wait, ctx.Done()) {
 				return nil
 			}
-			t.log.Error("contactless reader failed; the QR code still works", "err", err)
-			t.record("", ui.TapFailed, err)
-			clock.Sleep(t.clk, 5*time.Second, ctx.Done())
 			continue
+		}
+		if failures > 0 {
+			t.log.Info("contactless reader works again", "failures", failures)
+			failures, shownFor = 0, ""
+			t.retry.Reset()
 		}
 		t.tap(card)
 	}
+}
+
+// waiting returns the ID of the session waiting for the phone ("" none).
+func (t *tapper) waiting() string {
+	if s := t.view().Session; s != nil && s.State == atm.StateAwaitingPhone {
+		return s.ID
+	}
+	return ""
 }
 
 // tap hands card the waiting session, if any, and records the outcome.
@@ -54,6 +91,7 @@ func (t *tapper) tap(card nfc.Card) {
 	defer card.Close()
 	s := t.view().Session
 	if s == nil || s.State != atm.StateAwaitingPhone {
+		t.log.Warn("tap", "outcome", tapKinds[ui.TapNoSession])
 		t.record("", ui.TapNoSession, nil)
 		return
 	}
@@ -70,6 +108,11 @@ func (t *tapper) tap(card nfc.Card) {
 	default:
 		st = ui.TapFailed
 	}
+	lvl := slog.LevelInfo
+	if st != ui.TapDetected {
+		lvl = slog.LevelWarn
+	}
+	t.log.Log(context.Background(), lvl, "tap", "outcome", tapKinds[st], "session", s.ID, "err", err)
 	t.record(s.ID, st, err)
 }
 
@@ -79,7 +122,8 @@ var tapKinds = map[ui.TapState]string{
 	ui.TapRemoved: "NFC REMOVED", ui.TapFailed: "NFC READER FAILED", ui.TapNoSession: "NFC NO SESSION",
 }
 
-// record journals a tap's outcome and shows it.
+// record journals a tap's outcome (or the reader's failure) and shows it;
+// the caller logs it.
 func (t *tapper) record(session string, st ui.TapState, err error) {
 	e := store.Entry{Kind: tapKinds[st], SessionID: session, Text: tapTexts[st]}
 	if err != nil {
@@ -91,11 +135,6 @@ func (t *tapper) record(session string, st ui.TapState, err error) {
 	}); jerr != nil {
 		t.log.Error("a tap was not journaled", "kind", e.Kind, "err", jerr)
 	}
-	lvl := slog.LevelInfo
-	if st != ui.TapDetected {
-		lvl = slog.LevelWarn
-	}
-	t.log.Log(context.Background(), lvl, "tap", "outcome", e.Kind, "session", session, "err", err)
 	t.state(st, session)
 }
 
@@ -152,18 +191,16 @@ func (b *Backend) tapFor(session string) ui.TapState {
 	return b.tap.state
 }
 
-// newTapper opens the configured reader.
-func (a *Appliance) newTapper() (*tapper, error) {
-	n := a.Config.NFC
-	r, err := nfc.NewPCSC(n.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("nfc: %w", err)
-	}
-	return a.tapperWith(r), nil
-}
-
+// tapperWith returns the tapper of reader r: the configured AID (without
+// an nfc section, for a reader set in Appliance.NFCReader, the
+// development AID nfc.DefaultAID).
 func (a *Appliance) tapperWith(r nfc.Reader) *tapper {
-	return &tapper{r: r, aid: a.Config.NFC.AIDBytes(), view: a.Core.View, db: a.Store, clk: a.Clock,
+	aid := nfc.DefaultAID
+	if a.Config.NFC != nil {
+		aid = a.Config.NFC.AIDBytes()
+	}
+	return &tapper{r: r, aid: aid, view: a.Core.View, db: a.Store, clk: a.Clock,
 		log:   a.Log.With("part", "nfc"),
-		state: func(st ui.TapState, session string) { a.Backend.setTap(st, session, a.Clock) }}
+		state: func(st ui.TapState, session string) { a.Backend.setTap(st, session, a.Clock) },
+		retry: backoff.Backoff{Policy: tapRetry}}
 }

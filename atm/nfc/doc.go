@@ -5,7 +5,8 @@
 // docs/nfc.md describes the APDUs for a bank's app team.
 //
 // The ATM side is Tap over a Card that a Reader hands out (PC/SC through
-// pcscd in production, NewPCSC; Fake in tests). The phone side, for the
-// phone simulator, is ServeVPCD: a virtual card attached to a vsmartcard
-// vpcd virtual reader over its TCP socket, answering APDUs through an App.
+// pcscd in production, NewPCSC; FakeReader and FakeCard in tests). The
+// phone side, for the phone simulator, is ServeVPCD: a virtual card
+// attached to a vsmartcard vpcd virtual reader over its TCP socket,
+// answering APDUs through an App.
 package nfc

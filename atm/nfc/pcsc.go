@@ -19,9 +19,9 @@ const pollEvery = 250 * time.Millisecond
 // PCSC is a contactless reader through PC/SC (pcscd on Linux, WinSCard on
 // Windows).
 type PCSC struct {
-	ctx    *scard.Context
-	name   string // the substring of the reader's name to use; "" the first
-	reader string // the reader found
+	ctx    *scard.Context // nil once its service went away, until WaitCard establishes another
+	name   string         // the substring of the reader's name to use; "" the first
+	reader string         // the reader found
 	state  scard.StateFlag
 }
 
@@ -52,15 +52,26 @@ func (p *PCSC) findReader() (string, error) {
 }
 
 // WaitCard waits for a card to enter the field of the reader and connects
-// to it.
+// to it. When the PC/SC service goes away (pcscd stopped or restarted:
+// the context's handles are no longer valid), WaitCard fails, and the
+// next call establishes a new context: a caller that tries again gets the
+// reader back once the service is.
 func (p *PCSC) WaitCard(ctx context.Context) (Card, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if p.ctx == nil {
+			c, err := scard.EstablishContext()
+			if err != nil {
+				return nil, fmt.Errorf("nfc: PC/SC service: %w", err)
+			}
+			p.ctx, p.reader = c, ""
+		}
 		if p.reader == "" {
 			r, err := p.findReader()
 			if err != nil {
+				p.drop(err)
 				return nil, fmt.Errorf("nfc: list readers: %w", err)
 			}
 			if r == "" {
@@ -76,8 +87,9 @@ func (p *PCSC) WaitCard(ctx context.Context) (Card, error) {
 			continue
 		case err != nil:
 			// The reader went away (unplugged, pcscd restarted): look
-			// for it again.
+			// for it again (with a new context if the service went).
 			p.reader = ""
+			p.drop(err)
 			sleep(ctx, pollEvery)
 			continue
 		}
@@ -94,14 +106,28 @@ func (p *PCSC) WaitCard(ctx context.Context) (Card, error) {
 			if isRemoved(err) {
 				continue
 			}
+			p.drop(err)
 			return nil, fmt.Errorf("nfc: connect: %w", err)
 		}
 		return pcscCard{c}, nil
 	}
 }
 
+// drop releases the context when err says its service went away.
+func (p *PCSC) drop(err error) {
+	if errors.Is(err, scard.ErrNoService) || errors.Is(err, scard.ErrServiceStopped) || errors.Is(err, scard.ErrInvalidHandle) {
+		p.ctx.Release()
+		p.ctx, p.reader = nil, ""
+	}
+}
+
 // Close releases the PC/SC context.
-func (p *PCSC) Close() error { return p.ctx.Release() }
+func (p *PCSC) Close() error {
+	if p.ctx == nil {
+		return nil
+	}
+	return p.ctx.Release()
+}
 
 type pcscCard struct{ c *scard.Card }
 

@@ -65,3 +65,49 @@ func TestPCSCThroughVPCD(t *testing.T) {
 		t.Fatalf("removed mid-exchange: %v", err)
 	}
 }
+
+// TestPCSCAfterPCSCDRestart: when pcscd stops, WaitCard fails (its
+// context lost the service); once pcscd is back, the next WaitCard
+// establishes a new context and a tap goes through again.
+func TestPCSCAfterPCSCDRestart(t *testing.T) {
+	d := pcscdtest.Start(t)
+	if !d.Own() {
+		t.Skip("the system's pcscd runs: the test does not stop it")
+	}
+	r, err := nfc.NewPCSC("Virtual PCD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tap := func() error {
+		conn, err := nfc.DialVPCD(ctx, d.VPCDAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		app := &nfc.PhoneApp{AID: aid}
+		go nfc.ServeVPCD(ctx, conn, nfc.ContactlessATR, app, nil)
+		card, err := r.WaitCard(ctx)
+		if err != nil {
+			return err
+		}
+		defer card.Close()
+		if err := nfc.Tap(card, aid, payload); err != nil || app.Payload() != payload {
+			t.Fatalf("tap: %v, the phone got %q", err, app.Payload())
+		}
+		return nil
+	}
+	if err := tap(); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop(t)
+	if _, err := r.WaitCard(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("WaitCard with pcscd stopped: %v (context %v)", err, ctx.Err())
+	}
+	d.Restart(t)
+	if err := tap(); err != nil {
+		t.Fatalf("WaitCard after pcscd came back: %v\npcscd:\n%s", err, d.Log())
+	}
+}

@@ -20,6 +20,8 @@ func main() {
 	flag.Int64Var(&o.Amount, "amount", o.Amount, "amount to withdraw, minor units")
 	flag.BoolVar(&o.Window, "window", os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "", "open the ATM window")
 	flag.StringVar(&o.Dispenser, "dispenser", o.Dispenser, "the dispenser: sim (inside the ATM), xfs4iot (the XFS4IoT device simulator over a WebSocket) or lcdm (the LCDM simulator on a pseudo-terminal)")
+	flag.BoolVar(&o.NFC, "nfc", false, "give the ATM a contactless reader (a vpcd virtual reader through pcscd) and tap the demo phone instead of scanning")
+	flag.IntVar(&o.VPCDPort, "vpcd-port", o.VPCDPort, "with --nfc, when no pcscd runs: the port the virtual reader takes the phone's card on")
 	flag.BoolVar(&o.Once, "once", false, "stop after the demo withdrawal")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

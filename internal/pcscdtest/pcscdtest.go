@@ -1,11 +1,12 @@
 //go:build linux
 
 // Package pcscdtest gives a test a pcscd with a vsmartcard vpcd virtual
-// reader. When no pcscd runs, it starts one of the test's own with a
-// private reader.conf.d whose vpcd listens on a free port for a virtual
-// card. Debian 12's pcscd (1.9.9) does not honour PCSCLITE_CSOCK_NAME, so
-// that pcscd serves the standard socket (/run/pcscd/pcscd.comm): a file
-// lock serialises the tests of every package that use it. When the
+// reader (internal/pcscdrun). When no pcscd runs, it starts one of the
+// test's own with a private reader.conf.d whose vpcd listens on a free
+// port for a virtual card. Debian 12's pcscd (1.9.9) does not honour
+// PCSCLITE_CSOCK_NAME, so that pcscd serves the standard socket
+// (/run/pcscd/pcscd.comm): a file lock (pcscdrun.Lock) serialises the
+// tests of every package that use it, and make sim NFC=1. When the
 // system's pcscd already runs, the test uses it and its vpcd reader on
 // the default port (Debian's /etc/reader.conf.d/vpcd). It needs Debian's
 // pcscd and vsmartcard-vpcd (make deps).
@@ -13,20 +14,20 @@ package pcscdtest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cardless-atm/cardless/internal/pcscdrun"
 )
 
 // VPCDDriver is the vpcd driver Debian's vsmartcard-vpcd installs.
-const VPCDDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+const VPCDDriver = pcscdrun.VPCDDriver
 
 // Daemon is a running pcscd with one vpcd reader.
 type Daemon struct {
@@ -35,133 +36,117 @@ type Daemon struct {
 	// Socket is the pcscd's socket (PCSCLITE_CSOCK_NAME).
 	Socket string
 	log    *syncBuf
+
+	// The test's own pcscd (pcscd "" when it is the system's).
+	pcscd, conf string
+	cmd         *exec.Cmd
+	exited      chan struct{}
 }
 
 // Log returns what pcscd printed (with -a: every APDU).
 func (d *Daemon) Log() string { return d.log.String() }
 
 // SystemSocket is the socket of pcscd and its clients.
-const SystemSocket = "/run/pcscd/pcscd.comm"
+const SystemSocket = pcscdrun.SystemSocket
 
 // Start gives t a pcscd with a vpcd reader, or skips t when pcscd or vpcd
 // is not installed. A pcscd it started stops at the test's end.
 func Start(t *testing.T) *Daemon {
 	t.Helper()
-	pcscd, err := exec.LookPath("pcscd")
+	pcscd, err := pcscdrun.Find()
 	if err != nil {
-		if _, err = os.Stat("/usr/sbin/pcscd"); err != nil {
-			t.Skip("pcscd is not installed (make deps installs pcscd, libpcsclite-dev and vsmartcard-vpcd): the tap is not tested against a real reader")
-		}
-		pcscd = "/usr/sbin/pcscd"
+		t.Skipf("%v: the tap is not tested against a real reader", err)
 	}
-	if _, err := os.Stat(VPCDDriver); err != nil {
-		t.Skip("vsmartcard-vpcd is not installed (make deps installs it): the tap is not tested against a real reader")
+	unlock, err := pcscdrun.Lock(context.Background(), func() {
+		t.Logf("waiting for %s: another test, or make sim NFC=1, uses the virtual reader", pcscdrun.LockFile())
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	lock(t)
-	if c, err := net.Dial("unix", SystemSocket); err == nil {
-		c.Close()
-		d := &Daemon{VPCDAddr: fmt.Sprintf("127.0.0.1:%d", 35963), Socket: SystemSocket, log: &syncBuf{}}
-		if !listening(d.VPCDAddr) {
+	t.Cleanup(unlock)
+	if pcscdrun.SystemRunning() {
+		d := &Daemon{VPCDAddr: fmt.Sprintf("127.0.0.1:%d", pcscdrun.DefaultPort), Socket: SystemSocket, log: &syncBuf{}}
+		if !pcscdrun.Listening(d.VPCDAddr) {
 			t.Fatalf("the system's pcscd runs but no vpcd reader listens on %s (/etc/reader.conf.d/vpcd; restart pcscd after installing vsmartcard-vpcd)", d.VPCDAddr)
 		}
 		t.Logf("using the system's pcscd (%s) and its vpcd reader at %s", SystemSocket, d.VPCDAddr)
 		return d
 	}
-	port := freePort(t)
-	dir, err := os.MkdirTemp("", "pcscd") // short: a socket path has at most 108 bytes
+	port, err := pcscdrun.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "pcscd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "reader.conf.d")
-	if err := os.Mkdir(conf, 0o755); err != nil {
+	conf, err := pcscdrun.Config(dir, port)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// vpcd's DEVICENAME /dev/null:PORT: listen on PORT for a virtual card.
-	reader := fmt.Sprintf("FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x%04X\nLIBPATH %s\nCHANNELID 0x%04X\n", port, VPCDDriver, port)
-	if err := os.WriteFile(filepath.Join(conf, "vpcd"), []byte(reader), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{VPCDAddr: fmt.Sprintf("127.0.0.1:%d", port), Socket: SystemSocket, log: &syncBuf{}}
-	cmd := exec.Command(pcscd, "-f", "-a", "-c", conf)
-	cmd.Stdout, cmd.Stderr = d.log, d.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("pcscd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	d := &Daemon{VPCDAddr: fmt.Sprintf("127.0.0.1:%d", port), Socket: SystemSocket, log: &syncBuf{}, pcscd: pcscd, conf: conf}
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		d.stop()
 		if t.Failed() {
 			t.Logf("pcscd:\n%s", d.log.String())
 		}
 	})
-	// Ready once the socket exists and vpcd listens.
-	for i := 0; ; i++ {
-		select {
-		case <-exited:
-			t.Fatalf("pcscd exited at start:\n%s", d.log.String())
-		default:
-		}
-		if c, err := net.Dial("unix", d.Socket); err == nil && listening(d.VPCDAddr) {
-			c.Close()
-			return d
-		}
-		if i == 200 {
-			t.Fatalf("pcscd did not come up in 10 s:\n%s", d.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	d.start(t)
+	return d
+}
+
+// Own reports whether the test started this pcscd (not the system's):
+// only then can it Stop and Restart it.
+func (d *Daemon) Own() bool { return d.pcscd != "" }
+
+// Stop stops the test's own pcscd, as an operator or a crash would: the
+// clients' contexts lose their service.
+func (d *Daemon) Stop(t *testing.T) {
+	t.Helper()
+	if !d.Own() {
+		t.Fatal("pcscdtest: the system's pcscd is not the test's to stop")
+	}
+	d.stop()
+}
+
+// Restart starts the test's own pcscd again after Stop, with the same
+// reader on the same port.
+func (d *Daemon) Restart(t *testing.T) {
+	t.Helper()
+	if !d.Own() || d.cmd != nil {
+		t.Fatal("pcscdtest: Restart needs the test's own pcscd, stopped")
+	}
+	d.start(t)
+}
+
+func (d *Daemon) start(t *testing.T) {
+	t.Helper()
+	cmd := pcscdrun.Command(d.pcscd, d.conf)
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("pcscd: %v", err)
+	}
+	d.cmd, d.exited = cmd, make(chan struct{})
+	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(d.exited)
+	if err := pcscdrun.WaitReady(d.VPCDAddr, d.exited, 10*time.Second); err != nil {
+		t.Fatalf("%v:\n%s", err, d.log.String())
 	}
 }
 
-// listening probes vpcd's port without attaching a card for long: vpcd
-// takes the connection as a card, which goes away again at once.
-func listening(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
+// stop ends the pcscd the test started, if it runs.
+func (d *Daemon) stop() {
+	if d.cmd == nil {
+		return
 	}
-	c.Close()
-	return true
-}
-
-// freePort finds a port p with p+1 free too: vpcd opens two readers, on
-// p and p+1.
-func freePort(t *testing.T) int {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return p
-		}
+	d.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
 	}
-	t.Fatal("no two free ports in a row")
-	return 0
-}
-
-// lock holds a lock shared by every test process for the rest of t: one
-// pcscd at a time.
-func lock(t *testing.T) {
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "cardless-pcscdtest.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
+	d.cmd = nil
 }
 
 type syncBuf struct {

@@ -58,7 +58,10 @@ func Shots() []Shot {
 		Shot{Name: "qr-tap-detected", Screen: ui.ScreenQR, Tap: tap(ui.TapDetected)},
 		Shot{Name: "qr-tap-noapp", Screen: ui.ScreenQR, Tap: tap(ui.TapNoApp)},
 		Shot{Name: "qr-tap-removed", Screen: ui.ScreenQR, Tap: tap(ui.TapRemoved)},
+		Shot{Name: "qr-tap-refused", Screen: ui.ScreenQR, Tap: tap(ui.TapRefused)},
+		Shot{Name: "qr-tap-failed", Screen: ui.ScreenQR, Tap: tap(ui.TapFailed)},
 		Shot{Name: "welcome-tap-nosession", Screen: ui.ScreenWelcome, Tap: tap(ui.TapNoSession)},
+		Shot{Name: "welcome-tap-failed", Screen: ui.ScreenWelcome, Tap: tap(ui.TapFailed)},
 		Shot{Name: "speech-amount", Screen: ui.ScreenAmount, Speech: true},
 		Shot{Name: "speech-qr", Screen: ui.ScreenQR, Speech: true},
 	)

@@ -15,8 +15,8 @@ func TestWriteAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(Shots()) * len(i18n.Langs); len(files) != want || want != 64 {
-		t.Fatalf("%d files, want %d (18 screens and 14 variants x 2 languages)", len(files), want)
+	if want := len(Shots()) * len(i18n.Langs); len(files) != want || want != 70 {
+		t.Fatalf("%d files, want %d (18 screens and 17 variants x 2 languages)", len(files), want)
 	}
 	for _, f := range files {
 		st, err := os.Stat(f)

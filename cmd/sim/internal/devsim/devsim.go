@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cardless-atm/cardless/atm/dispenser"
+	"github.com/cardless-atm/cardless/atm/nfc"
 	"github.com/cardless-atm/cardless/atm/wire"
 	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 )
@@ -46,15 +47,20 @@ type Options struct {
 	// port; the first two cassettes of atm.json).
 	Dispenser  string
 	DeviceAddr string // where the xfs4iot device simulator listens
-	Window     bool   // open the ATM window (needs a display)
-	Once       bool   // stop everything after the demo withdrawal
-	Out        io.Writer
+	// NFC gives the ATM a contactless reader: a vsmartcard vpcd virtual
+	// reader of pcscd (the system's, or one started for the run on
+	// VPCDPort), and the demo phone taps it instead of scanning.
+	NFC      bool
+	VPCDPort int
+	Window   bool // open the ATM window (needs a display)
+	Once     bool // stop everything after the demo withdrawal
+	Out      io.Writer
 }
 
 // Defaults are the laptop defaults the shipped configs use.
 func Defaults() Options {
 	return Options{Bin: "bin", Configs: "configs", Var: "var", HostAddr: "127.0.0.1:6100", BindAddr: "127.0.0.1:6101", ProxyATM: "127.0.0.1:6200",
-		ProxyPhone: "127.0.0.1:6201", ProxyStatus: "127.0.0.1:6202", Control: "127.0.0.1:6300", Dispenser: "sim", DeviceAddr: "127.0.0.1:5846", Amount: 50000, Customer: "13800000001", PIN: "123456",
+		ProxyPhone: "127.0.0.1:6201", ProxyStatus: "127.0.0.1:6202", Control: "127.0.0.1:6300", Dispenser: "sim", DeviceAddr: "127.0.0.1:5846", VPCDPort: nfc.DefaultVPCDPort, Amount: 50000, Customer: "13800000001", PIN: "123456",
 		Out: os.Stdout}
 }
 
@@ -105,6 +111,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	r.say("== Cardless withdrawal: the whole system on this laptop ==")
 	r.say("[1/7] Starting the bank host, the proxy server and the ATM as separate processes on loopback")
+	if o.NFC {
+		if err := r.startReader(ctx); err != nil {
+			return fmt.Errorf("NFC=1: %w", err)
+		}
+	}
 	if err := r.startAll(); err != nil {
 		return err
 	}
@@ -137,6 +148,11 @@ type run struct {
 	o     Options
 	logs  string
 	procs []*proc
+	// With NFC: the virtual reader's card socket and name, where pcscd
+	// logs the APDUs ("" when it is the system's), and the reader's lock
+	// (released after the processes stopped).
+	vpcd, reader, pcscdLog string
+	unlock                 func()
 }
 
 func (r *run) say(format string, a ...any) { fmt.Fprintf(r.o.Out, format+"\n", a...) }
@@ -161,22 +177,31 @@ func portsFree(addrs ...string) error {
 // start runs bin/name with args, its output in logs/name.log, in its own
 // process group (see stop).
 func (r *run) start(name string, args ...string) error {
-	p := &proc{name: name, log: filepath.Join(r.logs, name+".log"), done: make(chan struct{})}
+	_, err := r.startCmd(name, exec.Command(filepath.Join(r.o.Bin, name), args...))
+	if err != nil {
+		return fmt.Errorf("%w (did `make build` run?)", err)
+	}
+	return nil
+}
+
+// startCmd runs cmd as name, its output in logs/name.log, in its own
+// process group (see stop).
+func (r *run) startCmd(name string, cmd *exec.Cmd) (*proc, error) {
+	p := &proc{name: name, log: filepath.Join(r.logs, name+".log"), done: make(chan struct{}), cmd: cmd}
 	f, err := os.Create(p.log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p.cmd = exec.Command(filepath.Join(r.o.Bin, name), args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	ownGroup(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
-		return fmt.Errorf("start %s: %w (did `make build` run?)", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() { p.err = p.cmd.Wait(); f.Close(); close(p.done) }()
 	r.procs = append(r.procs, p)
 	r.say("  started %-9s pid %-7d log %s", name, p.cmd.Process.Pid, p.log)
-	return nil
+	return p, nil
 }
 
 func (r *run) startAll() error {
@@ -195,6 +220,12 @@ func (r *run) startAll() error {
 	if o.Dispenser != "sim" && o.Dispenser != "" {
 		var err error
 		if atmConfig, err = r.startDevice(); err != nil {
+			return err
+		}
+	}
+	if o.NFC {
+		var err error
+		if atmConfig, err = r.withNFC(atmConfig); err != nil {
 			return err
 		}
 	}
@@ -293,10 +324,14 @@ func (r *run) waitFile(path string) error {
 	return fmt.Errorf("%s did not appear", path)
 }
 
-// stopAll stops the processes in the reverse order of their start.
+// stopAll stops the processes in the reverse order of their start, then
+// releases the virtual reader.
 func (r *run) stopAll() {
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		stop(r.procs[i])
+	}
+	if r.unlock != nil {
+		r.unlock()
 	}
 }
 
@@ -368,14 +403,21 @@ func (r *run) demoWithdrawal(ctx context.Context, device string) error {
 		return err
 	}
 
-	r.say("[5/7] Customer scans the screen with the phone app (phonesim reads %s from pixels)", png)
+	get := []string{"--qr-png", png}
+	if o.NFC {
+		r.say("[5/7] Customer holds the phone to the ATM's contactless reader (phonesim --nfc attaches to the vpcd virtual reader at %s as the phone's card)", r.vpcd)
+		r.say("      ATM -> phone over NFC: SELECT of the bank app's AID, the session payload (docs/nfc.md)")
+		get = []string{"--nfc", "--vpcd", r.vpcd, "--tap-for", "30s"}
+	} else {
+		r.say("[5/7] Customer scans the screen with the phone app (phonesim reads %s from pixels)", png)
+	}
 	r.say("      phone -> proxy (ISO 8583, 3DES) -> ATM -> host (authorize) -> dispenser")
 	seen := make(chan struct{})
 	nctx, stopNarrating := context.WithCancel(ctx)
 	defer stopNarrating()
 	go narrate(nctx, o, r.say, seen)
-	phone := exec.CommandContext(ctx, filepath.Join(o.Bin, "phonesim"), "--proxy", o.ProxyPhone, "--config", r.cfg("phonesim.json"),
-		"--qr-png", png, "--device", device, "--customer", o.Customer, "--pin", o.PIN)
+	phone := exec.CommandContext(ctx, filepath.Join(o.Bin, "phonesim"), append(append([]string{"--proxy", o.ProxyPhone, "--config", r.cfg("phonesim.json")},
+		get...), "--device", device, "--customer", o.Customer, "--pin", o.PIN)...)
 	phone.Stderr = os.Stderr
 	outb, perr := phone.Output()
 	if perr != nil {
@@ -405,6 +447,15 @@ func (r *run) sayByHand() {
 	r.say("  curl -X POST 'http://%s/withdraw?amount=20000'      # the customer picks 200.00", o.Control)
 	r.say("  %s/phonesim --proxy %s --config %s --qr-png %s --customer 13800000001 --pin 123456", o.Bin, o.ProxyPhone, r.cfg("phonesim.json"), r.screenPNG())
 	r.say("  curl http://%s/status                                # what the ATM is doing", o.Control)
+	if o.NFC {
+		r.say("Tap instead of scanning (docs/nfc.md): choose an amount as above, then hold the phone to the reader:")
+		r.say("  %s/phonesim --nfc --vpcd %s --proxy %s --config %s --customer 13800000001 --pin 123456", o.Bin, r.vpcd, o.ProxyPhone, r.cfg("phonesim.json"))
+		if r.pcscdLog != "" {
+			r.say("  the APDUs the reader exchanged are in %s", r.pcscdLog)
+		}
+	} else {
+		r.say("Tap instead of scanning: make sim NFC=1 (a vpcd virtual reader through pcscd; docs/nfc.md)")
+	}
 	r.say("Bind another phone (docs/binding.md; the development phone of %s is bound already):", r.cfg("phonesim.json"))
 	r.say("  ID=$(%s/phonesim new-device)", o.Bin)
 	r.say("  %s/phonesim bind --config %s --bind http://%s --device $ID --customer 13800000002 --pin 654321", o.Bin, r.cfg("phonesim.json"), o.BindAddr)

@@ -35,7 +35,11 @@ func TestRunOnceLCDM(t *testing.T) {
 	runOnce(t, "lcdm")
 }
 
-func runOnce(t *testing.T, disp string) {
+// runOnce runs the demo once with the dispenser disp and returns its
+// narration and the options it ran with; edit, if given, changes the
+// options first.
+func runOnce(t *testing.T, disp string, edit ...func(*Options)) (string, Options) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs every program")
 	}
@@ -53,6 +57,9 @@ func runOnce(t *testing.T, disp string) {
 	o.Once = true
 	var out bytes.Buffer
 	o.Out = &out
+	for _, e := range edit {
+		e(&o)
+	}
 	writeConfigs(t, o)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -80,6 +87,7 @@ func runOnce(t *testing.T, disp string) {
 	if w, ok := want[disp]; ok && (!strings.Contains(out.String(), w[0]) || !strings.Contains(string(log), w[1])) {
 		t.Fatalf("the ATM did not drive the %s simulator:\n%s\n%s", disp, out.String(), log)
 	}
+	return out.String(), o
 }
 
 // TestRunReportsADeadProcess: an ATM that cannot start (its configuration

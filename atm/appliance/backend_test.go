@@ -2,7 +2,9 @@ package appliance_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -116,7 +118,15 @@ func TestCameraScreenLogsOnce(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), uiWait)
 			defer cancel()
 			if err := phonesim.WaitScreenQR(ctx, png, qr, uiWait); err != nil {
-				t.Fatal(err)
+				kept := "(not kept)"
+				if raw, rerr := os.ReadFile(png); rerr == nil {
+					if f, ferr := os.CreateTemp("", "cardless-camera-*.png"); ferr == nil {
+						_, _ = f.Write(raw)
+						f.Close()
+						kept = f.Name()
+					}
+				}
+				t.Fatalf("%v; the last picture is kept in %s; the screen writer's goroutines:\n%s", err, kept, goroutinesIn("screenWriter"))
 			}
 			n := 0
 			for _, l := range strings.Split(s.logs.String(), "\n") {
@@ -129,4 +139,18 @@ func TestCameraScreenLogsOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// goroutinesIn returns the stacks of the goroutines whose stack mentions
+// fn (to see where a part that stopped is stuck).
+func goroutinesIn(fn string) string {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }

@@ -139,6 +139,11 @@ func (c pcscCard) Transmit(apdu []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("nfc: transmit: %w", err)
 	}
+	if len(r) < 2 && c.removed() {
+		// pcscd answers an exchange the card left in the middle of with
+		// no bytes at all (no status word) as often as with an error.
+		return nil, fmt.Errorf("%w: the reader returned %d bytes and the card is gone", ErrRemoved, len(r))
+	}
 	return r, nil
 }
 

@@ -320,17 +320,24 @@ func DecodePNG(r io.Reader) (string, error) {
 // process's output, so it runs on real time.
 func WaitScreenQR(ctx context.Context, path, want string, d time.Duration) error {
 	deadline := time.Now().Add(d)
+	last := errors.New("no picture taken")
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if f, err := os.Open(path); err == nil {
-			got, err := DecodePNG(f)
+		f, err := os.Open(path)
+		if err == nil {
+			var got string
+			got, err = DecodePNG(f)
 			f.Close()
 			if err == nil && got == want {
 				return nil
 			}
+			if err == nil {
+				err = errors.New("it shows another code")
+			}
 		}
+		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("phonesim: the screen %s does not show the session's QR code", path)
+	return fmt.Errorf("phonesim: the screen %s does not show the session's QR code (last picture: %v)", path, last)
 }
 
 // FileConfig is the JSON configuration (configs/phonesim.json).

@@ -70,7 +70,7 @@ gates:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags failpoint ./atm/appliance/
+	$(GO) vet -tags failpoint ./atm/appliance/ ./atm/store/
 	@cp go.mod /tmp/go.mod.tidycheck; cp go.sum /tmp/go.sum.tidycheck; \
 	$(GO) mod tidy; \
 	if ! cmp -s go.mod /tmp/go.mod.tidycheck || ! cmp -s go.sum /tmp/go.sum.tidycheck; then \

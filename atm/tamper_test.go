@@ -104,6 +104,8 @@ func tamperedStart(t *testing.T, pay bool, edit func(tx *bolt.Tx, id string) err
 // finds the record that does not verify.
 func TestEditedSessionFoundByTheFullCheck(t *testing.T) {
 	err, core, db := tamperedStart(t, true, func(tx *bolt.Tx, id string) error {
+		// The record's bytes inside its stored value (schema 3: the MAC
+		// sealed before them, kept as it was).
 		b := tx.Bucket([]byte("sessions"))
 		v := b.Get([]byte(id))
 		if !bytes.Contains(v, []byte(`"state":"Completed"`)) {
@@ -127,7 +129,8 @@ func TestEditedSessionFoundByTheFullCheck(t *testing.T) {
 // the index's MAC, and the start refuses the store.
 func TestHiddenOpenSessionStopsTheStart(t *testing.T) {
 	err, _, _ := tamperedStart(t, false, func(tx *bolt.Tx, id string) error {
-		ix := tx.Bucket([]byte("sessions")).Bucket([]byte("\x00open"))
+		// The store's schema 3 keeps the index in a top-level bucket.
+		ix := tx.Bucket([]byte("open_sessions"))
 		if ix == nil || ix.Get([]byte(id)) == nil {
 			return errors.New("the waiting session is not in the open-session index")
 		}

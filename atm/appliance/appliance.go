@@ -112,6 +112,9 @@ func New(cfg *Config, log *slog.Logger) (*Appliance, error) {
 	if a.Store, err = store.Open(dbPath, opts); err != nil {
 		return nil, err
 	}
+	if from := a.Store.MigratedFrom(); from != 0 {
+		log.Info("store file upgraded", "path", dbPath, "from_schema", from, "to_schema", store.SchemaVersion)
+	}
 	if a.Operators, err = operators.Open(filepath.Join(cfg.DataDir, OperatorsFile), a.Clock.Now); err != nil {
 		return nil, err
 	}

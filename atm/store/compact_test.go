@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"testing"
@@ -93,6 +94,36 @@ func TestCompactCrash(t *testing.T) {
 				}
 			}
 			check("after a full compaction")
+		})
+	}
+}
+
+// TestCompactKeepsSessions: compaction copies a store as it is, in its
+// own layout: a schema-2 file stays schema 2 (Open migrates it with the
+// key, as before the compaction) and a schema-3 file stays schema 3, with
+// the same contents, every record and the index verifying.
+func TestCompactKeepsSessions(t *testing.T) {
+	for _, migrated := range []bool{false, true} {
+		t.Run(fmt.Sprintf("schema 3: %v", migrated), func(t *testing.T) {
+			path := fixture(t, "schema2.db")
+			want := layout{schema: 2, nestedMACs: true, nestedIndex: true, bare: 40}
+			if migrated {
+				openAt(t, path, Options{JournalAuth: testAuth(fixtureKey)}).Close()
+				want = layout{schema: 3, topIndex: true, sealed: 40}
+			}
+			dump := dumpStore(t, path)
+			if _, _, err := CompactFile(path, nil); err != nil {
+				t.Fatal(err)
+			}
+			if l := fileLayout(t, path); l != want {
+				t.Fatalf("compacted: %+v, want %+v", l, want)
+			}
+			if got := dumpStore(t, path); !maps.Equal(got, dump) {
+				t.Fatalf("the compaction changed the contents:\n%s", diffDumps(dump, got))
+			}
+			db := openAt(t, path, Options{JournalAuth: testAuth(fixtureKey)})
+			defer db.Close()
+			checkFixture(t, db)
 		})
 	}
 }

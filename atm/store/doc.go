@@ -32,23 +32,44 @@
 // compared in constant time, and since the head hash commits to every entry
 // through the chain, an edit anywhere needs the key to hide. An append first
 // checks the current head MAC, so the ATM never signs a head it did not
-// write. Such a store is schema 2; see Open for schema-1 files (a pristine
-// one, holding nothing but what a new store holds, is upgraded; any other
-// is refused with ErrJournalUnauthenticated rather than signed after the
-// fact, so deleting a keyed journal and downgrading the schema does not
-// get the ATM to sign an empty one). A schema-2
-// file opened without JournalAuth is readable and its chain verifiable
-// (tools without the key), but not appendable (ErrJournalKeyRequired).
+// write. Such a store is schema 3 (see Schemas below); see Open for
+// schema-1 files (a pristine one, holding nothing but what a new store
+// holds, is upgraded; any other is refused with ErrJournalUnauthenticated
+// rather than signed after the fact, so deleting a keyed journal and
+// downgrading the schema does not get the ATM to sign an empty one). A
+// keyed file opened without JournalAuth is readable and its chain
+// verifiable (tools without the key), but neither its journal nor its
+// session records can be written (ErrJournalKeyRequired).
 //
-// Session records are authenticated under the same key: PutSession stores
-// a MAC of each record (over its ID and bytes) beside it, and GetSession
-// and ForEachSession refuse a record that does not verify, or has no MAC,
-// with ErrSessionTampered. Recovery reads only the open sessions, through
-// the open-session index (OpenSessions, MarkSession, IndexSessions; one
-// MAC over its IDs, so hiding an open session fails), and VerifySessions,
-// run by the appliance's background check with the whole journal, reads
-// every record: an edited open session stops the start, an edited
-// finished one raises the journal alarm. The same rollback limit applies.
+// Session records are authenticated under the same key: PutSession seals
+// a MAC of each record (over its ID and bytes) into the stored value, and
+// GetSession and ForEachSession refuse a record that does not verify, or
+// has no MAC, with ErrSessionTampered. Recovery reads only the open
+// sessions, through the open-session index (OpenSessions, MarkSession,
+// IndexSessions; one MAC over its IDs, so hiding an open session fails),
+// and VerifySessions, run by the appliance's background check with the
+// whole journal, reads every record: an edited open session stops the
+// start, an edited finished one raises the journal alarm. The same
+// rollback limit applies.
+//
+// # Schemas
+//
+// The meta bucket records the file's layout version. Schema 1: no journal
+// key, bare session records, the open-session index nested in the
+// sessions bucket (a store created without a key is still schema 1).
+// Schema 2 (the previous version's keyed stores): the head MAC, the
+// records' MACs in a bucket nested in the sessions bucket, the index
+// nested there with its MAC. Schema 3 (every keyed store now): each
+// record's value is sealV1, the MAC's length, the MAC, the record; the
+// index is the top-level bucket "open_sessions". A commit then writes one
+// B+tree for the sessions instead of three (docs/performance.md). Open
+// with the key migrates a schema-2 file to schema 3 in one transaction,
+// verifying every record's MAC and the index's first: a record that does
+// not verify stops it with ErrSessionTampered and leaves the file exactly
+// as it was; a crash leaves it schema 2 (migrated at the next Open) or
+// schema 3 (TestMigrateCrash). A program of an earlier version refuses a
+// schema-3 file with ErrSchemaVersion. DB.MigratedFrom tells what Open
+// upgraded.
 //
 // Limit: the MAC proves a journal is one the ATM wrote, not that it is the
 // latest one. Replacing the whole file with an older genuine copy, or with a
@@ -81,7 +102,7 @@
 // # Opening a file
 //
 // Open creates a missing file with the schema (Magic and the schema
-// version in the meta bucket: 2 with Options.JournalAuth, else 1; the new
+// version in the meta bucket: 3 with Options.JournalAuth, else 1; the new
 // file is built beside the target and linked into place, so a crash never
 // leaves a half-made store). An existing file is
 // first checked without writing to it: the bbolt meta pages, file length
@@ -95,8 +116,9 @@
 // empty file is refused with ErrCorrupt, a bbolt file of another
 // application with ErrForeign, a newer schema with ErrSchemaVersion. The
 // file is never reset, repaired or recreated: that is an operator's
-// decision. The one write Open makes to an existing file is the upgrade of
-// a pristine schema-1 file to schema 2 when it is given a journal key.
+// decision. The writes Open makes to an existing file, both only when it
+// is given a journal key, are the upgrade of a pristine schema-1 file to
+// schema 3 and the migration of a schema-2 file to schema 3.
 //
 // Those checks read the whole file: seconds for a store of a million
 // journal entries. With Options.DeferFileCheck (the appliance) Open reads

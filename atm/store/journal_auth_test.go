@@ -41,8 +41,8 @@ func testAuth(b byte) *hmacAuth {
 	return &hmacAuth{key: bytes.Repeat([]byte{b}, 32)}
 }
 
-// keyedJournalDB returns a closed schema-2 store file holding n entries
-// under testAuth(key).
+// keyedJournalDB returns a closed keyed store file (schema 3) holding n
+// entries under testAuth(key).
 func keyedJournalDB(t *testing.T, key byte, n int) string {
 	t.Helper()
 	path := tempPath(t)
@@ -311,8 +311,8 @@ func TestJournalAuthUpgradesPristineSchema1Only(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.View(func(tx *Tx) error {
-		if v, _ := readU64(tx.tx.Bucket(bucketMeta).Get(keySchema)); v != 2 {
-			t.Errorf("schema %d after upgrade, want 2", v)
+		if v, _ := readU64(tx.tx.Bucket(bucketMeta).Get(keySchema)); v != schemaSealed {
+			t.Errorf("schema %d after upgrade, want %d", v, schemaSealed)
 		}
 		return nil
 	})
@@ -356,9 +356,10 @@ func TestJournalAuthUpgradeFailureWritesNothing(t *testing.T) {
 	}
 }
 
-// A schema-2 store opened without the key: the chain is still checked (a
-// plain edit is found), appends are refused and write nothing.
-func TestJournalAuthSchema2WithoutKey(t *testing.T) {
+// A keyed store opened without the key: the chain is still checked (a
+// plain edit is found), appends and session writes are refused and write
+// nothing.
+func TestJournalAuthKeyedWithoutKey(t *testing.T) {
 	path := keyedJournalDB(t, 1, 3)
 	db := openAt(t, path, Options{})
 	if err := db.VerifyJournal(); err != nil {

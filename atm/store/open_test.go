@@ -63,7 +63,7 @@ func expectRefused(t *testing.T, path string, want error) error {
 }
 
 // A store created without a journal key is schema 1 (no head MAC); with
-// one, schema 2 with the head MAC of the empty journal.
+// one, schema 3 with the head MAC of the empty journal.
 func TestOpenCreatesSchema(t *testing.T) {
 	for _, tt := range []struct {
 		name   string

@@ -12,19 +12,62 @@ import (
 // The open-session index: the IDs of the sessions the caller has marked
 // open (MarkSession), so that what a start or an alarm check needs (the
 // sessions not finished, the sessions in doubt) is read without reading
-// every session the terminal ever had. It is a nested bucket of the
-// sessions bucket (its name cannot be a session ID, as IDs are hex),
-// created by IndexSessions from a full scan the caller makes once; a store
-// from before it has none (OpenSessions reports it), and MarkSession
-// leaves such a store alone. With a journal key, a MAC over the sorted IDs
-// (key sessionIndexMAC of the index) is kept with every change, so an
-// open session cannot be hidden from recovery by deleting its ID from the
-// file: OpenSessions then fails with ErrSessionTampered.
+// every session the terminal ever had. It is created by IndexSessions
+// from a full scan the caller makes once; a store from before it has none
+// (OpenSessions reports it), and MarkSession leaves such a store alone.
+// With a journal key, a MAC over the sorted IDs (key sessionIndexMAC of
+// the index, which sorts before every hex ID) is kept with every change,
+// so an open session cannot be hidden from recovery by deleting its ID
+// from the file: OpenSessions then fails with ErrSessionTampered.
+//
+// Schema 3 keeps it in the top-level bucket bucketOpenSessions: a few IDs,
+// so bbolt keeps it inline in the root page every commit writes anyway.
+// Schemas 1 and 2 nest it in the sessions bucket (sessionIndex, a name no
+// session ID can have), where a change also rewrote the path to the
+// sessions tree's first leaf; Open moves it with the schema-2 migration.
 
 var (
-	sessionIndex    = []byte("\x00open")
+	sessionIndex    = []byte("\x00open") // schema 1 and 2: nested in the sessions bucket
 	sessionIndexMAC = []byte("\x00mac")
 )
+
+// sessionIndexBucket returns the open-session index (nil: none yet).
+func (tx *Tx) sessionIndexBucket() (*bolt.Bucket, error) {
+	if tx.db.schema >= schemaSealed {
+		return tx.tx.Bucket(bucketOpenSessions), nil
+	}
+	b, err := tx.bucket(bucketSessions)
+	if err != nil {
+		return nil, err
+	}
+	return b.Bucket(sessionIndex), nil
+}
+
+// newSessionIndex replaces the open-session index with an empty one.
+func (tx *Tx) newSessionIndex() (*bolt.Bucket, error) {
+	parent := bucketCreator(tx.tx)
+	name := bucketOpenSessions
+	if tx.db.schema < schemaSealed {
+		b, err := tx.bucket(bucketSessions)
+		if err != nil {
+			return nil, err
+		}
+		parent, name = b, sessionIndex
+	}
+	if parent.Bucket(name) != nil {
+		if err := parent.DeleteBucket(name); err != nil {
+			return nil, err
+		}
+	}
+	return parent.CreateBucket(name)
+}
+
+// bucketCreator is what a bolt.Tx and a bolt.Bucket have in common.
+type bucketCreator interface {
+	Bucket(name []byte) *bolt.Bucket
+	CreateBucket(name []byte) (*bolt.Bucket, error)
+	DeleteBucket(name []byte) error
+}
 
 // ErrNoSessionIndex: the store has no open-session index yet (it was
 // written before the index existed): scan every session once and give the
@@ -52,11 +95,15 @@ func indexIDs(ix *bolt.Bucket) [][]byte {
 	return ids
 }
 
-// sealIndex records the MAC of index ix's IDs (with a journal key).
+// sealIndex records the MAC of index ix's IDs (on a store with a journal
+// key, which a write then needs: ErrJournalKeyRequired).
 func (tx *Tx) sealIndex(ix *bolt.Bucket) error {
+	if !tx.db.keyed {
+		return nil
+	}
 	auth := tx.db.opts.JournalAuth
 	if auth == nil {
-		return nil
+		return fmt.Errorf("store: open-session index: %w (open the store with Options.JournalAuth)", ErrJournalKeyRequired)
 	}
 	mac, err := auth.JournalMAC(sessionIndexData(indexIDs(ix)))
 	if err != nil {
@@ -68,16 +115,7 @@ func (tx *Tx) sealIndex(ix *bolt.Bucket) error {
 // IndexSessions creates (or replaces) the open-session index with exactly
 // the sessions open.
 func (tx *Tx) IndexSessions(open []string) error {
-	b, err := tx.bucket(bucketSessions)
-	if err != nil {
-		return err
-	}
-	if b.Bucket(sessionIndex) != nil {
-		if err := b.DeleteBucket(sessionIndex); err != nil {
-			return err
-		}
-	}
-	ix, err := b.CreateBucket(sessionIndex)
+	ix, err := tx.newSessionIndex()
 	if err != nil {
 		return err
 	}
@@ -95,13 +133,9 @@ func (tx *Tx) IndexSessions(open []string) error {
 // MarkSession records whether session id is open (in the index) or not;
 // on a store without an index it does nothing (IndexSessions builds it).
 func (tx *Tx) MarkSession(id string, open bool) error {
-	b, err := tx.bucket(bucketSessions)
-	if err != nil {
+	ix, err := tx.sessionIndexBucket()
+	if err != nil || ix == nil {
 		return err
-	}
-	ix := b.Bucket(sessionIndex)
-	if ix == nil {
-		return nil
 	}
 	if id == "" || id[0] == 0 {
 		return fmt.Errorf("store: mark session: %w: bad id", ErrInvalid)
@@ -124,11 +158,10 @@ func (tx *Tx) MarkSession(id string, open bool) error {
 // OpenSessions returns the IDs in the open-session index, in order, after
 // checking its MAC; ErrNoSessionIndex when the store has none.
 func (tx *Tx) OpenSessions() ([]string, error) {
-	b, err := tx.bucket(bucketSessions)
+	ix, err := tx.sessionIndexBucket()
 	if err != nil {
 		return nil, err
 	}
-	ix := b.Bucket(sessionIndex)
 	if ix == nil {
 		return nil, ErrNoSessionIndex
 	}

@@ -77,18 +77,58 @@ func TestOpenSessionIndex(t *testing.T) {
 	}
 	// The index as one without the key would change it: hiding CC.
 	db.Close()
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
+	edit := func(f func(ix *bolt.Bucket) error) {
+		t.Helper()
+		bdb, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bdb.Close()
+		if err := bdb.Update(func(tx *bolt.Tx) error {
+			// Schema 3: the top-level bucket, beside the sessions.
+			ix := tx.Bucket([]byte("open_sessions"))
+			if ix == nil || tx.Bucket([]byte("sessions")).Bucket([]byte("\x00open")) != nil {
+				return errors.New("the index is not (only) in the top-level bucket open_sessions")
+			}
+			return f(ix)
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("sessions")).Bucket([]byte("\x00open")).Delete([]byte("CC"))
+	var sealed []byte
+	edit(func(ix *bolt.Bucket) error {
+		sealed = bytes.Clone(ix.Get([]byte("\x00mac")))
+		return ix.Delete([]byte("CC"))
 	})
-	bdb.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	db = open(indexKey{1})
+	if _, err := read(); !errors.Is(err, store.ErrSessionTampered) {
+		t.Fatalf("an open session deleted from the index: %v, want ErrSessionTampered", err)
+	}
+	if _, err := db.VerifySessions(); !errors.Is(err, store.ErrSessionTampered) {
+		t.Fatalf("VerifySessions: %v, want ErrSessionTampered", err)
+	}
+	// Put back, the index verifies again: the MAC is exactly over the IDs.
+	db.Close()
+	edit(func(ix *bolt.Bucket) error { return ix.Put([]byte("CC"), []byte{}) })
+	db = open(indexKey{1})
+	if ids, err := read(); err != nil || !slices.Equal(ids, []string{"BB", "CC"}) {
+		t.Fatalf("index restored: %q, %v", ids, err)
+	}
+	m := hmac.New(sha256.New, bytes.Repeat([]byte{1}, 32))
+	m.Write([]byte("cardless open sessions v1\x00BB\x00CC\x00"))
+	if !bytes.Equal(sealed, m.Sum(nil)) {
+		t.Fatalf("index MAC %x, want the HMAC of its IDs", sealed)
+	}
+	// Without its MAC, or under another key: refused.
+	db.Close()
+	edit(func(ix *bolt.Bucket) error { return ix.Delete([]byte("\x00mac")) })
+	db = open(indexKey{1})
+	if _, err := read(); !errors.Is(err, store.ErrSessionTampered) {
+		t.Fatalf("an index without its MAC: %v, want ErrSessionTampered", err)
+	}
+	db.Close()
+	edit(func(ix *bolt.Bucket) error { return ix.Put([]byte("\x00mac"), sealed) })
+	db = open(indexKey{2})
 	if _, err := read(); !errors.Is(err, store.ErrSessionTampered) {
 		t.Fatalf("an index sealed under another key: %v, want ErrSessionTampered", err)
 	}

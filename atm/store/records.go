@@ -31,19 +31,24 @@ func readU64(b []byte) (uint64, error) {
 
 // Session records are authenticated like the journal: with a journal key
 // (Options.JournalAuth) each record is stored with a MAC over its ID and
-// bytes, in the nested bucket sessionMACs of the sessions bucket, and every
-// read checks it. A record edited in the file (a paid session turned "in
-// doubt" to be settled again, say), or one without its MAC, is refused
-// with ErrSessionTampered; the appliance then does not start, as with a
-// broken journal.
+// bytes, and every read checks it. A record edited in the file (a paid
+// session turned "in doubt" to be settled again, say), one without its
+// MAC, or one moved to another ID is refused with ErrSessionTampered; the
+// appliance then does not start, as with a broken journal.
+//
+// Schema 3 seals the MAC into the record's own value (sealSession), so a
+// commit writes the sessions tree only. Schema 2 kept the MACs in the
+// bucket sessionMACs nested in the sessions bucket: a second B+tree on
+// every commit's path; Open migrates it (migrate.go). Schema 1 (no
+// journal key) stores the bare records.
 
 // ErrSessionTampered: a session record does not verify under the journal
 // key (edited in the file, or written before session records were
 // authenticated).
 var ErrSessionTampered = errors.New("store: session record does not verify")
 
-// sessionMACs is the nested bucket of the sessions bucket that holds the
-// records' MACs; its name cannot be a session ID (IDs are hex).
+// sessionMACs is schema 2's bucket of the records' MACs, nested in the
+// sessions bucket; its name cannot be a session ID (IDs are hex).
 var sessionMACs = []byte("\x00macs")
 
 func sessionMACData(id string, v []byte) []byte {
@@ -54,53 +59,95 @@ func sessionMACData(id string, v []byte) []byte {
 	return append(d, v...)
 }
 
+// sealV1 is the first byte of a sealed session value (schema 3): sealV1,
+// the MAC's length in one byte, the MAC, then the record's bytes. The MAC
+// is the one schema 2 kept beside the record (sessionMACData), so the
+// migration moves it without computing a new one.
+const sealV1 = 0x01
+
+func sealSession(mac, v []byte) ([]byte, error) {
+	if len(mac) == 0 || len(mac) > 255 {
+		return nil, fmt.Errorf("store: session MAC of %d bytes", len(mac))
+	}
+	out := make([]byte, 0, 2+len(mac)+len(v))
+	out = append(out, sealV1, byte(len(mac)))
+	out = append(out, mac...)
+	return append(out, v...), nil
+}
+
+// unsealSession splits a sealed value into its MAC and the record (both
+// inside val); ok is false when val is not a sealed value.
+func unsealSession(val []byte) (mac, v []byte, ok bool) {
+	if len(val) < 2 || val[0] != sealV1 || val[1] == 0 || len(val) < 2+int(val[1]) {
+		return nil, nil, false
+	}
+	n := 2 + int(val[1])
+	return val[2:n], val[n:], true
+}
+
 // PutSession stores (or replaces) the opaque session record v under id.
+// A store with a journal key needs Options.JournalAuth
+// (ErrJournalKeyRequired).
 func (tx *Tx) PutSession(id string, v []byte) error {
-	if id == "" || id[0] == 0 { // the nested MAC and index buckets start with NUL
+	if id == "" || id[0] == 0 { // schema 1 and 2 nest buckets named with a NUL first
 		return fmt.Errorf("store: put session: %w: bad id", ErrInvalid)
 	}
 	b, err := tx.bucket(bucketSessions)
 	if err != nil {
 		return err
 	}
-	if auth := tx.db.opts.JournalAuth; auth != nil {
-		mac, err := auth.JournalMAC(sessionMACData(id, v))
-		if err != nil {
-			return fmt.Errorf("store: session %q: MAC: %w", id, err)
-		}
-		mb, err := b.CreateBucketIfNotExists(sessionMACs)
-		if err != nil {
-			return err
-		}
-		if err := mb.Put([]byte(id), mac); err != nil {
-			return err
-		}
+	if !tx.db.keyed {
+		return b.Put([]byte(id), v)
 	}
-	return b.Put([]byte(id), v)
-}
-
-// verifySession checks the MAC of session id's record v (when the store
-// has a journal key).
-func (tx *Tx) verifySession(b *bolt.Bucket, id string, v []byte) error {
 	auth := tx.db.opts.JournalAuth
 	if auth == nil {
-		return nil
+		return fmt.Errorf("store: put session %q: %w (open the store with Options.JournalAuth)", id, ErrJournalKeyRequired)
 	}
-	var stored []byte
-	if mb := b.Bucket(sessionMACs); mb != nil {
-		stored = mb.Get([]byte(id))
-	}
-	if stored == nil {
-		return fmt.Errorf("store: session %q: %w: no MAC (edited in the file, or written before session records were authenticated)", id, ErrSessionTampered)
-	}
+	// keyed with a key: Open made the file schema 3.
 	mac, err := auth.JournalMAC(sessionMACData(id, v))
 	if err != nil {
 		return fmt.Errorf("store: session %q: MAC: %w", id, err)
 	}
-	if !hmac.Equal(mac, stored) {
-		return fmt.Errorf("store: session %q: %w: the record was changed outside the ATM", id, ErrSessionTampered)
+	sealed, err := sealSession(mac, v)
+	if err != nil {
+		return fmt.Errorf("store: session %q: %w", id, err)
 	}
-	return nil
+	return b.Put([]byte(id), sealed)
+}
+
+// sessionRecord returns the record of session id stored as val (inside
+// val), its MAC checked when the store has a journal key. A keyed store
+// opened without the key (tools) reads its records unchecked, as its
+// journal.
+func (tx *Tx) sessionRecord(b *bolt.Bucket, id string, val []byte) ([]byte, error) {
+	var stored []byte
+	switch {
+	case tx.db.schema >= schemaSealed:
+		mac, v, ok := unsealSession(val)
+		if !ok {
+			return nil, fmt.Errorf("store: session %q: %w: no MAC (edited in the file, or written before session records were authenticated)", id, ErrSessionTampered)
+		}
+		stored, val = mac, v
+	case tx.db.keyed: // schema 2, opened without the key (with it, Open migrated it)
+		if mb := b.Bucket(sessionMACs); mb != nil {
+			stored = mb.Get([]byte(id))
+		}
+	}
+	auth := tx.db.opts.JournalAuth
+	if auth == nil {
+		return val, nil
+	}
+	if stored == nil {
+		return nil, fmt.Errorf("store: session %q: %w: no MAC (edited in the file, or written before session records were authenticated)", id, ErrSessionTampered)
+	}
+	mac, err := auth.JournalMAC(sessionMACData(id, val))
+	if err != nil {
+		return nil, fmt.Errorf("store: session %q: MAC: %w", id, err)
+	}
+	if !hmac.Equal(mac, stored) {
+		return nil, fmt.Errorf("store: session %q: %w: the record was changed outside the ATM", id, ErrSessionTampered)
+	}
+	return val, nil
 }
 
 // GetSession returns a copy of the session record, or ErrNotFound, or
@@ -114,7 +161,7 @@ func (tx *Tx) GetSession(id string) ([]byte, error) {
 	if v == nil || id == "" || id[0] == 0 {
 		return nil, fmt.Errorf("store: session %q: %w", id, ErrNotFound)
 	}
-	if err := tx.verifySession(b, id, v); err != nil {
+	if v, err = tx.sessionRecord(b, id, v); err != nil {
 		return nil, err
 	}
 	return clone(v), nil
@@ -129,10 +176,11 @@ func (tx *Tx) ForEachSession(fn func(id string, v []byte) error) error {
 		return err
 	}
 	return b.ForEach(func(k, v []byte) error {
-		if v == nil { // the nested MAC bucket
+		if v == nil { // a nested bucket: schema 1 and 2's MACs and index
 			return nil
 		}
-		if err := tx.verifySession(b, string(k), v); err != nil {
+		v, err := tx.sessionRecord(b, string(k), v)
+		if err != nil {
 			return err
 		}
 		return fn(string(k), clone(v))

@@ -35,8 +35,10 @@ var (
 	// someone who stripped the head MAC. The file is left untouched.
 	ErrJournalUnauthenticated = errors.New("store: journal predates journal authentication")
 	// ErrJournalKeyRequired: an append to an authenticated journal (schema
-	// 2) through a DB opened without Options.JournalAuth. Without the key
-	// the new head cannot be authenticated, so nothing is written.
+	// 2 or 3), or a session record or open-session index written to such a
+	// store, through a DB opened without Options.JournalAuth. Without the
+	// key the new head, record or index cannot be authenticated, so nothing
+	// is written.
 	ErrJournalKeyRequired = errors.New("store: journal is authenticated and no journal key was given")
 	// ErrFileUnchecked: the journal entries asked for lie in the part of
 	// the file that Open left to the background check
@@ -106,9 +108,13 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	opts Options
-	// keyed: the file keeps a journal head MAC (schema 2). Appends then
-	// need Options.JournalAuth.
+	// schema: the file's layout version (after Open's upgrade, if any).
+	schema uint64
+	// keyed: the file keeps a journal head MAC (schema 2 or 3). Appends
+	// and session writes then need Options.JournalAuth.
 	keyed bool
+	// migratedFrom: the schema Open upgraded the file from (0: none).
+	migratedFrom uint64
 	// journalFrom: Open read the journal's pages from this entry on (0:
 	// it read the whole file). Older entries are read only once CheckFile
 	// has passed (journalReadable).

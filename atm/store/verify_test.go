@@ -53,13 +53,15 @@ func withFreePages(t *testing.T) string {
 	return path
 }
 
-// keyedWithFreePages is withFreePages with a journal key: the session
-// records' MACs make a bucket nested in the sessions bucket.
+// keyedWithFreePages is withFreePages with a journal key (schema 3):
+// sealed session records and an open-session index of more than a page
+// (a top-level bucket with a tree of its own, not inline).
 func keyedWithFreePages(t *testing.T) string {
 	t.Helper()
 	path := tempPath(t)
 	db := openAt(t, path, Options{JournalAuth: testAuth(3)})
 	mustUpdate(t, db, func(tx *Tx) error {
+		var open []string
 		for i := range 300 {
 			id := fmt.Sprintf("%032X", i)
 			if err := tx.PutSession(id, []byte(`{"state":"Completed","amount":35000}`)); err != nil {
@@ -68,8 +70,11 @@ func keyedWithFreePages(t *testing.T) string {
 			if _, err := tx.AppendJournal(Entry{Kind: "NOTE", SessionID: id}); err != nil {
 				return err
 			}
+			if i%3 == 0 {
+				open = append(open, id)
+			}
 		}
-		return nil
+		return tx.IndexSessions(open)
 	})
 	for i := range 5 {
 		mustUpdate(t, db, func(tx *Tx) error {
@@ -220,6 +225,13 @@ func TestWalkChecksKeysAcrossPages(t *testing.T) {
 func TestWalkFindsWhatBboltCheckFinds(t *testing.T) {
 	t.Run("unkeyed", func(t *testing.T) { walkAgainstBbolt(t, withFreePages(t)) })
 	t.Run("keyed", func(t *testing.T) { walkAgainstBbolt(t, keyedWithFreePages(t)) })
+	// Schema 2, as the walk meets it before Open migrates it: the MACs
+	// and the index in buckets nested in the sessions bucket.
+	t.Run("schema 2", func(t *testing.T) {
+		path := keyedWithFreePages(t)
+		downgradeToSchema2(t, path)
+		walkAgainstBbolt(t, path)
+	})
 }
 
 func walkAgainstBbolt(t *testing.T, path string) {

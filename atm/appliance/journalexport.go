@@ -213,15 +213,21 @@ func (x *journalExporter) pruneExported() (store.Checkpoint, error) {
 	if base, err = x.db.PruneJournal(through, 10000); err != nil {
 		return store.Checkpoint{}, err
 	}
+	// The records of the sessions whose entries all left go with them
+	// (those open or with a pending advice or reversal stay).
+	sessions, err := x.db.PruneSessions(0)
+	if err != nil {
+		return store.Checkpoint{}, fmt.Errorf("session records: %w", err)
+	}
 	err = x.db.UpdateLabeled("journal-retention", func(tx *store.Tx) error {
 		_, err := tx.AppendJournal(store.Entry{Kind: "JOURNAL ARCHIVED",
-			Text: fmt.Sprintf("entries %d-%d (exported, older than %d days) moved out of the live store", from, through, int(x.retention.Hours()/24)),
-			Data: map[string]string{"first": fmt.Sprint(from), "last": fmt.Sprint(through), "base_hash": base.Hash}})
+			Text: fmt.Sprintf("entries %d-%d (exported, older than %d days) moved out of the live store; finished session records removed: %d", from, through, int(x.retention.Hours()/24), sessions),
+			Data: map[string]string{"first": fmt.Sprint(from), "last": fmt.Sprint(through), "base_hash": base.Hash, "sessions": fmt.Sprint(sessions)}})
 		return err
 	})
 	if err != nil {
 		return store.Checkpoint{}, err
 	}
-	x.log.Info("journal archived", "first", from, "last", through)
+	x.log.Info("journal archived", "first", from, "last", through, "session_records", sessions)
 	return base, nil
 }

@@ -85,7 +85,7 @@ func TestJournalExportClosedDays(t *testing.T) {
 func TestJournalRetention(t *testing.T) {
 	zone := time.UTC
 	clk := clock.NewFake(time.Date(2030, 3, 1, 9, 0, 0, 0, zone))
-	db, auth, note := keyedJournalStore(t, clk)
+	db, auth, _ := keyedJournalStore(t, clk)
 	checkpoint := func() {
 		head, err := db.VerifyJournalSince()
 		if err == nil {
@@ -97,13 +97,32 @@ func TestJournalRetention(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "export")
 	x := &journalExporter{db: db, dir: dir, terminal: "ATM00001", zone: zone, clk: clk, log: slog.New(slog.DiscardHandler), retention: 2 * 24 * time.Hour}
-	note("day 1 a")
-	note("day 1 b")
+	// The notes belong to sessions S1 (day 1) and S2 (day 2), finished.
+	sessionNote := func(id, text string) {
+		t.Helper()
+		if err := db.Update(func(tx *store.Tx) error {
+			if err := tx.PutSession(id, []byte(`{"id":"`+id+`"}`)); err != nil {
+				return err
+			}
+			if err := tx.MarkSession(id, false); err != nil {
+				return err
+			}
+			_, err := tx.AppendJournal(store.Entry{Kind: "NOTE", SessionID: id, Text: text})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Update(func(tx *store.Tx) error { return tx.IndexSessions(nil) }); err != nil {
+		t.Fatal(err)
+	}
+	sessionNote("S1", "day 1 a")
+	sessionNote("S1", "day 1 b")
 	clk.Set(time.Date(2030, 3, 2, 9, 0, 0, 0, zone))
 	if _, err := x.exportClosedDays(); err != nil { // 1-2 exported, entry 3 JOURNAL EXPORTED
 		t.Fatal(err)
 	}
-	note("day 2 a") // 4
+	sessionNote("S2", "day 2 a") // 4
 	checkpoint()
 	if b, err := x.pruneExported(); err != nil || b.Seq != 0 {
 		t.Fatalf("pruned %+v within the retention: %v", b, err)
@@ -121,9 +140,16 @@ func TestJournalRetention(t *testing.T) {
 		return tx.JournalRange(0, func(e store.Entry) error { live = append(live, e.Kind+" "+e.Text); return nil })
 	})
 	want := []string{"JOURNAL EXPORTED entries 1-2 exported to ATM00001-journal-2030-03-01-00000001-00000002.jsonl", "NOTE day 2 a",
-		"JOURNAL ARCHIVED entries 1-2 (exported, older than 2 days) moved out of the live store"}
+		"JOURNAL ARCHIVED entries 1-2 (exported, older than 2 days) moved out of the live store; finished session records removed: 1"}
 	if !slices.Equal(live, want) {
 		t.Fatalf("live journal\n%q\nwant\n%q", live, want)
+	}
+	// S1's entries all left, and its record with them; S2's stays.
+	var sessions []string
+	if err := db.View(func(tx *store.Tx) error {
+		return tx.ForEachSession(func(id string, _ []byte) error { sessions = append(sessions, id); return nil })
+	}); err != nil || !slices.Equal(sessions, []string{"S2"}) {
+		t.Fatalf("session records %q (%v), want S2 only", sessions, err)
 	}
 	// What was exported and what is live still make one chain.
 	if _, err := x.exportClosedDays(); err != nil {

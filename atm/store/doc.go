@@ -89,7 +89,11 @@
 // customer). DB.PruneJournal moves exported entries before the verified
 // checkpoint out of the live journal and records the last of them as the
 // journal's base (authenticated like the checkpoint); verification starts
-// from the base. CompactFile gives the freed pages back to the disk with a
+// from the base. DB.PruneSessions then removes the records of the sessions
+// none of whose entries is left (not open, no pending queue item; each
+// verified before it goes), so the sessions tree, which every start walks,
+// stays as small as the live journal. CompactFile gives the freed pages
+// back to the disk with a
 // copy and one rename, crash-safe at every step (TestCompactCrash).
 //
 // # Queue

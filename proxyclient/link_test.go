@@ -103,13 +103,16 @@ func TestReconnectAfterProxyRestart(t *testing.T) {
 	var mu sync.Mutex
 	var changes []bool // SignedOn as OnChange sees it
 	var a *atm
+	ready := make(chan struct{}) // a is set
 	a = startATM(t, e.proxy.ATMAddr(), "ATM1", e.tmk, func(c *proxyclient.Config) {
 		c.OnChange = func() {
+			<-ready
 			mu.Lock()
 			defer mu.Unlock()
 			changes = append(changes, a.c.Status().SignedOn)
 		}
 	})
+	close(ready)
 	waitFor(t, "sign-on", signedOn(a))
 	addr := e.proxy.ATMAddr()
 	e.proxy.Close()
@@ -123,6 +126,8 @@ func TestReconnectAfterProxyRestart(t *testing.T) {
 	t.Cleanup(p2.Close)
 	waitFor(t, "second sign-on", func() bool { st := a.c.Status(); return st.SignOns >= 2 && st.SignedOn })
 	waitFor(t, "new proxy sees the terminal", func() bool { return p2.Connected("ATM1") })
+	// OnChange runs just after the sign-on is visible: wait for it.
+	waitFor(t, "three link changes", func() bool { mu.Lock(); defer mu.Unlock(); return len(changes) >= 3 })
 	mu.Lock()
 	got := slices.Clone(changes)
 	mu.Unlock()

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +41,9 @@ type journalExporter struct {
 	// ready, if set, is closed once the store file has passed its check:
 	// the exporter reads older journal entries, so it starts only then.
 	ready <-chan struct{}
+	// sessionsDue: entries were archived and the records of their sessions
+	// have not been pruned since (owned by run's goroutine).
+	sessionsDue bool
 }
 
 // run exports once the store file has passed its check (ready; at once
@@ -170,10 +174,32 @@ func syncDir(dir string) error {
 // pruneExported moves out of the live store the entries that were
 // exported and are older than the retention, up to the entry before the
 // verified checkpoint; it returns the new base (Seq 0: nothing moved).
+//
+// The records of the sessions whose entries all left then go too
+// (pruneSessions), as a step of their own: the cut is journaled whatever
+// happens to them, and they are tried again at the next round until they
+// have gone.
 func (x *journalExporter) pruneExported() (store.Checkpoint, error) {
 	if x.retention <= 0 {
 		return store.Checkpoint{}, nil
 	}
+	base, err := x.pruneJournal()
+	if err != nil {
+		return store.Checkpoint{}, err
+	}
+	if base.Seq != 0 {
+		x.sessionsDue = true
+	}
+	if x.sessionsDue {
+		if err := x.pruneSessions(); err != nil {
+			return base, err
+		}
+	}
+	return base, nil
+}
+
+// pruneJournal moves the old exported entries out and journals the cut.
+func (x *journalExporter) pruneJournal() (store.Checkpoint, error) {
 	cutoff := x.clk.Now().Add(-x.retention)
 	var exported, old uint64
 	err := x.db.View(func(tx *store.Tx) error {
@@ -213,21 +239,46 @@ func (x *journalExporter) pruneExported() (store.Checkpoint, error) {
 	if base, err = x.db.PruneJournal(through, 10000); err != nil {
 		return store.Checkpoint{}, err
 	}
-	// The records of the sessions whose entries all left go with them
-	// (those open or with a pending advice or reversal stay).
-	sessions, err := x.db.PruneSessions(0)
-	if err != nil {
-		return store.Checkpoint{}, fmt.Errorf("session records: %w", err)
-	}
 	err = x.db.UpdateLabeled("journal-retention", func(tx *store.Tx) error {
 		_, err := tx.AppendJournal(store.Entry{Kind: "JOURNAL ARCHIVED",
-			Text: fmt.Sprintf("entries %d-%d (exported, older than %d days) moved out of the live store; finished session records removed: %d", from, through, int(x.retention.Hours()/24), sessions),
-			Data: map[string]string{"first": fmt.Sprint(from), "last": fmt.Sprint(through), "base_hash": base.Hash, "sessions": fmt.Sprint(sessions)}})
+			Text: fmt.Sprintf("entries %d-%d (exported, older than %d days) moved out of the live store", from, through, int(x.retention.Hours()/24)),
+			Data: map[string]string{"first": fmt.Sprint(from), "last": fmt.Sprint(through), "base_hash": base.Hash}})
 		return err
 	})
 	if err != nil {
 		return store.Checkpoint{}, err
 	}
-	x.log.Info("journal archived", "first", from, "last", through, "session_records", sessions)
+	x.log.Info("journal archived", "first", from, "last", through)
 	return base, nil
+}
+
+// pruneSessions removes the records of the sessions none of whose entries
+// is left in the live store (never an open one, nor one with a pending
+// advice or reversal; store.DB.PruneSessions) and journals how many. Until
+// the core has built its open-session index (the first start after an
+// upgrade) it waits for the next round.
+func (x *journalExporter) pruneSessions() error {
+	n, err := x.db.PruneSessions(0)
+	if errors.Is(err, store.ErrNoSessionIndex) {
+		x.log.Info("session records not pruned yet: the open-session index is not built")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("session records: %w", err)
+	}
+	x.sessionsDue = false
+	if n == 0 {
+		return nil
+	}
+	err = x.db.UpdateLabeled("journal-retention", func(tx *store.Tx) error {
+		_, err := tx.AppendJournal(store.Entry{Kind: "SESSIONS ARCHIVED",
+			Text: fmt.Sprintf("records of finished sessions whose entries were archived, moved out of the live store: %d", n),
+			Data: map[string]string{"sessions": fmt.Sprint(n)}})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	x.log.Info("session records archived", "sessions", n)
+	return nil
 }

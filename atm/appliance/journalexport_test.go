@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/cardless-atm/cardless/atm/clock"
 	"github.com/cardless-atm/cardless/atm/store"
 	"github.com/cardless-atm/cardless/hsm"
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestJournalExportClosedDays: each closed day goes out once, in order,
@@ -113,9 +115,6 @@ func TestJournalRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Update(func(tx *store.Tx) error { return tx.IndexSessions(nil) }); err != nil {
-		t.Fatal(err)
-	}
 	sessionNote("S1", "day 1 a")
 	sessionNote("S1", "day 1 b")
 	clk.Set(time.Date(2030, 3, 2, 9, 0, 0, 0, zone))
@@ -128,9 +127,21 @@ func TestJournalRetention(t *testing.T) {
 		t.Fatalf("pruned %+v within the retention: %v", b, err)
 	}
 	clk.Set(time.Date(2030, 3, 5, 9, 0, 0, 0, zone)) // day 1 is 3 days old; days 2 on not exported yet
+	// The core has not built its open-session index yet (the first start
+	// after an upgrade): the entries go, the session records wait.
 	b, err := x.pruneExported()
 	if err != nil || b.Seq != 2 {
 		t.Fatalf("pruned through %d, want 2 (exported and old): %v", b.Seq, err)
+	}
+	if !x.sessionsDue {
+		t.Fatal("session records not due after the cut")
+	}
+	if err := db.Update(func(tx *store.Tx) error { return tx.IndexSessions(nil) }); err != nil {
+		t.Fatal(err)
+	}
+	// The next round: no entry to move, the records that waited go.
+	if b, err := x.pruneExported(); err != nil || b.Seq != 0 || x.sessionsDue {
+		t.Fatalf("second round: base %+v, %v, sessions still due %v", b, err, x.sessionsDue)
 	}
 	if err := db.VerifyJournal(); err != nil {
 		t.Fatalf("live journal after the cut: %v", err)
@@ -140,7 +151,8 @@ func TestJournalRetention(t *testing.T) {
 		return tx.JournalRange(0, func(e store.Entry) error { live = append(live, e.Kind+" "+e.Text); return nil })
 	})
 	want := []string{"JOURNAL EXPORTED entries 1-2 exported to ATM00001-journal-2030-03-01-00000001-00000002.jsonl", "NOTE day 2 a",
-		"JOURNAL ARCHIVED entries 1-2 (exported, older than 2 days) moved out of the live store; finished session records removed: 1"}
+		"JOURNAL ARCHIVED entries 1-2 (exported, older than 2 days) moved out of the live store",
+		"SESSIONS ARCHIVED records of finished sessions whose entries were archived, moved out of the live store: 1"}
 	if !slices.Equal(live, want) {
 		t.Fatalf("live journal\n%q\nwant\n%q", live, want)
 	}
@@ -195,4 +207,80 @@ func keyedJournalStore(t *testing.T, clk *clock.Fake) (*store.DB, store.JournalA
 		}
 	}
 	return db, auth, note
+}
+
+// TestJournalRetentionTamperedSession: a session record edited in the
+// file stops the pruning of the session records (the ALARM) but not the
+// journal's: the cut is archived and journaled, and the records stay due.
+func TestJournalRetentionTamperedSession(t *testing.T) {
+	zone := time.UTC
+	clk := clock.NewFake(time.Date(2030, 3, 1, 9, 0, 0, 0, zone))
+	db, auth, _ := keyedJournalStore(t, clk)
+	if err := db.Update(func(tx *store.Tx) error {
+		if err := tx.IndexSessions(nil); err != nil {
+			return err
+		}
+		for _, id := range []string{"S1", "S2"} {
+			if err := tx.PutSession(id, []byte(`{"id":"`+id+`"}`)); err != nil {
+				return err
+			}
+			if _, err := tx.AppendJournal(store.Entry{Kind: "NOTE", SessionID: id, Text: "day 1"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	path := db.Path()
+	db.Close()
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("sessions"))
+		v := slices.Clone(b.Get([]byte("S2")))
+		v[len(v)-2] ^= 1
+		return b.Put([]byte("S2"), v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bdb.Close()
+	if db, err = store.Open(path, store.Options{Now: clk.Now, JournalAuth: auth}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	x := &journalExporter{db: db, dir: filepath.Join(t.TempDir(), "export"), terminal: "ATM00001", zone: zone, clk: clk,
+		log: slog.New(slog.DiscardHandler), retention: 2 * 24 * time.Hour}
+	clk.Set(time.Date(2030, 3, 2, 9, 0, 0, 0, zone))
+	if _, err := x.exportClosedDays(); err != nil { // 1-2 exported, 3 JOURNAL EXPORTED
+		t.Fatal(err)
+	}
+	head, err := db.VerifyJournalSince()
+	if err == nil {
+		err = db.SetCheckpoint(head)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(time.Date(2030, 3, 5, 9, 0, 0, 0, zone))
+	b, err := x.pruneExported()
+	if !errors.Is(err, store.ErrSessionTampered) || b.Seq != 2 || !x.sessionsDue {
+		t.Fatalf("pruneExported: base %d, %v, due %v; want base 2, ErrSessionTampered, due", b.Seq, err, x.sessionsDue)
+	}
+	var kinds []string
+	db.View(func(tx *store.Tx) error {
+		return tx.JournalRange(0, func(e store.Entry) error { kinds = append(kinds, e.Kind); return nil })
+	})
+	if want := []string{"JOURNAL EXPORTED", "JOURNAL ARCHIVED"}; !slices.Equal(kinds, want) {
+		t.Fatalf("live journal %q, want %q", kinds, want)
+	}
+	// Nothing removed: S1 went in the same transaction as S2 would have.
+	if err := db.View(func(tx *store.Tx) error { _, err := tx.GetSession("S1"); return err }); err != nil {
+		t.Fatalf("S1: %v", err)
+	}
+	if _, err := x.pruneExported(); !errors.Is(err, store.ErrSessionTampered) {
+		t.Fatalf("the next round: %v, want the alarm again", err)
+	}
 }

@@ -113,9 +113,10 @@ func (p *PCSC) WaitCard(ctx context.Context) (Card, error) {
 	}
 }
 
-// drop releases the context when err says its service went away.
+// drop releases the context when err says its service went away (pcscd
+// stopped; a call that was waiting when it died gets a communication error).
 func (p *PCSC) drop(err error) {
-	if errors.Is(err, scard.ErrNoService) || errors.Is(err, scard.ErrServiceStopped) || errors.Is(err, scard.ErrInvalidHandle) {
+	if errors.Is(err, scard.ErrNoService) || errors.Is(err, scard.ErrServiceStopped) || errors.Is(err, scard.ErrInvalidHandle) || errors.Is(err, scard.ErrCommError) {
 		p.ctx.Release()
 		p.ctx, p.reader = nil, ""
 	}

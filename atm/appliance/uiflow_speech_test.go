@@ -11,7 +11,6 @@ import (
 	"gioui.org/io/key"
 
 	"github.com/cardless-atm/cardless/atm/appliance"
-	"github.com/cardless-atm/cardless/proxyclient/phonesim"
 	"github.com/cardless-atm/cardless/ui"
 	"github.com/cardless-atm/cardless/ui/i18n"
 	"github.com/cardless-atm/cardless/ui/uitest"
@@ -120,17 +119,7 @@ func TestUIFlowSpeech(t *testing.T) {
 		t.Fatalf("screen QR %q amount %d; session QR %q", qr, snap.Amount, snap.QRPayload)
 	}
 
-	type result struct {
-		out phonesim.Outcome
-		err error
-	}
-	phone := make(chan result, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), uiWait)
-		defer cancel()
-		out, err := phonesim.Withdraw(ctx, s.phone, qr, zhang, "123456")
-		phone <- result{out, err}
-	}()
+	phone := s.withdrawInBackground(qr)
 	// Every screen the kiosk shows on the way is said as it appears: what
 	// the speaker gets is each seen screen's text, in order.
 	var seen []ui.Screen

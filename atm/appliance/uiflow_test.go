@@ -111,6 +111,25 @@ func screenQR(t *testing.T, d *uitest.Driver) string {
 	return ""
 }
 
+// phoneResult is what a phone sent in the background got.
+type phoneResult struct {
+	out phonesim.Outcome
+	err error
+}
+
+// withdrawInBackground sends the withdrawal of qr from Zhang's phone while
+// the test keeps framing the kiosk; the result arrives on the channel.
+func (s *system) withdrawInBackground(qr string) <-chan phoneResult {
+	phone := make(chan phoneResult, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), uiWait)
+		defer cancel()
+		out, err := phonesim.Withdraw(ctx, s.phone, qr, zhang, "123456")
+		phone <- phoneResult{out, err}
+	}()
+	return phone
+}
+
 // TestUIFlowWithdrawal drives whole withdrawals through the kiosk UI with
 // key presses and touches, against the real appliance and the host, proxy
 // and phone simulators: Welcome -> language -> amount -> QR (read from the
@@ -177,17 +196,7 @@ func TestUIFlowWithdrawal(t *testing.T) {
 			}
 
 			// The phone sends the QR it read while the kiosk keeps drawing.
-			type result struct {
-				out phonesim.Outcome
-				err error
-			}
-			phone := make(chan result, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), uiWait)
-				defer cancel()
-				out, err := phonesim.Withdraw(ctx, s.phone, qr, zhang, "123456")
-				phone <- result{out, err}
-			}()
+			phone := s.withdrawInBackground(qr)
 			// Frame until the notes are presented or, if the customer was
 			// quicker than the frames, the transaction is complete.
 			var seen []ui.Screen
